@@ -1,0 +1,7 @@
+"""`python -m gossip` runs the command line."""
+
+import sys
+
+from gossip.cli import main
+
+sys.exit(main())

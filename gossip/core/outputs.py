@@ -1,0 +1,167 @@
+"""What the core asks of its shell, and what it tells the world.
+
+Rules: the core never performs I/O; it appends these values to an outbox that
+the shell drains with `take_outputs()` after every input. Commands (Send,
+OpenStream) must be carried out; notifications (everything else) are for logs,
+metrics and user callbacks and may be ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gossip.core.types import Address, MemberInfo
+
+# ---- commands -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one UDP datagram. A failed send is simply a lost packet."""
+
+    to: Address
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OpenStream:
+    """Open a TCP stream to `to`, write `payload` as one request frame, read one
+    response frame, then report back with `Node.receive_stream_response(now,
+    stream_id, payload)` or, on any failure or timeout, `Node.stream_failed(now,
+    stream_id, reason)`. Used for push-pull state sync and the TCP fallback ping.
+    """
+
+    to: Address
+    stream_id: int
+    payload: bytes
+    timeout: float
+
+
+# ---- notifications: membership ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    member: MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    """Tags or address of an alive member changed."""
+
+    member: MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspected:
+    member: MemberInfo
+    accuser: str
+    """Who raised the suspicion (this node's name when it was our own probe)."""
+    confirmations: int
+    timeout: float
+    """The suspicion timeout as computed now (Lifeguard)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFailed:
+    member: MemberInfo
+    accuser: str
+    confirmations: int
+    health: int
+    """This node's local health score when the verdict was taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecovered:
+    """A suspect member was heard alive at a higher incarnation (refuted)."""
+
+    member: MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    member: MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReaped:
+    """A dead or left member was forgotten after the reap interval."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelfRefuted:
+    """This node heard itself suspected or declared dead and refuted it."""
+
+    accused_state: str
+    accuser: str
+    incarnation: int
+    """The new incarnation this node now advertises."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncarnationChanged:
+    """This node's incarnation changed; the shell persists it under --data-dir."""
+
+    incarnation: int
+
+
+# ---- notifications: probing and diagnostics ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTimedOut:
+    target: str
+    indirect_helpers: int
+    health: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    health: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramRejected:
+    source: Address
+    reason: str
+    """A short stable token: truncated, oversized, bad_cbor, bad_version,
+    wrong_cluster, bad_kind, bad_field, too_deep, decrypt_failed, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullCompleted:
+    peer: Address
+    members: int
+    bytes_sent: int
+    bytes_received: int
+    join: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """The first push-pull with a seed succeeded: this node is part of a cluster."""
+
+    via: Address
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveCompleted:
+    """The `left` update was disseminated (or the leave timeout passed); the
+    shell may now stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A counter increment, for the shell's metrics registry."""
+
+    name: str
+    value: float = 1.0
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+Output = Any
+"""Any of the dataclasses above. (A union would be exhaustive but noisy.)"""

@@ -1,0 +1,216 @@
+"""A small HTTP/1.1 server on h11 for the control API.
+
+Rules: one request per connection (the response says `Connection: close`);
+the request head is bounded (MAX_HEAD_BYTES), the body too (MAX_BODY_BYTES),
+and the whole request must arrive within REQUEST_TIMEOUT seconds, so slow or
+endless clients are cut (slowloris-safe). At most MAX_CONNECTIONS are served at
+once; more are closed at once. When a token is set, every route except
+/v1/health needs `Authorization: Bearer <token>`. Handlers raise ApiError for
+clean 4xx answers; any other exception becomes a logged 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import h11
+import structlog
+import trio
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_BODY_BYTES = 1024 * 1024
+REQUEST_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64
+OPEN_ROUTES = frozenset({"/v1/health"})
+
+log = structlog.get_logger("gossip.http")
+
+
+class ApiError(Exception):
+    """A clean client error: becomes `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    peer: str = ""
+
+    def json(self) -> Any:
+        """The body parsed as JSON (an empty body is `{}`); ApiError 400 if malformed."""
+        if not self.body:
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    stream: AsyncIterator[bytes] | None = field(default=None, compare=False)
+    """When set, sent as a chunked body after `body` until it ends or the client goes."""
+
+    @classmethod
+    def json(cls, obj: Any, status: int = 200) -> ApiResponse:
+        return cls(status, json.dumps(obj, sort_keys=True).encode() + b"\n")
+
+    @classmethod
+    def text(cls, text: str, content_type: str = "text/plain; charset=utf-8") -> ApiResponse:
+        return cls(200, text.encode(), content_type)
+
+
+Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
+RouteKey = tuple[str, str]
+"""(METHOD, /path)"""
+
+
+class HttpServer:
+    def __init__(self, routes: Mapping[RouteKey, Handler], token: str | None = None) -> None:
+        self.routes = routes
+        self.token = token
+        self._active = 0
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        task_status.started(listeners)
+        await trio.serve_listeners(self.handle, listeners)
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        if self._active >= MAX_CONNECTIONS:
+            await stream.aclose()
+            return
+        self._active += 1
+        try:
+            peer = _peer_of(stream)
+            await self._serve_one(stream, peer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._active -= 1
+            with trio.move_on_after(1):
+                await stream.aclose()
+
+    async def _serve_one(self, stream: trio.abc.Stream, peer: str) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        request: ApiRequest | None = None
+        with trio.move_on_after(REQUEST_TIMEOUT):
+            try:
+                request = await _read_request(conn, stream, peer)
+            except ApiError as exc:
+                await _send_simple(conn, stream, exc.status, exc.message)
+                return
+            except h11.RemoteProtocolError as exc:
+                await _send_simple(conn, stream, exc.error_status_hint, "bad request")
+                return
+        if request is None:
+            return  # too slow: cut without an answer
+        response = await self._dispatch(request)
+        await _send_response(conn, stream, response)
+
+    async def _dispatch(self, request: ApiRequest) -> ApiResponse:
+        if self.token is not None and request.path not in OPEN_ROUTES:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return ApiResponse.json({"error": "missing or wrong API token"}, 401)
+        handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            if any(path == request.path for _, path in self.routes):
+                return ApiResponse.json({"error": "method not allowed"}, 405)
+            return ApiResponse.json({"error": f"no such route: {request.path}"}, 404)
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return ApiResponse.json({"error": exc.message}, exc.status)
+        except Exception:
+            log.exception("api_handler_failed", path=request.path)
+            return ApiResponse.json({"error": "internal error"}, 500)
+
+
+def _peer_of(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except (OSError, AttributeError, ValueError):
+        return ""
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        data = await stream.receive_some(16384)
+        conn.receive_data(bytes(data))  # b"" marks end of input
+
+
+async def _read_request(conn: h11.Connection, stream: trio.abc.Stream, peer: str) -> ApiRequest:
+    event = await _next_event(conn, stream)
+    if not isinstance(event, h11.Request):
+        raise ApiError(400, "expected a request")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "body too large")
+    body = bytearray()
+    while True:
+        part = await _next_event(conn, stream)
+        if isinstance(part, h11.Data):
+            body += part.data
+            if len(body) > MAX_BODY_BYTES:
+                raise ApiError(413, "body too large")
+        elif isinstance(part, h11.EndOfMessage):
+            break
+        else:
+            raise ApiError(400, "incomplete request")
+    target = urlsplit(event.target.decode("latin-1"))
+    query = dict(parse_qsl(target.query, keep_blank_values=True, max_num_fields=64))
+    return ApiRequest(event.method.decode("ascii"), target.path, query, headers, bytes(body), peer)
+
+
+def _head(status: int, content_type: str, length: int | None) -> h11.Response:
+    headers = [("content-type", content_type), ("connection", "close")]
+    if length is not None:
+        headers.append(("content-length", str(length)))
+    return h11.Response(status_code=status, headers=headers)
+
+
+async def _send_simple(
+    conn: h11.Connection, stream: trio.abc.Stream, status: int, msg: str
+) -> None:
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    await _send_response(conn, stream, ApiResponse.json({"error": msg}, status))
+
+
+async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, resp: ApiResponse) -> None:
+    length = None if resp.stream is not None else len(resp.body)
+    await stream.send_all(conn.send(_head(resp.status, resp.content_type, length)))
+    if resp.body:
+        await stream.send_all(conn.send(h11.Data(data=resp.body)))
+    if resp.stream is not None:
+        async for chunk in resp.stream:
+            await stream.send_all(conn.send(h11.Data(data=chunk)))
+    await stream.send_all(conn.send(h11.EndOfMessage()))

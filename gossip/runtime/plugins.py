@@ -1,0 +1,50 @@
+"""Optional modules that add services, flags and a sealer to every `gossip agent`.
+
+Rules: each module named in PLUGIN_MODULES may define
+    add_arguments(parser: argparse.ArgumentParser) -> None
+    setup(agent: gossip.runtime.agent.Agent, args: argparse.Namespace | None) -> None
+`setup` runs before the agent starts: it calls agent.add_service(...) and may call
+agent.set_sealer(...). A module that is not present is skipped, so a build without
+a part still runs. To add one, append its name here in a one-line commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gossip.runtime.agent import Agent
+
+PLUGIN_MODULES = (
+    "gossip.runtime.keys_service",
+    "gossip.runtime.ownership_service",
+    "gossip.runtime.store_service",
+)
+
+
+def load_plugins() -> list[ModuleType]:
+    found: list[ModuleType] = []
+    for name in PLUGIN_MODULES:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return found
+
+
+def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
+    for module in load_plugins():
+        hook = getattr(module, "add_arguments", None)
+        if hook is not None:
+            hook(parser)
+
+
+def setup_plugins(agent: Agent, args: argparse.Namespace | None) -> None:
+    for module in load_plugins():
+        hook = getattr(module, "setup", None)
+        if hook is not None:
+            hook(agent, args)

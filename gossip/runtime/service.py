@@ -1,0 +1,136 @@
+"""The service interface: how ownership, the store and key management plug into an Agent.
+
+Rules: a Service is registered with `Agent.add_service(svc)` before the agent
+starts. The agent then calls, in this order:
+  1. `attach(host)` once, synchronously: keep the host, declare metrics.
+  2. collects `routes()`, `stream_channels()`, `datagram_channels()` once;
+     names must be unique across services ("member" is reserved).
+  3. `run(task_status=...)` in the agent's nursery once transports are up;
+     call `task_status.started()` when ready; the task is cancelled at stop.
+  4. `member_event(event)` synchronously from the agent's core task for every
+     membership change; it must not block or raise (exceptions are logged and
+     swallowed). Read `host.members()` there for the current view.
+  5. `before_leave()` awaited (bounded by LEAVE_HOOK_TIMEOUT) when the agent
+     is asked to leave gracefully, before the `left` broadcast.
+Handlers: HTTP handlers take an ApiRequest and return an ApiResponse;
+stream-channel handlers get (source, request body) and return the response
+body or None, bounded by cfg.stream_timeout and cfg.max_stream_bytes;
+datagram handlers are synchronous and cheap (queue work, don't do it inline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from gossip.core.types import Address, MemberInfo
+from gossip.runtime.http import Handler, RouteKey
+from gossip.runtime.metrics import Registry
+
+LEAVE_HOOK_TIMEOUT = 5.0
+
+StreamHandler = Callable[[Address, bytes], Awaitable[bytes | None]]
+DatagramHandler = Callable[[Address, bytes], None]
+
+EVENT_KINDS = ("joined", "updated", "suspected", "failed", "recovered", "left", "reaped")
+
+
+@dataclass(frozen=True)
+class MemberEvent:
+    """One membership change as seen by this agent (also what `subscribe()` yields)."""
+
+    kind: str
+    """One of EVENT_KINDS."""
+    name: str
+    member: MemberInfo | None
+    """The member's state after the change; None for `reaped`."""
+    time: float
+    """trio.current_time() when the agent saw it."""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    """accuser/confirmations/timeout_s for suspected, accuser/confirmations/health for failed."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": f"member_{self.kind}", "member": self.name}
+        if self.member is not None:
+            out.update(
+                address=f"{self.member.address[0]}:{self.member.address[1]}",
+                state=self.member.state.label,
+                incarnation=self.member.incarnation,
+                tags=dict(self.member.tags),
+            )
+        out.update(self.detail)
+        return out
+
+
+class StreamError(Exception):
+    """A request over a stream channel failed: connect, timeout, size, seal or remote error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ServiceHost(Protocol):
+    """What the Agent offers to its services."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> Address: ...
+    @property
+    def config(self) -> Any:
+        """The agent's gossip.core.config.Config."""
+        ...
+
+    @property
+    def data_dir(self) -> Path | None: ...
+    @property
+    def metrics(self) -> Registry: ...
+    @property
+    def settings_section(self) -> Callable[[str], Mapping[str, Any]]:
+        """`settings_section("store")` -> that table of the TOML config file ({} if absent)."""
+        ...
+
+    def members(self) -> list[MemberInfo]: ...
+    def member(self, name: str) -> MemberInfo | None: ...
+
+    async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
+        """Open a TCP stream to `to`, send one request on `channel`, return the
+        reply body (None when the handler returned None). Raises StreamError.
+        Bounded by cfg.stream_timeout; wrap in trio.move_on_after for less."""
+        ...
+
+    async def send_datagram(self, to: Address, channel: str, body: bytes) -> None:
+        """Best effort UDP to a datagram channel; a failed send is a lost packet."""
+        ...
+
+
+class Service:
+    """Base class with no-op defaults; override what you need."""
+
+    name = "service"
+
+    def attach(self, host: ServiceHost) -> None:
+        self.host = host
+
+    def routes(self) -> Mapping[RouteKey, Handler]:
+        return {}
+
+    def stream_channels(self) -> Mapping[str, StreamHandler]:
+        return {}
+
+    def datagram_channels(self) -> Mapping[str, DatagramHandler]:
+        return {}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+    def member_event(self, event: MemberEvent) -> None:
+        return None
+
+    async def before_leave(self) -> None:
+        return None

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gossip.runtime.sealing import SealRejected
 from gossip.security.keyring import KEY_ID_SIZE, Keyring, key_id
 from gossip.security.replay import DEFAULT_WINDOW, ReplayWindow
 
@@ -52,12 +53,8 @@ _HKDF_INFO = b"gossip aes-gcm subkey v1"
 _NONCE_PREFIX = b"\x00\x00\x00\x00"
 
 
-class SealError(Exception):
+class SealError(SealRejected):
     """Input refused by the sealer; `reason` is a short stable token."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,8 +185,11 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream, peer: str
             break
         else:
             raise ApiError(400, "incomplete request")
-    target = urlsplit(event.target.decode("latin-1"))
-    query = dict(parse_qsl(target.query, keep_blank_values=True, max_num_fields=64))
+    try:
+        target = urlsplit(event.target.decode("latin-1"))
+        query = dict(parse_qsl(target.query, keep_blank_values=True, max_num_fields=64))
+    except ValueError:  # e.g. "[::1" or more than 64 query fields
+        raise ApiError(400, "bad request target") from None
     return ApiRequest(event.method.decode("ascii"), target.path, query, headers, bytes(body), peer)
 
 

@@ -1,0 +1,330 @@
+"""What a set of logs says happened: detection latencies, false verdicts,
+convergence, ownership and repair counts.
+
+Rules: pure functions of records. Latencies are measured from the scenario's
+own fault timestamps when a scenario log is given; without one, a suspicion
+later refuted counts as false and no detection latency is claimed. Every time
+in the output is seconds relative to `origin` (the scenario start, else the
+first record), rounded to milliseconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gossip.logs.records import LogSet, Record, format_timestamp
+from gossip.logs.views import (
+    DOWN_STATES,
+    Fault,
+    Interval,
+    Views,
+    build_views,
+    faults_from,
+    state_of,
+)
+
+DEFAULT_GRACE = 5.0
+DETECTION_FAULTS = ("kill", "pause")
+
+
+def _r(value: float) -> float:
+    return round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """First, median and last of a set of latencies, with how many there were."""
+
+    count: int
+    first: float | None
+    median: float | None
+    last: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            return cls(0, None, None, None)
+        ordered = sorted(values)
+        return cls(len(ordered), _r(ordered[0]), _r(statistics.median(ordered)), _r(ordered[-1]))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"count": self.count, "first": self.first, "median": self.median, "last": self.last}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """How long the other observers took to suspect and fail a faulted node."""
+
+    action: str
+    target: str
+    at: float
+    observers: int
+    suspected: Spread
+    failed: Spread
+    settled_after: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "at": self.at,
+            "observers": self.observers,
+            "suspected": self.suspected.to_dict(),
+            "failed": self.failed.to_dict(),
+            "settled_after": self.settled_after,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One suspicion or failure that no fault explains."""
+
+    time: float
+    observer: str
+    member: str
+    event: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "time": self.time,
+            "observer": self.observer,
+            "member": self.member,
+            "event": self.event,
+        }
+
+
+@dataclass
+class Summary:
+    origin: float
+    duration: float
+    observers: list[str]
+    members: list[str]
+    transitions: dict[str, dict[str, list[tuple[float, str]]]]
+    faults: list[Fault]
+    detections: list[Detection]
+    false_suspicions: list[Verdict]
+    false_failures: list[Verdict]
+    views_agree_at_end: bool
+    settled_at: float | None
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    read: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "origin": format_timestamp(self.origin),
+            "duration": self.duration,
+            "observers": self.observers,
+            "members": self.members,
+            "transitions": {
+                m: {o: [{"time": t, "state": s} for t, s in seq] for o, seq in by_obs.items()}
+                for m, by_obs in self.transitions.items()
+            },
+            "faults": [
+                {
+                    "action": f.action,
+                    "target": f.target,
+                    "start": _r(f.start - self.origin),
+                    "end": None if f.end is None else _r(f.end - self.origin),
+                    **f.detail,
+                }
+                for f in self.faults
+            ],
+            "detections": [d.to_dict() for d in self.detections],
+            "false_suspicions": [v.to_dict() for v in self.false_suspicions],
+            "false_failures": [v.to_dict() for v in self.false_failures],
+            "views_agree_at_end": self.views_agree_at_end,
+            "settled_at": self.settled_at,
+            "counts": self.counts,
+            "read": self.read,
+        }
+
+
+def summarize(logs: LogSet, *, grace: float = DEFAULT_GRACE) -> Summary:
+    records = logs.records
+    faults = faults_from(records)
+    views = build_views(records, faults)
+    starts = [r.time for r in records if r.event == "scenario_started"]
+    origin = starts[0] if starts else (records[0].time if records else 0.0)
+    agent = logs.agent_records
+    transitions: dict[str, dict[str, list[tuple[float, str]]]] = {}
+    for record in agent:
+        state = state_of(record)
+        if state is None or record.member is None or record.node is None:
+            continue
+        seq = transitions.setdefault(record.member, {}).setdefault(record.node, [])
+        seq.append((_r(record.time - origin), state))
+    have_scenario = bool(logs.scenario_records)
+    suspicions, failures = _false_verdicts(agent, faults, have_scenario, grace, origin)
+    agree_times = _agreement_changes(views, faults)
+    detections = [
+        _detection(fault, agent, views, faults, agree_times, origin, grace)
+        for fault in faults
+        if fault.action in DETECTION_FAULTS
+    ]
+    final_agree = agree_times[-1][1] if agree_times else True
+    settled = _settled(agree_times, views.start, views.end)
+    return Summary(
+        origin=origin,
+        duration=_r(views.end - origin),
+        observers=views.observers,
+        members=views.members,
+        transitions=transitions,
+        faults=faults,
+        detections=detections,
+        false_suspicions=suspicions,
+        false_failures=failures,
+        views_agree_at_end=final_agree,
+        settled_at=None if settled is None else _r(settled - origin),
+        counts=_counts(agent),
+        read=logs.total_stats().to_dict(),
+    )
+
+
+def _detection(
+    fault: Fault,
+    agent: Sequence[Record],
+    views: Views,
+    faults: Sequence[Fault],
+    agree: Sequence[tuple[float, bool]],
+    origin: float,
+    grace: float,
+) -> Detection:
+    """Latency from the fault to each other running observer's first verdict."""
+    limit = views.end if fault.end is None else fault.end + grace
+    running = [
+        o for o in views.observers if o != fault.target and _up(views, faults, o, fault.start)
+    ]
+    first: dict[str, dict[str, float]] = {"member_suspected": {}, "member_failed": {}}
+    for record in agent:
+        if record.member != fault.target or record.node not in running:
+            continue
+        if not fault.start <= record.time <= limit or record.event not in first:
+            continue
+        first[record.event].setdefault(record.node, record.time - fault.start)
+    # A failure without a logged suspicion first still counts as detection.
+    for observer, latency in first["member_failed"].items():
+        first["member_suspected"].setdefault(observer, latency)
+    later = [f.start for f in faults if f.start > fault.start]
+    window_end = min(later) if later else views.end
+    settled = _settled(agree, fault.start, window_end)
+    return Detection(
+        action=fault.action,
+        target=fault.target,
+        at=_r(fault.start - origin),
+        observers=len(running),
+        suspected=Spread.of(list(first["member_suspected"].values())),
+        failed=Spread.of(list(first["member_failed"].values())),
+        settled_after=None if settled is None else _r(settled - fault.start),
+    )
+
+
+def _up(views: Views, faults: Sequence[Fault], observer: str, t: float) -> bool:
+    """Whether `observer` runs at `t`: inside a lifetime and not killed or paused."""
+    alive = any(a <= t <= b for a, b in views.lifetimes.get(observer, ()))
+    taken = any(
+        f.action in DETECTION_FAULTS
+        and f.target == observer
+        and f.start <= t
+        and (f.end is None or t < f.end)
+        for f in faults
+    )
+    return alive and not taken
+
+
+def _false_verdicts(
+    agent: Sequence[Record],
+    faults: Sequence[Fault],
+    have_scenario: bool,
+    grace: float,
+    origin: float,
+) -> tuple[list[Verdict], list[Verdict]]:
+    """Suspicions and failures that no fault explains.
+
+    Without a scenario log a verdict is false when its member is later heard
+    alive again by the same observer without having restarted in between.
+    """
+    suspicions: list[Verdict] = []
+    failures: list[Verdict] = []
+    for index, record in enumerate(agent):
+        if record.event not in ("member_suspected", "member_failed"):
+            continue
+        observer, member = record.node, record.member
+        if observer is None or member is None:
+            continue
+        if have_scenario:
+            explained = any(f.explains(observer, member, record.time, grace) for f in faults)
+        else:
+            explained = not _heard_alive_again(agent, index, observer, member)
+        if explained:
+            continue
+        verdict = Verdict(_r(record.time - origin), observer, member, record.event)
+        (suspicions if record.event == "member_suspected" else failures).append(verdict)
+    return suspicions, failures
+
+
+def _heard_alive_again(agent: Sequence[Record], index: int, observer: str, member: str) -> bool:
+    for later in agent[index + 1 :]:
+        if later.node == member and later.event == "agent_started":
+            return False
+        if later.node == observer and later.member == member and state_of(later) == "alive":
+            return True
+    return False
+
+
+def _agreement_changes(views: Views, faults: Sequence[Fault]) -> list[tuple[float, bool]]:
+    """(time, all running observers hold the same up/down view) at every change.
+
+    A member counts as up while alive or suspect; an observer counts itself up.
+    """
+    points = sorted({i.start for i in views.intervals} | {i.end for i in views.intervals})
+    points += [f.start for f in faults] + [f.end for f in faults if f.end is not None]
+    points += [t for spans in views.lifetimes.values() for span in spans for t in span]
+    by_observer: dict[str, list[Interval]] = {}
+    for interval in views.intervals:
+        by_observer.setdefault(interval.observer, []).append(interval)
+    out: list[tuple[float, bool]] = []
+    # Every interval closes at the end of the logs: judge the state just before it.
+    for t in sorted(p for p in set(points) if p < views.end):
+        seen: set[frozenset[str]] = set()
+        for observer in views.observers:
+            if not _up(views, faults, observer, t):
+                continue
+            held = by_observer.get(observer, [])
+            up = {i.member for i in held if i.start <= t < i.end and i.state not in DOWN_STATES}
+            seen.add(frozenset(up | {observer}))
+        agree = len(seen) <= 1
+        if not out or out[-1][1] != agree:
+            out.append((t, agree))
+    return out
+
+
+def _settled(agree: Sequence[tuple[float, bool]], start: float, end: float) -> float | None:
+    """The time from which views agreed without a break until `end` (None: never)."""
+    settled: float | None = start
+    for t, ok in agree:
+        if t >= end:
+            break
+        settled = (start if t <= start else t) if ok else None
+    return settled
+
+
+def _counts(agent: Sequence[Record]) -> dict[str, dict[str, int]]:
+    """Per-node counts of ownership, repair and rejection events."""
+    wanted = (
+        "ownership_changed",
+        "item_acquired",
+        "item_released",
+        "sync_completed",
+        "kv_repaired",
+        "datagram_rejected",
+        "probe_timed_out",
+        "self_refuted",
+    )
+    counts: dict[str, Counter[str]] = {name: Counter() for name in wanted}
+    for record in agent:
+        if record.event in counts and record.node is not None:
+            counts[record.event][record.node] += 1
+    return {name: dict(sorted(c.items())) for name, c in counts.items() if c}

@@ -7,9 +7,9 @@ the project (shell, ownership, store, simulator) speaks in these types.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 Address = tuple[str, int]
 """(host, port). The same port carries UDP datagrams and TCP streams."""

@@ -108,6 +108,20 @@ class IncarnationChanged:
     incarnation: int
 
 
+@dataclass(frozen=True, slots=True)
+class NameConflict:
+    """Two live nodes claim one name at different addresses. Rule: the higher
+    incarnation wins; at equal incarnation the address already holding the
+    name keeps it. The shell should log this loudly: it needs an operator."""
+
+    name: str
+    holder: Address
+    """The address this node had for the name."""
+    claimant: Address
+    """The other address claiming it."""
+    winner: Address
+
+
 # ---- notifications: probing and diagnostics ---------------------------------
 
 

@@ -92,7 +92,7 @@ class _Peer:
 
     def __init__(self, aead: AESGCM, window_size: int) -> None:
         self.aead = aead
-        self.window = ReplayWindow(window_size)
+        self.window = ReplayWindow(window_size) if window_size > 0 else None
 
 
 class AesGcmSealer:
@@ -109,6 +109,7 @@ class AesGcmSealer:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         replay_window: int = DEFAULT_WINDOW,
     ) -> None:
+        """`replay_window=0` turns replay filtering off (benchmarks only)."""
         self.keyring = keyring
         self.policy = policy or Policy()
         self._label = b"\x00" + cluster_name.encode("utf-8")
@@ -180,7 +181,7 @@ class AesGcmSealer:
             cache_key = (key, salt)
             peer = self._peers.get(cache_key)
             if peer is not None:
-                refusal = peer.window.check(counter)
+                refusal = peer.window.check(counter) if peer.window else None
                 if refusal is not None:
                     raise self._reject(refusal)
                 aead = peer.aead
@@ -194,7 +195,8 @@ class AesGcmSealer:
                 peer = self._remember(cache_key, aead)
             else:
                 self._peers.move_to_end(cache_key)
-            peer.window.record(counter)
+            if peer.window:
+                peer.window.record(counter)
             self.opened += 1
             return plain
         raise self._reject("decrypt_failed")

@@ -214,6 +214,12 @@ async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, resp: Ap
     if resp.body:
         await stream.send_all(conn.send(h11.Data(data=resp.body)))
     if resp.stream is not None:
-        async for chunk in resp.stream:
-            await stream.send_all(conn.send(h11.Data(data=chunk)))
+        chunks = resp.stream
+        try:
+            async for chunk in chunks:
+                await stream.send_all(conn.send(h11.Data(data=chunk)))
+        finally:
+            closer = getattr(chunks, "aclose", None)
+            if closer is not None:
+                await closer()
     await stream.send_all(conn.send(h11.EndOfMessage()))

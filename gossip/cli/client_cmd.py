@@ -1,0 +1,142 @@
+"""Client commands for a running agent (members, join, leave, monitor, info) and `cluster`.
+
+Rules: each command talks to one agent's control API (--api / GOSSIP_API) and
+prints a table or, with --json, the raw JSON; an unreachable agent or an API
+error prints one line and exits 1. `gossip cluster` lives in cluster_run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gossip.runtime.apiclient import ApiClient, ApiClientError, add_client_arguments
+
+
+def register(subparsers: Any) -> None:
+    from gossip.cli.cluster_run import register_cluster
+
+    p = subparsers.add_parser("members", help="list the members an agent sees")
+    add_client_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_wrap(members))
+
+    p = subparsers.add_parser("join", help="ask an agent to join seeds")
+    add_client_arguments(p)
+    p.add_argument("addresses", nargs="+", metavar="HOST:PORT")
+    p.set_defaults(func=_wrap(join))
+
+    p = subparsers.add_parser("leave", help="ask an agent to leave gracefully and stop")
+    add_client_arguments(p)
+    p.set_defaults(func=_wrap(leave))
+
+    p = subparsers.add_parser("monitor", help="stream membership events from an agent")
+    add_client_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.set_defaults(func=_wrap(monitor))
+
+    p = subparsers.add_parser("info", help="show an agent's own state and health")
+    add_client_arguments(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_wrap(info))
+
+    register_cluster(subparsers)
+
+
+def _wrap(command: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = command(ApiClient.from_args(args), args)
+            return result
+        except ApiClientError as exc:
+            print(f"gossip {args.command}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def members_table(members: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [
+            str(m["name"]),
+            str(m["address"]),
+            str(m["state"]),
+            str(m["incarnation"]),
+            ",".join(f"{k}={v}" for k, v in sorted(m.get("tags", {}).items())),
+        ]
+        for m in members
+    ]
+    return format_table(["name", "address", "state", "incarnation", "tags"], rows)
+
+
+def members(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.call("GET", "/v1/members")
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        print(members_table(answer["members"]))
+    return 0
+
+
+def join(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.call("POST", "/v1/join", {"addresses": args.addresses})
+    print(f"join requested: {answer['resolved']} of {answer['requested']} addresses resolved")
+    return 0 if answer["resolved"] else 1
+
+
+def leave(client: ApiClient, args: argparse.Namespace) -> int:
+    client.call("POST", "/v1/leave")
+    print("leaving: the agent will broadcast its departure and stop")
+    return 0
+
+
+def monitor(client: ApiClient, args: argparse.Namespace) -> int:
+    for event in client.stream_lines("/v1/events"):
+        if event.get("event") in ("heartbeat", "subscribed"):
+            continue
+        if args.json:
+            print(json.dumps(event, sort_keys=True), flush=True)
+            continue
+        extras = {
+            k: v
+            for k, v in event.items()
+            if k not in ("event", "member", "node", "address", "state", "incarnation", "tags")
+        }
+        detail = " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
+        print(
+            f"{event.get('event', '?'):<17} {event.get('member', ''):<20} "
+            f"{event.get('address', ''):<21} inc={event.get('incarnation', '')} {detail}",
+            flush=True,
+        )
+    return 0
+
+
+def info(client: ApiClient, args: argparse.Namespace) -> int:
+    me = client.call("GET", "/v1/self")
+    health = client.call("GET", "/v1/health")
+    if args.json:
+        print(json.dumps({"self": me, "health": health}, indent=2, sort_keys=True))
+        return 0
+    for key in ("name", "node_id", "address", "state", "incarnation", "joined"):
+        print(f"{key:<14}{me.get(key, '')}")
+    tags = ",".join(f"{k}={v}" for k, v in sorted(me.get("tags", {}).items()))
+    print(f"{'tags':<14}{tags}")
+    print(f"{'health':<14}{health['health']} (0 is best)")
+    print(f"{'alive':<14}{health['members_alive']} members")
+    print(f"{'status':<14}{health['status']}")
+    return 0

@@ -1,0 +1,451 @@
+"""The Agent: one membership Node inside a trio shell, plus services and the control API.
+
+Rules: exactly one task (the core task) calls the Node's mutating methods;
+other tasks hand it closures through a bounded inbox. After every input the
+core task drains the outputs: Send and OpenStream are carried out, notifications
+become log lines, metrics and MemberEvents. Reads (members(), member()) are
+synchronous and safe from any task. Everything runs in the nursery of `serve`,
+which returns after `stop()` (or a completed `leave()` when asked to stop).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+import trio
+
+from gossip.core import outputs as o
+from gossip.core.config import Config
+from gossip.core.node import Node
+from gossip.core.types import Address, MemberInfo
+from gossip.runtime import framing as fr
+from gossip.runtime.api import control_routes
+from gossip.runtime.http import Handler, HttpServer, RouteKey
+from gossip.runtime.identity import Identity, load_identity, save_identity
+from gossip.runtime.joiner import advertise_address, join_until_joined, resolve_seeds
+from gossip.runtime.metrics import Registry
+from gossip.runtime.network import Network, SocketNetwork
+from gossip.runtime.notify import Notifier, fmt_address
+from gossip.runtime.sealing import PlainSealer, Sealer, SealRejected
+from gossip.runtime.service import (
+    LEAVE_HOOK_TIMEOUT,
+    DatagramHandler,
+    MemberEvent,
+    Service,
+    StreamHandler,
+)
+from gossip.runtime.settings import AgentSettings
+from gossip.runtime.streams import StreamChannels
+from gossip.runtime.subscribe import Subscribers, Subscription
+
+T = TypeVar("T")
+INBOX_SIZE = 1024
+MEMBER_CHANNEL = "member"
+
+log = structlog.get_logger("gossip.agent")
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        network: Network | None = None,
+        sealer: Sealer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._network: Network = network or SocketNetwork()
+        self._sealer: Sealer = sealer or PlainSealer()
+        self._rng = rng or random.Random(secrets.randbits(64))
+        self._services: list[Service] = []
+        self._routes: dict[RouteKey, Handler] = {}
+        self._stream_handlers: dict[str, StreamHandler] = {}
+        self._dgram_handlers: dict[str, DatagramHandler] = {}
+        self.metrics = Registry()
+        self._node: Node | None = None
+        self._identity: Identity | None = None
+        self._config: Config = settings.core_config()
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[Callable[[float], None]](
+            INBOX_SIZE
+        )
+        self._subscribers = Subscribers()
+        self._nursery: trio.Nursery | None = None
+        self._started = False
+        self.api_address: Address | None = None
+        self.joined = trio.Event()
+        self.left = trio.Event()
+        self.leaving = False
+        self._stopped = trio.Event()
+        self._stop_requested = trio.Event()
+        self._notifier = Notifier(self.metrics, self.members, lambda: self.health)
+        self.streams = StreamChannels(
+            self._network,
+            lambda: self._sealer,
+            self._stream_handlers,
+            max_bytes=self._config.max_stream_bytes,
+            timeout=self._config.stream_timeout,
+            streams=self._notifier.streams,
+            rejected=self._notifier.streams_rejected,
+        )
+        self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
+
+    # ---- set-up before serve() -------------------------------------------------
+
+    def add_service(self, service: Service) -> None:
+        if self._started:
+            raise RuntimeError("add services before the agent starts")
+        service.attach(self)
+        for key, handler in service.routes().items():
+            _add_unique(self._routes, key, handler, f"route {key}")
+        for name, stream_handler in service.stream_channels().items():
+            fr.encode_request(name, b"")  # validates the name
+            _add_unique(self._stream_handlers, name, stream_handler, f"stream channel {name}")
+        for name, dgram_handler in service.datagram_channels().items():
+            fr.encode_channel_datagram(name, b"")
+            _add_unique(self._dgram_handlers, name, dgram_handler, f"datagram channel {name}")
+        self._services.append(service)
+
+    def set_sealer(self, sealer: Sealer) -> None:
+        """Set before start; the core reserves `sealer.overhead` bytes per datagram."""
+        if self._started:
+            raise RuntimeError("set the sealer before the agent starts")
+        self._sealer = sealer
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        _add_unique(self._routes, (method, path), handler, f"route {method} {path}")
+
+    @property
+    def routes(self) -> Mapping[RouteKey, Handler]:
+        return self._routes
+
+    @property
+    def nursery(self) -> trio.Nursery | None:
+        """The agent's nursery while it runs (for background work of API handlers)."""
+        return self._nursery
+
+    # ---- ServiceHost ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def address(self) -> Address:
+        if self._node is None:
+            raise RuntimeError("the agent has not started")
+        return self._node.address
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self.settings.data_dir
+
+    @property
+    def node_id(self) -> str:
+        return self._identity.node_id if self._identity else ""
+
+    def settings_section(self, name: str) -> Mapping[str, Any]:
+        return self.settings.section(name)
+
+    @property
+    def health(self) -> int:
+        return self._node.health if self._node is not None else 0
+
+    @property
+    def incarnation(self) -> int:
+        return self._node.incarnation if self._node is not None else 0
+
+    def members(self) -> list[MemberInfo]:
+        return self._node.members() if self._node is not None else []
+
+    def member(self, name: str) -> MemberInfo | None:
+        return self._node.member(name) if self._node is not None else None
+
+    def self_info(self) -> MemberInfo | None:
+        return self.member(self.name)
+
+    async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
+        return await self.streams.request(to, channel, body)
+
+    async def send_datagram(self, to: Address, channel: str, body: bytes) -> None:
+        await self._send(to, fr.encode_channel_datagram(channel, body))
+
+    def subscribe(self, maxsize: int = 256) -> Subscription:
+        """Membership events from now on; a subscriber that falls behind is cut off."""
+        return self._subscribers.subscribe(maxsize)
+
+    # ---- commands --------------------------------------------------------------------
+
+    async def call(self, fn: Callable[[Node, float], T]) -> T:
+        """Run `fn(node, now)` in the core task and return its result."""
+        done = trio.Event()
+        box: list[T] = []
+
+        def run(now: float) -> None:
+            assert self._node is not None
+            box.append(fn(self._node, now))
+            done.set()
+
+        await self._inbox_send.send(run)
+        await done.wait()
+        return box[0]
+
+    async def join(self, seeds: Sequence[str]) -> int:
+        """One join attempt to `seeds` (HOST:PORT, resolved now); returns how many resolved."""
+        own = self.address
+        addresses = [a for a in await resolve_seeds(seeds) if a != own]
+        if addresses:
+            await self.call(lambda node, now: node.join(now, addresses))
+        return len(addresses)
+
+    async def set_tags(self, tags: Mapping[str, str]) -> None:
+        await self.call(lambda node, now: node.set_tags(now, dict(tags)))
+
+    async def leave(self) -> None:
+        """Graceful leave: services' before_leave, then `left` disseminated (bounded)."""
+        if self.leaving:
+            await self.left.wait()
+            return
+        self.leaving = True
+        log.info("agent_leaving")
+        for service in self._services:
+            with trio.move_on_after(LEAVE_HOOK_TIMEOUT):
+                try:
+                    await service.before_leave()
+                except Exception:
+                    log.exception("service_before_leave_failed", service=service.name)
+        await self.call(lambda node, now: node.leave(now))
+        with trio.move_on_after(self._config.leave_timeout + 1.0):
+            await self.left.wait()
+        self.left.set()
+
+    def stop(self) -> None:
+        """Stop at once (no leave): `serve` returns shortly."""
+        self._stop_requested.set()
+
+    async def leave_and_stop(self) -> None:
+        await self.leave()
+        self.stop()
+
+    # ---- running ----------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._started:
+            raise RuntimeError("an Agent serves once")
+        self._started = True
+        structlog.contextvars.bind_contextvars(node=self.name)
+        self._config = self._config.replace(
+            packet_overhead=self._config.packet_overhead
+            + self._sealer.overhead
+            + fr.DATAGRAM_OVERHEAD
+        )
+        udp = await self._network.open_datagram(self.settings.bind)
+        self._udp = udp
+        try:
+            bind = (self.settings.bind[0], udp.local_address[1])
+            address = self.settings.advertise or advertise_address(bind)
+            incarnation = self._load_identity()
+            self._node = Node(
+                self.name,
+                address,
+                self._config,
+                rng=self._rng,
+                incarnation=incarnation,
+                tags=dict(self.settings.tags),
+            )
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._network.serve_streams, bind, self.streams.serve_one)
+                nursery.start_soon(self._receive_loop)
+                seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
+                self._node.start(trio.current_time(), seeds)
+                nursery.start_soon(self._core_loop)
+                log.info(
+                    "agent_started",
+                    address=fmt_address(address),
+                    incarnation=incarnation,
+                    seeds=list(self.settings.join),
+                    profile=self._config.profile,
+                )
+                if self.settings.join:
+                    nursery.start_soon(join_until_joined, self, self.settings.join)
+                await self._start_services(nursery)
+                if self.settings.api is not None:
+                    await self._start_api(nursery, self.settings.api)
+                task_status.started()
+                await self._stop_requested.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            udp.close()
+            self._subscribers.close_all()
+            self._stopped.set()
+            log.info("agent_stopped", incarnation=self.incarnation)
+
+    async def _start_services(self, nursery: trio.Nursery) -> None:
+        for service in self._services:
+            await nursery.start(service.run)
+
+    async def _start_api(self, nursery: trio.Nursery, bind: Address) -> None:
+        routes = dict(control_routes(self))
+        for key, handler in self._routes.items():
+            _add_unique(routes, key, handler, f"route {key}")
+        server = HttpServer(routes, token=self.settings.api_token)
+        listeners = await nursery.start(server.serve, bind[0], bind[1])
+        self.api_address = _listener_address(listeners[0])
+        log.info("api_started", api=fmt_address(self.api_address))
+
+    def _load_identity(self) -> int:
+        if self.data_dir is None:
+            self._identity = Identity(node_id=secrets.token_hex(16), name=self.name)
+            return 0
+        stored = load_identity(self.data_dir, self.name)
+        # Restart above anything we may have said before the crash or stop.
+        self._identity = stored.with_incarnation(stored.incarnation + 1)
+        save_identity(self.data_dir, self._identity)
+        return self._identity.incarnation
+
+    def _persist_incarnation(self, incarnation: int) -> None:
+        if self.data_dir is None or self._identity is None:
+            return
+        if incarnation > self._identity.incarnation:
+            self._identity = self._identity.with_incarnation(incarnation)
+            save_identity(self.data_dir, self._identity)
+
+    async def _core_loop(self) -> None:
+        node = self._node
+        assert node is not None
+        await self._drain()
+        while True:
+            deadline = node.next_deadline()
+            if deadline is not None and deadline <= trio.current_time():
+                node.handle_timeout(trio.current_time())
+                await self._drain()
+                continue
+            item: Callable[[float], None] | None = None
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                item = await self._inbox_recv.receive()
+            if item is None:
+                continue  # the deadline passed: fire the timers above
+            item(trio.current_time())
+            # Batch whatever else is already waiting, then drain once (never cancelled
+            # half-way by the deadline, so no output is lost).
+            for _ in range(64):
+                try:
+                    item = self._inbox_recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                item(trio.current_time())
+            await self._drain()
+
+    async def _drain(self) -> None:
+        assert self._node is not None
+        for out in self._node.take_outputs():
+            if isinstance(out, o.Send):
+                await self._send(out.to, fr.encode_member_datagram(out.payload))
+            elif isinstance(out, o.OpenStream):
+                assert self._nursery is not None
+                self._nursery.start_soon(self._member_stream, out)
+            else:
+                self._notify(out)
+
+    def _notify(self, out: Any) -> None:
+        now = trio.current_time()
+        if isinstance(out, o.IncarnationChanged):
+            self._persist_incarnation(out.incarnation)
+        elif isinstance(out, o.Joined):
+            if not self.joined.is_set():
+                log.info("agent_joined", via=fmt_address(out.via), incarnation=self.incarnation)
+            self.joined.set()
+        elif isinstance(out, o.LeaveCompleted):
+            self.left.set()
+        event = self._notifier.notification(out, now)
+        if event is not None:
+            self._publish(event)
+
+    def _publish(self, event: MemberEvent) -> None:
+        for service in self._services:
+            try:
+                service.member_event(event)
+            except Exception:
+                log.exception("service_member_event_failed", service=service.name)
+        self._subscribers.publish(event)
+
+    async def _send(self, to: Address, plaintext: bytes) -> None:
+        data = self._sealer.seal(plaintext)
+        n = self._notifier
+        if await self._udp.send(to, data):
+            n.packets_out.inc()
+            n.bytes_out.inc(len(data))
+        else:
+            n.send_failed.inc()
+
+    async def _receive_loop(self) -> None:
+        n = self._notifier
+        while True:
+            data, src = await self._udp.receive()
+            n.packets_in.inc()
+            n.bytes_in.inc(len(data))
+            try:
+                channel, body = fr.decode_datagram(self._sealer.open(data))
+            except (SealRejected, fr.FrameError) as exc:
+                n.rejected.inc(labels={"reason": exc.reason})
+                continue
+            if channel is None:
+                await self._inbox_send.send(_receive(self, src, body))
+                continue
+            handler = self._dgram_handlers.get(channel)
+            if handler is None:
+                n.rejected.inc(labels={"reason": "unknown_channel"})
+                continue
+            try:
+                handler(src, body)
+            except Exception:
+                log.exception("datagram_handler_failed", channel=channel)
+
+    async def _member_stream_request(self, src: Address, body: bytes) -> bytes | None:
+        return await self.call(lambda node, now: node.handle_stream_request(now, src, body))
+
+    async def _member_stream(self, out: o.OpenStream) -> None:
+        from gossip.runtime.service import StreamError
+
+        try:
+            reply = await self.streams.request(out.to, MEMBER_CHANNEL, out.payload, out.timeout)
+        except StreamError as exc:
+            reason = exc.reason
+            await self.call(lambda node, now: node.stream_failed(now, out.stream_id, reason))
+            return
+        if reply is None:
+            await self.call(lambda node, now: node.stream_failed(now, out.stream_id, "no_reply"))
+        else:
+            await self.call(
+                lambda node, now: node.receive_stream_response(now, out.stream_id, reply)
+            )
+
+
+def _receive(agent: Agent, src: Address, body: bytes) -> Callable[[float], None]:
+    def run(now: float) -> None:
+        assert agent._node is not None
+        agent._node.receive_datagram(now, src, body)
+
+    return run
+
+
+def _listener_address(listener: trio.SocketListener) -> Address:
+    host, port = listener.socket.getsockname()[:2]
+    return str(host), int(port)
+
+
+def _add_unique(table: dict[Any, Any], key: Any, value: Any, what: str) -> None:
+    if key in table:
+        raise ValueError(f"{what} is registered twice")
+    table[key] = value

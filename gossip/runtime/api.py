@@ -1,0 +1,123 @@
+"""The agent's control API routes (JSON over the h11 server in http.py).
+
+Rules: handlers validate every field of a request body and answer 400 with a
+message naming the field; they change the Node only through Agent commands.
+The events feed ends when the agent stops or the subscriber falls behind, and
+sends a heartbeat line every HEARTBEAT_S so dead clients are noticed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from gossip.core.types import MemberInfo
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.runtime.notify import fmt_address
+from gossip.runtime.settings import parse_hostport
+
+if TYPE_CHECKING:
+    from gossip.runtime.agent import Agent
+
+HEARTBEAT_S = 10.0
+MAX_JOIN_ADDRESSES = 64
+
+
+def member_json(m: MemberInfo) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "address": fmt_address(m.address),
+        "state": m.state.label,
+        "incarnation": m.incarnation,
+        "tags": dict(m.tags),
+    }
+
+
+def control_routes(agent: Agent) -> dict[RouteKey, Handler]:
+    async def health(_: ApiRequest) -> ApiResponse:
+        alive = sum(1 for m in agent.members() if m.state.label == "alive")
+        status = "leaving" if agent.leaving else "ok"
+        return ApiResponse.json({"status": status, "health": agent.health, "members_alive": alive})
+
+    async def self_(_: ApiRequest) -> ApiResponse:
+        me = agent.self_info()
+        body: dict[str, Any] = member_json(me) if me is not None else {"name": agent.name}
+        body.update(node_id=agent.node_id, health=agent.health, joined=agent.joined.is_set())
+        return ApiResponse.json(body)
+
+    async def members(_: ApiRequest) -> ApiResponse:
+        listed = sorted(agent.members(), key=lambda m: m.name)
+        return ApiResponse.json({"members": [member_json(m) for m in listed]})
+
+    async def metrics(_: ApiRequest) -> ApiResponse:
+        return ApiResponse.text(agent.metrics.render(), "text/plain; version=0.0.4")
+
+    async def join(req: ApiRequest) -> ApiResponse:
+        body = req.json()
+        addresses = body.get("addresses") if isinstance(body, dict) else None
+        if (
+            not isinstance(addresses, list)
+            or not 0 < len(addresses) <= MAX_JOIN_ADDRESSES
+            or not all(isinstance(a, str) for a in addresses)
+        ):
+            raise ApiError(400, 'addresses: expected a list of "HOST:PORT" strings')
+        for a in addresses:
+            try:
+                parse_hostport(a)
+            except ValueError as exc:
+                raise ApiError(400, f"addresses: {exc}") from None
+        resolved = await agent.join(addresses)
+        return ApiResponse.json({"resolved": resolved, "requested": len(addresses)})
+
+    async def leave(_: ApiRequest) -> ApiResponse:
+        assert agent.nursery is not None
+        agent.nursery.start_soon(agent.leave_and_stop)
+        return ApiResponse.json({"status": "leaving"})
+
+    async def tags(req: ApiRequest) -> ApiResponse:
+        body = req.json()
+        given = body.get("tags") if isinstance(body, dict) else None
+        if not isinstance(given, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in given.items()
+        ):
+            raise ApiError(400, "tags: expected an object of string values")
+        try:
+            await agent.set_tags(given)
+        except ValueError as exc:
+            raise ApiError(400, f"tags: {exc}") from None
+        return ApiResponse.json({"tags": given})
+
+    async def events(_: ApiRequest) -> ApiResponse:
+        return ApiResponse(200, b"", "application/x-ndjson", _event_lines(agent))
+
+    return {
+        ("GET", "/v1/health"): health,
+        ("GET", "/v1/self"): self_,
+        ("GET", "/v1/members"): members,
+        ("GET", "/v1/metrics"): metrics,
+        ("GET", "/v1/events"): events,
+        ("POST", "/v1/join"): join,
+        ("POST", "/v1/leave"): leave,
+        ("POST", "/v1/tags"): tags,
+    }
+
+
+async def _event_lines(agent: Agent) -> AsyncIterator[bytes]:
+    async with agent.subscribe() as sub:
+        yield json.dumps({"event": "subscribed", "node": agent.name}).encode() + b"\n"
+        while True:
+            event = None
+            with trio.move_on_after(HEARTBEAT_S):
+                try:
+                    event = await sub.__anext__()
+                except StopAsyncIteration:
+                    return  # the agent stopped or we fell behind
+            if event is None:
+                yield b'{"event": "heartbeat"}\n'
+                continue
+            line = event.to_json()
+            line["node"] = agent.name
+            yield json.dumps(line).encode() + b"\n"

@@ -1,0 +1,201 @@
+"""Turns the core's notifications into log lines, metrics and MemberEvents.
+
+Rules: one method per notification type, each writing the stable event name
+and fields documented in docs/events.md; nothing here touches the network or
+the Node (the caller passes what it needs). Every verdict line says why:
+who accused, how many confirmations, our health, the incarnation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from gossip.core import outputs as o
+from gossip.core.types import MemberInfo, MemberState
+from gossip.runtime.metrics import Counter, Registry
+from gossip.runtime.service import MemberEvent
+
+RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def fmt_address(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def member_fields(member: MemberInfo) -> dict[str, Any]:
+    return {
+        "member": member.name,
+        "address": fmt_address(member.address),
+        "incarnation": member.incarnation,
+        "state": member.state.label,
+    }
+
+
+class Notifier:
+    """Owns the agent's standard metrics and writes the membership log lines."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        members: Callable[[], list[MemberInfo]],
+        health: Callable[[], int],
+    ) -> None:
+        self.log = structlog.get_logger("gossip.agent")
+        self._members = members
+        r = registry
+        r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)
+        r.gauge("health", "Local health score (0 is healthy).", (), lambda: {(): float(health())})
+        self.packets_in = r.counter("udp_packets_received_total", "UDP datagrams received.")
+        self.packets_out = r.counter("udp_packets_sent_total", "UDP datagrams sent.")
+        self.bytes_in = r.counter("udp_bytes_received_total", "UDP payload bytes received.")
+        self.bytes_out = r.counter("udp_bytes_sent_total", "UDP payload bytes sent.")
+        self.send_failed = r.counter("udp_send_failures_total", "Sends that failed (lost).")
+        self.rejected = r.counter(
+            "datagrams_rejected_total", "Datagrams dropped, by reason.", ("reason",)
+        )
+        self.streams = r.counter(
+            "streams_total", "TCP streams by channel and direction.", ("channel", "direction")
+        )
+        self.streams_rejected = r.counter(
+            "streams_rejected_total", "TCP streams cut or refused, by reason.", ("reason",)
+        )
+        self.push_pull_bytes = r.counter(
+            "push_pull_bytes_total", "Push-pull state bytes.", ("direction",)
+        )
+        self.push_pulls = r.counter("push_pulls_total", "Completed push-pull exchanges.")
+        self.suspicions = r.counter("suspicions_total", "Members this node saw suspected.")
+        self.failures = r.counter("failures_total", "Members this node saw declared failed.")
+        self.refutations = r.counter(
+            "refutations_total", "Suspicions refuted, of others or of this node.", ("who",)
+        )
+        self.probe_timeouts = r.counter("probe_timeouts_total", "Probes with no ack in time.")
+        self.rtt = r.histogram("probe_rtt_seconds", "Probe round-trip times.", RTT_BUCKETS)
+        self._registry = registry
+        self._core_counters: dict[str, Counter] = {}
+
+    def _by_state(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {(s.label,): 0.0 for s in MemberState}
+        for m in self._members():
+            counts[(m.state.label,)] += 1
+        return counts
+
+    def core_metric(self, metric: o.Metric) -> None:
+        """Counters the core reports; names ending in `_seconds` are RTT-like samples."""
+        if metric.name.endswith("_seconds") or metric.name in ("rtt", "probe_rtt"):
+            self.rtt.observe(metric.value)
+            return
+        counter = self._core_counters.get(metric.name)
+        if counter is None:
+            name = metric.name if metric.name.endswith("_total") else metric.name + "_total"
+            counter = self._registry.counter(
+                name, f"Core counter {metric.name}.", tuple(sorted(metric.labels))
+            )
+            self._core_counters[metric.name] = counter
+        counter.inc(metric.value, metric.labels)
+
+    def notification(self, out: Any, now: float) -> MemberEvent | None:
+        """Log and count one notification; return the MemberEvent it makes, if any."""
+        handler = _HANDLERS.get(type(out))
+        if handler is None:
+            return None
+        return handler(self, out, now)
+
+    # ---- one method per notification ---------------------------------------
+
+    def _joined(self, out: o.MemberJoined, now: float) -> MemberEvent:
+        self.log.info("member_joined", **member_fields(out.member), tags=dict(out.member.tags))
+        return MemberEvent("joined", out.member.name, out.member, now)
+
+    def _updated(self, out: o.MemberUpdated, now: float) -> MemberEvent:
+        self.log.info("member_updated", **member_fields(out.member), tags=dict(out.member.tags))
+        return MemberEvent("updated", out.member.name, out.member, now)
+
+    def _suspected(self, out: o.MemberSuspected, now: float) -> MemberEvent:
+        self.suspicions.inc()
+        detail = {
+            "accuser": out.accuser,
+            "confirmations": out.confirmations,
+            "timeout_s": round(out.timeout, 3),
+        }
+        self.log.warning("member_suspected", **member_fields(out.member), **detail)
+        return MemberEvent("suspected", out.member.name, out.member, now, detail)
+
+    def _failed(self, out: o.MemberFailed, now: float) -> MemberEvent:
+        self.failures.inc()
+        detail = {"accuser": out.accuser, "confirmations": out.confirmations, "health": out.health}
+        self.log.warning("member_failed", **member_fields(out.member), **detail)
+        return MemberEvent("failed", out.member.name, out.member, now, detail)
+
+    def _recovered(self, out: o.MemberRecovered, now: float) -> MemberEvent:
+        self.refutations.inc(labels={"who": "other"})
+        self.log.info("member_refuted", **member_fields(out.member))
+        return MemberEvent("recovered", out.member.name, out.member, now)
+
+    def _left(self, out: o.MemberLeft, now: float) -> MemberEvent:
+        self.log.info("member_left", **member_fields(out.member))
+        return MemberEvent("left", out.member.name, out.member, now)
+
+    def _reaped(self, out: o.MemberReaped, now: float) -> MemberEvent:
+        self.log.info("member_reaped", member=out.name)
+        return MemberEvent("reaped", out.name, None, now)
+
+    def _self_refuted(self, out: o.SelfRefuted, now: float) -> None:
+        self.refutations.inc(labels={"who": "self"})
+        self.log.warning(
+            "self_refuted",
+            accused_state=out.accused_state,
+            accuser=out.accuser,
+            incarnation=out.incarnation,
+        )
+
+    def _probe_timed_out(self, out: o.ProbeTimedOut, now: float) -> None:
+        self.probe_timeouts.inc()
+        self.log.info(
+            "probe_timed_out",
+            member=out.target,
+            indirect_helpers=out.indirect_helpers,
+            health=out.health,
+        )
+
+    def _health(self, out: o.HealthChanged, now: float) -> None:
+        self.log.info("health_changed", health=out.health, reason=out.reason)
+
+    def _rejected(self, out: o.DatagramRejected, now: float) -> None:
+        self.rejected.inc(labels={"reason": out.reason})
+        self.log.debug("datagram_rejected", source=fmt_address(out.source), reason=out.reason)
+
+    def _push_pull(self, out: o.PushPullCompleted, now: float) -> None:
+        self.push_pulls.inc()
+        self.push_pull_bytes.inc(out.bytes_sent, {"direction": "sent"})
+        self.push_pull_bytes.inc(out.bytes_received, {"direction": "received"})
+        self.log.debug(
+            "push_pull_completed",
+            peer=fmt_address(out.peer),
+            members=out.members,
+            bytes_sent=out.bytes_sent,
+            bytes_received=out.bytes_received,
+            join=out.join,
+        )
+
+    def _metric(self, out: o.Metric, now: float) -> None:
+        self.core_metric(out)
+
+
+_HANDLERS: dict[type, Callable[[Notifier, Any, float], MemberEvent | None]] = {
+    o.MemberJoined: Notifier._joined,
+    o.MemberUpdated: Notifier._updated,
+    o.MemberSuspected: Notifier._suspected,
+    o.MemberFailed: Notifier._failed,
+    o.MemberRecovered: Notifier._recovered,
+    o.MemberLeft: Notifier._left,
+    o.MemberReaped: Notifier._reaped,
+    o.SelfRefuted: Notifier._self_refuted,
+    o.ProbeTimedOut: Notifier._probe_timed_out,
+    o.HealthChanged: Notifier._health,
+    o.DatagramRejected: Notifier._rejected,
+    o.PushPullCompleted: Notifier._push_pull,
+    o.Metric: Notifier._metric,
+}

@@ -1,0 +1,169 @@
+"""The membership protocol's messages as typed values, and their CBOR arrays.
+
+Rules: each message is an immutable value with a fixed kind number; on the
+wire it is a CBOR array `[kind, field, ...]` (see wire.py for the envelope).
+`fields()` gives the array after the kind; wire.py validates every field's
+type and bound before a message value is built, so these classes trust their
+inputs. Kind numbers are part of the wire format: never reuse one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from gossip.core.types import Address, MemberState
+
+PING = 1
+PING_REQ = 2
+ACK = 3
+NACK = 4
+ALIVE = 5
+SUSPECT = 6
+DEAD = 7
+LEFT = 8
+PUSH_PULL = 9
+PUSH_PULL_REPLY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you alive? `target` names the intended receiver, so a ping that
+    reaches a different node now living at that address is not acked."""
+
+    KIND: ClassVar[int] = PING
+    seq: int
+    target: str
+
+    def fields(self) -> list[Any]:
+        return [self.seq, self.target]
+
+
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    """Please probe `target` at `address` for me and relay the ack (or a nack)."""
+
+    KIND: ClassVar[int] = PING_REQ
+    seq: int
+    target: str
+    address: Address
+
+    def fields(self) -> list[Any]:
+        return [self.seq, self.target, self.address[0], self.address[1]]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    KIND: ClassVar[int] = ACK
+    seq: int
+
+    def fields(self) -> list[Any]:
+        return [self.seq]
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """A helper's answer to a ping-req when the target did not ack in time:
+    proof that the helper (and our path to it) works, which Lifeguard uses."""
+
+    KIND: ClassVar[int] = NACK
+    seq: int
+
+    def fields(self) -> list[Any]:
+        return [self.seq]
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    KIND: ClassVar[int] = ALIVE
+    name: str
+    incarnation: int
+    address: Address
+    tags: Mapping[str, str]
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation, self.address[0], self.address[1], dict(self.tags)]
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    KIND: ClassVar[int] = SUSPECT
+    name: str
+    incarnation: int
+    accuser: str
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation, self.accuser]
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    KIND: ClassVar[int] = DEAD
+    name: str
+    incarnation: int
+    accuser: str
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation, self.accuser]
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A graceful leave, announced by the leaving node itself."""
+
+    KIND: ClassVar[int] = LEFT
+    name: str
+    incarnation: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation]
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """One member's state inside a push-pull exchange."""
+
+    name: str
+    address: Address
+    incarnation: int
+    state: MemberState
+    tags: Mapping[str, str]
+
+    def fields(self) -> list[Any]:
+        return [
+            self.name,
+            self.address[0],
+            self.address[1],
+            self.incarnation,
+            int(self.state),
+            dict(self.tags),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """A full state exchange over a stream: the request (`PushPull`) carries
+    the sender's table and the reply (`PushPullReply`) the receiver's."""
+
+    KIND: ClassVar[int] = PUSH_PULL
+    join: bool
+    entries: tuple[StateEntry, ...]
+
+    def fields(self) -> list[Any]:
+        return [self.join, [e.fields() for e in self.entries]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullReply:
+    KIND: ClassVar[int] = PUSH_PULL_REPLY
+    entries: tuple[StateEntry, ...]
+
+    def fields(self) -> list[Any]:
+        return [[e.fields() for e in self.entries]]
+
+
+Update = Alive | Suspect | Dead | Left
+"""The membership updates that are piggybacked as broadcasts."""
+
+Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | PushPull | PushPullReply

@@ -1,0 +1,293 @@
+"""The wire format: a versioned CBOR envelope holding one or more messages.
+
+A datagram (and a stream frame alike) is the CBOR array
+
+    [version, cluster_name, [[kind, field, ...], ...]]
+
+so one datagram is naturally a compound packet: a ping or ack followed by as
+many piggybacked updates as fit the UDP budget. Messages are encoded one by
+one and concatenated under a pre-encoded envelope prefix, so the size of a
+packet is known exactly while it is assembled.
+
+Rules: decoding is bounded and strict. The input size is checked before any
+parsing, cbor2 rejects impossible lengths and nesting past its depth limit,
+trailing bytes are refused, and every field is type- and range-checked against
+a fixed schema before a message value exists. Any failure raises WireError
+with a short stable reason token, which the node turns into a counted
+DatagramRejected output: nothing else may escape.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cbor2
+
+from gossip.core.config import MAX_UDP_PAYLOAD, Config
+from gossip.core.messages import (
+    ACK,
+    ALIVE,
+    DEAD,
+    LEFT,
+    NACK,
+    PING,
+    PING_REQ,
+    PUSH_PULL,
+    PUSH_PULL_REPLY,
+    SUSPECT,
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    PushPullReply,
+    StateEntry,
+    Suspect,
+)
+from gossip.core.types import MemberState
+
+VERSION = 1
+MAX_MESSAGES_PER_PACKET = 1024
+MAX_STATE_ENTRIES = 100_000
+MAX_TAGS = 64
+MAX_HOST_CHARS = 255
+MAX_UINT = 2**63 - 1
+
+
+class WireError(ValueError):
+    """Input that is not a valid packet; `reason` is a stable token."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _array_header(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x80 | n,))
+    if n < 0x100:
+        return bytes((0x98, n))
+    if n < 0x10000:
+        return b"\x99" + n.to_bytes(2, "big")
+    return b"\x9a" + n.to_bytes(4, "big")
+
+
+ARRAY_HEADER_MAX = 3
+"""Bytes of the message-list header for up to 65535 messages."""
+
+
+def encode_message(msg: Message) -> bytes:
+    """The CBOR array of one message, ready to be placed in a packet."""
+    out: bytes = cbor2.dumps([msg.KIND, *msg.fields()])
+    return out
+
+
+class Codec:
+    """Encodes and decodes packets for one cluster under one config's limits."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cluster = cfg.cluster_name
+        self.prefix: bytes = b"\x83" + cbor2.dumps(VERSION) + cbor2.dumps(cfg.cluster_name)
+        self.max_name = cfg.max_name_bytes
+        self.max_tags_bytes = cfg.max_tags_bytes
+        self.max_stream_bytes = cfg.max_stream_bytes
+        self.budget = cfg.packet_budget
+        self._parsers: dict[int, Callable[[list[Any]], Message]] = {
+            PING: self._ping,
+            PING_REQ: self._ping_req,
+            ACK: self._ack,
+            NACK: self._nack,
+            ALIVE: self._alive,
+            SUSPECT: self._suspect,
+            DEAD: self._dead,
+            LEFT: self._left,
+            PUSH_PULL: self._push_pull,
+            PUSH_PULL_REPLY: self._push_pull_reply,
+        }
+
+    # ---- encoding ---------------------------------------------------------
+
+    @property
+    def room(self) -> int:
+        """Bytes left for encoded messages in one datagram."""
+        return self.budget - len(self.prefix) - ARRAY_HEADER_MAX
+
+    def packet(self, parts: list[bytes]) -> bytes:
+        """A datagram from already-encoded messages (caller keeps it in budget)."""
+        return self.prefix + _array_header(len(parts)) + b"".join(parts)
+
+    def frame(self, msg: Message) -> bytes:
+        """A stream frame holding one message."""
+        return self.prefix + b"\x81" + encode_message(msg)
+
+    # ---- decoding ---------------------------------------------------------
+
+    def decode_packet(self, payload: bytes) -> list[Message]:
+        """All messages of a datagram, or WireError."""
+        if len(payload) > MAX_UDP_PAYLOAD:
+            raise WireError("oversized", f"{len(payload)} bytes")
+        return self._decode(payload, MAX_MESSAGES_PER_PACKET)
+
+    def decode_frame(self, payload: bytes) -> Message:
+        """The single message of a stream frame, or WireError."""
+        if len(payload) > self.max_stream_bytes:
+            raise WireError("oversized", f"{len(payload)} bytes")
+        msgs = self._decode(payload, 1)
+        if len(msgs) != 1:
+            raise WireError("bad_envelope", "a frame holds exactly one message")
+        return msgs[0]
+
+    def _decode(self, payload: bytes, max_messages: int) -> list[Message]:
+        if not payload:
+            raise WireError("truncated", "empty")
+        buf = io.BytesIO(payload)
+        try:
+            obj = cbor2.CBORDecoder(buf).decode()
+        except cbor2.CBORDecodeEOF as exc:
+            raise WireError("truncated", str(exc)) from None
+        except RecursionError:
+            raise WireError("too_deep") from None
+        except Exception as exc:  # cbor2 raises several types on bad input
+            if "nesting depth" in str(exc):
+                raise WireError("too_deep") from None
+            raise WireError("bad_cbor", type(exc).__name__) from None
+        if buf.tell() != len(payload):
+            raise WireError("trailing_bytes", f"{len(payload) - buf.tell()} bytes")
+        if type(obj) is not list or len(obj) != 3:
+            raise WireError("bad_envelope", "not a 3-element array")
+        version, cluster, msgs = obj
+        if version != VERSION or type(version) is not int:
+            raise WireError("bad_version", repr(version)[:20])
+        if cluster != self.cluster:
+            raise WireError("wrong_cluster", repr(cluster)[:40])
+        if type(msgs) is not list or not msgs:
+            raise WireError("bad_envelope", "no message list")
+        if len(msgs) > max_messages:
+            raise WireError("too_many", f"{len(msgs)} messages")
+        out: list[Message] = []
+        parsers = self._parsers
+        for raw in msgs:
+            if type(raw) is not list or not raw:
+                raise WireError("bad_envelope", "message is not an array")
+            parser = parsers.get(raw[0]) if type(raw[0]) is int else None
+            if parser is None:
+                raise WireError("bad_kind", repr(raw[0])[:20])
+            try:
+                out.append(parser(raw))
+            except (TypeError, ValueError) as exc:  # wrong arity unpacking, bad field
+                if isinstance(exc, WireError):
+                    raise
+                raise WireError("bad_field", f"kind {raw[0]}") from None
+        return out
+
+    # ---- field checks (raise WireError("bad_field")) ------------------------
+
+    def _name(self, x: Any) -> str:
+        if type(x) is not str or not x or len(x) > self.max_name:
+            raise WireError("bad_field", "name")
+        if not x.isascii() and len(x.encode()) > self.max_name:
+            raise WireError("bad_field", "name")
+        return x
+
+    def _tags(self, x: Any) -> Mapping[str, str]:
+        if type(x) is not dict:
+            raise WireError("bad_field", "tags")
+        if not x:
+            return x
+        if len(x) > MAX_TAGS:
+            raise WireError("bad_field", "too many tags")
+        for k, v in x.items():
+            if type(k) is not str or type(v) is not str:
+                raise WireError("bad_field", "tag is not str to str")
+        if len(cbor2.dumps(x)) > self.max_tags_bytes:
+            raise WireError("bad_field", "tags too large")
+        return x
+
+    # ---- one parser per kind; `_, a, b = raw` raises ValueError on arity ----
+
+    def _ping(self, raw: list[Any]) -> Ping:
+        _, seq, target = raw
+        return Ping(_uint(seq), self._name(target))
+
+    def _ping_req(self, raw: list[Any]) -> PingReq:
+        _, seq, target, host, port = raw
+        return PingReq(_uint(seq), self._name(target), (_host(host), _port(port)))
+
+    def _ack(self, raw: list[Any]) -> Ack:
+        _, seq = raw
+        return Ack(_uint(seq))
+
+    def _nack(self, raw: list[Any]) -> Nack:
+        _, seq = raw
+        return Nack(_uint(seq))
+
+    def _alive(self, raw: list[Any]) -> Alive:
+        _, name, inc, host, port, tags = raw
+        return Alive(self._name(name), _uint(inc), (_host(host), _port(port)), self._tags(tags))
+
+    def _suspect(self, raw: list[Any]) -> Suspect:
+        _, name, inc, accuser = raw
+        return Suspect(self._name(name), _uint(inc), self._name(accuser))
+
+    def _dead(self, raw: list[Any]) -> Dead:
+        _, name, inc, accuser = raw
+        return Dead(self._name(name), _uint(inc), self._name(accuser))
+
+    def _left(self, raw: list[Any]) -> Left:
+        _, name, inc = raw
+        return Left(self._name(name), _uint(inc))
+
+    def _entries(self, x: Any) -> tuple[StateEntry, ...]:
+        if type(x) is not list or len(x) > MAX_STATE_ENTRIES:
+            raise WireError("bad_field", "state entries")
+        out = []
+        for e in x:
+            if type(e) is not list:
+                raise WireError("bad_field", "state entry")
+            name, host, port, inc, state, tags = e
+            if type(state) is not int or not 0 <= state <= 3:
+                raise WireError("bad_field", "member state")
+            out.append(
+                StateEntry(
+                    self._name(name),
+                    (_host(host), _port(port)),
+                    _uint(inc),
+                    MemberState(state),
+                    self._tags(tags),
+                )
+            )
+        return tuple(out)
+
+    def _push_pull(self, raw: list[Any]) -> PushPull:
+        _, join, entries = raw
+        if type(join) is not bool:
+            raise WireError("bad_field", "join flag")
+        return PushPull(join, self._entries(entries))
+
+    def _push_pull_reply(self, raw: list[Any]) -> PushPullReply:
+        _, entries = raw
+        return PushPullReply(self._entries(entries))
+
+
+def _uint(x: Any) -> int:
+    if type(x) is not int or not 0 <= x <= MAX_UINT:
+        raise WireError("bad_field", "unsigned integer")
+    return x
+
+
+def _host(x: Any) -> str:
+    if type(x) is not str or not x or len(x) > MAX_HOST_CHARS:
+        raise WireError("bad_field", "host")
+    return x
+
+
+def _port(x: Any) -> int:
+    if type(x) is not int or not 0 <= x <= 65535:
+        raise WireError("bad_field", "port")
+    return x

@@ -1,0 +1,107 @@
+"""The wire format: round trips, exact sizes, and typed rejections."""
+
+from __future__ import annotations
+
+import cbor2
+import pytest
+
+from gossip.core.config import Config
+from gossip.core.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    PushPullReply,
+    StateEntry,
+    Suspect,
+)
+from gossip.core.types import MemberState
+from gossip.core.wire import VERSION, Codec, WireError, encode_message
+
+CFG = Config(cluster_name="prod")
+CODEC = Codec(CFG)
+ENTRY = StateEntry("b", ("10.0.0.2", 7946), 3, MemberState.SUSPECT, {"dc": "x"})
+ALL = [
+    Ping(1, "b"),
+    PingReq(2, "c", ("10.0.0.3", 7946)),
+    Ack(3),
+    Nack(4),
+    Alive("a", 5, ("10.0.0.1", 7946), {"role": "db"}),
+    Suspect("a", 5, "b"),
+    Dead("a", 6, "c"),
+    Left("a", 7),
+]
+
+
+def test_every_datagram_message_round_trips_in_one_compound_packet() -> None:
+    packet = CODEC.packet([encode_message(m) for m in ALL])
+    assert CODEC.decode_packet(packet) == ALL
+
+
+@pytest.mark.parametrize("msg", [PushPull(True, (ENTRY,)), PushPullReply((ENTRY, ENTRY))])
+def test_stream_frames_round_trip(msg: PushPull | PushPullReply) -> None:
+    assert CODEC.decode_frame(CODEC.frame(msg)) == msg
+
+
+def test_packet_size_is_exactly_prefix_header_and_parts() -> None:
+    parts = [encode_message(Ack(i)) for i in range(30)]
+    packet = CODEC.packet(parts)
+    assert len(packet) == len(CODEC.prefix) + 2 + sum(map(len, parts))
+    assert CODEC.room == CFG.udp_buffer_size - len(CODEC.prefix) - 3
+
+
+def _reason(payload: bytes) -> str:
+    with pytest.raises(WireError) as info:
+        CODEC.decode_packet(payload)
+    return info.value.reason
+
+
+def _env(version: object, cluster: object, msgs: object) -> bytes:
+    return bytes(cbor2.dumps([version, cluster, msgs]))
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "truncated"),
+        (_env(VERSION, "prod", [[3, 1]])[:-1], "truncated"),
+        (b"\xff", "bad_cbor"),
+        (b"\x81" * 1000, "too_deep"),
+        (_env(VERSION, "prod", [[3, 1]]) + b"\x00", "trailing_bytes"),
+        (bytes(cbor2.dumps({"a": 1})), "bad_envelope"),
+        (_env(2, "prod", [[3, 1]]), "bad_version"),
+        (_env(True, "prod", [[3, 1]]), "bad_version"),
+        (_env(VERSION, "test", [[3, 1]]), "wrong_cluster"),
+        (_env(VERSION, "prod", []), "bad_envelope"),
+        (_env(VERSION, "prod", [[99, 1]]), "bad_kind"),
+        (_env(VERSION, "prod", [["3", 1]]), "bad_kind"),
+        (_env(VERSION, "prod", [[3, -1]]), "bad_field"),
+        (_env(VERSION, "prod", [[3, 2**64]]), "bad_field"),
+        (_env(VERSION, "prod", [[3, 1, 2]]), "bad_field"),
+        (_env(VERSION, "prod", [[1, 1, ""]]), "bad_field"),
+        (_env(VERSION, "prod", [[1, 1, "x" * 200]]), "bad_field"),
+        (_env(VERSION, "prod", [[5, "a", 1, "h", 70000, {}]]), "bad_field"),
+        (_env(VERSION, "prod", [[5, "a", 1, "h", 1, {"k": 1}]]), "bad_field"),
+        (_env(VERSION, "prod", [[5, "a", 1, "h", 1, {"k": "v" * 600}]]), "bad_field"),
+        (_env(VERSION, "prod", [[3, 1]] * 1025), "too_many"),
+        (b"\x00" * 70000, "oversized"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_stable_reason(payload: bytes, reason: str) -> None:
+    assert _reason(payload) == reason
+
+
+def test_a_frame_must_hold_exactly_one_message() -> None:
+    with pytest.raises(WireError) as info:
+        CODEC.decode_frame(_env(VERSION, "prod", [[3, 1], [3, 2]]))
+    assert info.value.reason == "too_many"
+
+
+def test_a_stream_frame_above_the_limit_is_refused_before_parsing() -> None:
+    with pytest.raises(WireError) as info:
+        CODEC.decode_frame(b"\x00" * (CFG.max_stream_bytes + 1))
+    assert info.value.reason == "oversized"

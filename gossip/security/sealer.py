@@ -17,6 +17,9 @@ Rules:
 - Replays are refused per sender by a sliding counter window; subkeys and
   windows are cached only after a packet authenticates, so unauthenticated
   input cannot evict them.
+- A peer heard using an older key that is still installed is answered with
+  that key, so a node that missed a rotation can rejoin while any of its keys
+  remains installed (everything else is sealed with the primary key).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gossip.core.types import Address
 from gossip.runtime.sealing import SealRejected
 from gossip.security.keyring import KEY_ID_SIZE, Keyring, key_id
 from gossip.security.replay import DEFAULT_WINDOW, ReplayWindow
@@ -47,7 +51,8 @@ OVERHEAD = HEADER_SIZE + TAG_SIZE
 MAX_PACKETS_PER_SALT = 1 << 32
 """Draw a fresh salt (hence a fresh subkey) well before any AES-GCM usage limit."""
 SENDER_CACHE = 1024
-"""Authenticated senders whose subkey and replay window are kept."""
+"""Authenticated senders whose subkey and replay window are kept, and peers
+whose older key is remembered."""
 
 _HKDF_INFO = b"gossip aes-gcm subkey v1"
 _NONCE_PREFIX = b"\x00\x00\x00\x00"
@@ -115,8 +120,10 @@ class AesGcmSealer:
         self._label = b"\x00" + cluster_name.encode("utf-8")
         self._random_bytes = random_bytes
         self._replay_window = replay_window
-        self._sender: _Sender | None = None
-        self._sender_version = -1
+        self._senders: dict[bytes, _Sender] = {}
+        self._senders_version = keyring.version
+        self._peer_keys: OrderedDict[Address, bytes] = OrderedDict()
+        """Peers last heard sealing with a key other than our primary."""
         self._peers: OrderedDict[tuple[bytes, bytes], _Peer] = OrderedDict()
         self._peers_version = keyring.version
         self.rejected: Counter[str] = Counter()
@@ -127,22 +134,26 @@ class AesGcmSealer:
 
     # ---- sending -------------------------------------------------------------
 
-    def _current_sender(self) -> _Sender:
-        sender = self._sender
-        if (
-            sender is None
-            or self._sender_version != self.keyring.version
-            or sender.counter >= MAX_PACKETS_PER_SALT
-        ):
-            sender = _Sender(self.keyring.primary, self._random_bytes(SALT_SIZE))
-            self._sender = sender
-            self._sender_version = self.keyring.version
+    def _key_for(self, peer: Address | None) -> bytes:
+        key = self._peer_keys.get(peer) if peer is not None else None
+        if key is not None and key in self.keyring:
+            return key
+        return self.keyring.primary
+
+    def _sender_for(self, key: bytes) -> _Sender:
+        if self._senders_version != self.keyring.version:
+            self._senders.clear()  # any key change draws fresh salts
+            self._senders_version = self.keyring.version
+        sender = self._senders.get(key)
+        if sender is None or sender.counter >= MAX_PACKETS_PER_SALT:
+            sender = _Sender(key, self._random_bytes(SALT_SIZE))
+            self._senders[key] = sender
         return sender
 
-    def seal(self, data: bytes) -> bytes:
+    def seal(self, data: bytes, peer: Address | None = None) -> bytes:
         if not self.policy.encrypt_outgoing:
             return data
-        sender = self._current_sender()
+        sender = self._sender_for(self._key_for(peer))
         counter = sender.counter
         sender.counter = counter + 1
         packed = struct.pack(">Q", counter)
@@ -156,7 +167,7 @@ class AesGcmSealer:
         self.rejected[reason] += 1
         return SealError(reason)
 
-    def open(self, data: bytes) -> bytes:
+    def open(self, data: bytes, peer: Address | None = None) -> bytes:
         if not data or data[0] != MAGIC:
             if self.policy.require_incoming:
                 raise self._reject("not_encrypted")
@@ -179,27 +190,38 @@ class AesGcmSealer:
         body = data[HEADER_SIZE:]
         for key in candidates:
             cache_key = (key, salt)
-            peer = self._peers.get(cache_key)
-            if peer is not None:
-                refusal = peer.window.check(counter) if peer.window else None
+            known = self._peers.get(cache_key)
+            if known is not None:
+                refusal = known.window.check(counter) if known.window else None
                 if refusal is not None:
                     raise self._reject(refusal)
-                aead = peer.aead
+                aead = known.aead
             else:
                 aead = AESGCM(derive_subkey(key, salt))
             try:
                 plain = aead.decrypt(nonce, body, ad)
             except InvalidTag:
                 continue
-            if peer is None:
-                peer = self._remember(cache_key, aead)
+            if known is None:
+                known = self._remember(cache_key, aead)
             else:
                 self._peers.move_to_end(cache_key)
-            if peer.window:
-                peer.window.record(counter)
+            if known.window:
+                known.window.record(counter)
+            if peer is not None:
+                self._note_key(peer, key)
             self.opened += 1
             return plain
         raise self._reject("decrypt_failed")
+
+    def _note_key(self, source: Address, key: bytes) -> None:
+        if key == self.keyring.primary:
+            self._peer_keys.pop(source, None)
+            return
+        self._peer_keys[source] = key
+        self._peer_keys.move_to_end(source)
+        while len(self._peer_keys) > SENDER_CACHE:
+            self._peer_keys.popitem(last=False)
 
     def _remember(self, cache_key: tuple[bytes, bytes], aead: AESGCM) -> _Peer:
         peer = _Peer(aead, self._replay_window)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gossip.security.keyring import Keyring
+from gossip.security.keyring import Keyring, key_id
 from gossip.security.sealer import (
     HEADER_SIZE,
     MAGIC,
@@ -144,8 +144,7 @@ def test_rollout_sequence_never_loses_a_packet() -> None:
 def test_salt_is_redrawn_before_the_counter_limit() -> None:
     a, b = pair([K1], [K1])
     first = a.seal(b"x")
-    assert a._sender is not None
-    a._sender.counter = MAX_PACKETS_PER_SALT
+    a._senders[K1].counter = MAX_PACKETS_PER_SALT
     second = a.seal(b"y")
     assert first[5:21] != second[5:21]
     assert second[21:29] == b"\x00" * 8
@@ -165,3 +164,29 @@ def test_key_change_redraws_the_salt() -> None:
     a.keyring.install(K2)
     a.seal(b"x")
     assert len(draws) == 2
+
+
+def test_a_peer_still_on_an_older_installed_key_is_answered_with_that_key() -> None:
+    # `old` missed a rotation: it only has K1; `new` encrypts with K2 but keeps K1.
+    old = AesGcmSealer(Keyring([K1]), "c")
+    new = AesGcmSealer(Keyring([K2, K1]), "c")
+    old_addr, other_addr = ("10.0.0.4", 7946), ("10.0.0.5", 7946)
+    assert refusal(old, new.seal(b"before", old_addr)) == "unknown_key"
+    assert new.open(old.seal(b"ping"), old_addr) == b"ping"
+    assert old.open(new.seal(b"ack", old_addr)) == b"ack"
+    # everybody else still gets the primary key
+    assert refusal(old, new.seal(b"x", other_addr)) == "unknown_key"
+    # once the old key is removed, the peer gets the primary key again
+    new.keyring.remove(K1)
+    assert refusal(old, new.seal(b"after", old_addr)) == "unknown_key"
+
+
+def test_a_peer_that_moves_to_the_primary_key_is_answered_with_it() -> None:
+    a = AesGcmSealer(Keyring([K2, K1]), "c")
+    b = AesGcmSealer(Keyring([K1, K2]), "c")
+    b_addr = ("10.0.0.2", 1)
+    a.open(b.seal(b"on K1"), b_addr)
+    assert a.seal(b"x", b_addr)[1:5] == key_id(K1)
+    b.keyring.use(K2)
+    a.open(b.seal(b"on K2"), b_addr)
+    assert a.seal(b"z", b_addr)[1:5] == key_id(K2)

@@ -381,7 +381,7 @@ class Agent:
         self._subscribers.publish(event)
 
     async def _send(self, to: Address, plaintext: bytes) -> None:
-        data = self._sealer.seal(plaintext)
+        data = self._sealer.seal(plaintext, to)
         n = self._notifier
         if await self._udp.send(to, data):
             n.packets_out.inc()
@@ -396,7 +396,7 @@ class Agent:
             n.packets_in.inc()
             n.bytes_in.inc(len(data))
             try:
-                channel, body = fr.decode_datagram(self._sealer.open(data))
+                channel, body = fr.decode_datagram(self._sealer.open(data, src))
             except (SealRejected, fr.FrameError) as exc:
                 n.rejected.inc(labels={"reason": exc.reason})
                 continue

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from gossip.core.types import Address
+
 
 class SealRejected(Exception):
     """An incoming packet or frame failed to open (bad key, forged, plaintext refused)."""
@@ -27,10 +29,13 @@ class Sealer(Protocol):
         """Bytes added by `seal` at most."""
         ...
 
-    def seal(self, plaintext: bytes) -> bytes: ...
+    def seal(self, plaintext: bytes, peer: Address | None = None) -> bytes:
+        """`peer` is where the bytes go (None if unknown): a keyring may answer a
+        peer with the older key that peer still uses."""
+        ...
 
-    def open(self, sealed: bytes) -> bytes:
-        """Return the plaintext or raise SealRejected(reason)."""
+    def open(self, sealed: bytes, peer: Address | None = None) -> bytes:
+        """Return the plaintext or raise SealRejected(reason); `peer` is the source."""
         ...
 
 
@@ -41,8 +46,8 @@ class PlainSealer:
     def overhead(self) -> int:
         return 0
 
-    def seal(self, plaintext: bytes) -> bytes:
+    def seal(self, plaintext: bytes, peer: Address | None = None) -> bytes:
         return plaintext
 
-    def open(self, sealed: bytes) -> bytes:
+    def open(self, sealed: bytes, peer: Address | None = None) -> bytes:
         return sealed

@@ -73,7 +73,7 @@ class StreamChannels:
 
     async def _exchange(self, stream: trio.abc.Stream, src: Address) -> None:
         sealer = self._sealer()
-        plain = sealer.open(await fr.read_frame(stream, self.max_bytes))
+        plain = sealer.open(await fr.read_frame(stream, self.max_bytes), src)
         channel, body = fr.decode_request(plain)
         handler = self.handlers.get(channel)
         if handler is None:
@@ -89,7 +89,7 @@ class StreamChannels:
                 response = fr.encode_response(fr.STATUS_NO_REPLY)
             else:
                 response = fr.encode_response(fr.STATUS_OK, reply)
-        await fr.write_frame(stream, sealer.seal(response))
+        await fr.write_frame(stream, sealer.seal(response, src))
 
     # ---- client side ----------------------------------------------------------
 
@@ -98,7 +98,7 @@ class StreamChannels:
     ) -> bytes | None:
         self._streams.inc(labels={"channel": channel, "direction": "out"})
         sealer = self._sealer()
-        request = sealer.seal(fr.encode_request(channel, body))
+        request = sealer.seal(fr.encode_request(channel, body), to)
         if len(request) > self.max_bytes:
             raise StreamError("oversized")
         try:
@@ -116,7 +116,7 @@ class StreamChannels:
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise StreamError(f"connect_failed: {exc}") from None
         try:
-            status, reply = fr.decode_response(sealer.open(frame))
+            status, reply = fr.decode_response(sealer.open(frame, to))
         except SealRejected as exc:
             raise StreamError(exc.reason) from None
         except fr.FrameError as exc:

@@ -1,10 +1,9 @@
 """The keyring file under --data-dir.
 
 Rules: `keyring.json` holds {"primary": base64, "keys": [base64, ...]}. It is
-written atomically (temporary file, fsync, rename, fsync of the directory) with
-mode 0600, so a crash leaves either the old or the new keyring. Reading is
-bounded in size and every field is validated; a bad file raises KeyfileError
-naming the problem.
+written atomically (gossip.runtime.atomicfile) with mode 0600, so a crash
+leaves either the old or the new keyring. Reading is bounded in size and every
+field is validated; a bad file raises KeyfileError naming the problem.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from gossip.runtime.atomicfile import write_atomic
 from gossip.security.keyring import Keyring, KeyringError, decode_key, encode_key
 
 FILENAME = "keyring.json"
@@ -55,20 +55,6 @@ def load_keyring(path: str | os.PathLike[str]) -> Keyring | None:
 
 
 def save_keyring(path: str | os.PathLike[str], keyring: Keyring) -> None:
-    p = Path(path)
     keys = [encode_key(k) for k in keyring.all_keys()]
     doc = {"primary": encode_key(keyring.primary), "keys": keys}
-    data = (json.dumps(doc, indent=1) + "\n").encode("ascii")
-    tmp = p.with_name(p.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
-    dir_fd = os.open(p.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(Path(path), (json.dumps(doc, indent=1) + "\n").encode("ascii"), mode=0o600)

@@ -84,7 +84,10 @@ class Agent:
         self.leaving = False
         self._stopped = trio.Event()
         self._stop_requested = trio.Event()
-        self._notifier = Notifier(self.metrics, self.members, lambda: self.health)
+        # Bound here (not only via contextvars) so lines logged from a caller's task,
+        # e.g. leave() called by an embedding program, still name this agent.
+        self.log = log.bind(node=settings.name)
+        self._notifier = Notifier(self.log, self.metrics, self.members, lambda: self.health)
         self.streams = StreamChannels(
             self._network,
             lambda: self._sealer,
@@ -217,13 +220,13 @@ class Agent:
             await self.left.wait()
             return
         self.leaving = True
-        log.info("agent_leaving")
+        self.log.info("agent_leaving")
         for service in self._services:
             with trio.move_on_after(LEAVE_HOOK_TIMEOUT):
                 try:
                     await service.before_leave()
                 except Exception:
-                    log.exception("service_before_leave_failed", service=service.name)
+                    self.log.exception("service_before_leave_failed", service=service.name)
         await self.call(lambda node, now: node.leave(now))
         with trio.move_on_after(self._config.leave_timeout + 1.0):
             await self.left.wait()
@@ -270,7 +273,7 @@ class Agent:
                 seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
                 self._node.start(trio.current_time(), seeds)
                 nursery.start_soon(self._core_loop)
-                log.info(
+                self.log.info(
                     "agent_started",
                     address=fmt_address(address),
                     incarnation=incarnation,
@@ -289,7 +292,7 @@ class Agent:
             udp.close()
             self._subscribers.close_all()
             self._stopped.set()
-            log.info("agent_stopped", incarnation=self.incarnation)
+            self.log.info("agent_stopped", incarnation=self.incarnation)
 
     async def _start_services(self, nursery: trio.Nursery) -> None:
         for service in self._services:
@@ -302,7 +305,7 @@ class Agent:
         server = HttpServer(routes, token=self.settings.api_token)
         listeners = await nursery.start(server.serve, bind[0], bind[1])
         self.api_address = _listener_address(listeners[0])
-        log.info("api_started", api=fmt_address(self.api_address))
+        self.log.info("api_started", api=fmt_address(self.api_address))
 
     def _load_identity(self) -> int:
         if self.data_dir is None:
@@ -364,7 +367,9 @@ class Agent:
             self._persist_incarnation(out.incarnation)
         elif isinstance(out, o.Joined):
             if not self.joined.is_set():
-                log.info("agent_joined", via=fmt_address(out.via), incarnation=self.incarnation)
+                self.log.info(
+                    "agent_joined", via=fmt_address(out.via), incarnation=self.incarnation
+                )
             self.joined.set()
         elif isinstance(out, o.LeaveCompleted):
             self.left.set()
@@ -377,7 +382,7 @@ class Agent:
             try:
                 service.member_event(event)
             except Exception:
-                log.exception("service_member_event_failed", service=service.name)
+                self.log.exception("service_member_event_failed", service=service.name)
         self._subscribers.publish(event)
 
     async def _send(self, to: Address, plaintext: bytes) -> None:
@@ -410,7 +415,7 @@ class Agent:
             try:
                 handler(src, body)
             except Exception:
-                log.exception("datagram_handler_failed", channel=channel)
+                self.log.exception("datagram_handler_failed", channel=channel)
 
     async def _member_stream_request(self, src: Address, body: bytes) -> bytes | None:
         return await self.call(lambda node, now: node.handle_stream_request(now, src, body))

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from gossip.core import outputs as o
 from gossip.core.types import MemberInfo, MemberState
 from gossip.runtime.metrics import Counter, Registry
@@ -39,11 +37,12 @@ class Notifier:
 
     def __init__(
         self,
+        logger: Any,
         registry: Registry,
         members: Callable[[], list[MemberInfo]],
         health: Callable[[], int],
     ) -> None:
-        self.log = structlog.get_logger("gossip.agent")
+        self.log = logger
         self._members = members
         r = registry
         r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)

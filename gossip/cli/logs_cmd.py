@@ -127,3 +127,14 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.html}")
     return 0
+
+
+def main_report(files: list[str], html: Path) -> int:
+    """Write `html` for `files` and print the text summary (used after an emulation)."""
+    args = argparse.Namespace(
+        files=files, html=html, title="gossip emulation", grace=DEFAULT_GRACE, json=False
+    )
+    code = run_report(args)
+    if code == 0:
+        return run_summary(argparse.Namespace(files=files, grace=DEFAULT_GRACE, json=False))
+    return code

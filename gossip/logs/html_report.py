@@ -63,7 +63,7 @@ def _axis(scale: _Scale, origin: float, height: int) -> list[str]:
     while origin + t <= scale.start + scale.span:
         x = scale.x(origin + t)
         parts.append(f'<line x1="{x}" y1="{TOP - 4}" x2="{x}" y2="{height}" stroke="#eee"/>')
-        parts.append(f'<text x="{x}" y="{TOP - 6}" text-anchor="middle" fill="#777">{t:g}s</text>')
+        parts.append(f'<text x="{x}" y="{TOP - 6}" text-anchor="middle" fill="#777">{t + 0.0:g}s</text>')
         t += step
     return parts
 

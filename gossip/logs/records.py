@@ -20,7 +20,15 @@ from typing import BinaryIO, Literal
 MAX_LINE_BYTES = 64 * 1024
 MAX_NAME_CHARS = 256
 SCENARIO_EVENTS = frozenset(
-    {"scenario_started", "scenario_finished", "fault_injected", "fault_cleared", "agent_spawned"}
+    {
+        "scenario_started",
+        "scenario_finished",
+        "fault_injected",
+        "fault_cleared",
+        "agent_spawned",
+        "cluster_formed",
+        "action_skipped",
+    }
 )
 
 RecordKind = Literal["agent", "scenario"]

@@ -158,14 +158,17 @@ def summarize(logs: LogSet, *, grace: float = DEFAULT_GRACE) -> Summary:
         seq.append((_r(record.time - origin), state))
     have_scenario = bool(logs.scenario_records)
     suspicions, failures = _false_verdicts(agent, faults, have_scenario, grace, origin)
-    agree_times = _agreement_changes(views, faults)
+    # Judge agreement up to the end of the scenario, before the agents' own shutdown.
+    finished = [r.time for r in records if r.event == "scenario_finished"]
+    finish = finished[0] if finished else views.end
+    agree_times = _agreement_changes(views, faults, finish)
     detections = [
-        _detection(fault, agent, views, faults, agree_times, origin, grace)
+        _detection(fault, agent, views, faults, agree_times, origin, grace, finish)
         for fault in faults
         if fault.action in DETECTION_FAULTS
     ]
     final_agree = agree_times[-1][1] if agree_times else True
-    settled = _settled(agree_times, views.start, views.end)
+    settled = _settled(agree_times, views.start, finish)
     return Summary(
         origin=origin,
         duration=_r(views.end - origin),
@@ -191,9 +194,10 @@ def _detection(
     agree: Sequence[tuple[float, bool]],
     origin: float,
     grace: float,
+    finish: float,
 ) -> Detection:
     """Latency from the fault to each other running observer's first verdict."""
-    limit = views.end if fault.end is None else fault.end + grace
+    limit = finish if fault.end is None else fault.end + grace
     running = [
         o for o in views.observers if o != fault.target and _up(views, faults, o, fault.start)
     ]
@@ -208,7 +212,7 @@ def _detection(
     for observer, latency in first["member_failed"].items():
         first["member_suspected"].setdefault(observer, latency)
     later = [f.start for f in faults if f.start > fault.start]
-    window_end = min(later) if later else views.end
+    window_end = min([*later, finish])
     settled = _settled(agree, fault.start, window_end)
     return Detection(
         action=fault.action,
@@ -274,7 +278,9 @@ def _heard_alive_again(agent: Sequence[Record], index: int, observer: str, membe
     return False
 
 
-def _agreement_changes(views: Views, faults: Sequence[Fault]) -> list[tuple[float, bool]]:
+def _agreement_changes(
+    views: Views, faults: Sequence[Fault], until: float
+) -> list[tuple[float, bool]]:
     """(time, all running observers hold the same up/down view) at every change.
 
     A member counts as up while alive or suspect; an observer counts itself up.
@@ -287,7 +293,7 @@ def _agreement_changes(views: Views, faults: Sequence[Fault]) -> list[tuple[floa
         by_observer.setdefault(interval.observer, []).append(interval)
     out: list[tuple[float, bool]] = []
     # Every interval closes at the end of the logs: judge the state just before it.
-    for t in sorted(p for p in set(points) if p < views.end):
+    for t in sorted(p for p in set(points) if p < until):
         seen: set[frozenset[str]] = set()
         for observer in views.observers:
             if not _up(views, faults, observer, t):

@@ -1,0 +1,146 @@
+"""A whole emulation on this machine: namespaces, agents, the scenario, and
+cleanup whatever happens.
+
+Rules: the topology, every agent and the scenario log are torn down in
+`finally` blocks, and SIGTERM is turned into the same path as Ctrl-C, so an
+interrupted or failed run leaves no namespace, link or process behind. The
+scenario clock starts only when every agent has seen every other one (or the
+scenario's `settle` time has passed, which is logged).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from gossip.emulate.agents import Agent, AgentSpec, stop_all
+from gossip.emulate.netns import Topology
+from gossip.emulate.plan import NetState, plan
+from gossip.emulate.player import ScenarioLog, play
+from gossip.emulate.scenario import Scenario
+from gossip.logs.records import BadLine, parse_line
+
+SEEDS = 2  # every agent joins through the first two nodes
+
+
+@dataclass
+class NamespaceBackend:
+    topology: Topology
+    agents: dict[str, Agent]
+
+    def node_action(self, action: str, node: str) -> dict[str, object]:
+        agent = self.agents[node]
+        if action == "restart":
+            return {"pid": agent.start()}
+        pid = {"kill": agent.kill, "pause": agent.pause, "resume": agent.resume}[action]()
+        return {"pid": pid}
+
+    def apply_net(self, net: NetState) -> list[str]:
+        return self.topology.apply(net)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def seen_by_all(agents: Sequence[Agent]) -> bool:
+    """Whether every agent's log shows a join of every other agent."""
+    names = {a.spec.node for a in agents}
+    for agent in agents:
+        joined: set[str] = set()
+        try:
+            lines = agent.spec.log_file.read_bytes().splitlines()
+        except FileNotFoundError:
+            return False
+        for raw in lines:
+            try:
+                record = parse_line(raw)
+            except BadLine:
+                continue
+            if record.event == "member_joined" and record.member:
+                joined.add(record.member)
+        if not names - {agent.spec.node} <= joined:
+            return False
+    return True
+
+
+def run_emulation(
+    scenario: Scenario,
+    out_dir: Path,
+    *,
+    command: Sequence[str],
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Play `scenario`; returns the scenario log's path. Logs go to `out_dir`."""
+    planned = plan(scenario)  # a bad scenario fails before anything is created
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = ScenarioLog(out_dir / "scenario.log")
+    agents: list[Agent] = []
+    outcome = "interrupted"
+    try:
+        with _sigterm_interrupts(), Topology(scenario.nodes) as topo:
+            seeds = [topo.hosts[n].ip for n in scenario.nodes[:SEEDS]]
+            for node, host in topo.hosts.items():
+                spec = AgentSpec(
+                    node=node,
+                    ip=host.ip,
+                    seeds=[s for s in seeds if s != host.ip],
+                    profile=scenario.profile,
+                    out_dir=out_dir,
+                    prefix=topo.exec_prefix(node),
+                    command=command,
+                )
+                agents.append(Agent(spec))
+            try:
+                _start(agents, scenario, log, echo)
+                backend = NamespaceBackend(topo, {a.spec.node: a for a in agents})
+                play(
+                    planned,
+                    backend,
+                    log,
+                    duration=scenario.duration,
+                    nodes=scenario.nodes,
+                    echo=echo,
+                )
+                outcome = "completed"
+            finally:
+                log.write("scenario_finished", outcome=outcome)
+                stop_all(agents)
+    finally:
+        stop_all(agents, timeout=1.0)  # only reached with work left after an error
+        log.close()
+    echo(f"{outcome}: logs in {out_dir}")
+    return log.path
+
+
+def _start(
+    agents: Sequence[Agent], scenario: Scenario, log: ScenarioLog, echo: Callable[[str], None]
+) -> None:
+    for agent in agents:
+        pid = agent.start()
+        log.write("agent_spawned", target=agent.spec.node, pid=pid, ip=agent.spec.ip)
+    began = time.monotonic()
+    while time.monotonic() - began < scenario.settle:
+        if seen_by_all(agents):
+            break
+        dead = [a.spec.node for a in agents if not a.running()]
+        if dead:
+            raise RuntimeError(f"agents exited during start-up: {dead} (see their .stderr files)")
+        time.sleep(0.2)
+    formed = seen_by_all(agents)
+    took = round(time.monotonic() - began, 3)
+    log.write("cluster_formed", complete=formed, seconds=took)
+    echo(f"cluster {'formed' if formed else 'NOT fully formed'} after {took:.1f}s")

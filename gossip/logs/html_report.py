@@ -59,11 +59,12 @@ def _axis(scale: _Scale, origin: float, height: int) -> list[str]:
     parts: list[str] = []
     step = _tick_step(scale.span)
     first = -(-(scale.start - origin) // step) * step  # the first tick at or after the start
-    t = first
+    t = first + 0.0  # no "-0"
     while origin + t <= scale.start + scale.span:
         x = scale.x(origin + t)
         parts.append(f'<line x1="{x}" y1="{TOP - 4}" x2="{x}" y2="{height}" stroke="#eee"/>')
-        parts.append(f'<text x="{x}" y="{TOP - 6}" text-anchor="middle" fill="#777">{t + 0.0:g}s</text>')
+        label = f'<text x="{x}" y="{TOP - 6}" text-anchor="middle" fill="#777">{t:g}s</text>'
+        parts.append(label)
         t += step
     return parts
 

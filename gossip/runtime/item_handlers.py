@@ -1,0 +1,126 @@
+"""Operator handlers for work items: `--on-acquire CMD` / `--on-release CMD` as subprocesses.
+
+Rules:
+- A handler is a shell command run with /bin/sh -c; the item, fencing token, reason and event
+  are passed only in environment variables (GOSSIP_ITEM, GOSSIP_TOKEN, GOSSIP_REASON,
+  GOSSIP_EVENT, GOSSIP_NODE), never spliced into the command line.
+- Handlers never block the agent: each runs in a background task, at most `concurrency` at a
+  time, and is killed after `timeout` seconds. Its outcome is logged (handler_completed,
+  handler_failed with exit_status, handler_timed_out) and counted.
+- Runs for one item happen in order (an acquire's handler finishes before the release's
+  starts), so an operator's script never sees them overlap for one item.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from gossip.runtime.metrics import Registry
+
+log = structlog.get_logger("gossip.ownership")
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONCURRENCY = 8
+_OUTPUT_LIMIT = 2048  # bytes of a failing handler's output kept in the log line
+
+
+@dataclass(frozen=True)
+class HandlerJob:
+    event: str
+    """acquired | released"""
+    item: str
+    token: int
+    reason: str
+
+
+class ItemHandlers:
+    """Runs the configured commands for acquired/released items in the background."""
+
+    def __init__(
+        self,
+        node: str,
+        commands: Mapping[str, str | None],
+        metrics: Registry,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        self.node = node
+        self.commands = dict(commands)
+        self.timeout = timeout
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._item_locks: dict[str, trio.Lock] = {}
+        self._runs = metrics.counter(
+            "ownership_handler_runs_total",
+            "Item handler runs by event and result",
+            ("event", "result"),
+        )
+        self.completed: list[tuple[HandlerJob, int | None]] = []
+        """(job, exit status or None on timeout), newest last; bounded; for tests and status."""
+
+    def submit(self, nursery: trio.Nursery, job: HandlerJob) -> None:
+        if self.commands.get(job.event):
+            nursery.start_soon(self._run, job)
+
+    async def _run(self, job: HandlerJob) -> None:
+        command = self.commands[job.event]
+        assert command is not None
+        lock = self._item_locks.setdefault(job.item, trio.Lock())
+        async with lock, self._limiter:
+            status = await self._execute(command, job)
+        if not lock.locked() and lock.statistics().tasks_waiting == 0:
+            self._item_locks.pop(job.item, None)
+        self.completed.append((job, status))
+        del self.completed[:-1000]
+
+    async def _execute(self, command: str, job: HandlerJob) -> int | None:
+        env = {
+            **os.environ,
+            "GOSSIP_EVENT": job.event,
+            "GOSSIP_ITEM": job.item,
+            "GOSSIP_TOKEN": str(job.token),
+            "GOSSIP_REASON": job.reason,
+            "GOSSIP_NODE": self.node,
+        }
+        fields = {"handler_event": job.event, "item": job.item, "token": job.token}
+        start = trio.current_time()
+        result: subprocess.CompletedProcess[bytes] | None = None
+        with trio.move_on_after(self.timeout):
+            try:
+                result = await trio.run_process(
+                    ["/bin/sh", "-c", command],
+                    env=env,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                )
+            except OSError as exc:
+                log.error("handler_failed", exit_status=None, error=str(exc), **fields)
+                self._runs.inc(labels={"event": job.event, "result": "error"})
+                return -1
+        elapsed = round(trio.current_time() - start, 3)
+        if result is None:
+            log.error("handler_timed_out", timeout_s=self.timeout, **fields)
+            self._runs.inc(labels={"event": job.event, "result": "timeout"})
+            return None
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout)[-_OUTPUT_LIMIT:].decode(errors="replace")
+            log.error(
+                "handler_failed",
+                exit_status=result.returncode,
+                duration_s=elapsed,
+                output=output,
+                **fields,
+            )
+            self._runs.inc(labels={"event": job.event, "result": "failed"})
+        else:
+            log.info("handler_completed", exit_status=0, duration_s=elapsed, **fields)
+            self._runs.inc(labels={"event": job.event, "result": "ok"})
+        return result.returncode

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 from gossip.runtime.apiclient import ApiClientError
 from gossip.runtime.localcluster import AgentProcess, LocalCluster
+from tests.e2e.test_agents import FAST  # the fast [core] timings every e2e test uses
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +31,7 @@ def config(handler_dir: Path) -> str:
     # Each handler run appends one line to a file named after the node that ran it.
     line = 'echo "$GOSSIP_ITEM $GOSSIP_TOKEN $GOSSIP_REASON" >> ' + str(handler_dir)
     items = ", ".join(f'"{i}"' for i in ITEMS)
-    return f"""
-[core]
-probe_interval = 0.4
-probe_timeout = 0.15
-gossip_interval = 0.1
-suspicion_mult = 3
-push_pull_interval = 5.0
-leave_timeout = 1.0
-
+    return f"""{FAST}
 [ownership]
 items = [{items}]
 settle_time = {SETTLE}
@@ -91,13 +85,19 @@ def net_held(handler_dir: Path, name: str) -> list[str]:
     return sorted(i for i, n in held.items() if n == 1)
 
 
-def test_survivors_take_over_exactly_the_killed_owners_items_once(tmp_path: Path) -> None:
+@contextmanager
+def running(size: int, tmp_path: Path) -> Iterator[tuple[list[AgentProcess], Path]]:
+    """`size` agents, all alive, with handlers writing under the returned directory."""
     handler_dir = tmp_path / "handlers"
     handler_dir.mkdir()
-    with LocalCluster(5, tmp_path / "cluster", config_text=config(handler_dir)) as cluster:
+    with LocalCluster(size, tmp_path / "cluster", config_text=config(handler_dir)) as cluster:
         cluster.start()
         cluster.wait_all_alive(30)
-        agents = cluster.agents
+        yield cluster.agents, handler_dir
+
+
+def test_survivors_take_over_exactly_the_killed_owners_items_once(tmp_path: Path) -> None:
+    with running(5, tmp_path) as (agents, handler_dir):
         before = wait_for(lambda: agreed(agents), 30, "agreement on 100 owners")
         # Agents start one after another, so early ones may hold items for a while and hand
         # them on: each node's acquisitions minus its releases must be what it now owns.
@@ -139,13 +139,9 @@ def test_survivors_take_over_exactly_the_killed_owners_items_once(tmp_path: Path
 
 
 def test_owner_command_answers_from_a_running_agent(tmp_path: Path) -> None:
-    handler_dir = tmp_path / "handlers"
-    handler_dir.mkdir()
-    with LocalCluster(2, tmp_path / "cluster", config_text=config(handler_dir)) as cluster:
-        cluster.start()
-        cluster.wait_all_alive(30)
-        owners = wait_for(lambda: agreed(cluster.agents), 30, "agreement")
-        api = f"127.0.0.1:{cluster.agents[0].api_port}"
+    with running(2, tmp_path) as (agents, _):
+        owners = wait_for(lambda: agreed(agents), 30, "agreement")
+        api = f"127.0.0.1:{agents[0].api_port}"
         run = [sys.executable, "-m", "gossip", "owner", "--api", api]
         out = subprocess.run(
             [*run, "item-7", "-n", "2"], capture_output=True, text=True, timeout=30

@@ -4,8 +4,8 @@ Rules:
 - One task (run) owns the pure gossip.core.ownership.Ownership: it feeds it the membership
   view after every member event, fires its timers, and turns its outputs into log lines
   (ownership_changed, item_acquired, item_released), subscriber callbacks and handler runs.
-  A table rebuild runs in a worker thread (numpy releases the GIL), so a 100-member rebuild
-  never stalls the agent's probes.
+  A large table rebuild runs in a worker thread (numpy releases the GIL), so a 100-member
+  rebuild never stalls the agent's probes; small ones run inline.
 - Lookups (owner, owners, owns, GET /v1/owner) read the current immutable table from any task.
 - Declared items come from `[ownership] items` in the config file and `--item`; handlers from
   `--on-acquire` / `--on-release` (or on_acquire / on_release); see item_handlers.
@@ -48,6 +48,8 @@ MAX_KEY_BYTES = 1024
 MAX_N = 64
 MAX_ITEMS = 100_000
 MAX_ITEM_BYTES = 256
+INLINE_SCORES = 1 << 20
+"""A rebuild scoring more (members x partitions) than this runs in a worker thread."""
 
 ItemEvent = ItemAcquired | ItemReleased
 Subscriber = Callable[[ItemEvent], None]
@@ -174,7 +176,10 @@ class OwnershipService(Service):
                 own.observe(now, self.host.members())
             deadline = own.next_deadline()
             if deadline is not None and deadline <= now:
-                await trio.to_thread.run_sync(own.handle_timeout, now, wall_ms())
+                if len(self.host.members()) * own.table.partitions > INLINE_SCORES:
+                    await trio.to_thread.run_sync(own.handle_timeout, now, wall_ms())
+                else:
+                    own.handle_timeout(now, wall_ms())
                 self._drain()
                 continue
             self._drain()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,21 +58,27 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 def seen_by_all(agents: Sequence[Agent]) -> bool:
     """Whether every agent's log shows a join of every other agent."""
-    names = {a.spec.node for a in agents}
+    logs: dict[str, bytes] = {}
     for agent in agents:
-        joined: set[str] = set()
         try:
-            lines = agent.spec.log_file.read_bytes().splitlines()
+            logs[agent.spec.node] = agent.spec.log_file.read_bytes()
         except FileNotFoundError:
             return False
-        for raw in lines:
+    return everyone_joined(logs)
+
+
+def everyone_joined(logs: Mapping[str, bytes]) -> bool:
+    """Whether each node's log (JSON lines) shows a join of every other node."""
+    for node, text in logs.items():
+        joined: set[str] = set()
+        for raw in text.splitlines():
             try:
                 record = parse_line(raw)
             except BadLine:
                 continue
             if record.event == "member_joined" and record.member:
                 joined.add(record.member)
-        if not names - {agent.spec.node} <= joined:
+        if not set(logs) - {node} <= joined:
             return False
     return True
 
@@ -111,8 +117,7 @@ def run_emulation(
                     planned,
                     backend,
                     log,
-                    duration=scenario.duration,
-                    nodes=scenario.nodes,
+                    scenario,
                     echo=echo,
                 )
                 outcome = "completed"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from gossip.emulate.plan import NetState, Planned
+from gossip.emulate.scenario import Scenario
 from gossip.logs.records import format_timestamp
 
 
@@ -53,15 +54,15 @@ def play(
     planned: Sequence[Planned],
     backend: Backend,
     log: ScenarioLog,
+    scenario: Scenario,
     *,
-    duration: float,
-    nodes: Sequence[str],
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     echo: Callable[[str], None] = lambda _: None,
 ) -> None:
-    """Run the plan from now (t = 0) until `duration` has passed."""
+    """Run the plan from now (t = 0) until the scenario's duration has passed."""
+    duration, nodes = scenario.duration, scenario.nodes
     start = clock()
     log.write("scenario_started", wall(), duration=duration, steps=len(planned))
     for step in planned:

@@ -86,6 +86,8 @@ class Notifier:
         if metric.name.endswith("_seconds") or metric.name in ("rtt", "probe_rtt"):
             self.rtt.observe(metric.value)
             return
+        if metric.name == "datagrams_rejected":
+            return  # already counted one by one from DatagramRejected (same counter)
         counter = self._core_counters.get(metric.name)
         if counter is None:
             name = metric.name if metric.name.endswith("_total") else metric.name + "_total"

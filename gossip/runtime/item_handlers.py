@@ -7,6 +7,7 @@ Rules:
 - Handlers never block the agent: each runs in a background task, at most `concurrency` at a
   time, and is killed after `timeout` seconds. Its outcome is logged (handler_completed,
   handler_failed with exit_status, handler_timed_out) and counted.
+- A graceful leave waits (bounded by the agent) for running handlers, releases included.
 - Runs for one item happen in order (an acquire's handler finishes before the release's
   starts), so an operator's script never sees them overlap for one item.
 """
@@ -61,19 +62,33 @@ class ItemHandlers:
             "Item handler runs by event and result",
             ("event", "result"),
         )
+        self._pending = 0
+        self._idle = trio.Event()
+        self._idle.set()
         self.completed: list[tuple[HandlerJob, int | None]] = []
         """(job, exit status or None on timeout), newest last; bounded; for tests and status."""
 
     def submit(self, nursery: trio.Nursery, job: HandlerJob) -> None:
         if self.commands.get(job.event):
+            self._pending += 1
+            self._idle = trio.Event()
             nursery.start_soon(self._run, job)
+
+    async def wait_idle(self) -> None:
+        """Until every submitted run has finished (the caller bounds the wait)."""
+        await self._idle.wait()
 
     async def _run(self, job: HandlerJob) -> None:
         command = self.commands[job.event]
         assert command is not None
         lock = self._item_locks.setdefault(job.item, trio.Lock())
-        async with lock, self._limiter:
-            status = await self._execute(command, job)
+        try:
+            async with lock, self._limiter:
+                status = await self._execute(command, job)
+        finally:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
         if not lock.locked() and lock.statistics().tasks_waiting == 0:
             self._item_locks.pop(job.item, None)
         self.completed.append((job, status))

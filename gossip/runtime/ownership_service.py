@@ -129,8 +129,10 @@ class OwnershipService(Service):
             await self._loop()
 
     async def before_leave(self) -> None:
+        """Release every held item and let the release handlers finish (the agent bounds it)."""
         self.ownership.leave(wall_ms())
         self._drain()
+        await self.handlers.wait_idle()
 
     # ---- library API -----------------------------------------------------------
 

@@ -157,3 +157,25 @@ async def test_handlers_get_the_item_in_the_environment_and_failures_do_not_bloc
     assert lines == [f"acquired {i} 7 initial n1" for i in ("bad", "ok", "slow")]
     rendered = metrics.render()
     assert 'result="timeout"' in rendered and 'result="failed"' in rendered
+
+
+async def test_a_graceful_leave_waits_for_the_release_handlers(tmp_path: Path) -> None:
+    out = tmp_path / "released"
+    host = FakeHost("a", {"a": MemberState.ALIVE})
+    svc = OwnershipService(
+        items=ITEMS,
+        settle_time=0.05,
+        coalesce_time=0.01,
+        partitions=1 << 10,
+        on_release=f'sleep 0.05; echo "$GOSSIP_ITEM $GOSSIP_REASON" >> {out}',
+    )
+    svc.attach(host)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(svc.run)
+        with trio.fail_after(10):
+            while len(svc.held()) < len(ITEMS):  # noqa: ASYNC110 - polling the service state
+                await trio.sleep(0.02)
+        await svc.before_leave()
+        lines = out.read_text().splitlines()
+        assert sorted(lines) == sorted(f"{i} leaving" for i in ITEMS)
+        nursery.cancel_scope.cancel()

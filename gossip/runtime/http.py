@@ -5,8 +5,9 @@ the request head is bounded (MAX_HEAD_BYTES), the body too (MAX_BODY_BYTES),
 and the whole request must arrive within REQUEST_TIMEOUT seconds, so slow or
 endless clients are cut (slowloris-safe). At most MAX_CONNECTIONS are served at
 once; more are closed at once. When a token is set, every route except
-/v1/health needs `Authorization: Bearer <token>`. Handlers raise ApiError for
-clean 4xx answers; any other exception becomes a logged 500.
+/v1/health needs `Authorization: Bearer <token>`. A route path ending in "*"
+matches by prefix (exact routes first, then the longest prefix). Handlers raise
+ApiError for clean 4xx answers; any other exception becomes a logged 500.
 """
 
 from __future__ import annotations
@@ -135,9 +136,11 @@ class HttpServer:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return ApiResponse.json({"error": "missing or wrong API token"}, 401)
-        handler = self.routes.get((request.method, request.path))
+        handler = self.routes.get((request.method, request.path)) or _prefix_route(
+            self.routes, request.method, request.path
+        )
         if handler is None:
-            if any(path == request.path for _, path in self.routes):
+            if any(_matches(path, request.path) for _, path in self.routes):
                 return ApiResponse.json({"error": "method not allowed"}, 405)
             return ApiResponse.json({"error": f"no such route: {request.path}"}, 404)
         try:
@@ -147,6 +150,21 @@ class HttpServer:
         except Exception:
             log.exception("api_handler_failed", path=request.path)
             return ApiResponse.json({"error": "internal error"}, 500)
+
+
+def _matches(route: str, path: str) -> bool:
+    """A route ending in "*" matches every path that starts with what precedes it."""
+    return path.startswith(route[:-1]) if route.endswith("*") else route == path
+
+
+def _prefix_route(routes: Mapping[RouteKey, Handler], method: str, path: str) -> Handler | None:
+    """The longest prefix route ("/v1/kv/*") for `path`, if any."""
+    best: tuple[int, Handler] | None = None
+    for (m, route), handler in routes.items():
+        hit = m == method and route.endswith("*") and _matches(route, path)
+        if hit and (best is None or len(route) > best[0]):
+            best = (len(route), handler)
+    return None if best is None else best[1]
 
 
 def _peer_of(stream: trio.SocketStream) -> str:

@@ -107,7 +107,14 @@ def leave(client: ApiClient, args: argparse.Namespace) -> int:
 
 def monitor(client: ApiClient, args: argparse.Namespace) -> int:
     for event in client.stream_lines("/v1/events"):
-        if event.get("event") in ("heartbeat", "subscribed"):
+        if event.get("event") == "heartbeat":
+            continue
+        if event.get("event") == "subscribed":
+            # First line: tells a reader (and tests) that nothing from now on is missed.
+            if args.json:
+                print(json.dumps(event, sort_keys=True), flush=True)
+            else:
+                print(f"watching membership events of {event.get('node')}", flush=True)
             continue
         if args.json:
             print(json.dumps(event, sort_keys=True), flush=True)

@@ -226,9 +226,16 @@ class KVStorage:
 class StoredReplica:
     """One partition of a KVStorage, as the anti-entropy `Replica`."""
 
-    def __init__(self, storage: KVStorage, part: int) -> None:
+    def __init__(
+        self,
+        storage: KVStorage,
+        part: int,
+        observe: Callable[[Sequence[Record]], None] | None = None,
+    ) -> None:
         self.storage = storage
         self.part = part
+        self.observe = observe
+        """Called with records that arrive by sync (the store service's clock watches them)."""
 
     @property
     def tree(self) -> MerkleTree:
@@ -241,4 +248,6 @@ class StoredReplica:
         return self.storage.records_by_hash(self.part, khashes)
 
     def apply(self, records: Sequence[Record]) -> int:
+        if self.observe is not None:
+            self.observe(records)
         return self.storage.apply(records, part=self.part)

@@ -1,0 +1,122 @@
+"""Replica operations between agents on the "kv" stream channel.
+
+Rules: a request is a CBOR map {"op": put|get|scan, ...}; a response is a CBOR
+map too. Everything decoded is untrusted: types, sizes and counts are checked
+here and a violation raises KvOpError, which the handler answers as
+{"err": reason} instead of applying anything.
+  put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool}
+  get   {"op": "get", "k": key}               -> {"r": record | null}
+  scan  {"op": "scan", "k": prefix, "n": max} -> {"rs": [record, ...]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from gossip.core.kvrecord import (
+    MAX_KEY_BYTES,
+    Record,
+    RecordError,
+    record_from_wire,
+    record_to_wire,
+)
+
+MAX_SCAN = 10_000
+
+
+class KvOpError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KvOp:
+    op: str
+    record: Record | None = None
+    key: str = ""
+    limit: int = 0
+
+
+def encode_op(op: KvOp) -> bytes:
+    if op.op == "put":
+        assert op.record is not None
+        return cbor2.dumps({"op": "put", "r": record_to_wire(op.record)})
+    if op.op == "get":
+        return cbor2.dumps({"op": "get", "k": op.key})
+    return cbor2.dumps({"op": "scan", "k": op.key, "n": op.limit})
+
+
+def _loads(payload: bytes) -> dict[str, Any]:
+    try:
+        raw = cbor2.loads(payload)
+    except Exception as exc:  # cbor2 raises many types on garbage
+        raise KvOpError(f"bad cbor: {type(exc).__name__}") from exc
+    if not isinstance(raw, dict):
+        raise KvOpError("message is not a map")
+    return raw
+
+
+def _record(item: Any) -> Record:
+    try:
+        return record_from_wire(item)
+    except RecordError as exc:
+        raise KvOpError(str(exc)) from exc
+
+
+def decode_op(payload: bytes) -> KvOp:
+    raw = _loads(payload)
+    op = raw.get("op")
+    if op == "put":
+        return KvOp("put", record=_record(raw.get("r")))
+    key = raw.get("k")
+    if not isinstance(key, str) or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise KvOpError("bad key")
+    if op == "get":
+        return KvOp("get", key=key)
+    if op == "scan":
+        limit = raw.get("n")
+        if type(limit) is not int or not 0 < limit <= MAX_SCAN:
+            raise KvOpError("bad scan limit")
+        return KvOp("scan", key=key, limit=limit)
+    raise KvOpError("unknown op")
+
+
+def encode_result(**fields: Any) -> bytes:
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, Record):
+            out[name] = record_to_wire(value)
+        elif isinstance(value, list):
+            out[name] = [record_to_wire(r) for r in value]
+        else:
+            out[name] = value
+    return cbor2.dumps(out)
+
+
+def decode_put_result(payload: bytes) -> bool:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    if raw.get("ok") is not True:
+        raise KvOpError("put not acknowledged")
+    return bool(raw.get("changed"))
+
+
+def decode_get_result(payload: bytes) -> Record | None:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    item = raw.get("r")
+    return None if item is None else _record(item)
+
+
+def decode_scan_result(payload: bytes) -> list[Record]:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    items = raw.get("rs")
+    if not isinstance(items, list) or len(items) > MAX_SCAN:
+        raise KvOpError("bad scan result")
+    return [_record(i) for i in items]

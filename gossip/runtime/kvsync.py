@@ -1,0 +1,175 @@
+"""Periodic anti-entropy, partition hand-off and tombstone GC for the store service.
+
+Rules:
+- Every `interval` seconds each node syncs each partition it replicates with
+  one fellow replica picked at random, over the "kv-sync" stream channel:
+  one SyncSession, every message within `max_bytes`, the whole session within
+  `session_timeout`. A membership change triggers a round at once, which is
+  how new replicas get filled.
+- A partition this node holds but no longer replicates is synced with every
+  current replica; only when each of them reports equal roots (a session that
+  ends after one round trip) is it dropped here.
+- Tombstones older than the hard horizon are purged. A node out of contact
+  with its peers for longer than the horizon (down, or cut off while others
+  were known) forgets every record older than the horizon before it exchanges
+  data again: it cannot tell them from keys deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from gossip.core.antientropy import SyncSession, SyncStats, answer
+from gossip.core.syncwire import SyncMessage, SyncWireError, encode
+from gossip.runtime.service import StreamError
+
+if TYPE_CHECKING:
+    from gossip.runtime.store_service import StoreService
+
+SYNC_CHANNEL = "kv-sync"
+LAST_SEEN = "last_seen_ms"
+PERSIST_EVERY_MS = 10_000
+
+log = structlog.get_logger("gossip.kv")
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AntiEntropy:
+    def __init__(self, svc: StoreService, rng: random.Random) -> None:
+        self.svc = svc
+        self.rng = rng
+        self.wakeup = trio.Event()
+        last = svc.storage.get_meta(LAST_SEEN)
+        now = wall_ms()
+        self.last_contact = now if last is None else last
+        self.stale = last is not None and now - last > svc.settings.horizon_ms
+        self._persisted = 0
+        self.rounds = 0
+
+    # ---- staleness ---------------------------------------------------------
+
+    def contact(self) -> None:
+        """We exchanged data with a peer (or have none to diverge from)."""
+        now = wall_ms()
+        self.last_contact = now
+        if now - self._persisted >= PERSIST_EVERY_MS:
+            self.svc.storage.set_meta(LAST_SEEN, now)
+            self._persisted = now
+
+    def ensure_fresh(self) -> None:
+        """Before exchanging data: forget what a long absence made unsafe."""
+        now = wall_ms()
+        horizon = self.svc.settings.horizon_ms
+        if not (self.stale or now - self.last_contact > horizon):
+            return
+        if not self.svc.alive_peers():
+            return
+        n = self.svc.storage.forget_older_than(now - horizon)
+        log.warning("kv_stale_replica_forgotten", records=n, away_ms=now - self.last_contact)
+        self.stale = False
+        self.contact()
+
+    # ---- the loop ----------------------------------------------------------
+
+    async def run(self) -> None:
+        next_gc = trio.current_time() + self.svc.settings.gc_interval
+        while True:
+            with trio.move_on_after(self.svc.settings.sync_interval):
+                await self.wakeup.wait()
+            self.wakeup = trio.Event()
+            await self.round()
+            if trio.current_time() >= next_gc:
+                self.collect_garbage()
+                next_gc = trio.current_time() + self.svc.settings.gc_interval
+
+    def collect_garbage(self) -> int:
+        n = self.svc.storage.purge_tombstones(wall_ms() - self.svc.settings.horizon_ms)
+        if n:
+            log.info("kv_tombstones_purged", count=n)
+        return n
+
+    async def round(self) -> None:
+        self.rounds += 1
+        if not self.svc.known_peers():
+            self.contact()  # alone: nothing to diverge from
+            return
+        me = self.svc.host.name
+        for part in self.svc.placement.partitions_of(me):
+            replicas = self.svc.placement.replicas(part)  # the view may change meanwhile
+            peers = [r for r in replicas if r != me]
+            if me in replicas and peers:
+                await self.sync(part, self.rng.choice(peers))
+        for part in self.svc.storage.partitions():
+            if me not in self.svc.placement.replicas(part):
+                await self.hand_off(part)
+
+    async def hand_off(self, part: int) -> None:
+        replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]
+        if not replicas:
+            return
+        in_sync = 0
+        for name in replicas:
+            stats = await self.sync(part, name)
+            in_sync += stats is not None and stats.complete and stats.round_trips == 1
+        if in_sync == len(replicas):
+            n = self.svc.storage.drop_partition(part)
+            log.info("kv_partition_dropped", partition=part, records=n, held_by=replicas)
+
+    async def sync(self, part: int, peer: str) -> SyncStats | None:
+        address = self.svc.address_of(peer)
+        if address is None:
+            return None
+        self.ensure_fresh()
+        s = self.svc.settings
+        session = SyncSession(self.svc.replica(part), part, max_bytes=s.sync_max_bytes)
+        request: bytes | None = session.start()
+        with trio.move_on_after(s.session_timeout) as scope:
+            while request is not None:
+                try:
+                    reply = await self.svc.host.request(address, SYNC_CHANNEL, request)
+                except StreamError as exc:
+                    session.fail(exc.reason)
+                    break
+                if reply is None:
+                    session.fail("no_reply")
+                    break
+                request = session.receive(reply)
+        if scope.cancelled_caught:
+            session.fail("timeout")
+        st = session.stats
+        if st.error is None:
+            self.contact()
+        moved = st.records_sent + st.records_received
+        (log.info if moved else log.debug)(
+            "sync_completed",
+            peer=peer,
+            partition=part,
+            keys_sent=st.records_sent,
+            keys_received=st.records_received,
+            bytes=st.bytes_sent + st.bytes_received,
+            round_trips=st.round_trips,
+            complete=st.complete,
+            error=st.error,
+        )
+        return st
+
+    async def on_request(self, body: bytes) -> bytes:
+        """The responder side of a session started by a peer."""
+        self.ensure_fresh()
+        try:
+            reply, _ = answer(
+                self.svc.replica_if_held, body, max_bytes=self.svc.settings.sync_max_bytes
+            )
+        except SyncWireError as exc:
+            log.warning("sync_rejected", reason=str(exc))
+            return encode(SyncMessage(0, error="bad_request"))
+        self.contact()
+        return reply

@@ -14,12 +14,14 @@ Rules:
   detection time plus the settle time, since a new owner takes over only after those.
 - Outputs (OwnershipChanged, then ItemReleased before ItemAcquired) are drained with
   take_outputs(), as with the membership core.
+- A shell may split handle_timeout into due_rebuild / Rebuild.build / commit to build a large
+  table in a worker thread; all state changes stay in the caller's thread.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gossip.core.partition_table import DEFAULT_DEPTH, DEFAULT_PARTITIONS, PartitionTable
@@ -64,6 +66,24 @@ class ItemReleased:
 
 
 OwnershipOutput = OwnershipChanged | ItemAcquired | ItemReleased
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    table: PartitionTable
+    moved_partitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """A due change of the table. build() only reads immutable tables: any thread may run it."""
+
+    old: PartitionTable
+    members: Mapping[str, float]
+
+    def build(self) -> Built:
+        new = self.old.with_members(self.members)
+        return Built(new, self.old.moved_partitions(new))
 
 
 def member_weight(member: MemberInfo) -> float:
@@ -155,11 +175,40 @@ class Ownership:
         self._evaluate(now)
 
     def handle_timeout(self, now: float, wall_ms: int) -> None:
-        """Apply a coalesced change whose time has come."""
+        """Apply a coalesced change whose time has come (due_rebuild + build + commit)."""
+        rebuild = self.due_rebuild(now)
+        if rebuild is not None:
+            self.commit(rebuild, rebuild.build(), wall_ms)
+
+    def due_rebuild(self, now: float) -> Rebuild | None:
+        """The table change due at `now`, if any. Its build() may run in another thread;
+        then hand the result to commit(). Nothing else may be called in between."""
         self._evaluate(now)
-        if self._pending_since is not None and now >= self._pending_since + self.coalesce_time:
-            self._apply(wall_ms)
-            self._pending_since = None
+        if self._pending_since is None or now < self._pending_since + self.coalesce_time:
+            return None
+        self._pending_since = None
+        desired = self._desired(now)
+        if desired == dict(self._table.members):
+            return None  # the change was undone within the coalesce window
+        return Rebuild(self._table, desired)
+
+    def commit(self, rebuild: Rebuild, built: Built, wall_ms: int) -> None:
+        """Install a built table and emit what changed hands."""
+        old, new = rebuild.old, built.table
+        if old is not self._table:
+            raise ValueError("commit of a rebuild that is not based on the current table")
+        self._table = new
+        self._fallen &= set(new.members)  # fallen members that already re-settled stay in
+        self._outbox.append(
+            OwnershipChanged(
+                members=tuple(new.member_names()),
+                added=tuple(sorted(set(new.members) - set(old.members))),
+                removed=tuple(sorted(set(old.members) - set(new.members))),
+                moved_partitions=built.moved_partitions,
+                partitions_owned=new.partition_counts().get(self.name, 0),
+            )
+        )
+        self._reconcile(old, new, wall_ms)
 
     def next_deadline(self) -> float | None:
         deadlines = [
@@ -205,25 +254,6 @@ class Ownership:
         self._last_eval = now
         if self._pending_since is None and self._desired(now) != dict(self._table.members):
             self._pending_since = now
-
-    def _apply(self, wall_ms: int) -> None:
-        desired = self._desired(self._last_eval)
-        old = self._table
-        if desired == dict(old.members):
-            return
-        new = old.with_members(desired)
-        self._table = new
-        self._fallen &= set(desired)  # fallen members that already re-settled stay in
-        self._outbox.append(
-            OwnershipChanged(
-                members=tuple(new.member_names()),
-                added=tuple(sorted(set(desired) - set(old.members))),
-                removed=tuple(sorted(set(old.members) - set(desired))),
-                moved_partitions=old.moved_partitions(new),
-                partitions_owned=new.partition_counts().get(self.name, 0),
-            )
-        )
-        self._reconcile(old, new, wall_ms)
 
     def _reconcile(self, old: PartitionTable, new: PartitionTable, wall_ms: int) -> None:
         """Release and acquire declared items so that _held matches `new`."""

@@ -144,8 +144,8 @@ class PartitionTable:
     def with_members(self, members: Mapping[str, float]) -> PartitionTable:
         """The table for `members`, derived incrementally from this one."""
         _check_weights(members)
-        if hrw.uniform_weights(members) != self._integer_mode:
-            # Integer and float scores do not compare: rank everyone afresh.
+        if not self._names or hrw.uniform_weights(members) != self._integer_mode:
+            # Nothing to reuse, or integer and float scores that do not compare: rank afresh.
             return PartitionTable(members, partitions=self._partitions, depth=self._depth)
         gone = {n for n, w in self._members.items() if members.get(n) != w}
         new = {n: w for n, w in members.items() if self._members.get(n) != w}

@@ -4,8 +4,9 @@ Rules:
 - One task (run) owns the pure gossip.core.ownership.Ownership: it feeds it the membership
   view after every member event, fires its timers, and turns its outputs into log lines
   (ownership_changed, item_acquired, item_released), subscriber callbacks and handler runs.
-  A large table rebuild runs in a worker thread (numpy releases the GIL), so a 100-member
-  rebuild never stalls the agent's probes; small ones run inline.
+  A large table is built in a worker thread (numpy releases the GIL; the build only reads
+  immutable tables), so a 100-member rebuild never stalls the agent's probes; the state
+  machine itself is only touched by this task.
 - Lookups (owner, owners, owns, GET /v1/owner) read the current immutable table from any task.
 - Declared items come from `[ownership] items` in the config file and `--item`; handlers from
   `--on-acquire` / `--on-release` (or on_acquire / on_release); see item_handlers.
@@ -178,10 +179,11 @@ class OwnershipService(Service):
                 own.observe(now, self.host.members())
             deadline = own.next_deadline()
             if deadline is not None and deadline <= now:
-                if len(self.host.members()) * own.table.partitions > INLINE_SCORES:
-                    await trio.to_thread.run_sync(own.handle_timeout, now, wall_ms())
-                else:
-                    own.handle_timeout(now, wall_ms())
+                rebuild = own.due_rebuild(now)
+                if rebuild is not None:
+                    big = len(rebuild.members) * own.table.partitions > INLINE_SCORES
+                    built = await trio.to_thread.run_sync(rebuild.build) if big else rebuild.build()
+                    own.commit(rebuild, built, wall_ms())
                 self._drain()
                 continue
             self._drain()

@@ -249,3 +249,17 @@ def test_a_weight_tag_changes_the_share() -> None:
     o.handle_timeout(0.0, 0)
     counts = o.table.partition_counts()
     assert 0.72 < counts["b"] / o.table.partitions < 0.78
+
+
+def test_a_rebuild_can_be_built_elsewhere_and_committed_once() -> None:
+    o = Ownership("a", settle_time=0.0, coalesce_time=0.0, partitions=1 << 10, items=ITEMS)
+    o.observe(0.0, view({"a": ALIVE, "b": ALIVE}))
+    rebuild = o.due_rebuild(0.0)
+    assert rebuild is not None and dict(rebuild.members) == {"a": 1.0, "b": 1.0}
+    assert o.owner("x") is None, "nothing changes until the commit"
+    built = rebuild.build()
+    o.commit(rebuild, built, wall_ms=5)
+    assert o.owner("x") in ("a", "b") and built.moved_partitions == 1 << 10
+    assert o.due_rebuild(0.0) is None
+    with pytest.raises(ValueError, match="not based on the current table"):
+        o.commit(rebuild, built, wall_ms=6)

@@ -1,0 +1,166 @@
+"""`gossip kv put|get|delete|list|digest`: the replicated store from the shell.
+
+Rules: every command talks to one agent's control API (--api / GOSSIP_API),
+which coordinates the request with the key's replicas. Values travel as raw
+bytes: `put KEY VALUE`, `put KEY -` (stdin) or `put KEY --file F`; `get`
+writes the value bytes to stdout unchanged. `get --local` shows only this
+agent's own copy (tombstones included) as JSON, without asking replicas.
+Errors print one line to stderr and exit 1 (a missing key too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from gossip.runtime.apiclient import TIMEOUT_S, ApiClient, ApiClientError, add_client_arguments
+
+MAX_ANSWER = 16 << 20
+
+
+def register(subparsers: Any) -> None:
+    kv = subparsers.add_parser("kv", help="read and write the replicated key-value store")
+    sub = kv.add_subparsers(dest="kv_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        add_client_arguments(p)
+        return p
+
+    p = action("put", "write a value")
+    p.add_argument("key")
+    p.add_argument("value", nargs="?", help="the value; '-' reads stdin")
+    p.add_argument("--file", type=Path, help="read the value from this file")
+    _consistency(p)
+    p.set_defaults(func=_wrap(put))
+
+    p = action("get", "read a value (written to stdout as is)")
+    p.add_argument("key")
+    p.add_argument("--local", action="store_true", help="only this agent's copy, as JSON")
+    _consistency(p)
+    p.set_defaults(func=_wrap(get))
+
+    p = action("delete", "delete a key (writes a tombstone)")
+    p.add_argument("key")
+    _consistency(p)
+    p.set_defaults(func=_wrap(delete))
+
+    p = action("list", "list live keys by prefix, across the cluster")
+    p.add_argument("--prefix", default="")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_wrap(listing))
+
+    p = action("digest", "per-partition Merkle roots on this agent")
+    p.set_defaults(func=_wrap(digest))
+
+
+def _consistency(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--consistency", choices=("one", "quorum", "all"), default="quorum", help="(quorum)"
+    )
+
+
+def _wrap(command: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = command(ApiClient.from_args(args), args)
+            return result
+        except (ApiClientError, OSError) as exc:
+            print(f"gossip kv {args.kv_command}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def request(
+    client: ApiClient, method: str, path: str, body: bytes | None = None
+) -> tuple[int, str, bytes]:
+    """One raw HTTP exchange: (status, content type, body)."""
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=TIMEOUT_S)
+    headers = {"Content-Type": "application/octet-stream"}
+    if client.token:
+        headers["Authorization"] = f"Bearer {client.token}"
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("content-type", ""), resp.read(MAX_ANSWER)
+    except OSError as exc:
+        raise ApiClientError(
+            f"cannot reach the agent API at {client.host}:{client.port}: {exc}"
+        ) from None
+    finally:
+        conn.close()
+
+
+def call(client: ApiClient, method: str, path: str, body: bytes | None = None) -> bytes:
+    status, ctype, raw = request(client, method, path, body)
+    if status >= 400:
+        message = raw.decode(errors="replace").strip()
+        if ctype.startswith("application/json"):
+            with contextlib.suppress(ValueError, AttributeError):
+                message = json.loads(raw).get("error", message)
+        raise ApiClientError(f"HTTP {status}: {message}")
+    return raw
+
+
+def key_path(key: str, **query: str) -> str:
+    path = "/v1/kv/" + quote(key, safe="")
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def put(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.file is not None:
+        value = args.file.read_bytes()
+    elif args.value == "-":
+        value = sys.stdin.buffer.read()
+    elif args.value is not None:
+        value = args.value.encode()
+    else:
+        raise ApiClientError("give a VALUE, '-' for stdin, or --file")
+    answer = json.loads(
+        call(client, "PUT", key_path(args.key, consistency=args.consistency), value)
+    )
+    print(f"{answer['key']} written (version {answer['version']})")
+    return 0
+
+
+def get(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.local:
+        answer = json.loads(call(client, "GET", key_path(args.key, local="1")))
+        print(json.dumps(answer, indent=2, sort_keys=True))
+        return 0
+    value = call(client, "GET", key_path(args.key, consistency=args.consistency))
+    sys.stdout.buffer.write(value)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def delete(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = json.loads(call(client, "DELETE", key_path(args.key, consistency=args.consistency)))
+    print(f"{answer['key']} deleted (version {answer['version']})")
+    return 0
+
+
+def listing(client: ApiClient, args: argparse.Namespace) -> int:
+    query = urlencode({"prefix": args.prefix, "limit": args.limit})
+    answer = json.loads(call(client, "GET", f"/v1/kv?{query}"))
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+        return 0
+    for item in answer["keys"]:
+        print(f"{item['key']}\t{item['size']}")
+    if answer.get("truncated"):
+        print(f"(cut at {args.limit} keys; use --limit)", file=sys.stderr)
+    return 0
+
+
+def digest(client: ApiClient, args: argparse.Namespace) -> int:
+    print(json.dumps(json.loads(call(client, "GET", "/v1/kv-digest")), indent=2, sort_keys=True))
+    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -18,30 +17,17 @@ from gossip.runtime.http import ApiError, ApiRequest
 from gossip.runtime.kvcoord import NotEnoughReplicas
 from gossip.runtime.kvhttp import store_routes
 from gossip.runtime.kvsettings import StoreSettings
+from gossip.runtime.localcluster import find_free_base
 from gossip.runtime.settings import AgentSettings
 from gossip.runtime.store_service import StoreService
 from tests.unit.test_runtime_agent import FAST
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP right now (the agent binds both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 def agent_settings(name: str, seed: Address | None) -> AgentSettings:
     join = (f"{seed[0]}:{seed[1]}",) if seed else ()
     return AgentSettings(
         name=name,
-        bind=("127.0.0.1", free_port()),
+        bind=("127.0.0.1", find_free_base(1)),
         api=None,
         profile="local",
         core=FAST,

@@ -141,9 +141,14 @@ def _start(
     while time.monotonic() - began < scenario.settle:
         if seen_by_all(agents):
             break
-        dead = [a.spec.node for a in agents if not a.running()]
+        dead = [a for a in agents if not a.running()]
         if dead:
-            raise RuntimeError(f"agents exited during start-up: {dead} (see their .stderr files)")
+            first = dead[0].spec
+            tail = (first.out_dir / f"{first.node}.stderr").read_text(errors="replace")[-600:]
+            names = [a.spec.node for a in dead]
+            raise RuntimeError(
+                f"agents exited during start-up: {names}; {first.node} said:\n{tail}"
+            )
         time.sleep(0.2)
     formed = seen_by_all(agents)
     took = round(time.monotonic() - began, 3)

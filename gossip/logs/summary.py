@@ -19,7 +19,6 @@ from gossip.logs.records import LogSet, Record, format_timestamp
 from gossip.logs.views import (
     DOWN_STATES,
     Fault,
-    Interval,
     Views,
     build_views,
     faults_from,
@@ -28,6 +27,13 @@ from gossip.logs.views import (
 
 DEFAULT_GRACE = 5.0
 DETECTION_FAULTS = ("kill", "pause")
+# How a transition reads in the summary: the event, where it says more than the state.
+_LABELS = {
+    "member_joined": "joined",
+    "member_refuted": "refuted",
+    "member_failed": "failed",
+    "member_reaped": "reaped",
+}
 
 
 def _r(value: float) -> float:
@@ -155,7 +161,7 @@ def summarize(logs: LogSet, *, grace: float = DEFAULT_GRACE) -> Summary:
         if state is None or record.member is None or record.node is None:
             continue
         seq = transitions.setdefault(record.member, {}).setdefault(record.node, [])
-        seq.append((_r(record.time - origin), state))
+        seq.append((_r(record.time - origin), _LABELS.get(record.event, state)))
     have_scenario = bool(logs.scenario_records)
     suspicions, failures = _false_verdicts(agent, faults, have_scenario, grace, origin)
     # Judge agreement up to the end of the scenario, before the agents' own shutdown.
@@ -284,24 +290,31 @@ def _agreement_changes(
     """(time, all running observers hold the same up/down view) at every change.
 
     A member counts as up while alive or suspect; an observer counts itself up.
+    One sweep over interval starts and ends keeps each observer's up-set current.
     """
-    points = sorted({i.start for i in views.intervals} | {i.end for i in views.intervals})
-    points += [f.start for f in faults] + [f.end for f in faults if f.end is not None]
-    points += [t for spans in views.lifetimes.values() for span in spans for t in span]
-    by_observer: dict[str, list[Interval]] = {}
-    for interval in views.intervals:
-        by_observer.setdefault(interval.observer, []).append(interval)
+    # (time, order, observer, member, up): at one instant, ends apply before starts.
+    changes: list[tuple[float, int, str, str, bool]] = []
+    for i in views.intervals:
+        changes.append((i.end, 0, i.observer, i.member, False))
+        changes.append((i.start, 1, i.observer, i.member, i.state not in DOWN_STATES))
+    changes.sort(key=lambda c: (c[0], c[1]))
+    others = [f.start for f in faults] + [f.end for f in faults if f.end is not None]
+    others += [t for spans in views.lifetimes.values() for span in spans for t in span]
+    points = sorted({c[0] for c in changes} | set(others))
+    up: dict[str, set[str]] = {o: {o} for o in views.observers}
     out: list[tuple[float, bool]] = []
+    index = 0
     # Every interval closes at the end of the logs: judge the state just before it.
-    for t in sorted(p for p in set(points) if p < until):
-        seen: set[frozenset[str]] = set()
-        for observer in views.observers:
-            if not _up(views, faults, observer, t):
-                continue
-            held = by_observer.get(observer, [])
-            up = {i.member for i in held if i.start <= t < i.end and i.state not in DOWN_STATES}
-            seen.add(frozenset(up | {observer}))
-        agree = len(seen) <= 1
+    for t in (p for p in points if p < until):
+        while index < len(changes) and changes[index][0] <= t:
+            _, _, observer, member, is_up = changes[index]
+            if is_up:
+                up[observer].add(member)
+            elif member != observer:
+                up[observer].discard(member)
+            index += 1
+        running = [frozenset(up[o]) for o in views.observers if _up(views, faults, o, t)]
+        agree = len(set(running)) <= 1
         if not out or out[-1][1] != agree:
             out.append((t, agree))
     return out

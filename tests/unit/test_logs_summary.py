@@ -65,6 +65,16 @@ def test_without_a_scenario_refuted_verdicts_count_as_false(logs_dir: Path) -> N
     assert all(v.member != "n3" for v in summary.false_failures)
 
 
+def test_transitions_list_what_each_observer_saw(logs_dir: Path) -> None:
+    summary = summarize(load([logs_dir]))
+    assert summary.transitions["n4"]["n5"] == [
+        (0.5, "joined"),
+        (21.2, "suspect"),
+        (26.5, "refuted"),
+    ]
+    assert summary.transitions["n4"]["n1"][-2:] == [(24.5, "failed"), (26.3, "joined")]
+
+
 def test_views_agree_at_the_end_and_counts_are_per_node(logs_dir: Path) -> None:
     summary = summarize(load([logs_dir]))
     assert summary.views_agree_at_end

@@ -28,14 +28,19 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose module is imported alone: a long-running agent should not carry the
+# memory of every other command's imports (numpy, cryptography, ...).
+SOLO_COMMANDS = {"agent": "gossip.cli.agent_cmd"}
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gossip",
         description="Leaderless peer-to-peer agent: membership, work ownership, replicated data.",
     )
     parser.add_argument("--version", action="version", version=f"gossip {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -47,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    solo = SOLO_COMMANDS.get(given[0]) if given else None
+    parser = build_parser((solo,) if solo else COMMAND_MODULES)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

@@ -6,12 +6,15 @@ Rules: each module named in PLUGIN_MODULES may define
 `setup` runs before the agent starts: it calls agent.add_service(...) and may call
 agent.set_sealer(...). A module that is not present is skipped, so a build without
 a part still runs. To add one, append its name here in a one-line commit.
+GOSSIP_PLUGINS (comma-separated module names, or "none") limits which are loaded,
+e.g. to run a membership-only agent.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -25,9 +28,17 @@ PLUGIN_MODULES = (
 )
 
 
+def selected_plugins() -> tuple[str, ...]:
+    chosen = os.environ.get("GOSSIP_PLUGINS")
+    if chosen is None:
+        return PLUGIN_MODULES
+    wanted = {c.strip() for c in chosen.split(",") if c.strip()}
+    return tuple(n for n in PLUGIN_MODULES if n in wanted or n.rsplit(".", 1)[1] in wanted)
+
+
 def load_plugins() -> list[ModuleType]:
     found: list[ModuleType] = []
-    for name in PLUGIN_MODULES:
+    for name in selected_plugins():
         try:
             found.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

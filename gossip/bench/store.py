@@ -5,7 +5,8 @@ each difference count D, so the figures compare side by side. Bytes are the
 encoded messages both ways; "metadata" is those bytes minus the encoded
 records that had to move anyway. Round trips are request/response pairs.
 The differences are a mix: a third newer on B, a third only on A, a third
-deleted on B. Replicas are in memory (the protocol, not sqlite, is measured);
+deleted on B. Replicas are in memory (the protocol, not sqlite, is measured).
+`--part ops` (gossip.bench._store_ops) times puts and gets on real agents.
 """
 
 from __future__ import annotations
@@ -145,12 +146,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--diffs", default="0,10,1000,10000", help="comma-separated difference counts"
     )
+    parser.add_argument(
+        "--part", choices=("all", "sync", "ops"), default="all", help="what to measure (all)"
+    )
+    parser.add_argument("--ops", type=int, default=2000, help="puts and gets per set-up")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
 
 
 def run(args: argparse.Namespace) -> int:
-    diffs = [int(x) for x in str(args.diffs).split(",") if x.strip()]
-    results = bench_sync(args.keys, diffs)
-    return 0 if all(r.equal for r in results) else 1
+    ok = True
+    if args.part in ("all", "sync"):
+        diffs = [int(x) for x in str(args.diffs).split(",") if x.strip()]
+        ok = all(r.equal for r in bench_sync(args.keys, diffs))
+    if args.part in ("all", "ops"):
+        from gossip.bench._store_ops import bench_ops
+
+        bench_ops(args.ops, args.clients)
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -135,9 +135,11 @@ class PartitionTable:
         """Partitions whose first owner differs between this table and `other`."""
         if other._partitions != self._partitions:
             raise ValueError("tables have different partition counts")
-        mine = np.array([*self._names, ""], dtype=object)[self._ranks[:, 0]]
-        theirs = np.array([*other._names, ""], dtype=object)[other._ranks[:, 0]]
-        return int(np.count_nonzero(mine != theirs))
+        # Translate this table's member indexes into `other`'s (-2: not a member there).
+        index_of = {name: i for i, name in enumerate(other._names)}
+        translate = np.array([index_of.get(n, -2) for n in self._names] + [_NONE], dtype=np.int32)
+        mine = translate[self._ranks[:, 0]]  # -1 (no owner) indexes the trailing _NONE
+        return int(np.count_nonzero(mine != other._ranks[:, 0]))
 
     # ---- derivation -------------------------------------------------------
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,14 +61,17 @@ def agreed(agents: list[AgentProcess]) -> dict[str, str] | None:
     return dict(maps[0])
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float, what: str, agents: Sequence[AgentProcess] = ()
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
         if result:
             return result
         time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout} s")
+    views = {a.name: (status(a) or {}).get("members") for a in agents}
+    raise AssertionError(f"{what} not reached within {timeout} s; table members: {views}")
 
 
 def handler_lines(path: Path) -> list[tuple[str, int, str]]:
@@ -98,7 +101,7 @@ def running(size: int, tmp_path: Path) -> Iterator[tuple[list[AgentProcess], Pat
 
 def test_survivors_take_over_exactly_the_killed_owners_items_once(tmp_path: Path) -> None:
     with running(5, tmp_path) as (agents, handler_dir):
-        before = wait_for(lambda: agreed(agents), 30, "agreement on 100 owners")
+        before = wait_for(lambda: agreed(agents), 30, "agreement on 100 owners", agents)
         # Agents start one after another, so early ones may hold items for a while and hand
         # them on: each node's acquisitions minus its releases must be what it now owns.
         for a in agents:
@@ -117,7 +120,7 @@ def test_survivors_take_over_exactly_the_killed_owners_items_once(tmp_path: Path
         victim.signal(signal.SIGKILL)
         victim.wait(5.0)
 
-        after = wait_for(lambda: agreed(survivors), 30, "agreement among the survivors")
+        after = wait_for(lambda: agreed(survivors), 30, "agreement among the survivors", survivors)
         moved = {i for i in ITEMS if before[i] != after[i]}
         assert moved == victim_items, "only the killed node's items moved"
         assert victim.name not in after.values()

@@ -3,7 +3,9 @@
 Rules: seed names are resolved again on every attempt (DNS may change while we
 wait); resolution failures are logged and retried, never fatal. Attempts back
 off exponentially with jitter from JOIN_BACKOFF_MIN to JOIN_BACKOFF_MAX until
-the core reports Joined.
+the core reports Joined. Afterwards, whenever this node sees no other live
+member for a jittered reconnect_interval, the seeds are resolved and joined
+again, so a node cut off (or whose seeds moved in DNS) finds its way back.
 """
 
 from __future__ import annotations
@@ -68,9 +70,20 @@ def advertise_address(bind: Address) -> Address:
 
 
 async def join_until_joined(agent: Agent, seeds: Sequence[str]) -> None:
-    """Retry joining `seeds` with jittered exponential backoff until joined."""
-    backoff = JOIN_BACKOFF_MIN
+    """Retry joining `seeds` with jittered exponential backoff until joined, then
+    rejoin them whenever this node finds itself alone."""
     rng = random.Random()
+    await _first_join(agent, seeds, rng)
+    while not agent.leaving:
+        await trio.sleep(agent.config.reconnect_interval * (0.5 + rng.random()))
+        others = [m for m in agent.members() if m.name != agent.name and m.is_alive_or_suspect]
+        if not others and not agent.leaving:
+            resolved = await agent.join(seeds)
+            log.info("seeds_rejoined", seeds=list(seeds), resolved=resolved)
+
+
+async def _first_join(agent: Agent, seeds: Sequence[str], rng: random.Random) -> None:
+    backoff = JOIN_BACKOFF_MIN
     while not agent.joined.is_set():
         with trio.move_on_after(backoff * (0.5 + rng.random())):
             await agent.joined.wait()

@@ -53,6 +53,11 @@ class AntiEntropy:
         self.stale = last is not None and now - last > svc.settings.horizon_ms
         self._persisted = 0
         self.rounds = 0
+        # Persist "last in contact" often enough that a restart is judged by it
+        # to well within the horizon.
+        self.persist_every_ms = min(PERSIST_EVERY_MS, svc.settings.horizon_ms // 4)
+        # Messages stay well inside the agent's stream frame limit.
+        self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
 
     # ---- staleness ---------------------------------------------------------
 
@@ -60,7 +65,7 @@ class AntiEntropy:
         """We exchanged data with a peer (or have none to diverge from)."""
         now = wall_ms()
         self.last_contact = now
-        if now - self._persisted >= PERSIST_EVERY_MS:
+        if now - self._persisted >= self.persist_every_ms:
             self.svc.storage.set_meta(LAST_SEEN, now)
             self._persisted = now
 
@@ -129,7 +134,7 @@ class AntiEntropy:
             return None
         self.ensure_fresh()
         s = self.svc.settings
-        session = SyncSession(self.svc.replica(part), part, max_bytes=s.sync_max_bytes)
+        session = SyncSession(self.svc.replica(part), part, max_bytes=self.max_bytes)
         request: bytes | None = session.start()
         with trio.move_on_after(s.session_timeout) as scope:
             while request is not None:
@@ -165,9 +170,7 @@ class AntiEntropy:
         """The responder side of a session started by a peer."""
         self.ensure_fresh()
         try:
-            reply, _ = answer(
-                self.svc.replica_if_held, body, max_bytes=self.svc.settings.sync_max_bytes
-            )
+            reply, _ = answer(self.svc.replica_if_held, body, max_bytes=self.max_bytes)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode(SyncMessage(0, error="bad_request"))

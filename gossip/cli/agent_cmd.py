@@ -82,13 +82,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return trio.run(_main, agent, flags, args.config)
-    except OSError as exc:  # e.g. the port is taken
-        log.error("agent_failed", error=str(exc))
-        print(f"gossip agent: {exc}", file=sys.stderr)
-        return 1
-    except IdentityError as exc:
-        print(f"gossip agent: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, IdentityError, BaseExceptionGroup) as exc:
+        # trio wraps errors from nursery tasks in groups: report the first known one.
+        known = _first_known(exc)
+        if known is None:
+            raise
+        agent.log.error("agent_failed", error=str(known))
+        print(f"gossip agent: {known}", file=sys.stderr)
+        return 2 if isinstance(known, IdentityError) else 1
+
+
+def _first_known(exc: BaseException) -> BaseException | None:
+    """The first OSError (e.g. port taken) or IdentityError, even inside exception groups."""
+    if isinstance(exc, OSError | IdentityError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_known(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _main(agent: Agent, flags: dict[str, Any], config: Path | None) -> int:

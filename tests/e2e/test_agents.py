@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,18 @@ def test_an_invalid_setting_is_one_line_naming_it_and_exit_status_2() -> None:
     result = _gossip("agent", timeout=30, env={"GOSSIP_LOG_LEVEL": "chatty"})
     assert result.returncode == 2
     assert "invalid setting log_level" in result.stderr
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_status_1() -> None:
+    port = find_free_base(1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = _gossip("agent", "--name", "x", "--bind", f"127.0.0.1:{port}", "--api", "off")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1] == "gossip agent: [Errno 98] Address already in use"
+    )
 
 
 def test_sighup_reloads_tags_and_the_client_commands_work(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
+from functools import lru_cache
 from hashlib import blake2b
 
 import numpy as np
@@ -44,6 +46,12 @@ def hash64(data: bytes | str) -> int:
     """Stable 64-bit hash of a name or key (str is hashed as UTF-8)."""
     raw = data.encode() if isinstance(data, str) else data
     return int.from_bytes(blake2b(raw, digest_size=8).digest(), "little")
+
+
+@lru_cache(maxsize=65536)
+def member_hash(name: str) -> int:
+    """hash64 of a member name, cached: member sets change rarely, keys constantly."""
+    return hash64(name)
 
 
 def partition_hash(partition: int) -> int:
@@ -79,13 +87,12 @@ def rank(key_hash: int, members: Mapping[str, float], n: int | None = None) -> l
     integer_mode = uniform_weights(members)
     scored: list[tuple[float, str]] = []
     for name, weight in members.items():
-        raw = raw_score(key_hash, hash64(name))
+        raw = raw_score(key_hash, member_hash(name))
         # Python ints compare exactly; float(raw) would round away the low bits.
         value = raw if integer_mode else weighted_score(raw, weight)
         scored.append((-value, name))
-    scored.sort()
-    ordered = [name for _, name in scored]
-    return ordered if n is None else ordered[:n]
+    best = sorted(scored) if n is None else heapq.nsmallest(n, scored)
+    return [name for _, name in best]
 
 
 def rank_key(key: bytes | str, members: Mapping[str, float], n: int | None = None) -> list[str]:

@@ -120,7 +120,7 @@ def run_report(args: argparse.Namespace) -> int:
     if logs is None:
         return 2
     summary = summarize(logs, grace=args.grace)
-    views = build_views(logs.records, faults_from(logs.records))
+    views = summary.views or build_views(logs.records, faults_from(logs.records))
     args.html.write_text(html_report.render(summary, views, args.title), encoding="utf-8")
     if args.json:
         _emit_json({"html": str(args.html), "summary": summary.to_dict()})

@@ -117,6 +117,7 @@ class Summary:
     settled_at: float | None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     read: dict[str, object] = field(default_factory=dict)
+    views: Views | None = field(default=None, repr=False)  # for drawing; not in to_dict
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -189,6 +190,7 @@ def summarize(logs: LogSet, *, grace: float = DEFAULT_GRACE) -> Summary:
         settled_at=None if settled is None else _r(settled - origin),
         counts=_counts(agent),
         read=logs.total_stats().to_dict(),
+        views=views,
     )
 
 
@@ -302,19 +304,27 @@ def _agreement_changes(
     others += [t for spans in views.lifetimes.values() for span in spans for t in span]
     points = sorted({c[0] for c in changes} | set(others))
     up: dict[str, set[str]] = {o: {o} for o in views.observers}
+    held = {o: frozenset(v) for o, v in up.items()}  # frozensets cache their hash
+    boundaries = set(others)
+    running: list[str] = []
     out: list[tuple[float, bool]] = []
     index = 0
     # Every interval closes at the end of the logs: judge the state just before it.
     for t in (p for p in points if p < until):
+        touched = set()
         while index < len(changes) and changes[index][0] <= t:
             _, _, observer, member, is_up = changes[index]
             if is_up:
                 up[observer].add(member)
             elif member != observer:
                 up[observer].discard(member)
+            touched.add(observer)
             index += 1
-        running = [frozenset(up[o]) for o in views.observers if _up(views, faults, o, t)]
-        agree = len(set(running)) <= 1
+        for observer in touched:
+            held[observer] = frozenset(up[observer])
+        if t in boundaries or not out:
+            running = [o for o in views.observers if _up(views, faults, o, t)]
+        agree = len({held[o] for o in running}) <= 1
         if not out or out[-1][1] != agree:
             out.append((t, agree))
     return out

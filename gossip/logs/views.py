@@ -129,6 +129,7 @@ class Views:
     lifetimes: dict[str, list[tuple[float, float]]]
     start: float
     end: float
+    _index: dict[tuple[str, str], list[Interval]] | None = field(default=None, repr=False)
 
     @property
     def observers(self) -> list[str]:
@@ -140,7 +141,11 @@ class Views:
         return sorted(names)
 
     def of(self, member: str, observer: str) -> list[Interval]:
-        return [i for i in self.intervals if i.member == member and i.observer == observer]
+        if self._index is None:
+            self._index = {}
+            for i in self.intervals:
+                self._index.setdefault((i.member, i.observer), []).append(i)
+        return self._index.get((member, observer), [])
 
 
 def build_views(records: Sequence[Record], faults: Sequence[Fault] = ()) -> Views:

@@ -240,15 +240,19 @@ class Ownership:
         desired: dict[str, float] = {}
         for name, info in self._view.items():
             kept = name in self._table.members and name not in self._fallen
-            settled = now - self._alive_since.get(name, math.inf) >= self.settle_time
+            settled = self._settled(name, now)
             if info.is_alive_or_suspect and (kept or settled):
                 desired[name] = member_weight(info)
         if not self._leaving and (
-            self.name in self._table.members
-            or now - self._alive_since.get(self.name, math.inf) >= self.settle_time
+            self.name in self._table.members or self._settled(self.name, now)
         ):
             desired[self.name] = member_weight(self._self_info) if self._self_info else 1.0
         return desired
+
+    def _settled(self, name: str, now: float) -> bool:
+        # The same sum as in next_deadline, so a timer fired at that deadline sees it settled
+        # (now - since >= settle can round the other way).
+        return now >= self._alive_since.get(name, math.inf) + self.settle_time
 
     def _evaluate(self, now: float) -> None:
         self._last_eval = now

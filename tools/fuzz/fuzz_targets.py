@@ -1,14 +1,22 @@
 """Fuzz targets: one function per decoder of untrusted bytes, plus seed inputs.
 
 Rules: a target calls the decoder and swallows only the decoder's documented
-typed errors; any other exception escapes and is a finding.
+typed errors; any other exception escapes and is a finding. Node targets also
+check that a refused input leaves the member table as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable
 
+from gossip.core import outputs as o
+from gossip.core.config import Config
+from gossip.core.messages import Ack, Alive, Dead, Message, Ping, PushPull, StateEntry, Suspect
+from gossip.core.node import Node
+from gossip.core.types import MemberState
+from gossip.core.wire import Codec, WireError
 from gossip.runtime import framing
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
@@ -21,11 +29,26 @@ _STRICT = AesGcmSealer(_RING, "fuzz")
 _LENIENT = AesGcmSealer(_RING, "fuzz", Policy(require_incoming=False))
 _PEER = AesGcmSealer(Keyring([_KEY]), "fuzz")
 
+_CFG = Config.for_profile("lan", cluster_name="fuzz")
+_CODEC = Codec(_CFG)
+_ME, _OTHER = ("10.0.0.1", 7946), ("10.0.0.2", 7946)
+_MESSAGES: list[Message] = [
+    Ping(7, "me"),
+    Ack(7),
+    Alive("peer", 1, _OTHER, {"role": "db"}),
+    Suspect("me", 0, "peer"),
+    Dead("peer", 2, "x"),
+    PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
+]
+_NODE = Node("me", _ME, _CFG, rng=random.Random(1))
+_NODE.start(0.0, [])
+_NOW = [1.0]
+
 
 def sealer_open(data: bytes) -> None:
     for sealer in (_STRICT, _LENIENT):
         with contextlib.suppress(SealError):
-            sealer.open(data)
+            sealer.open(data, _OTHER)
 
 
 def framing_decoders(data: bytes) -> None:
@@ -34,8 +57,38 @@ def framing_decoders(data: bytes) -> None:
             decode(data)
 
 
+def wire_decoders(data: bytes) -> None:
+    with contextlib.suppress(WireError):
+        _CODEC.decode_packet(data)
+    with contextlib.suppress(WireError):
+        _CODEC.decode_frame(data)
+
+
+def node_inputs(data: bytes) -> None:
+    """The live node's datagram and stream entry points (state carries over)."""
+    _NOW[0] += 0.01
+    before = _NODE.members()
+    try:
+        _CODEC.decode_packet(data)
+        undecodable = False
+    except WireError:
+        undecodable = True
+    _NODE.receive_datagram(_NOW[0], _OTHER, data)
+    refused = [x for x in _NODE.take_outputs() if isinstance(x, o.DatagramRejected)]
+    if undecodable and (len(refused) != 1 or _NODE.members() != before):
+        raise AssertionError("an undecodable datagram was not refused once, or changed members")
+    _NODE.handle_stream_request(_NOW[0], _OTHER, data)
+    _NODE.handle_timeout(_NOW[0])
+    _NODE.take_outputs()
+
+
 def all_targets() -> list[tuple[str, Target]]:
-    return [("sealer_open", sealer_open), ("framing", framing_decoders)]
+    return [
+        ("sealer_open", sealer_open),
+        ("framing", framing_decoders),
+        ("wire", wire_decoders),
+        ("node", node_inputs),
+    ]
 
 
 def seeds_for(index: int) -> list[bytes]:
@@ -48,4 +101,6 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_channel_datagram("keys", b"x"),
             framing.encode_response(framing.STATUS_OK, b"ok"),
         ]
-    return [b""]
+    frames = [_CODEC.frame(m) for m in _MESSAGES]
+    parts = [f[len(_CODEC.prefix) + 1 :] for f in frames]
+    return [*frames, _CODEC.packet(parts[:3]), _CODEC.packet(parts[2:])]

@@ -143,11 +143,15 @@ class _Builder:
         for khash, (ours, other) in by_hash.items():
             if sorted(ours) == sorted(other):
                 continue
-            if not other or (ours and max(ours) > max(other)):
+            # Versions decide the direction; equal versions (different contents or
+            # colliding keys) are swapped both ways and settled by the merge rule.
+            mine_v = max((e.version for e in ours), default=-1)
+            theirs_v = max((e.version for e in other), default=-1)
+            if mine_v > theirs_v:
                 push.append(khash)
-            elif not ours or max(other) > max(ours):
+            elif theirs_v > mine_v:
                 self.want(khash)
-            else:  # same versions, different contents or colliding keys: swap both
+            else:
                 push.append(khash)
                 self.want(khash)
         if push:

@@ -9,10 +9,14 @@ deepest stored level) so range reads touch only the buckets they cover.
 from __future__ import annotations
 
 import copy
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from gossip.core.kvrecord import Entry, Record, wins
 from gossip.core.merkle import DEFAULT_STORED_DEPTH, MerkleTree, prefix_of
+
+_khash = attrgetter("khash")
 
 
 class MemoryReplica:
@@ -21,6 +25,8 @@ class MemoryReplica:
         self._records: dict[str, Record] = {}
         self._entries: dict[str, Entry] = {}
         self._buckets: list[dict[int, list[str]]] = [{} for _ in range(16**stored_depth)]
+        self._sorted: list[list[Entry] | None] = [None] * len(self._buckets)
+        """Per bucket, its entries sorted by key hash; rebuilt on the first read after a write."""
 
     @property
     def tree(self) -> MerkleTree:
@@ -44,9 +50,10 @@ class MemoryReplica:
         old = self._entries.get(record.key)
         self._records[record.key] = record
         self._entries[record.key] = new
+        b = prefix_of(new.khash, self._tree.stored_depth)
+        self._sorted[b] = None
         if old is None:
-            bucket = self._buckets[prefix_of(new.khash, self._tree.stored_depth)]
-            bucket.setdefault(new.khash, []).append(record.key)
+            self._buckets[b].setdefault(new.khash, []).append(record.key)
         self._tree.update(old, new)
         return True
 
@@ -56,7 +63,9 @@ class MemoryReplica:
             return
         del self._records[key]
         old = self._entries.pop(key)
-        bucket = self._buckets[prefix_of(old.khash, self._tree.stored_depth)]
+        b = prefix_of(old.khash, self._tree.stored_depth)
+        self._sorted[b] = None
+        bucket = self._buckets[b]
         keys = bucket[old.khash]
         keys.remove(key)
         if not keys:
@@ -74,14 +83,14 @@ class MemoryReplica:
         depth = self._tree.stored_depth
         out: list[Entry] = []
         for b in range(prefix_of(lo, depth), prefix_of(hi, depth) + 1):
-            found = [
-                self._entries[key]
-                for khash, keys in self._buckets[b].items()
-                if lo <= khash <= hi
-                for key in keys
-            ]
-            found.sort()
-            out.extend(found)
+            ordered = self._sorted[b]
+            if ordered is None:
+                ordered = sorted(
+                    self._entries[k] for keys in self._buckets[b].values() for k in keys
+                )
+                self._sorted[b] = ordered
+            start = bisect_left(ordered, lo, key=_khash)
+            out.extend(ordered[start : bisect_right(ordered, hi, key=_khash)])
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -101,4 +110,5 @@ class MemoryReplica:
         other._records = dict(self._records)
         other._entries = dict(self._entries)
         other._buckets = [{h: list(ks) for h, ks in b.items()} for b in self._buckets]
+        other._sorted = list(self._sorted)  # the lists are never mutated, only replaced
         return other

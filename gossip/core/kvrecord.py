@@ -56,23 +56,29 @@ def key_hash(key: str) -> int:
 
 
 class Entry(NamedTuple):
-    """What anti-entropy knows of a record without its body: 20 bytes on the wire."""
+    """What anti-entropy knows of a record without its body: 20 bytes on the wire
+    (the fingerprint is derived, kept only so it is computed once)."""
 
     khash: int
     version: int
     """Timestamp.packed: (wall, counter)."""
     tag: int
     """32 bits over (node, tombstone flag, value): tells same-version records apart."""
+    fp: int
+    """64-bit hash of the three fields above; a tree node sums its entries' fp."""
 
     def pack(self) -> bytes:
         return _ENTRY.pack(self.khash, self.version, self.tag)
 
     @property
     def fingerprint(self) -> int:
-        """64-bit hash; a tree node's fingerprint is the sum of its entries'."""
-        return int.from_bytes(
-            hashlib.blake2b(self.pack(), digest_size=8, person=_FP_PERSON).digest(), "big"
-        )
+        return self.fp
+
+
+def make_entry(khash: int, version: int, tag: int) -> Entry:
+    packed = _ENTRY.pack(khash, version, tag)
+    digest = hashlib.blake2b(packed, digest_size=8, person=_FP_PERSON).digest()
+    return Entry(khash, version, tag, int.from_bytes(digest, "big"))
 
 
 ENTRY_SIZE = _ENTRY.size
@@ -81,7 +87,7 @@ ENTRY_SIZE = _ENTRY.size
 def unpack_entries(blob: bytes) -> list[Entry]:
     if len(blob) % ENTRY_SIZE:
         raise RecordError("entry list length is not a multiple of the entry size")
-    return [Entry(*fields) for fields in _ENTRY.iter_unpack(blob)]
+    return [make_entry(*fields) for fields in _ENTRY.iter_unpack(blob)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,7 @@ class Record:
         return (self.version, self.value is None, self.value or b"")
 
     def entry(self) -> Entry:
-        return Entry(key_hash(self.key), self.version.packed, self._tag())
+        return make_entry(key_hash(self.key), self.version.packed, self._tag())
 
     def _tag(self) -> int:
         h = hashlib.blake2b(digest_size=4, person=_TAG_PERSON)

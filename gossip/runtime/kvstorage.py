@@ -26,17 +26,23 @@ _SIGN = 1 << 63
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     part INTEGER NOT NULL, key TEXT NOT NULL, khash INTEGER NOT NULL,
-    version INTEGER NOT NULL, tag INTEGER NOT NULL, node TEXT NOT NULL, value BLOB,
+    version INTEGER NOT NULL, tag INTEGER NOT NULL, fp INTEGER NOT NULL, node TEXT NOT NULL,
+    value BLOB,
     PRIMARY KEY (part, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_hash ON kv (part, khash);
 CREATE INDEX IF NOT EXISTS kv_key ON kv (key);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _COLUMNS = "key, value, version, node"
+_ENTRY_COLUMNS = "khash, version, tag, fp"
 
 
 def _to_row(part: int, r: Record, e: Entry) -> tuple[object, ...]:
-    return (part, r.key, e.khash - _SIGN, e.version, e.tag, r.version.node, r.value)
+    return (part, r.key, e.khash - _SIGN, e.version, e.tag, e.fp - _SIGN, r.version.node, r.value)
+
+
+def _entry(khash: int, version: int, tag: int, fp: int) -> Entry:
+    return Entry(khash + _SIGN, version, tag, fp + _SIGN)
 
 
 def _record(key: str, value: bytes | None, version: int, node: str) -> Record:
@@ -71,10 +77,7 @@ class KVStorage:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
         self.trees: dict[int, MerkleTree] = {}
-        for part, khash, version, tag in self._db.execute(
-            "SELECT part, khash, version, tag FROM kv"
-        ):
-            self.tree(part).update(None, Entry(khash + _SIGN, version, tag))
+        self._reload_trees()
 
     def close(self) -> None:
         self._db.close()
@@ -104,11 +107,11 @@ class KVStorage:
 
     def entries(self, part: int, lo: int, hi: int, limit: int | None = None) -> list[Entry]:
         rows = self._db.execute(
-            "SELECT khash, version, tag FROM kv WHERE part = ? AND khash BETWEEN ? AND ?"
+            f"SELECT {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND khash BETWEEN ? AND ?"
             " ORDER BY khash, version, tag LIMIT ?",
             (part, lo - _SIGN, hi - _SIGN, -1 if limit is None else limit),
         )
-        return [Entry(k + _SIGN, v, t) for k, v, t in rows]
+        return [_entry(*row) for row in rows]
 
     def records_by_hash(self, part: int, khashes: Sequence[int]) -> list[Record]:
         out: list[Record] = []
@@ -153,36 +156,36 @@ class KVStorage:
 
     def _merge_one(self, part: int, r: Record) -> int:
         row = self._db.execute(
-            f"SELECT {_COLUMNS}, khash, tag FROM kv WHERE part = ? AND key = ?", (part, r.key)
+            f"SELECT {_COLUMNS}, {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND key = ?",
+            (part, r.key),
         ).fetchone()
         current = None if row is None else _record(*row[:4])
         if not wins(r, current):
             return 0
         new = r.entry()
         self._db.execute(
-            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, new)
+            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, new)
         )
-        old = None if row is None else Entry(row[4] + _SIGN, row[2], row[5])
+        old = None if row is None else _entry(*row[4:])
         self.tree(part).update(old, new)
         return 1
 
     def _reload_trees(self) -> None:
+        """Rebuild the in-memory trees by one scan (on open, or after a failed write)."""
         self.trees = {}
-        for part, khash, version, tag in self._db.execute(
-            "SELECT part, khash, version, tag FROM kv"
-        ):
-            self.tree(part).update(None, Entry(khash + _SIGN, version, tag))
+        for part, *row in self._db.execute(f"SELECT part, {_ENTRY_COLUMNS} FROM kv"):
+            self.tree(part).update(None, _entry(*row))
 
     def _delete_where(self, where: str, args: tuple[object, ...]) -> int:
         """Remove rows entirely (no tombstone), keeping the trees in step."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             rows = self._db.execute(
-                f"SELECT part, key, khash, version, tag FROM kv WHERE {where}", args
+                f"SELECT part, key, {_ENTRY_COLUMNS} FROM kv WHERE {where}", args
             ).fetchall()
-            for part, key, khash, version, tag in rows:
+            for part, key, *entry in rows:
                 self._db.execute("DELETE FROM kv WHERE part = ? AND key = ?", (part, key))
-                self.tree(part).update(Entry(khash + _SIGN, version, tag), None)
+                self.tree(part).update(_entry(*entry), None)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -112,3 +112,14 @@ def test_messages_round_trip() -> None:
         wants=[0, (1 << 64) - 1],
     )
     assert decode(encode(msg)) == msg
+
+
+def test_records_sharing_a_version_settle_on_the_merge_winner_both_ways() -> None:
+    ts = Timestamp(50_000, 0, "b")
+    values = [b"v%d" % i for i in range(6)]  # tags order either way against the tombstone's
+    for mine, theirs in [(v, None) for v in values] + [(None, v) for v in values]:
+        a, b = filled(300), filled(300)
+        a.put(Record("key-9", mine, ts))
+        b.put(Record("key-9", theirs, ts))
+        run(a, b)
+        assert a.get("key-9") == b.get("key-9") == Record("key-9", None, ts)

@@ -10,6 +10,7 @@ recording runner, and `--dry-run` prints what it would do.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,11 @@ class ContainerBackend:
         return notes
 
     def collect_logs(self) -> dict[str, bytes]:
-        """Each container's stdout and stderr (the agents' JSON lines)."""
+        """Each container's output; the agent logs its JSON lines on stderr."""
         return {
-            node: self.run(["docker", "logs", container], None).encode()
+            node: self.run(
+                ["sh", "-c", f"docker logs {shlex.quote(container)} 2>&1"], None
+            ).encode()
             for node, container in self.containers.items()
         }
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gossip.core import outputs as o
-from gossip.core.types import MemberInfo, MemberState
+from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent
 
@@ -44,6 +44,7 @@ class Notifier:
     ) -> None:
         self.log = logger
         self._members = members
+        self._conflicts_logged: set[tuple[str, Address, Address]] = set()
         r = registry
         r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)
         r.gauge("health", "Local health score (0 is healthy).", (), lambda: {(): float(health())})
@@ -168,6 +169,19 @@ class Notifier:
         self.rejected.inc(labels={"reason": out.reason})
         self.log.debug("datagram_rejected", source=fmt_address(out.source), reason=out.reason)
 
+    def _name_conflict(self, out: o.NameConflict, now: float) -> None:
+        key = (out.name, out.holder, out.claimant)
+        if key in self._conflicts_logged:
+            return  # repeats with every gossip of the claimant's alive: log each pair once
+        self._conflicts_logged.add(key)
+        self.log.warning(
+            "name_conflict",
+            member=out.name,
+            address=fmt_address(out.holder),
+            claimant=fmt_address(out.claimant),
+            winner=fmt_address(out.winner),
+        )
+
     def _push_pull(self, out: o.PushPullCompleted, now: float) -> None:
         self.push_pulls.inc()
         self.push_pull_bytes.inc(out.bytes_sent, {"direction": "sent"})
@@ -197,6 +211,7 @@ _HANDLERS: dict[type, Callable[[Notifier, Any, float], MemberEvent | None]] = {
     o.ProbeTimedOut: Notifier._probe_timed_out,
     o.HealthChanged: Notifier._health,
     o.DatagramRejected: Notifier._rejected,
+    o.NameConflict: Notifier._name_conflict,
     o.PushPullCompleted: Notifier._push_pull,
     o.Metric: Notifier._metric,
 }

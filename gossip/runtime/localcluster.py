@@ -97,7 +97,9 @@ def ports_free(base: int, count: int) -> bool:
     return True
 
 
-def find_free_base(count: int, low: int = 20000, high: int = 60000) -> int:
+def find_free_base(count: int, low: int = 20000, high: int = 32000) -> int:
+    """A block of ports free now; kept below Linux's ephemeral range (32768+) so that
+    outgoing connections cannot grab one of them before the agents bind."""
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(low, high - count)

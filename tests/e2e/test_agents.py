@@ -117,7 +117,8 @@ def test_gossip_cluster_starts_agents_prints_members_and_stops_them_cleanly(
     result = _gossip(
         "cluster", "-n", "3", "--base-port", str(base), "--for", "0.5", "--dir", str(tmp_path)
     )
-    assert result.returncode == 0, result.stderr
+    logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
+    assert result.returncode == 0, (result.stdout, result.stderr, logs)
     assert "all 3 agents see 3 alive members" in result.stdout
     table = [line for line in result.stdout.splitlines() if line.startswith("node-")]
     assert len(table) == 3 and all(" alive " in line for line in table)

@@ -16,6 +16,21 @@ from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent
 
+# Core counters the notifications already account for (counted once, from the
+# notification, with richer labels), or that the shell measures on the wire.
+COVERED_CORE_COUNTERS = frozenset(
+    {
+        "datagrams_rejected",
+        "suspicions",
+        "refutations",
+        "push_pull_bytes_in",
+        "push_pull_bytes_out",
+        "packets_in",
+        "packets_out",
+        "bytes_in",
+        "bytes_out",
+    }
+)
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -86,6 +101,8 @@ class Notifier:
         """Counters the core reports; names ending in `_seconds` are RTT-like samples."""
         if metric.name.endswith("_seconds") or metric.name in ("rtt", "probe_rtt"):
             self.rtt.observe(metric.value)
+            return
+        if metric.name in COVERED_CORE_COUNTERS:
             return
         if metric.name == "datagrams_rejected":
             return  # already counted one by one from DatagramRejected (same counter)

@@ -104,8 +104,6 @@ class Notifier:
             return
         if metric.name in COVERED_CORE_COUNTERS:
             return
-        if metric.name == "datagrams_rejected":
-            return  # already counted one by one from DatagramRejected (same counter)
         counter = self._core_counters.get(metric.name)
         if counter is None:
             name = metric.name if metric.name.endswith("_total") else metric.name + "_total"

@@ -3,13 +3,14 @@ and stop, each inside its own network namespace.
 
 Rules: every agent runs in a new session, so a Ctrl-C at the terminal reaches
 only the emulator, which then stops the agents itself. Signals go only to the
-pids this module started. `stop_all` never raises and always leaves no agent
-running: SIGCONT (a paused agent cannot leave), SIGTERM, a bounded wait, then
-SIGKILL.
+pids this module started and their sessions' process groups. `stop_all` never
+raises and always leaves no agent running: SIGCONT (a paused agent cannot
+leave), SIGTERM, a bounded wait, then SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,10 +89,19 @@ class Agent:
         return self.proc.pid
 
     def signal(self, sig: signal.Signals) -> int:
-        """Send `sig` to this agent's own pid; returns the pid."""
+        """Send `sig` to this agent; returns its pid.
+
+        SIGKILL, SIGSTOP and SIGCONT go to the agent's whole process group (its
+        own session, so only processes it started): a one-file executable runs
+        the agent in a child of a bootloader, which can forward SIGTERM but not
+        these. SIGTERM goes to the pid alone, as a second one would cut the
+        graceful leave short."""
         if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError(f"{self.spec.node} is not running")
-        os.kill(self.proc.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT):
+            os.killpg(self.proc.pid, sig)
+        else:
+            os.kill(self.proc.pid, sig)
         return self.proc.pid
 
     def kill(self) -> int:
@@ -118,7 +128,7 @@ class Agent:
             return
         try:
             if self.paused:
-                os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot leave
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped process cannot leave
                 self.paused = False
             os.kill(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -132,8 +142,12 @@ class Agent:
         try:
             self.exits.append(proc.wait(timeout=timeout))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             self.exits.append(proc.wait())
+        # Whatever the agent left in its session (a one-file child) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def stop_all(agents: Sequence[Agent], timeout: float = 5.0) -> None:

@@ -89,6 +89,17 @@ class SocketNetwork:
         self._udp_buffer = udp_buffer_bytes
 
     async def open_datagram(self, bind: Address) -> DatagramEndpoint:
+        if bind[1] != 0:
+            return await self._open_udp(bind)
+        # Port 0: the TCP listener must get the same port, so pick one free for both.
+        for _ in range(50):
+            udp = await self._open_udp(bind)
+            if _tcp_port_free(bind[0], udp.local_address[1]):
+                return udp
+            udp.close()
+        raise OSError(f"no port free for both UDP and TCP on {bind[0]}")
+
+    async def _open_udp(self, bind: Address) -> DatagramEndpoint:
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             with contextlib.suppress(OSError):  # a smaller kernel limit is fine
@@ -122,3 +133,13 @@ class SocketNetwork:
 
     async def connect(self, to: Address) -> trio.abc.Stream:
         return await trio.open_tcp_stream(to[0], to[1])
+
+
+def _tcp_port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 
 from gossip.core.types import Address, MemberState
 from gossip.runtime.agent import Agent
+from gossip.runtime.api import control_routes
 from gossip.runtime.embed import open_agent
-from gossip.runtime.http import ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.logconfig import configure_logging
 from gossip.runtime.sealing import SealRejected
 from gossip.runtime.service import DatagramHandler, MemberEvent, Service, StreamHandler
@@ -194,3 +196,33 @@ async def test_every_log_line_names_the_agent_that_wrote_it(tmp_path: Path) -> N
     assert all("node" in line and line["timestamp"].endswith("Z") for line in lines)
     joined = [line for line in lines if line["event"] == "member_joined"]
     assert {(line["node"], line["member"]) for line in joined} >= {("a0", "a1"), ("a1", "a0")}
+
+
+def test_the_library_api_is_exported_from_the_package() -> None:
+    import gossip
+
+    assert gossip.open_agent is open_agent
+    assert gossip.AgentSettings is AgentSettings
+    assert gossip.Agent is Agent
+
+
+async def test_control_routes_validate_bodies_and_change_tags() -> None:
+    async with cluster(1) as (agent,):
+        routes = control_routes(agent)
+
+        async def post(path: str, body: bytes) -> tuple[int, object]:
+            resp = await routes[("POST", path)](ApiRequest("POST", path, {}, {}, body))
+            return resp.status, json.loads(resp.body)
+
+        with pytest.raises(ApiError) as info:
+            await post("/v1/join", b'{"addresses": "x"}')
+        assert info.value.status == 400 and "addresses" in info.value.message
+        with pytest.raises(ApiError):
+            await post("/v1/tags", b'{"tags": {"a": 1}}')
+        assert await post("/v1/tags", b'{"tags": {"role": "db"}}') == (
+            200,
+            {"tags": {"role": "db"}},
+        )
+        await wait_for(lambda: dict(agent.self_info().tags) == {"role": "db"})  # type: ignore[union-attr]
+        resp = await routes[("GET", "/v1/members")](ApiRequest("GET", "/v1/members", {}, {}, b""))
+        assert json.loads(resp.body)["members"][0]["tags"] == {"role": "db"}

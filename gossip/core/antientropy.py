@@ -17,7 +17,7 @@ session is bounded in size and rounds and the caller bounds it in time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,20 +133,17 @@ class _Builder:
         if len(mine) >= limit:  # only judge the part of the range we have read
             hi = mine[-1].khash
             self.tally.truncated = True
-        by_hash: dict[int, tuple[list[Entry], list[Entry]]] = {}
-        for e in mine:
-            by_hash.setdefault(e.khash, ([], []))[0].append(e)
-        for e in theirs:
-            if lo <= e.khash <= hi:
-                by_hash.setdefault(e.khash, ([], []))[1].append(e)
+        ours = _by_hash(mine)
+        other = _by_hash(e for e in theirs if lo <= e.khash <= hi)
         push: list[int] = []
-        for khash, (ours, other) in by_hash.items():
-            if sorted(ours) == sorted(other):
+        for khash in ours.keys() | other.keys():
+            o, t = ours.get(khash), other.get(khash)
+            if o == t:
                 continue
             # Versions decide the direction; equal versions (different contents or
             # colliding keys) are swapped both ways and settled by the merge rule.
-            mine_v = max((e.version for e in ours), default=-1)
-            theirs_v = max((e.version for e in other), default=-1)
+            mine_v = -1 if o is None else max(v for v, _ in o)
+            theirs_v = -1 if t is None else max(v for v, _ in t)
             if mine_v > theirs_v:
                 push.append(khash)
             elif theirs_v > mine_v:
@@ -156,6 +153,16 @@ class _Builder:
                 self.want(khash)
         if push:
             self.push(self.rep.records(push))
+
+
+def _by_hash(entries: Iterable[Entry]) -> dict[int, tuple[tuple[int, int], ...]]:
+    """key hash -> its (version, tag) pairs, sorted (more than one only on a hash collision)."""
+    out: dict[int, tuple[tuple[int, int], ...]] = {}
+    for e in entries:
+        pair = (e.version, e.tag)
+        seen = out.get(e.khash)
+        out[e.khash] = (pair,) if seen is None else tuple(sorted((*seen, pair)))
+    return out
 
 
 def reply_to(

@@ -82,12 +82,15 @@ def make_entry(khash: int, version: int, tag: int) -> Entry:
 
 
 ENTRY_SIZE = _ENTRY.size
+NO_FP = -1
 
 
 def unpack_entries(blob: bytes) -> list[Entry]:
+    """Entries from the wire. Their fp is left as NO_FP: a peer's entries are only
+    compared with ours, never summed into a tree."""
     if len(blob) % ENTRY_SIZE:
         raise RecordError("entry list length is not a multiple of the entry size")
-    return [make_entry(*fields) for fields in _ENTRY.iter_unpack(blob)]
+    return [Entry(k, v, t, NO_FP) for k, v, t in _ENTRY.iter_unpack(blob)]
 
 
 @dataclass(frozen=True, slots=True)

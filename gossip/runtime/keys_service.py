@@ -7,8 +7,9 @@ Rules:
 - GET /v1/keys and POST /v1/keys {"op", "key"} on one agent apply the command
   locally, then fan it out over the "keys" stream channel (sealed like all
   traffic) to every alive or suspect member in parallel, each bounded by the
-  stream timeout, and answer one entry per node: a node that does not answer
-  is listed as failed, never silently left out.
+  stream timeout and tried up to ATTEMPTS times (commands are idempotent), and
+  answer one entry per node: a node that does not answer is listed as failed,
+  never silently left out.
 - A command arriving on the "keys" channel is applied locally only (no second
   fan-out). Every change is persisted before the answer is sent.
 """
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from gossip.runtime.agent import Agent
 
 CHANNEL = "keys"
+ATTEMPTS = 3
 ENV_KEY = "GOSSIP_ENCRYPT_KEY"
 
 log = structlog.get_logger("gossip.keys")
@@ -110,21 +112,31 @@ class KeysService(Service):
         body = command.encode()
 
         async def ask(name: str, address: Address) -> None:
-            try:
-                raw = await self.host.request(address, CHANNEL, body)
-                answer = json.loads(raw or b"{}")
-                if not isinstance(answer, dict):
-                    raise ValueError("not an object")
-            except StreamError as exc:
-                answer = {"ok": False, "error": f"no answer: {exc.reason}"}
-            except ValueError:
-                answer = {"ok": False, "error": "malformed answer"}
-            answers[name] = answer
+            answers[name] = await self._ask(address, body)
 
         async with trio.open_nursery() as nursery:
             for member in peers:
                 nursery.start_soon(ask, member.name, member.address)
         return summarize(command, answers)
+
+    async def _ask(self, address: Address, body: bytes) -> dict[str, Any]:
+        """One member's answer. Commands are idempotent, so a member too busy to
+        answer within the stream timeout is simply asked again."""
+        reason = ""
+        for _ in range(ATTEMPTS):
+            try:
+                raw = await self.host.request(address, CHANNEL, body)
+            except StreamError as exc:
+                reason = exc.reason
+                continue
+            try:
+                answer = json.loads(raw or b"{}")
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):
+                return {"ok": False, "error": "malformed answer"}
+            return answer
+        return {"ok": False, "error": f"no answer: {reason}"}
 
     async def _http_list(self, request: ApiRequest) -> ApiResponse:
         return ApiResponse.json(await self.run_everywhere(Command("list")))

@@ -6,16 +6,18 @@ here and a violation raises KvOpError, which the handler answers as
 {"err": reason} instead of applying anything.
   put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool}
   get   {"op": "get", "k": key}               -> {"r": record | null}
-  scan  {"op": "scan", "k": prefix, "n": max} -> {"rs": [record, ...]}
+  scan  {"op": "scan", "k": prefix, "n": max} -> {"ls": [[key, size, wall, counter, node,
+                                                          deleted], ...]}  (no values)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
+from gossip.core.hlc import Timestamp
 from gossip.core.kvrecord import (
     MAX_KEY_BYTES,
     Record,
@@ -88,8 +90,6 @@ def encode_result(**fields: Any) -> bytes:
     for name, value in fields.items():
         if isinstance(value, Record):
             out[name] = record_to_wire(value)
-        elif isinstance(value, list):
-            out[name] = [record_to_wire(r) for r in value]
         else:
             out[name] = value
     return cbor2.dumps(out)
@@ -112,11 +112,43 @@ def decode_get_result(payload: bytes) -> Record | None:
     return None if item is None else _record(item)
 
 
-def decode_scan_result(payload: bytes) -> list[Record]:
+class Listed(NamedTuple):
+    """One key in a listing: what a scan returns instead of the record."""
+
+    key: str
+    size: int
+    version: Timestamp
+    deleted: bool
+
+    @classmethod
+    def of(cls, r: Record) -> Listed:
+        return cls(r.key, len(r.value or b""), r.version, r.deleted)
+
+    def order_key(self) -> tuple[Timestamp, bool]:
+        return self.version, self.deleted
+
+
+def encode_listing(items: list[Listed]) -> bytes:
+    wire = [
+        [i.key, i.size, i.version.wall, i.version.counter, i.version.node, i.deleted] for i in items
+    ]
+    return cbor2.dumps({"ls": wire})
+
+
+def decode_scan_result(payload: bytes) -> list[Listed]:
     raw = _loads(payload)
     if "err" in raw:
         raise KvOpError(str(raw["err"])[:200])
-    items = raw.get("rs")
+    items = raw.get("ls")
     if not isinstance(items, list) or len(items) > MAX_SCAN:
         raise KvOpError("bad scan result")
-    return [_record(i) for i in items]
+    out: list[Listed] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 6:
+            raise KvOpError("bad listing item")
+        key, size, wall, counter, node, deleted = item
+        record = _record([key, None, wall, counter, node])  # checks key and version
+        if type(size) is not int or size < 0 or not isinstance(deleted, bool):
+            raise KvOpError("bad listing item")
+        out.append(Listed(record.key, size, record.version, deleted))
+    return out

@@ -35,7 +35,7 @@ def record_json(r: Record) -> dict[str, Any]:
         "key": r.key,
         "deleted": r.deleted,
         "value_b64": None if r.value is None else base64.b64encode(r.value).decode(),
-        "version": str(r.version.packed) + "." + r.version.node,
+        "version": f"{r.version.packed}.{r.version.node}",
         "wall_ms": r.version.wall,
     }
 
@@ -109,8 +109,8 @@ def store_routes(svc: StoreService) -> Mapping[RouteKey, Handler]:
             raise ApiError(400, f"limit must be 1..{MAX_LIST}")
         records, truncated = await svc.list(req.query.get("prefix", ""), int(raw))
         keys = [
-            {"key": r.key, "size": len(r.value or b""), "version": record_json(r)["version"]}
-            for r in records
+            {"key": i.key, "size": i.size, "version": f"{i.version.packed}.{i.version.node}"}
+            for i in records
         ]
         return ApiResponse.json({"keys": keys, "truncated": truncated})
 

@@ -25,13 +25,15 @@ from gossip.core.hlc import HybridClock, Timestamp
 from gossip.core.kvops import (
     KvOp,
     KvOpError,
+    Listed,
     decode_op,
     decode_scan_result,
+    encode_listing,
     encode_op,
     encode_result,
 )
 from gossip.core.kvplacement import Placement
-from gossip.core.kvrecord import Record, merge
+from gossip.core.kvrecord import Record
 from gossip.core.types import Address, MemberState
 from gossip.runtime import kvsettings
 from gossip.runtime.http import Handler, RouteKey
@@ -181,7 +183,7 @@ class StoreService(Service):
             return encode_result(ok=True, changed=self.storage.put(op.record))
         if op.op == "get":
             return encode_result(r=self.storage.get(op.key))
-        return encode_result(rs=self.storage.scan(op.key, op.limit))
+        return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
         try:
@@ -209,14 +211,14 @@ class StoreService(Service):
         """This node's own copy, tombstones included (for inspection and tests)."""
         return self.storage.get(key)
 
-    async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Record], bool]:
-        """Live records whose key starts with `prefix`, from every alive member,
-        merged; and whether the listing was cut at `limit`."""
+    async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Listed], bool]:
+        """Live keys that start with `prefix`, from every alive member, merged
+        (last writer wins); and whether the listing was cut at `limit`."""
         members = [m.name for m in self.host.members() if m.state == MemberState.ALIVE]
         names = sorted(set(members) | {self.host.name})
         op = KvOp("scan", key=prefix, limit=limit)
         answers = await fan_out(self, names, op, len(names), self.settings.request_timeout)
-        merged: dict[str, Record] = {}
+        merged: dict[str, Listed] = {}
         cut = False
         for a in answers:
             if a.payload is None:
@@ -227,9 +229,11 @@ class StoreService(Service):
                 log.warning("kv_scan_refused", replica=a.replica, reason=str(exc))
                 continue
             cut |= len(found) >= limit  # that member may hold more
-            for r in found:
-                merged[r.key] = merge(merged.get(r.key), r) or r
-        live = sorted((r for r in merged.values() if not r.deleted), key=lambda r: r.key)
+            for item in found:
+                seen = merged.get(item.key)
+                if seen is None or item.order_key() > seen.order_key():
+                    merged[item.key] = item
+        live = sorted((i for i in merged.values() if not i.deleted), key=lambda i: i.key)
         return live[:limit], cut or len(live) > limit
 
     def digest(self) -> dict[str, Any]:

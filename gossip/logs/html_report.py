@@ -34,7 +34,8 @@ WIDTH = 960
 LABEL = 110
 ROW = 16
 GAP = 4
-TOP = 34
+LABEL_ROWS = 3
+TOP = 16 + LABEL_ROWS * 10  # fault labels, then the time axis
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
@@ -80,6 +81,7 @@ def _fault_marks(
     faults: Sequence[Fault], member: str, scale: _Scale, end: float, height: int
 ) -> list[str]:
     parts: list[str] = []
+    row_ends = [0.0] * LABEL_ROWS  # where each label row is free again (px)
     for fault in faults:
         colour = FAULT_COLOURS.get(fault.action, "#555")
         x0 = scale.x(fault.start)
@@ -89,9 +91,13 @@ def _fault_marks(
             parts.append(
                 _rect(x0, TOP - 2, x1 - x0, height - TOP + 2, colour, label, ' fill-opacity="0.10"')
             )
+        # Labels of faults close in time go on the next free row, not on top of each other.
+        row = next((r for r, free in enumerate(row_ends) if free <= x0), LABEL_ROWS - 1)
+        row_ends[row] = x0 + 4 + len(label) * 6.5
+        y = 10 + row * 10
         parts.append(
-            f'<text x="{x0 + 2}" y="10" fill="{colour}">{escape(label)}</text>'
-            f'<line x1="{x0}" y1="12" x2="{x0}" y2="{height}" stroke="{colour}" '
+            f'<text x="{x0 + 2}" y="{y}" fill="{colour}">{escape(label)}</text>'
+            f'<line x1="{x0}" y1="{y + 2}" x2="{x0}" y2="{height}" stroke="{colour}" '
             f'stroke-width="2" stroke-dasharray="4 2"><title>{escape(label)}</title></line>'
         )
     return parts

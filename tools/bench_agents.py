@@ -241,7 +241,7 @@ def main() -> int:
             print(f"(gossip lifetime UDP packets sent per agent: {sent / n:.0f})")
         print_table(results, n, args.seconds, args.profile)
     finally:
-        cluster.stop()
+        cluster.stop(grace=30)  # a profiled agent needs time to write its profile
         if serf:
             serf.stop()
         counter.remove()

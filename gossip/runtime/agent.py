@@ -46,6 +46,9 @@ from gossip.runtime.subscribe import Subscribers, Subscription
 
 T = TypeVar("T")
 INBOX_SIZE = 1024
+LAG_PROBE_S = 0.5
+LAG_WARN_S = 0.2
+"""A stall this long is a fair share of a probe timeout: worth a (rate-limited) warning."""
 MEMBER_CHANNEL = "member"
 
 log = structlog.get_logger("gossip.agent")
@@ -273,6 +276,7 @@ class Agent:
                 seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
                 self._node.start(trio.current_time(), seeds)
                 nursery.start_soon(self._core_loop)
+                nursery.start_soon(self._watch_loop_lag)
                 self.log.info(
                     "agent_started",
                     address=fmt_address(address),
@@ -349,6 +353,19 @@ class Agent:
                     break
                 item(trio.current_time())
             await self._drain()
+
+    async def _watch_loop_lag(self) -> None:
+        """Measure how late a sleeper wakes: a blocked event loop (e.g. a service doing
+        slow synchronous work) delays acks and causes false suspicions elsewhere."""
+        last_warning = -math.inf
+        while True:
+            start = trio.current_time()
+            await trio.sleep(LAG_PROBE_S)
+            lag = max(0.0, trio.current_time() - start - LAG_PROBE_S)
+            self._notifier.loop_lag.observe(lag)
+            if lag >= LAG_WARN_S and trio.current_time() - last_warning > 60:
+                last_warning = trio.current_time()
+                self.log.warning("event_loop_stalled", lag_s=round(lag, 3))
 
     async def _drain(self) -> None:
         assert self._node is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -226,3 +227,32 @@ async def test_control_routes_validate_bodies_and_change_tags() -> None:
         await wait_for(lambda: dict(agent.self_info().tags) == {"role": "db"})  # type: ignore[union-attr]
         resp = await routes[("GET", "/v1/members")](ApiRequest("GET", "/v1/members", {}, {}, b""))
         assert json.loads(resp.body)["members"][0]["tags"] == {"role": "db"}
+
+
+class BlockingService(Service):
+    """Blocks the event loop once, as a careless synchronous call would."""
+
+    name = "blocker"
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep(0.1)
+        time.sleep(1.0)  # noqa: ASYNC251 - the point of the test
+
+
+async def test_a_blocked_event_loop_is_measured_and_reported(tmp_path: Path) -> None:
+    log_file = tmp_path / "log.jsonl"
+    configure_logging("info", "json", log_file)
+    try:
+        async with open_agent(settings("lag"), services=[BlockingService()]) as agent:
+            await trio.sleep(1.8)
+            text = agent.metrics.render()
+    finally:
+        configure_logging("warning", "json")
+    slow = [line for line in text.splitlines() if line.startswith("gossip_event_loop_lag")]
+    assert 'gossip_event_loop_lag_seconds_bucket{le="0.25"}' in "\n".join(slow)
+    count = next(float(x.split()[1]) for x in slow if "lag_seconds_count" in x)
+    under = next(float(x.split()[1]) for x in slow if 'le="0.25"' in x)
+    assert count > under  # one sample above 0.25 s
+    stalls = [json.loads(x) for x in log_file.read_text().splitlines() if "event_loop_stalled" in x]
+    assert stalls and stalls[0]["lag_s"] >= 0.2 and stalls[0]["node"] == "lag"

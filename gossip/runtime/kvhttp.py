@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from gossip.core.hlc import Timestamp
 from gossip.core.kvrecord import Record, RecordError
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.kvcoord import NotEnoughReplicas, parse_consistency
@@ -30,12 +31,17 @@ PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
 
 
+def version_text(ts: Timestamp) -> str:
+    """wall_ms.counter@node: sorts like the version within one node's writes."""
+    return f"{ts.wall}.{ts.counter}@{ts.node}"
+
+
 def record_json(r: Record) -> dict[str, Any]:
     return {
         "key": r.key,
         "deleted": r.deleted,
         "value_b64": None if r.value is None else base64.b64encode(r.value).decode(),
-        "version": f"{r.version.packed}.{r.version.node}",
+        "version": version_text(r.version),
         "wall_ms": r.version.wall,
     }
 
@@ -83,7 +89,7 @@ def _guarded(work: Work) -> Handler:
 def store_routes(svc: StoreService) -> Mapping[RouteKey, Handler]:
     async def put(req: ApiRequest) -> ApiResponse:
         r = await svc.put(_key(req), req.body, _consistency(req))
-        return ApiResponse.json({"key": r.key, "version": record_json(r)["version"]})
+        return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
 
     async def get(req: ApiRequest) -> ApiResponse:
         key = _key(req)
@@ -99,19 +105,14 @@ def store_routes(svc: StoreService) -> Mapping[RouteKey, Handler]:
 
     async def delete(req: ApiRequest) -> ApiResponse:
         r = await svc.delete(_key(req), _consistency(req))
-        return ApiResponse.json(
-            {"key": r.key, "deleted": True, "version": record_json(r)["version"]}
-        )
+        return ApiResponse.json({"key": r.key, "deleted": True, "version": version_text(r.version)})
 
     async def listing(req: ApiRequest) -> ApiResponse:
         raw = req.query.get("limit", "1000")
         if not raw.isdigit() or not 0 < int(raw) <= MAX_LIST:
             raise ApiError(400, f"limit must be 1..{MAX_LIST}")
         records, truncated = await svc.list(req.query.get("prefix", ""), int(raw))
-        keys = [
-            {"key": i.key, "size": i.size, "version": f"{i.version.packed}.{i.version.node}"}
-            for i in records
-        ]
+        keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
         return ApiResponse.json({"keys": keys, "truncated": truncated})
 
     async def digest(req: ApiRequest) -> ApiResponse:

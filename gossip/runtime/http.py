@@ -99,7 +99,7 @@ class HttpServer:
         task_status.started(listeners)
         await trio.serve_listeners(self.handle, listeners)
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
         if self._active >= MAX_CONNECTIONS:
             await stream.aclose()
             return
@@ -107,8 +107,13 @@ class HttpServer:
         try:
             peer = _peer_of(stream)
             await self._serve_one(stream, peer)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+            pass  # the client went away, or stopped reading our answer
+        except h11.ProtocolError:
+            pass  # answered (or not answerable) already
+        except Exception:
+            # A bug in one connection must not stop the API (or the agent).
+            log.exception("api_connection_failed")
         finally:
             self._active -= 1
             with trio.move_on_after(1):
@@ -167,9 +172,9 @@ def _prefix_route(routes: Mapping[RouteKey, Handler], method: str, path: str) ->
     return None if best is None else best[1]
 
 
-def _peer_of(stream: trio.SocketStream) -> str:
+def _peer_of(stream: trio.abc.Stream) -> str:
     try:
-        host, port = stream.socket.getpeername()[:2]
+        host, port = stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
         return f"{host}:{port}"
     except (OSError, AttributeError, ValueError):
         return ""
@@ -226,18 +231,25 @@ async def _send_simple(
     await _send_response(conn, stream, ApiResponse.json({"error": msg}, status))
 
 
+async def _send(stream: trio.abc.Stream, data: bytes | None) -> None:
+    """Write with a deadline, so a client that stops reading cannot hold a slot forever."""
+    if data:
+        with trio.fail_after(REQUEST_TIMEOUT):
+            await stream.send_all(data)
+
+
 async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, resp: ApiResponse) -> None:
     length = None if resp.stream is not None else len(resp.body)
-    await stream.send_all(conn.send(_head(resp.status, resp.content_type, length)))
+    await _send(stream, conn.send(_head(resp.status, resp.content_type, length)))
     if resp.body:
-        await stream.send_all(conn.send(h11.Data(data=resp.body)))
+        await _send(stream, conn.send(h11.Data(data=resp.body)))
     if resp.stream is not None:
         chunks = resp.stream
         try:
             async for chunk in chunks:
-                await stream.send_all(conn.send(h11.Data(data=chunk)))
+                await _send(stream, conn.send(h11.Data(data=chunk)))
         finally:
             closer = getattr(chunks, "aclose", None)
             if closer is not None:
                 await closer()
-    await stream.send_all(conn.send(h11.EndOfMessage()))
+    await _send(stream, conn.send(h11.EndOfMessage()))

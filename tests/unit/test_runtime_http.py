@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import trio
 import trio.testing
@@ -96,3 +97,26 @@ async def test_a_slow_client_is_cut_after_the_request_timeout(
         assert await client.receive_some(100) == b""  # closed without an answer
     elapsed = trio.current_time() - start
     assert http.REQUEST_TIMEOUT <= elapsed < http.REQUEST_TIMEOUT + 2
+
+
+async def test_a_client_that_stops_reading_is_cut_after_the_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 1024
+
+    async def feed(req: ApiRequest) -> ApiResponse:
+        return ApiResponse(200, b"", "text/plain", endless())
+
+    client, srv = trio.testing.lockstep_stream_pair()  # no buffering: writes wait for reads
+    server = HttpServer({("GET", "/feed"): feed})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle, srv)
+        await client.send_all(b"GET /feed HTTP/1.1\r\nHost: x\r\n\r\n")
+        await trio.sleep(0.1)
+        assert server._active == 1
+        await trio.sleep(2 * http.REQUEST_TIMEOUT)  # never read the answer
+        cut = server._active == 0
+        nursery.cancel_scope.cancel()
+    assert cut, "the connection of a client that stopped reading was not cut"

@@ -422,6 +422,10 @@ class Agent:
             except (SealRejected, fr.FrameError) as exc:
                 n.rejected.inc(labels={"reason": exc.reason})
                 continue
+            except Exception:  # a sealer bug: count it, keep receiving
+                n.rejected.inc(labels={"reason": "internal_error"})
+                self.log.exception("datagram_open_failed", source=fmt_address(src))
+                continue
             if channel is None:
                 await self._inbox_send.send(_receive(self, src, body))
                 continue

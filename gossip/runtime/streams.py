@@ -67,6 +67,10 @@ class StreamChannels:
             self._rejected.inc(labels={"reason": exc.reason})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._rejected.inc(labels={"reason": "broken"})
+        except Exception:
+            # A bug reached by one stream must not stop the listener (or the agent).
+            self._rejected.inc(labels={"reason": "internal_error"})
+            log.exception("stream_failed", source=f"{src[0]}:{src[1]}")
         finally:
             self._inbound -= 1
             await trio.aclose_forcefully(stream)

@@ -28,6 +28,7 @@ def test_hashes_are_pinned_so_every_process_and_host_agrees() -> None:
     assert hrw.partition_hash(0) == 0xB9529A8999B73C95
 
 
+@settings(deadline=None)  # timing is for benchmarks; a loaded CI machine must not fail this
 @given(member_sets, keys)
 def test_removing_a_member_moves_exactly_the_keys_it_owned(
     members: set[str], ks: list[bytes]
@@ -39,6 +40,7 @@ def test_removing_a_member_moves_exactly_the_keys_it_owned(
     assert moved == {k for k in ks if before[k] == gone}
 
 
+@settings(deadline=None)
 @given(member_sets, names, keys)
 def test_adding_a_member_moves_keys_only_to_it(
     members: set[str], new: str, ks: list[bytes]
@@ -48,6 +50,7 @@ def test_adding_a_member_moves_keys_only_to_it(
     assert all(after[k] == new for k in ks if before[k] != after[k])
 
 
+@settings(deadline=None)
 @given(member_sets, st.integers(min_value=0, max_value=SMALL - 1))
 def test_table_rows_match_the_direct_ranking(members: set[str], partition: int) -> None:
     weights = {m: float(1 + len(m) % 3) for m in members}

@@ -9,9 +9,11 @@ with exit code 2. Colour only on a terminal unless asked (`NO_COLOR` wins).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,24 @@ from gossip.logs.records import LogSet, load
 from gossip.logs.summary import DEFAULT_GRACE, summarize
 from gossip.logs.timeline import Filter, format_record, record_json, select
 from gossip.logs.views import build_views, faults_from
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _pipe_safe(command: Command) -> Command:
+    """Stop quietly when the reader (a pager, `head`) goes away, as Unix tools do."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code = command(args)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        return code
+
+    return run
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +57,7 @@ def register(subparsers: Any) -> None:
     timeline.add_argument("--member", action="append", default=[], help="only this subject")
     timeline.add_argument("--event", action="append", default=[], help="only this event")
     timeline.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    timeline.set_defaults(func=run_timeline)
+    timeline.set_defaults(func=_pipe_safe(run_timeline))
 
     summary = common("summary", "detection latencies, false verdicts, convergence")
     summary.add_argument(
@@ -46,13 +66,13 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_GRACE,
         help="seconds after a fault clears during which verdicts still count as caused by it",
     )
-    summary.set_defaults(func=run_summary)
+    summary.set_defaults(func=_pipe_safe(run_summary))
 
     report = common("report", "a self-contained HTML report")
     report.add_argument("--html", required=True, type=Path, metavar="OUT", help="page to write")
     report.add_argument("--title", default="gossip cluster report")
     report.add_argument("--grace", type=float, default=DEFAULT_GRACE)
-    report.set_defaults(func=run_report)
+    report.set_defaults(func=_pipe_safe(run_report))
 
 
 def _load(args: argparse.Namespace) -> LogSet | None:
@@ -85,16 +105,9 @@ def run_timeline(args: argparse.Namespace) -> int:
     where = Filter(nodes=args.node, members=args.member, events=args.event)
     origin = logs.records[0].time if logs.records else 0.0
     colour = _use_colour(args.color)
-    try:
-        for record in select(logs.records, where):
-            line = (
-                record_json(record) if args.json else format_record(record, origin, colour=colour)
-            )
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader (a pager, `head`) went away: stop quietly, as Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for record in select(logs.records, where):
+        line = record_json(record) if args.json else format_record(record, origin, colour=colour)
+        sys.stdout.write(line + "\n")
     return 0
 
 

@@ -8,8 +8,10 @@ Rules:
   immutable tables), so a 100-member rebuild never stalls the agent's probes; the state
   machine itself is only touched by this task.
 - Lookups (owner, owners, owns, GET /v1/owner) read the current immutable table from any task.
-- Declared items come from `[ownership] items` in the config file and `--item`; handlers from
-  `--on-acquire` / `--on-release` (or on_acquire / on_release); see item_handlers.
+- Declared items come from `[ownership] items` in the config file and `--item`, plus, for
+  library users, an `item_source` polled every `source_interval` (store_prefix_source lists a
+  key prefix of the replicated store); handlers from `--on-acquire` / `--on-release` (or
+  on_acquire / on_release); see item_handlers.
 - On a graceful leave every held item is released (reason `leaving`) before `left` is sent.
 """
 
@@ -18,8 +20,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 import trio
@@ -36,24 +38,32 @@ from gossip.core.ownership import (
 from gossip.core.partition_table import DEFAULT_PARTITIONS
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.item_handlers import DEFAULT_TIMEOUT, HandlerJob, ItemHandlers
+from gossip.runtime.ownership_settings import (
+    MAX_ITEMS,
+    SECTION,
+    SettingsError,
+    checked_items,
+    command,
+    first,
+    seconds,
+)
 from gossip.runtime.service import MemberEvent, Service, ServiceHost
-from gossip.runtime.settings import SettingsError
 
 if TYPE_CHECKING:
     from gossip.runtime.agent import Agent
 
 log = structlog.get_logger("gossip.ownership")
 
-SECTION = "ownership"
 MAX_KEY_BYTES = 1024
 MAX_N = 64
-MAX_ITEMS = 100_000
-MAX_ITEM_BYTES = 256
 INLINE_SCORES = 1 << 20
 """A rebuild scoring more (members x partitions) than this runs in a worker thread."""
 
 ItemEvent = ItemAcquired | ItemReleased
 Subscriber = Callable[[ItemEvent], None]
+ItemSource = Callable[[], Awaitable[Iterable[str]]]
+"""Polled for more item names, e.g. store_prefix_source(store, "work/")."""
+DEFAULT_SOURCE_INTERVAL = 10.0
 
 
 def wall_ms() -> int:
@@ -75,8 +85,13 @@ class OwnershipService(Service):
         coalesce_time: float = DEFAULT_COALESCE_TIME,
         handler_timeout: float = DEFAULT_TIMEOUT,
         partitions: int = DEFAULT_PARTITIONS,
+        item_source: ItemSource | None = None,
+        source_interval: float = DEFAULT_SOURCE_INTERVAL,
     ) -> None:
         self._items = list(items)
+        self._sourced: list[str] = []
+        self._item_source = item_source
+        self._source_interval = source_interval
         self._commands = {"acquired": on_acquire, "released": on_release}
         self._settle_time = settle_time
         self._coalesce_time = coalesce_time
@@ -126,6 +141,8 @@ class OwnershipService(Service):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._item_source is not None:
+                nursery.start_soon(self._poll_source, self._item_source)
             task_status.started()
             await self._loop()
 
@@ -164,9 +181,29 @@ class OwnershipService(Service):
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     def set_items(self, items: Iterable[str]) -> None:
-        """Replace the declared items (acquire/release at once what changed)."""
-        self.ownership.set_items(trio.current_time(), _checked_items(items, "items"), wall_ms())
+        """Replace the declared items (acquire/release at once what changed); names from an
+        item source are kept on top of these."""
+        self._items = checked_items(list(items), "items")
+        self._declare()
+
+    def _declare(self) -> None:
+        names = list(dict.fromkeys([*self._items, *self._sourced]))
+        self.ownership.set_items(trio.current_time(), names, wall_ms())
         self._drain()
+
+    async def _poll_source(self, source: ItemSource) -> None:
+        """Refresh the sourced items every interval; a failing source keeps the last names."""
+        while True:
+            try:
+                with trio.fail_after(self._source_interval):
+                    names = checked_items(list(await source()), "item_source")
+            except Exception as exc:  # trio.TooSlowError included
+                log.warning("ownership_item_source_failed", error=str(exc) or type(exc).__name__)
+            else:
+                if names != self._sourced:
+                    self._sourced = names
+                    self._declare()
+            await trio.sleep(self._source_interval)
 
     # ---- the loop ----------------------------------------------------------------
 
@@ -280,57 +317,32 @@ def service_from_settings(
     unknown = sorted(set(section) - known)
     if unknown:
         raise SettingsError(f"{SECTION}.{unknown[0]}", "unknown setting")
-    items = _checked_items(section.get("items", []), "items")
+    items = checked_items(section.get("items", []), "items")
     flag_items = getattr(args, "item", None) or []
-    items += _checked_items(flag_items, "--item")
+    items += checked_items(flag_items, "--item")
     return OwnershipService(
         items=items,
-        on_acquire=_command(getattr(args, "on_acquire", None) or section.get("on_acquire")),
-        on_release=_command(getattr(args, "on_release", None) or section.get("on_release")),
-        settle_time=_seconds(
-            _first(getattr(args, "settle_time", None), section.get("settle_time")),
+        on_acquire=command(getattr(args, "on_acquire", None) or section.get("on_acquire")),
+        on_release=command(getattr(args, "on_release", None) or section.get("on_release")),
+        settle_time=seconds(
+            first(getattr(args, "settle_time", None), section.get("settle_time")),
             "settle_time",
             DEFAULT_SETTLE_TIME,
         ),
-        coalesce_time=_seconds(
-            section.get("coalesce_time"), "coalesce_time", DEFAULT_COALESCE_TIME
-        ),
-        handler_timeout=_seconds(
-            section.get("handler_timeout"), "handler_timeout", DEFAULT_TIMEOUT
-        ),
+        coalesce_time=seconds(section.get("coalesce_time"), "coalesce_time", DEFAULT_COALESCE_TIME),
+        handler_timeout=seconds(section.get("handler_timeout"), "handler_timeout", DEFAULT_TIMEOUT),
     )
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+class PrefixLister(Protocol):
+    async def list(self, prefix: str, limit: int = ...) -> tuple[list[Any], bool]: ...
 
 
-def _checked_items(items: Any, setting: str) -> list[str]:
-    if isinstance(items, str) or not isinstance(items, Sequence | frozenset | set):
-        raise SettingsError(f"{SECTION}.{setting}", "must be a list of item names")
-    if len(items) > MAX_ITEMS:
-        raise SettingsError(f"{SECTION}.{setting}", f"at most {MAX_ITEMS} items")
-    for item in items:
-        if not isinstance(item, str) or not item or len(item.encode()) > MAX_ITEM_BYTES:
-            raise SettingsError(
-                f"{SECTION}.{setting}", f"item names are 1..{MAX_ITEM_BYTES}-byte strings"
-            )
-    return list(dict.fromkeys(items))
+def store_prefix_source(store: PrefixLister, prefix: str) -> ItemSource:
+    """Items named by the store's keys under `prefix` (prefix removed), for item_source."""
 
+    async def source() -> list[str]:
+        records, _cut = await store.list(prefix, MAX_ITEMS)
+        return [r.key[len(prefix) :] for r in records if len(r.key) > len(prefix)]
 
-def _command(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise SettingsError(f"{SECTION}.on_acquire/on_release", "must be a command string")
-    return value
-
-
-def _seconds(value: Any, setting: str, default: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SettingsError(f"{SECTION}.{setting}", "must be a number of seconds")
-    if not math.isfinite(value) or not 0 <= value <= 86_400:
-        raise SettingsError(f"{SECTION}.{setting}", "must be between 0 and 86400 seconds")
-    return float(value)
+    return source

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ from gossip.core.types import MemberInfo, MemberState
 from gossip.runtime.http import ApiError, ApiRequest
 from gossip.runtime.item_handlers import HandlerJob, ItemHandlers
 from gossip.runtime.metrics import Registry
-from gossip.runtime.ownership_service import OwnershipService, service_from_settings
+from gossip.runtime.ownership_service import (
+    OwnershipService,
+    service_from_settings,
+    store_prefix_source,
+)
 from gossip.runtime.service import MemberEvent
 from gossip.runtime.settings import SettingsError
 
@@ -178,4 +183,46 @@ async def test_a_graceful_leave_waits_for_the_release_handlers(tmp_path: Path) -
         await svc.before_leave()
         lines = out.read_text().splitlines()
         assert sorted(lines) == sorted(f"{i} leaving" for i in ITEMS)
+        nursery.cancel_scope.cancel()
+
+
+async def test_items_from_a_source_are_polled_and_a_failing_source_keeps_the_last_names(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    @dataclass
+    class Rec:
+        key: str
+
+    class FakeStore:
+        keys = ["work/a", "work/b", "work/"]
+        fail = False
+
+        async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Rec], bool]:
+            if self.fail:
+                raise RuntimeError("no quorum")
+            return [Rec(k) for k in self.keys if k.startswith(prefix)][:limit], False
+
+    store = FakeStore()
+    host = FakeHost("a", {"a": MemberState.ALIVE})
+    svc = OwnershipService(
+        items=["static"],
+        settle_time=0.0,
+        coalesce_time=0.0,
+        partitions=1 << 10,
+        item_source=store_prefix_source(store, "work/"),
+        source_interval=5.0,
+    )
+    svc.attach(host)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(svc.run)
+        await trio.sleep(1)
+        assert set(svc.held()) == {"static", "a", "b"}
+        store.keys = ["work/b", "work/c"]
+        await trio.sleep(5)
+        assert set(svc.held()) == {"static", "b", "c"}
+        store.fail = True
+        await trio.sleep(5)
+        assert set(svc.held()) == {"static", "b", "c"}
+        svc.set_items(["other"])
+        assert set(svc.held()) == {"other", "b", "c"}
         nursery.cancel_scope.cancel()

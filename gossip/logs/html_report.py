@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from gossip.logs.render_text import DETECTION_HEADER, detection_row
 from gossip.logs.render_text import seconds as _t
 from gossip.logs.summary import Summary
 from gossip.logs.views import Fault, Views
@@ -205,45 +206,14 @@ def render(summary: Summary, views: Views, title: str = "gossip cluster report")
         )
     )
     sections.append("<h2>Detection latency from the fault (s)</h2>")
-    rows = []
-    for d in summary.detections:
-        rows.append(
-            [
-                d.action,
-                d.target,
-                _t(d.at),
-                str(d.observers),
-                str(d.suspected.count),
-                _t(d.suspected.first),
-                _t(d.suspected.median),
-                _t(d.suspected.last),
-                str(d.failed.count),
-                _t(d.failed.first),
-                _t(d.failed.median),
-                _t(d.failed.last),
-                _t(d.settled_after),
-            ]
-        )
     sections.append(
-        _table(
-            [
-                "fault",
-                "target",
-                "at",
-                "observers",
-                "suspected",
-                "first",
-                "median",
-                "last",
-                "failed",
-                "first",
-                "median",
-                "last",
-                "views agreed after",
-            ],
-            rows,
-        )
+        "<p>Per fault: how many observers it cut off from a member, then over those "
+        "(observer, member) pairs the count, first, median and last latency to a "
+        "suspicion and to a failure; then when all running views agreed again, "
+        "from the fault and from its clearing.</p>"
     )
+    rows = [detection_row(d) for d in summary.detections]
+    sections.append(_table(DETECTION_HEADER, rows))
     sections.append("<h2>False verdicts</h2>")
     verdicts = summary.false_suspicions + summary.false_failures
     sections.append(

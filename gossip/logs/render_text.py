@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gossip.logs.summary import Spread, Summary
+from gossip.logs.summary import Detection, Spread, Summary
 
 
 def seconds(value: float | None) -> str:
@@ -30,6 +30,19 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _spread(s: Spread) -> list[str]:
     return [str(s.count), seconds(s.first), seconds(s.median), seconds(s.last)]
+
+
+DETECTION_HEADER = [
+    "fault", "target", "at", "obs", "n", "first", "median", "last",
+    "n", "first", "median", "last", "agreed after", "after clearing",
+]  # fmt: skip
+
+
+def detection_row(d: Detection) -> list[str]:
+    """One detection as table cells (shared by the text and HTML renderings)."""
+    head = [d.action, d.target, seconds(d.at), str(d.observers)]
+    tail = [seconds(d.settled_after), seconds(d.recovered_after)]
+    return [*head, *_spread(d.suspected), *_spread(d.failed), *tail]
 
 
 def render(summary: Summary) -> str:
@@ -55,22 +68,11 @@ def render(summary: Summary) -> str:
         ]
         out += table(["action", "target", "start", "end"], rows)
     if summary.detections:
-        out += ["", "Detection latency from the fault (s): suspected | failed"]
-        rows = [
-            [
-                d.action,
-                d.target,
-                seconds(d.at),
-                str(d.observers),
-                *_spread(d.suspected),
-                *_spread(d.failed),
-                seconds(d.settled_after),
-            ]
-            for d in summary.detections
-        ]
-        header = ["fault", "target", "at", "obs", "n", "first", "median", "last"]
-        header += ["n", "first", "median", "last", "agreed after"]
-        out += table(header, rows)
+        title = (
+            "Detection latency from the fault (s): suspected | failed (n: observer/member pairs)"
+        )
+        out += ["", title]
+        out += table(DETECTION_HEADER, [detection_row(d) for d in summary.detections])
     out += ["", "Transitions seen (member <- observer: time state ...)"]
     for member, by_observer in sorted(summary.transitions.items()):
         for observer, seq in sorted(by_observer.items()):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from gossip.logs.records import LogSet, Record, format_timestamp
 from gossip.logs.views import (
     DOWN_STATES,
+    NODE_FAULTS,
     Fault,
     Views,
     build_views,
@@ -26,7 +27,7 @@ from gossip.logs.views import (
 )
 
 DEFAULT_GRACE = 5.0
-DETECTION_FAULTS = ("kill", "pause")
+DETECTION_FAULTS = ("kill", "pause", "partition")
 # How a transition reads in the summary: the event, where it says more than the state.
 _LABELS = {
     "member_joined": "joined",
@@ -62,7 +63,9 @@ class Spread:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """How long the other observers took to suspect and fail a faulted node."""
+    """How long the observers took to suspect and fail the members a fault cut
+    them off from (a killed or paused node; the far side of a partition).
+    Spreads are over (observer, member) pairs; `observers` counts observers."""
 
     action: str
     target: str
@@ -71,6 +74,7 @@ class Detection:
     suspected: Spread
     failed: Spread
     settled_after: float | None
+    recovered_after: float | None = None  # views agreed this long after the fault cleared
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -81,6 +85,7 @@ class Detection:
             "suspected": self.suspected.to_dict(),
             "failed": self.failed.to_dict(),
             "settled_after": self.settled_after,
+            "recovered_after": self.recovered_after,
         }
 
 
@@ -204,32 +209,44 @@ def _detection(
     grace: float,
     finish: float,
 ) -> Detection:
-    """Latency from the fault to each other running observer's first verdict."""
+    """Latency from the fault to each affected (observer, member) pair's first
+    verdict, and how long until the views agreed after the fault and after it
+    was cleared."""
     limit = finish if fault.end is None else fault.end + grace
-    running = [
-        o for o in views.observers if o != fault.target and _up(views, faults, o, fault.start)
-    ]
-    first: dict[str, dict[str, float]] = {"member_suspected": {}, "member_failed": {}}
+    running = [o for o in views.observers if _up(views, faults, o, fault.start)]
+    pairs = {
+        (o, m)
+        for o in running
+        for m in views.members
+        if o != m and fault.explains(o, m, fault.start)
+    }
+    first: dict[str, dict[tuple[str, str], float]] = {"member_suspected": {}, "member_failed": {}}
     for record in agent:
-        if record.member != fault.target or record.node not in running:
+        pair = (record.node or "", record.member or "")
+        if record.event not in first or pair not in pairs:
             continue
-        if not fault.start <= record.time <= limit or record.event not in first:
-            continue
-        first[record.event].setdefault(record.node, record.time - fault.start)
+        if fault.start <= record.time <= limit:
+            first[record.event].setdefault(pair, record.time - fault.start)
     # A failure without a logged suspicion first still counts as detection.
-    for observer, latency in first["member_failed"].items():
-        first["member_suspected"].setdefault(observer, latency)
-    later = [f.start for f in faults if f.start > fault.start]
-    window_end = min([*later, finish])
-    settled = _settled(agree, fault.start, window_end)
+    for pair, latency in first["member_failed"].items():
+        first["member_suspected"].setdefault(pair, latency)
+    # Windows close at the next fault that cuts members off (kill, pause, partition).
+    cuts = [f.start for f in faults if f.action in DETECTION_FAULTS]
+    until = min([t for t in cuts if t > fault.start] + [finish, fault.end or finish])
+    settled = _settled(agree, fault.start, until)
+    recovered = None
+    if fault.end is not None and fault.end < finish:
+        back = _settled(agree, fault.end, min([t for t in cuts if t > fault.end] + [finish]))
+        recovered = None if back is None else _r(back - fault.end)
     return Detection(
         action=fault.action,
         target=fault.target,
         at=_r(fault.start - origin),
-        observers=len(running),
+        observers=len({o for o, _ in pairs}),
         suspected=Spread.of(list(first["member_suspected"].values())),
         failed=Spread.of(list(first["member_failed"].values())),
         settled_after=None if settled is None else _r(settled - fault.start),
+        recovered_after=recovered,
     )
 
 
@@ -237,7 +254,7 @@ def _up(views: Views, faults: Sequence[Fault], observer: str, t: float) -> bool:
     """Whether `observer` runs at `t`: inside a lifetime and not killed or paused."""
     alive = any(a <= t <= b for a, b in views.lifetimes.get(observer, ()))
     taken = any(
-        f.action in DETECTION_FAULTS
+        f.action in NODE_FAULTS
         and f.target == observer
         and f.start <= t
         and (f.end is None or t < f.end)

@@ -9,7 +9,7 @@ import pytest
 from gossip.logs.records import load
 from gossip.logs.summary import summarize
 from gossip.logs.views import build_views, faults_from
-from tests.unit.logs_fixtures import write_cluster
+from tests.unit.logs_fixtures import line, member, write_cluster
 
 
 @pytest.fixture
@@ -44,6 +44,8 @@ def test_detection_latency_is_measured_from_the_scenario_fault(logs_dir: Path) -
     assert pause.suspected.count == 3
     assert pause.failed.count == 2
     assert pause.failed.first == 4.5
+    assert pause.settled_after is None  # n5 still held it suspect when it came back
+    assert pause.recovered_after == 0.4  # all saw it alive 0.4 s after the resume
 
 
 def test_false_suspicions_are_those_no_fault_explains(logs_dir: Path) -> None:
@@ -117,3 +119,30 @@ def test_the_summary_is_json_ready(logs_dir: Path) -> None:
     data = summarize(load([logs_dir])).to_dict()
     text = json.dumps(data)
     assert json.loads(text)["detections"][0]["suspected"]["first"] == 0.6
+
+
+def test_a_partition_is_detected_across_sides_and_its_heal_timed(tmp_path: Path) -> None:
+    rows = [line(0, "agent_started", n) for n in ("a", "b", "c")]
+    rows += [member(0.2, "member_joined", o, m, "alive") for o in "abc" for m in "abc" if o != m]
+    # {a} | {b, c} from 1 to 6: each side fails the other, then all rejoin.
+    rows += [member(2.0, "member_suspected", "a", m, "suspect") for m in "bc"]
+    rows += [member(4.0, "member_failed", "a", m, "dead") for m in "bc"]
+    rows += [member(2.5, "member_suspected", o, "a", "suspect") for o in "bc"]
+    rows += [member(4.5, "member_failed", o, "a", "dead") for o in "bc"]
+    rows += [member(7.0, "member_joined", "a", m, "alive") for m in "bc"]
+    rows += [member(7.5, "member_joined", o, "a", "alive") for o in "bc"]
+    rows += [
+        line(0, "scenario_started"),
+        line(1, "fault_injected", action="partition", target="a|b,c", groups=[["a"], ["b", "c"]]),
+        line(6, "fault_cleared", action="heal", target="a|b,c"),
+        line(10, "scenario_finished"),
+    ]
+    (tmp_path / "all.log").write_text("\n".join(rows) + "\n")
+    summary = summarize(load([tmp_path]))
+    (cut,) = summary.detections
+    assert (cut.action, cut.observers) == ("partition", 3)
+    assert (cut.suspected.count, cut.suspected.first, cut.suspected.last) == (4, 1.0, 1.5)
+    assert (cut.failed.count, cut.failed.first, cut.failed.last) == (4, 3.0, 3.5)
+    assert cut.settled_after is None  # the two sides never agree while cut
+    assert cut.recovered_after == 1.5  # the last rejoin, 1.5 s after the heal
+    assert summary.false_suspicions == [] and summary.views_agree_at_end

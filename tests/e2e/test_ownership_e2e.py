@@ -19,7 +19,6 @@ import pytest
 
 from gossip.runtime.apiclient import ApiClientError
 from gossip.runtime.localcluster import AgentProcess, LocalCluster
-from tests.e2e.test_agents import FAST  # the fast [core] timings every e2e test uses
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +30,13 @@ def config(handler_dir: Path) -> str:
     # Each handler run appends one line to a file named after the node that ran it.
     line = 'echo "$GOSSIP_ITEM $GOSSIP_TOKEN $GOSSIP_REASON" >> ' + str(handler_dir)
     items = ", ".join(f'"{i}"' for i in ITEMS)
-    return f"""{FAST}
+    return f"""
+[core]  # fast failure detection: a kill -9 is confirmed within a few seconds
+probe_interval = 0.4
+probe_timeout = 0.15
+suspicion_mult = 3
+leave_timeout = 1.0
+
 [ownership]
 items = [{items}]
 settle_time = {SETTLE}

@@ -11,6 +11,9 @@ import contextlib
 import random
 from collections.abc import Callable
 
+import trio
+import trio.testing
+
 from gossip.core import outputs as o
 from gossip.core.config import Config
 from gossip.core.messages import Ack, Alive, Dead, Message, Ping, PushPull, StateEntry, Suspect
@@ -18,6 +21,7 @@ from gossip.core.node import Node
 from gossip.core.types import MemberState
 from gossip.core.wire import Codec, WireError
 from gossip.runtime import framing
+from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
 
@@ -82,12 +86,46 @@ def node_inputs(data: bytes) -> None:
     _NODE.take_outputs()
 
 
+async def _ok(request: ApiRequest) -> ApiResponse:
+    return ApiResponse.json({"path": request.path})
+
+
+_HTTP = HttpServer({("GET", "/v1/health"): _ok, ("POST", "/v1/join"): _ok}, token="t")
+
+
+def http_request(data: bytes) -> None:
+    """One connection to the control API's HTTP server: any bytes end in a
+    well-formed answer or a close, and no exception leaves the handler."""
+
+    async def main() -> bytes:
+        client, server = trio.testing.memory_stream_pair()
+        reply = bytearray()
+
+        async def talk() -> None:
+            await client.send_all(data)
+            await client.send_stream.aclose()
+            while chunk := await client.receive_some(65536):
+                reply.extend(chunk)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(talk)
+            await _HTTP.handle(server)  # type: ignore[arg-type]
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return bytes(reply)
+
+    reply = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    if reply and not reply.startswith(b"HTTP/1.1 "):
+        raise AssertionError(f"malformed answer {reply[:40]!r}")
+
+
 def all_targets() -> list[tuple[str, Target]]:
     return [
         ("sealer_open", sealer_open),
         ("framing", framing_decoders),
         ("wire", wire_decoders),
         ("node", node_inputs),
+        ("http", http_request),
     ]
 
 
@@ -100,6 +138,13 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_request("member", b"\x00body"),
             framing.encode_channel_datagram("keys", b"x"),
             framing.encode_response(framing.STATUS_OK, b"ok"),
+        ]
+    if name == "http":
+        return [
+            b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /v1/join?a=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+            b"Content-Length: 2\r\n\r\n{}",
+            b"POST /v1/join HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
         ]
     frames = [_CODEC.frame(m) for m in _MESSAGES]
     parts = [f[len(_CODEC.prefix) + 1 :] for f in frames]

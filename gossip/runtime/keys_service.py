@@ -11,7 +11,9 @@ Rules:
   answer one entry per node: a node that does not answer is listed as failed,
   never silently left out.
 - A command arriving on the "keys" channel is applied locally only (no second
-  fan-out). Every change is persisted before the answer is sent.
+  fan-out), and only if it came sealed with one of our keys: while plaintext
+  is still accepted (rollout) an unauthenticated peer must not change keys.
+  Every change is persisted before the answer is sent.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ log = structlog.get_logger("gossip.keys")
 class KeysService(Service):
     name = "keys"
 
-    def __init__(self, keyring: Keyring | None) -> None:
+    def __init__(self, keyring: Keyring | None, sealer: AesGcmSealer | None = None) -> None:
         self.keyring = keyring
+        self.sealer = sealer
 
     def attach(self, host: Any) -> None:
         super().attach(host)
@@ -94,6 +97,9 @@ class KeysService(Service):
         return answer
 
     async def _on_stream(self, src: Address, body: bytes) -> bytes | None:
+        if self.sealer is not None and not self.sealer.authenticated(src):
+            self._ops.inc(labels={"op": "any", "result": "unauthenticated"})
+            return json.dumps({"ok": False, "error": "key commands must be encrypted"}).encode()
         try:
             command = decode_command(body)
         except CommandError as exc:
@@ -215,11 +221,13 @@ def build_keyring(agent: Agent, args: argparse.Namespace | None) -> Keyring | No
 
 def setup(agent: Agent, args: argparse.Namespace | None) -> None:
     keyring = build_keyring(agent, args)
+    sealer = None
     if keyring is not None:
         section = agent.settings_section("security")
         policy = Policy(
             encrypt_outgoing=_flag(args, section, "encrypt_outgoing"),
             require_incoming=_flag(args, section, "require_encrypted"),
         )
-        agent.set_sealer(AesGcmSealer(keyring, agent.config.cluster_name, policy))
-    agent.add_service(KeysService(keyring))
+        sealer = AesGcmSealer(keyring, agent.config.cluster_name, policy)
+        agent.set_sealer(sealer)
+    agent.add_service(KeysService(keyring, sealer))

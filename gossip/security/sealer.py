@@ -124,6 +124,8 @@ class AesGcmSealer:
         self._senders_version = keyring.version
         self._peer_keys: OrderedDict[Address, bytes] = OrderedDict()
         """Peers last heard sealing with a key other than our primary."""
+        self._sealed_from: OrderedDict[Address, bool] = OrderedDict()
+        """Whether the last input opened from each peer was sealed (authenticated)."""
         self._peers: OrderedDict[tuple[bytes, bytes], _Peer] = OrderedDict()
         self._peers_version = keyring.version
         self.rejected: Counter[str] = Counter()
@@ -167,10 +169,25 @@ class AesGcmSealer:
         self.rejected[reason] += 1
         return SealError(reason)
 
+    def authenticated(self, peer: Address) -> bool:
+        """Whether the last input opened from `peer` was sealed with one of our
+        keys (False after plaintext accepted during a rollout). Handlers that
+        change security state (key commands) ask this for their request's source."""
+        return self._sealed_from.get(peer, False)
+
+    def _note_source(self, peer: Address | None, sealed: bool) -> None:
+        if peer is None:
+            return
+        self._sealed_from[peer] = sealed
+        self._sealed_from.move_to_end(peer)
+        while len(self._sealed_from) > SENDER_CACHE:
+            self._sealed_from.popitem(last=False)
+
     def open(self, data: bytes, peer: Address | None = None) -> bytes:
         if not data or data[0] != MAGIC:
             if self.policy.require_incoming:
                 raise self._reject("not_encrypted")
+            self._note_source(peer, sealed=False)
             return data
         if len(data) < OVERHEAD:
             raise self._reject("truncated")
@@ -210,6 +227,7 @@ class AesGcmSealer:
                 known.window.record(counter)
             if peer is not None:
                 self._note_key(peer, key)
+            self._note_source(peer, sealed=True)
             self.opened += 1
             return plain
         raise self._reject("decrypt_failed")

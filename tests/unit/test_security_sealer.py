@@ -190,3 +190,14 @@ def test_a_peer_that_moves_to_the_primary_key_is_answered_with_it() -> None:
     b.keyring.use(K2)
     a.open(b.seal(b"on K2"), b_addr)
     assert a.seal(b"z", b_addr)[1:5] == key_id(K2)
+
+
+def test_authenticated_tells_whether_a_peers_last_input_was_sealed() -> None:
+    a = AesGcmSealer(Keyring([K1]), "c")
+    lenient = AesGcmSealer(Keyring([K1]), "c", Policy(require_incoming=False))
+    peer = ("10.0.0.3", 5555)
+    assert not lenient.authenticated(peer)
+    lenient.open(a.seal(b"x"), peer)
+    assert lenient.authenticated(peer)
+    lenient.open(b"\xa1plain", peer)
+    assert not lenient.authenticated(peer)

@@ -46,14 +46,25 @@ class NamespaceBackend:
 
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGINT both interrupt the run (and so clean up), once: later
+    ones are ignored so the cleanup completes. SIGINT is set explicitly, as a
+    process started in the background inherits it ignored."""
+
+    fired = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if fired:
+            return  # the cleanup is under way: let it finish
+        fired = True
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def seen_by_all(agents: Sequence[Agent]) -> bool:

@@ -74,7 +74,7 @@ class Detection:
     suspected: Spread
     failed: Spread
     settled_after: float | None
-    recovered_after: float | None = None  # views agreed this long after the fault cleared
+    recovered_after: float | None = None  # all affected observers held it up again
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -234,10 +234,7 @@ def _detection(
     cuts = [f.start for f in faults if f.action in DETECTION_FAULTS]
     until = min([t for t in cuts if t > fault.start] + [finish, fault.end or finish])
     settled = _settled(agree, fault.start, until)
-    recovered = None
-    if fault.end is not None and fault.end < finish:
-        back = _settled(agree, fault.end, min([t for t in cuts if t > fault.end] + [finish]))
-        recovered = None if back is None else _r(back - fault.end)
+    recovered = _recovery(fault, pairs, views, faults, finish)
     return Detection(
         action=fault.action,
         target=fault.target,
@@ -248,6 +245,25 @@ def _detection(
         settled_after=None if settled is None else _r(settled - fault.start),
         recovered_after=recovered,
     )
+
+
+def _recovery(
+    fault: Fault, pairs: set[tuple[str, str]], views: Views, faults: Sequence[Fault], finish: float
+) -> float | None:
+    """Seconds from the fault's clearing until every affected observer still
+    running held its member up again (None: not cleared, or not before `finish`)."""
+    if fault.end is None or fault.end >= finish:
+        return None
+    back = fault.end
+    for observer, member in pairs:
+        if not _up(views, faults, observer, finish):
+            continue
+        held = [i for i in views.of(member, observer) if i.end > fault.end]
+        up = next((i for i in held if i.state not in DOWN_STATES), None)
+        if up is None or up.start >= finish:
+            return None
+        back = max(back, up.start)
+    return _r(back - fault.end)
 
 
 def _up(views: Views, faults: Sequence[Fault], observer: str, t: float) -> bool:

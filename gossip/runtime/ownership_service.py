@@ -265,7 +265,10 @@ class OwnershipService(Service):
         if len(key.encode()) > MAX_KEY_BYTES:
             raise ApiError(400, f"key is longer than {MAX_KEY_BYTES} bytes")
         raw_n = req.query.get("n", "1")
-        if not raw_n.isdigit() or not 1 <= int(raw_n) <= MAX_N:
+        if (
+            not (raw_n.isascii() and raw_n.isdigit() and len(raw_n) <= 3)
+            or not 1 <= int(raw_n) <= MAX_N
+        ):
             raise ApiError(400, f"n must be an integer from 1 to {MAX_N}")
         table = self.ownership.table
         if not table.members:

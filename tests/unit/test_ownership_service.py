@@ -98,7 +98,8 @@ async def test_get_owner_validates_its_query_and_answers_ranked_owners(
         await nursery.start(svc.run)
         await trio.sleep(3)
         for bad in ({}, {"key": ""}, {"key": "k", "n": "0"}, {"key": "k", "n": "65"},
-                    {"key": "k", "n": "x"}, {"key": "k" * 1025}):  # fmt: skip
+                    {"key": "k", "n": "x"}, {"key": "k" * 1025}, {"key": "k", "n": "\u00b2"},
+                    {"key": "k", "n": "9" * 5000}):  # fmt: skip
             with pytest.raises(ApiError) as err:
                 await svc._http_owner(request(**bad))
             assert err.value.status == 400

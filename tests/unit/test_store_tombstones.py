@@ -12,7 +12,8 @@ import trio
 from gossip.runtime.agent import Agent
 from gossip.runtime.embed import open_agent
 from gossip.runtime.kvsettings import StoreSettings
-from gossip.runtime.store_service import StoreService
+from gossip.runtime.kvstorage import KVStorage
+from gossip.runtime.store_service import DB_FILE, StoreService
 from tests.unit.test_store_service import Cluster, agent_settings, wait_for
 
 HORIZON = 1.5
@@ -51,9 +52,12 @@ async def test_a_replica_back_after_the_horizon_does_not_resurrect_deletes(
         await c.stores[1].delete("doomed", "quorum")
         await wait_for(lambda: all(s.get_local("doomed") is None for s in c.stores), limit=10)
 
+        disk = KVStorage(tmp_path / "s2" / DB_FILE, c.stores[0].placement.partition_of)
+        assert disk.get("doomed") is not None  # the victim's disk still has the old value
+        disk.close()
+
         async with AsyncExitStack() as second_life:
             agent, victim = await start_victim(second_life)
-            assert victim.get_local("doomed") is not None  # its disk still has the old value
             c.agents.append(agent)
             c.stores.append(victim)
             await wait_for(c.all_alive)

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gossip.runtime.apiclient import ApiClientError
 from gossip.runtime.localcluster import HOST, LocalCluster, find_free_base, ports_free
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -171,6 +172,20 @@ def measure(pids: dict[str, list[int]], seconds: float, counter: UdpCounter) -> 
     return results
 
 
+def suspicions(cluster: LocalCluster) -> float:
+    """Sum of gossip_suspicions_total over the agents (false ones: nobody failed)."""
+    total = 0.0
+    for a in cluster.agents:
+        try:
+            text = a.api().call("GET", "/v1/metrics", timeout=5)
+        except ApiClientError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("gossip_suspicions_total "):
+                total += float(line.split()[1])
+    return total
+
+
 def print_table(results: dict[str, Result], n: int, seconds: float, profile: str) -> None:
     print(f"\n{n} agents each, {seconds:.0f} s window, profile {profile}, loopback, per agent:")
     print(f"{'':10}{'CPU %':>9}{'RSS MiB':>10}{'UDP pkt/s':>11}{'UDP B/s':>10}")
@@ -196,6 +211,9 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--profile", default="lan", choices=("lan", "wan", "local"))
+    ap.add_argument(
+        "--settle", type=float, default=15.0, help="seconds between all-alive and the window"
+    )
     ap.add_argument("--no-serf", action="store_true")
     ap.add_argument("--cprofile", action="store_true", help="profile gossip agent 1")
     args = ap.parse_args()
@@ -226,11 +244,13 @@ def main() -> int:
              120, "gossip: all alive")  # fmt: skip
         if serf:
             wait(serf.alive_everywhere, 120, "serf: all alive")
-        time.sleep(5)  # let joins and the first push-pulls settle
+        time.sleep(args.settle)  # let imports, joins and the first push-pulls settle
         pids = {"gossip": [a.proc.pid for a in cluster.agents if a.proc]}
         if serf:
             pids["serf"] = [p.pid for p in serf.procs]
+        suspicions0 = suspicions(cluster)
         results = measure(pids, args.seconds, counter)
+        print(f"gossip suspicions during the window: {suspicions(cluster) - suspicions0:.0f}")
         if not counter.ok:
             sent = 0.0
             for a in cluster.agents:

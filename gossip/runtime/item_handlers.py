@@ -5,8 +5,9 @@ Rules:
   are passed only in environment variables (GOSSIP_ITEM, GOSSIP_TOKEN, GOSSIP_REASON,
   GOSSIP_EVENT, GOSSIP_NODE), never spliced into the command line.
 - Handlers never block the agent: each runs in a background task, at most `concurrency` at a
-  time, and is killed after `timeout` seconds. Its outcome is logged (handler_completed,
-  handler_failed with exit_status, handler_timed_out) and counted.
+  time, in its own process group, which is killed after `timeout` seconds. Only the last
+  2 KiB of its output are kept, so a chatty handler cannot fill memory. The outcome is
+  logged (handler_completed, handler_failed with exit_status, handler_timed_out) and counted.
 - A graceful leave waits (bounded by the agent) for running handlers, releases included.
 - Runs for one item happen in order (an acquire's handler finishes before the release's
   starts), so an operator's script never sees them overlap for one item.
@@ -14,10 +15,13 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 import trio
@@ -105,37 +109,62 @@ class ItemHandlers:
         }
         fields = {"handler_event": job.event, "item": job.item, "token": job.token}
         start = trio.current_time()
-        result: subprocess.CompletedProcess[bytes] | None = None
-        with trio.move_on_after(self.timeout):
-            try:
-                result = await trio.run_process(
-                    ["/bin/sh", "-c", command],
-                    env=env,
-                    check=False,
-                    stdin=subprocess.DEVNULL,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                )
-            except OSError as exc:
-                log.error("handler_failed", exit_status=None, error=str(exc), **fields)
-                self._runs.inc(labels={"event": job.event, "result": "error"})
-                return -1
-        elapsed = round(trio.current_time() - start, 3)
-        if result is None:
-            log.error("handler_timed_out", timeout_s=self.timeout, **fields)
-            self._runs.inc(labels={"event": job.event, "result": "timeout"})
-            return None
-        if result.returncode != 0:
-            output = (result.stderr or result.stdout)[-_OUTPUT_LIMIT:].decode(errors="replace")
+        try:
+            proc = await trio.lowlevel.open_process(
+                ["/bin/sh", "-c", command],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so a timeout kills its children
+            )
+        except OSError as exc:
+            log.error("handler_failed", exit_status=None, error=str(exc), **fields)
+            self._runs.inc(labels={"event": job.event, "result": "error"})
+            return -1
+        try:
+            with trio.move_on_after(self.timeout):
+                output = await _tail(proc)
+                status = await proc.wait()
+                return self._finished(status, output, trio.current_time() - start, job, fields)
+        finally:
+            _kill_group(proc)  # no-op when it has exited; also runs if we are cancelled
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+        log.error("handler_timed_out", timeout_s=self.timeout, **fields)
+        self._runs.inc(labels={"event": job.event, "result": "timeout"})
+        return None
+
+    def _finished(
+        self, status: int, output: bytes, elapsed: float, job: HandlerJob, fields: dict[str, Any]
+    ) -> int:
+        if status != 0:
             log.error(
                 "handler_failed",
-                exit_status=result.returncode,
-                duration_s=elapsed,
-                output=output,
+                exit_status=status,
+                duration_s=round(elapsed, 3),
+                output=output.decode(errors="replace"),
                 **fields,
             )
             self._runs.inc(labels={"event": job.event, "result": "failed"})
         else:
-            log.info("handler_completed", exit_status=0, duration_s=elapsed, **fields)
+            log.info("handler_completed", exit_status=0, duration_s=round(elapsed, 3), **fields)
             self._runs.inc(labels={"event": job.event, "result": "ok"})
-        return result.returncode
+        return status
+
+
+async def _tail(proc: trio.Process) -> bytes:
+    """Read the handler's output to its end, keeping only the last _OUTPUT_LIMIT bytes."""
+    assert proc.stdout is not None
+    kept = bytearray()
+    async for chunk in proc.stdout:
+        kept += chunk
+        del kept[:-_OUTPUT_LIMIT]
+    return bytes(kept)
+
+
+def _kill_group(proc: trio.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we created for this handler only

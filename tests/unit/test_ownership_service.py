@@ -143,24 +143,31 @@ async def test_handlers_get_the_item_in_the_environment_and_failures_do_not_bloc
     out = tmp_path / "runs"
     commands = {
         "acquired": 'echo "$GOSSIP_EVENT $GOSSIP_ITEM $GOSSIP_TOKEN $GOSSIP_REASON $GOSSIP_NODE"'
-        f' >> {out}; [ "$GOSSIP_ITEM" != bad ] || exit 3; [ "$GOSSIP_ITEM" != slow ] || sleep 30',
+        f' >> {out}; [ "$GOSSIP_ITEM" != bad ] || exit 3;'
+        f' [ "$GOSSIP_ITEM" != slow ] || {{ sleep 30 & echo $! > {tmp_path}/child; wait; }};'
+        ' [ "$GOSSIP_ITEM" != chatty ] || head -c 20000000 /dev/zero',
         "released": None,
     }
     metrics = Registry()
     handlers = ItemHandlers("n1", commands, metrics, timeout=1.0)
     async with trio.open_nursery() as nursery:
-        for item in ("slow", "bad", "ok"):
+        for item in ("slow", "bad", "ok", "chatty"):
             handlers.submit(nursery, HandlerJob("acquired", item, 7, "initial"))
         handlers.submit(nursery, HandlerJob("released", "ok", 7, "leaving"))  # no command: no run
         with trio.fail_after(10):
-            while len(handlers.completed) < 2:  # noqa: ASYNC110 - polling a plain list
+            while len(handlers.completed) < 3:  # noqa: ASYNC110 - polling a plain list
                 await trio.sleep(0.05)
         # The slow handler is still running while the others finished.
-        assert {job.item: status for job, status in handlers.completed} == {"bad": 3, "ok": 0}
+        done = {job.item: status for job, status in handlers.completed}
+        assert done == {"bad": 3, "ok": 0, "chatty": 0}
     statuses = {job.item: status for job, status in handlers.completed}
-    assert statuses == {"bad": 3, "ok": 0, "slow": None}, "the hanging handler was killed"
+    assert statuses == {"bad": 3, "ok": 0, "chatty": 0, "slow": None}, "the hang was killed"
+    child = int((tmp_path / "child").read_text())
+    with trio.fail_after(5):  # the whole process group went, not just the shell
+        while _proc_state(child) not in ("gone", "Z"):  # noqa: ASYNC110 - another process
+            await trio.sleep(0.05)
     lines = sorted(out.read_text().splitlines())
-    assert lines == [f"acquired {i} 7 initial n1" for i in ("bad", "ok", "slow")]
+    assert lines == [f"acquired {i} 7 initial n1" for i in ("bad", "chatty", "ok", "slow")]
     rendered = metrics.render()
     assert 'result="timeout"' in rendered and 'result="failed"' in rendered
 
@@ -227,3 +234,10 @@ async def test_items_from_a_source_are_polled_and_a_failing_source_keeps_the_las
         svc.set_items(["other"])
         assert set(svc.held()) == {"other", "b", "c"}
         nursery.cancel_scope.cancel()
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "gone"

@@ -156,3 +156,7 @@ def check_owner_command(agent: AgentProcess, owners: dict[str, str]) -> None:
     assert lines[0] == owners["item-7"] and len(set(lines)) == 3
     bad = subprocess.run([*run, "x", "-n", "0"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "n must be an integer" in bad.stderr
+    table = subprocess.run([*run, "--items"], capture_output=True, text=True, timeout=30)
+    rows = [line.split() for line in table.stdout.splitlines()[1:]]
+    assert {r[0]: r[1] for r in rows} == owners
+    assert all((len(r) == 3) == (r[1] == agent.name) for r in rows), "tokens of held items"

@@ -53,6 +53,8 @@ def test_loss_kill_and_pause_are_detected_in_time(
     code = main(["emulate", "run", str(SCENARIOS / "ci-loss-kill-pause.toml"), "--out", str(out)])
     assert code == 0
     offsets = scenario_offsets(out)
+    formed = [json.loads(ln) for ln in (out / "scenario.log").read_text().splitlines()]
+    assert any(ln["event"] == "cluster_formed" and ln["complete"] for ln in formed)
     data = summary_of(out, capsys)
     cfg = Config.for_profile("local")
     interval = cfg.probe_interval

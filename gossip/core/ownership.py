@@ -10,8 +10,8 @@ Rules:
 - Changes are applied `coalesce_time` after the first one is noticed, all together in one
   rebuild: a burst of joins or failures moves each item at most once.
 - Each acquisition of a declared item gets a fencing token: max(previous token + 1, wall_ms).
-  It increases on every change of hands provided clocks differ by less than the failure
-  detection time plus the settle time, since a new owner takes over only after those.
+  It increases on every change of hands provided the two nodes' clocks differ by less than
+  the time between the acquisitions (after a failure: at least detection + coalesce time).
 - Outputs (OwnershipChanged, then ItemReleased before ItemAcquired) are drained with
   take_outputs(), as with the membership core.
 - A shell may split handle_timeout into due_rebuild / Rebuild.build / commit to build a large

@@ -6,7 +6,10 @@ Rules (memberlist's TransmitLimitedQueue):
 - Each update is sent at most `limit` times (RetransmitMult x ceil(log10(N+1)),
   computed by the caller), then dropped.
 - When filling a packet, updates sent the fewest times go first, and among
-  those the newest first, so fresh news spreads before old news is repeated.
+  those the most recently queued first: never-sent updates newest first, so
+  fresh news spreads before old news is repeated. (Among updates already sent,
+  the order is by when they last entered their send-count tier, which keeps
+  filling a packet O(items taken) instead of re-sorting.)
 - Updates are stored already encoded, so filling a packet is concatenation and
   the packet size is exact; an update that does not fit is left for later.
 """
@@ -20,37 +23,35 @@ MAX_MISSES = 16
 
 
 class _Item:
-    __slots__ = ("id", "key", "payload", "transmits")
+    __slots__ = ("key", "live", "payload", "transmits")
 
-    def __init__(self, key: str, payload: bytes, item_id: int) -> None:
+    def __init__(self, key: str, payload: bytes) -> None:
         self.key = key
         self.payload = payload
-        self.id = item_id
         self.transmits = 0
+        self.live = True
 
 
 class BroadcastQueue:
     def __init__(self) -> None:
         self._by_key: dict[str, _Item] = {}
-        # tiers[t] holds the items sent t times, ordered by id (= age) unless
-        # the tier is in `_unsorted`, in which case it is re-sorted before use.
-        self._tiers: list[dict[int, _Item]] = []
-        self._unsorted: set[int] = set()
-        self._next_id = 0
+        # tiers[t] is a stack of the items sent t times, last entered on top.
+        # Entries are dropped lazily: an entry is stale when its item was
+        # replaced (not live) or has moved on to a higher tier.
+        self._tiers: list[list[_Item]] = [[]]
+        self._stale = 0
 
     def __len__(self) -> int:
         return len(self._by_key)
 
     def enqueue(self, key: str, payload: bytes) -> None:
-        old = self._by_key.pop(key, None)
+        old = self._by_key.get(key)
         if old is not None:
-            del self._tiers[old.transmits][old.id]
-        self._next_id += 1
-        item = _Item(key, payload, self._next_id)
+            old.live = False
+            self._stale += 1
+        item = _Item(key, payload)
         self._by_key[key] = item
-        if not self._tiers:
-            self._tiers.append({})
-        self._tiers[0][item.id] = item
+        self._tiers[0].append(item)
 
     def pending(self, key: str, payload: bytes) -> bool:
         """True while this exact update is still queued."""
@@ -62,39 +63,48 @@ class BroadcastQueue:
         picked: list[_Item] = []
         misses = 0
         for t, tier in enumerate(self._tiers):
+            i = len(tier) - 1
+            while i >= 0 and room >= MIN_UPDATE_BYTES and misses < MAX_MISSES:
+                item = tier[i]
+                top = i == len(tier) - 1
+                i -= 1
+                if not item.live or item.transmits != t:
+                    if top:
+                        tier.pop()
+                        self._stale -= 1
+                    continue
+                size = len(item.payload)
+                if size > room:
+                    misses += 1
+                    continue
+                picked.append(item)
+                room -= size
+                misses = 0
+                if top:
+                    tier.pop()
+                else:
+                    self._stale += 1  # this entry goes stale when the item moves
             if room < MIN_UPDATE_BYTES or misses >= MAX_MISSES:
                 break
-            if t in self._unsorted:
-                self._unsorted.discard(t)
-                tier = self._tiers[t] = dict(sorted(tier.items()))
-            for item in reversed(tier.values()):
-                size = len(item.payload)
-                if size <= room:
-                    picked.append(item)
-                    room -= size
-                    misses = 0
-                    if room < MIN_UPDATE_BYTES:
-                        break
-                else:
-                    misses += 1
-                    if misses >= MAX_MISSES:
-                        break
         tiers = self._tiers
-        # Oldest first, so that a tier receiving a run of items stays sorted.
-        for item in sorted(picked, key=_by_id):
-            del tiers[item.transmits][item.id]
+        # Re-file in reverse, so the next tier's stack yields this batch in the
+        # order it was just picked.
+        for item in reversed(picked):
             item.transmits += 1
             if item.transmits >= limit:
+                item.live = False
                 del self._by_key[item.key]
                 continue
             if item.transmits == len(tiers):
-                tiers.append({})
-            tier = tiers[item.transmits]
-            if tier and next(reversed(tier)) > item.id:
-                self._unsorted.add(item.transmits)
-            tier[item.id] = item
+                tiers.append([])
+            tiers[item.transmits].append(item)
+        if self._stale > 2 * len(self._by_key) + 64:
+            self._compact()
         return [item.payload for item in picked]
 
-
-def _by_id(item: _Item) -> int:
-    return item.id
+    def _compact(self) -> None:
+        self._tiers = [
+            [item for item in tier if item.live and item.transmits == t]
+            for t, tier in enumerate(self._tiers)
+        ]
+        self._stale = 0

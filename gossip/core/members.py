@@ -43,8 +43,8 @@ class MemberTable:
     def __init__(self, rng: Random) -> None:
         self._rng = rng
         self._by_name: dict[str, MemberInfo] = {}
-        self.live = 0
-        """Members alive or suspect (including this node)."""
+        self.counts = [0, 0, 0, 0]
+        """Members per state (indexed by MemberState), this node included."""
         self.order: list[str] = []
         """Probe order (every member but this node); may hold reaped names,
         which are skipped and dropped at the next reshuffle."""
@@ -56,6 +56,11 @@ class MemberTable:
     def __iter__(self) -> Iterator[MemberInfo]:
         return iter(self._by_name.values())
 
+    @property
+    def live(self) -> int:
+        """Members alive or suspect (this node included, unless it left)."""
+        return self.counts[ALIVE] + self.counts[SUSPECT]
+
     def get(self, name: str) -> MemberInfo | None:
         return self._by_name.get(name)
 
@@ -66,20 +71,19 @@ class MemberTable:
         self._by_name[info.name] = info
         if old is None:
             if probe:
-                pos = self._rng.randrange(len(self.order) + 1)
+                pos = int(self._rng.random() * (len(self.order) + 1))
                 self.order.insert(pos, info.name)
                 if pos < self.index:
                     self.index += 1  # keep the current round's position
-        elif old.state <= SUSPECT:
-            self.live -= 1
-        if info.state <= SUSPECT:
-            self.live += 1
+        else:
+            self.counts[old.state] -= 1
+        self.counts[info.state] += 1
         return old
 
     def remove(self, name: str) -> MemberInfo | None:
         old = self._by_name.pop(name, None)
-        if old is not None and old.state <= SUSPECT:
-            self.live -= 1
+        if old is not None:
+            self.counts[old.state] -= 1
         return old
 
     def next_probe_target(self, me: str) -> MemberInfo | None:

@@ -53,8 +53,14 @@ from gossip.core.messages import (
 from gossip.core.suspicion import Suspicion
 from gossip.core.timers import Timer, TimerHeap
 from gossip.core.types import Address, MemberInfo, MemberState
-from gossip.core.wire import Codec, WireError, encode_message
+from gossip.core.wire import Codec, WireError, encode_message, wrap
 
+JOIN_RETRY_MIN = 1.0
+"""Seconds before the first retry of a failed join (doubling up to the
+reconnect interval)."""
+_MISS = ("", -1)
+SEEN_CACHE_MIN = 4096
+"""Updates remembered by their bytes (at least; 8 per member in big clusters)."""
 _LIVE_STATES = {ALIVE, SUSPECT}
 _ALIVE_ONLY = {ALIVE}
 _GOSSIP_STATES = {ALIVE, SUSPECT, DEAD}
@@ -68,6 +74,9 @@ class _Probe:
     timers: list[Timer] = field(default_factory=list)
     expected_nacks: int = 0
     nacks: int = 0
+    fallback_pending: bool = False
+    expired: bool = False
+    """The probe interval ended while the stream ping was still in flight."""
 
 
 @dataclass(slots=True)
@@ -131,12 +140,14 @@ class Node:
         self._suspicions: dict[str, Suspicion] = {}
         self._reconnects: dict[str, _Reconnect] = {}
         self._seeds: list[Address] = []
+        self._seen: dict[bytes, tuple[str, int] | None] = {}
         self._gossip_timer: Timer | None = None
         self._started = False
         self._joined = False
         self._leaving = False
         self._leave_done = False
         self._left_payload = b""
+        self._self_payload = b""
 
     # ---- public surface -----------------------------------------------------
 
@@ -149,6 +160,10 @@ class Node:
 
     def member(self, name: str) -> MemberInfo | None:
         return self._table.get(name)
+
+    def count(self, state: MemberState) -> int:
+        """How many members (this node included) are in `state`: O(1)."""
+        return self._table.counts[state]
 
     def take_outputs(self) -> list[Any]:
         outputs, self._outbox = self._outbox, []
@@ -174,6 +189,8 @@ class Node:
         self._timers.add(now + rng.uniform(0.5, 1.5) * cfg.reconnect_interval, self._reconnect_tick)
         self._seeds = [s for s in seeds if s != self.address]
         self.join(now, self._seeds)
+        if self._seeds:
+            self._timers.add(now + JOIN_RETRY_MIN * rng.uniform(1.0, 1.5), self._retry_join, 1)
 
     def join(self, now: float, seeds: Sequence[Address]) -> None:
         """Push-pull with every seed; the first success emits Joined."""
@@ -190,7 +207,7 @@ class Node:
             return
         self._leaving = True
         self._table.put(self._self_info(now, LEFT), probe=False)
-        self._left_payload = encode_message(Left(self.name, self.incarnation))
+        self._left_payload = wrap(encode_message(Left(self.name, self.incarnation)))
         self._queue.enqueue(self.name, self._left_payload)
         self._schedule_gossip(now)
         if self._table.live == 0:
@@ -212,34 +229,56 @@ class Node:
     def receive_datagram(self, now: float, src: Address, payload: bytes) -> None:
         self._count("packets_in")
         self._count("bytes_in", len(payload))
+        codec, seen = self._codec, self._seen
+        fresh: list[tuple[bytes, Message]] = []
+        accusations: list[tuple[str, int]] = []
         try:
-            msgs = self._codec.decode_packet(payload)
+            # Parse everything before acting on anything: a packet is all or nothing.
+            for raw in codec.split_packet(payload):
+                hit = seen.get(raw, _MISS)
+                if hit is _MISS:
+                    fresh.append((raw, codec.parse(raw)))
+                elif hit is not None:
+                    accusations.append(hit)
         except WireError as exc:
             self._reject(src, exc.reason)
             return
         if not self._started:
             return
-        for msg in msgs:
-            self._dispatch(now, src, msg)
+        for raw, msg in fresh:
+            self._dispatch(now, src, msg, raw)
+        for name, inc in accusations:
+            self._correct_if_stale(src, name, inc)
+
+    def _correct_if_stale(self, src: Address, name: str, inc: int) -> None:
+        """`src` gossips a suspicion or death older than the alive we hold:
+        it missed a refutation, so tell it directly (a lost refutation would
+        otherwise let its suspicion timer kill a live member)."""
+        cur = self._table.get(name)
+        if cur is not None and cur.state == ALIVE and inc < cur.incarnation:
+            self._count("corrections_sent")
+            self._send(src, Alive(name, cur.incarnation, cur.address, cur.tags))
 
     def _reject(self, src: Address, reason: str) -> None:
         self._count("datagrams_rejected", 1, reason)
         self._outbox.append(out.DatagramRejected(src, reason))
 
-    def _dispatch(self, now: float, src: Address, msg: Message) -> None:
+    def _dispatch(self, now: float, src: Address, msg: Message, raw: bytes) -> None:
         kind = type(msg)
         if kind is Alive:
-            self._on_alive(now, msg)  # type: ignore[arg-type]
+            self._on_alive(now, msg, raw)  # type: ignore[arg-type]
         elif kind is Ack:
             self._on_ack(now, msg.seq)  # type: ignore[union-attr]
         elif kind is Ping:
             self._on_ping(now, src, msg)  # type: ignore[arg-type]
         elif kind is Suspect:
-            self._on_suspect(now, msg)  # type: ignore[arg-type]
+            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
+            self._on_suspect(now, msg, raw)  # type: ignore[arg-type]
         elif kind is Dead:
-            self._on_dead(now, msg)  # type: ignore[arg-type]
+            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
+            self._on_dead(now, msg, raw)  # type: ignore[arg-type]
         elif kind is Left:
-            self._on_left(now, msg)  # type: ignore[arg-type]
+            self._on_left(now, msg, raw)  # type: ignore[arg-type]
         elif kind is PingReq:
             self._on_ping_req(now, src, msg)  # type: ignore[arg-type]
         elif kind is Nack:
@@ -252,11 +291,11 @@ class Node:
 
     # ---- sending ----------------------------------------------------------------
 
-    def _send(self, to: Address, first: bytes | None = None, *, extra: bytes = b"") -> bool:
-        """Send `first` (+`extra`) with as many pending updates as fit. With no
-        `first`, send only if there is at least one update. True if sent."""
+    def _send(self, to: Address, first: Message | None = None, *, extra: bytes = b"") -> bool:
+        """Send `first` (+ the wrapped `extra`) with as many pending updates as
+        fit. With no `first`, send only if an update is pending. True if sent."""
         codec = self._codec
-        head = [first] if first is not None else []
+        head = [wrap(encode_message(first))] if first is not None else []
         if extra:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)
@@ -272,9 +311,21 @@ class Node:
     def _retransmit_limit(self) -> int:
         return self.cfg.retransmit_limit(len(self._table))
 
-    def _enqueue(self, now: float, key: str, payload: bytes) -> None:
-        self._queue.enqueue(key, payload)
+    def _enqueue(self, now: float, key: str, msg: Message, raw: bytes | None) -> None:
+        """Queue an update for gossip, reusing the bytes it arrived in if any."""
+        self._queue.enqueue(key, wrap(raw if raw is not None else encode_message(msg)))
         self._schedule_gossip(now)
+
+    def _remember(self, raw: bytes | None, accused: tuple[str, int] | None = None) -> None:
+        """Cache an applied update's bytes: a repeat of it is then skipped
+        unparsed (precedence makes re-applying an update a no-op). For a
+        suspicion or death, `accused` (name, incarnation) is kept so that a
+        repeat can still be recognised as stale and corrected."""
+        if raw is not None:
+            seen = self._seen
+            if len(seen) >= max(SEEN_CACHE_MIN, 8 * len(self._table)):
+                seen.clear()
+            seen[raw] = accused
 
     def _schedule_gossip(self, now: float) -> None:
         if self._gossip_timer is None:
@@ -317,8 +368,8 @@ class Node:
         # Lifeguard's buddy system: tell a suspect directly, so it refutes quickly.
         extra = b""
         if target.state == SUSPECT:
-            extra = encode_message(Suspect(target.name, target.incarnation, self.name))
-        self._send(target.address, encode_message(Ping(seq, target.name)), extra=extra)
+            extra = wrap(encode_message(Suspect(target.name, target.incarnation, self.name)))
+        self._send(target.address, Ping(seq, target.name), extra=extra)
         self._count("probes_sent")
         timers = self._timers
         probe.timers.append(
@@ -336,26 +387,44 @@ class Node:
         helpers = self._table.random_members(
             self.cfg.indirect_checks, _ALIVE_ONLY, exclude=(self.name, target.name)
         )
-        req = encode_message(PingReq(seq, target.name, target.address))
+        req = PingReq(seq, target.name, target.address)
         for helper in helpers:
             self._send(helper.address, req)
         probe.expected_nacks = len(helpers)
         self._outbox.append(out.ProbeTimedOut(target.name, len(helpers), self.health))
         if self.cfg.tcp_fallback_ping:
+            # The stream may outlive the probe interval by one base interval:
+            # under heavy loss TCP's retransmissions need that long, and a
+            # verdict waits for it rather than suspect a reachable member.
             deadline = probe.start + self._health.scale(self.cfg.probe_interval)
             payload = self._codec.frame(Ping(seq, target.name))
+            probe.fallback_pending = True
             self._open_stream(
                 now,
                 target.address,
                 payload,
                 _Stream("ping", target.address, 0, probe_seq=seq),
-                timeout=max(deadline - now, self.cfg.probe_timeout),
+                timeout=deadline - now + self.cfg.probe_interval,
             )
 
     def _probe_end(self, now: float, seq: int) -> None:
-        probe = self._probes.pop(seq, None)
+        probe = self._probes.get(seq)
         if probe is None:
             return
+        if probe.fallback_pending:
+            probe.expired = True  # the stream's outcome decides
+            return
+        self._probe_failed(now, probe)
+
+    def _fallback_failed(self, now: float, seq: int) -> None:
+        probe = self._probes.get(seq)
+        if probe is not None:
+            probe.fallback_pending = False
+            if probe.expired:
+                self._probe_failed(now, probe)
+
+    def _probe_failed(self, now: float, probe: _Probe) -> None:
+        del self._probes[probe.seq]
         # Lifeguard: a missing nack means our own path is lossy, not the target.
         if probe.expected_nacks:
             self._health_delta(probe.expected_nacks - probe.nacks, "missed_nacks")
@@ -376,22 +445,22 @@ class Node:
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:
-            self._send(relay.requester, encode_message(Ack(relay.their_seq)))
+            self._send(relay.requester, Ack(relay.their_seq))
 
     def _on_ping(self, now: float, src: Address, ping: Ping) -> None:
         if ping.target != self.name:
             self._count("pings_misdirected")
             return
-        self._send(src, encode_message(Ack(ping.seq)))
+        self._send(src, Ack(ping.seq))
 
     def _on_ping_req(self, now: float, src: Address, req: PingReq) -> None:
         if req.target == self.name:
-            self._send(src, encode_message(Ack(req.seq)))
+            self._send(src, Ack(req.seq))
             return
         self._seq += 1
         relay = _Relay(src, req.seq)
         self._relays[self._seq] = relay
-        self._send(req.address, encode_message(Ping(self._seq, req.target)))
+        self._send(req.address, Ping(self._seq, req.target))
         self._timers.add(now + self.cfg.probe_timeout, self._relay_nack, self._seq)
         self._timers.add(now + self.cfg.probe_interval, self._relay_expired, self._seq)
 
@@ -402,7 +471,7 @@ class Node:
         relay = self._relays.get(seq)
         if relay is not None and not relay.answered:
             relay.answered = True
-            self._send(relay.requester, encode_message(Nack(relay.their_seq)))
+            self._send(relay.requester, Nack(relay.their_seq))
 
     def _health_delta(self, delta: int, reason: str) -> None:
         if delta and self._health.apply(delta):
@@ -410,12 +479,13 @@ class Node:
 
     # ---- membership updates ----------------------------------------------------
 
-    def _on_alive(self, now: float, a: Alive) -> None:
+    def _on_alive(self, now: float, a: Alive, raw: bytes | None = None) -> None:
         if a.name == self.name:
             self._on_alive_about_self(now, a)
             return
         cur = self._table.get(a.name)
         if cur is not None:
+            self._remember(raw)
             inc = cur.incarnation
             if a.incarnation < inc or (a.incarnation == inc and cur.state != ALIVE):
                 return  # stale, or loses to suspect/dead/left at this incarnation
@@ -425,7 +495,8 @@ class Node:
                 return  # duplicate (tags change only with a new incarnation)
         info = MemberInfo(a.name, a.address, ALIVE, a.incarnation, _freeze(a.tags), now)
         self._table.put(info)
-        self._enqueue(now, a.name, encode_message(a))
+        self._remember(raw)
+        self._enqueue(now, a.name, a, raw)
         if cur is None or cur.state >= DEAD:
             self._reconnects.pop(a.name, None)
             self._outbox.append(out.MemberJoined(info))
@@ -451,25 +522,33 @@ class Node:
         self._count("name_conflicts")
         self._outbox.append(out.NameConflict(holder.name, holder.address, other, winner))
 
-    def _on_suspect(self, now: float, s: Suspect) -> None:
+    def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:
         if s.name == self.name:
             if s.incarnation >= self.incarnation and not self._leaving:
                 self._refute(now, "suspect", s.accuser, s.incarnation)
+            else:
+                self._reassert(now)
             return
-        self._suspect(now, s.name, s.incarnation, s.accuser)
+        self._suspect(now, s.name, s.incarnation, s.accuser, raw)
 
-    def _suspect(self, now: float, name: str, inc: int, accuser: str) -> None:
+    def _suspect(
+        self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
+    ) -> None:
         cur = self._table.get(name)
-        if cur is None or inc < cur.incarnation or cur.state >= DEAD:
+        if cur is None:
             return
-        if cur.state == SUSPECT:
-            if inc > cur.incarnation:  # keep the table a join of all updates seen
-                self._table.put(MemberInfo(name, cur.address, SUSPECT, inc, cur.tags, now))
+        self._remember(raw, (name, inc))
+        if inc < cur.incarnation or cur.state >= DEAD:
+            return
+        msg = Suspect(name, inc, accuser)
+        if cur.state == SUSPECT and inc == cur.incarnation:
             susp = self._suspicions.get(name)
             if susp is not None and susp.confirm(accuser):
                 self._timers.add(susp.deadline, self._suspicion_expired, susp)
-                self._enqueue(now, name, encode_message(Suspect(name, inc, accuser)))
+                self._enqueue(now, name, msg, raw)
             return
+        # A new suspicion; at a higher incarnation than a current one it
+        # replaces it (the member refuted the old one, so its timer is void).
         info = MemberInfo(name, cur.address, SUSPECT, inc, cur.tags, now)
         self._table.put(info)
         n = len(self._table)
@@ -486,7 +565,7 @@ class Node:
         )
         self._suspicions[name] = susp
         self._timers.add(susp.deadline, self._suspicion_expired, susp)
-        self._enqueue(now, name, encode_message(Suspect(name, inc, accuser)))
+        self._enqueue(now, name, msg, raw)
         self._count("suspicions")
         self._outbox.append(out.MemberSuspected(info, accuser, 0, susp.timeout))
 
@@ -498,33 +577,41 @@ class Node:
             return
         del self._suspicions[susp.name]
         self._declare(now, cur, DEAD, susp.first_accuser, susp.confirmations)
-        self._enqueue(now, cur.name, encode_message(Dead(cur.name, cur.incarnation, self.name)))
+        self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)
 
-    def _on_dead(self, now: float, d: Dead) -> None:
+    def _on_dead(self, now: float, d: Dead, raw: bytes | None = None) -> None:
         if d.name == self.name:
             if d.incarnation >= self.incarnation and not self._leaving:
                 self._refute(now, "dead", d.accuser, d.incarnation)
+            else:
+                self._reassert(now)
             return
         cur = self._table.get(d.name)
-        if cur is None or not supersedes(d.incarnation, DEAD, cur.incarnation, cur.state):
+        if cur is None:
+            return
+        self._remember(raw, (d.name, d.incarnation))
+        if not supersedes(d.incarnation, DEAD, cur.incarnation, cur.state):
             return
         susp = self._suspicions.pop(d.name, None)
         cur = MemberInfo(cur.name, cur.address, cur.state, d.incarnation, cur.tags, now)
         self._declare(now, cur, DEAD, d.accuser, susp.confirmations if susp else 0)
-        self._enqueue(now, d.name, encode_message(d))
+        self._enqueue(now, d.name, d, raw)
 
-    def _on_left(self, now: float, msg: Left) -> None:
+    def _on_left(self, now: float, msg: Left, raw: bytes | None = None) -> None:
         if msg.name == self.name:
             if msg.incarnation >= self.incarnation and not self._leaving:
                 self._refute(now, "left", msg.name, msg.incarnation)
             return
         cur = self._table.get(msg.name)
-        if cur is None or not supersedes(msg.incarnation, LEFT, cur.incarnation, cur.state):
+        if cur is None:
+            return
+        self._remember(raw)
+        if not supersedes(msg.incarnation, LEFT, cur.incarnation, cur.state):
             return
         self._suspicions.pop(msg.name, None)
         cur = MemberInfo(cur.name, cur.address, cur.state, msg.incarnation, cur.tags, now)
         self._declare(now, cur, LEFT, msg.name, 0)
-        self._enqueue(now, msg.name, encode_message(msg))
+        self._enqueue(now, msg.name, msg, raw)
 
     def _declare(
         self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int
@@ -572,7 +659,16 @@ class Node:
 
     def _broadcast_self(self) -> None:
         alive = Alive(self.name, self.incarnation, self.address, self.tags)
-        self._queue.enqueue(self.name, encode_message(alive))
+        self._self_payload = wrap(encode_message(alive))
+        self._queue.enqueue(self.name, self._self_payload)
+
+    def _reassert(self, now: float) -> None:
+        """A stale accusation still circulates: someone missed our refutation,
+        so gossip our current alive again (unless it is still queued)."""
+        if not self._leaving and not self._queue.pending(self.name, self._self_payload):
+            self._queue.enqueue(self.name, self._self_payload)
+            self._schedule_gossip(now)
+            self._count("reassertions")
 
     def _finish_leave(self, now: float, _: Any) -> None:
         if not self._leave_done:
@@ -638,6 +734,8 @@ class Node:
         if stream.kind == "ping":
             if isinstance(msg, Ack) and msg.seq == stream.probe_seq:
                 self._on_ack(now, msg.seq)
+            else:
+                self._fallback_failed(now, stream.probe_seq)
             return
         if not isinstance(msg, PushPullReply):
             self._reject(stream.peer, "unexpected_kind")
@@ -666,6 +764,9 @@ class Node:
             self._stream_lost(now, stream)
 
     def _stream_lost(self, now: float, stream: _Stream) -> None:
+        if stream.kind == "ping":
+            self._fallback_failed(now, stream.probe_seq)
+            return
         rec = self._reconnects.get(stream.member)
         if stream.kind == "reconnect" and rec is not None:
             rec.backoff = min(rec.backoff * 2, self.cfg.reconnect_max_backoff)
@@ -711,8 +812,22 @@ class Node:
             rec = self._reconnects[name]
             rec.next_try = now + rec.backoff  # until the attempt reports back
             self._open_push_pull(now, rec.address, kind="reconnect", join=False, member=name)
-        if self._table.live <= 1 and self._seeds:
-            self.join(now, [self.rng.choice(self._seeds)])
+        # A seed that is not an alive member of our table is in another cluster
+        # (a partition that outlived the dead list, or a split at start-up).
+        strangers = [s for s in self._seeds if s not in self._alive_addresses()]
+        if strangers:
+            self._open_push_pull(now, self.rng.choice(strangers), kind="join", join=True)
+
+    def _alive_addresses(self) -> set[Address]:
+        return {m.address for m in self._table if m.state <= SUSPECT}
+
+    def _retry_join(self, now: float, attempt: int) -> None:
+        """Until a first join succeeds, retry the seeds with exponential backoff."""
+        if self._joined or self._leaving:
+            return
+        self.join(now, self._seeds)
+        delay = min(JOIN_RETRY_MIN * 2**attempt, self.cfg.reconnect_interval)
+        self._timers.add(now + delay * self.rng.uniform(1.0, 1.5), self._retry_join, attempt + 1)
 
     # ---- counters --------------------------------------------------------------------
 

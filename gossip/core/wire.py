@@ -2,17 +2,20 @@
 
 A datagram (and a stream frame alike) is the CBOR array
 
-    [version, cluster_name, [[kind, field, ...], ...]]
+    [version, cluster_name, [bstr(message), ...]]   message = [kind, field, ...]
 
 so one datagram is naturally a compound packet: a ping or ack followed by as
-many piggybacked updates as fit the UDP budget. Messages are encoded one by
-one and concatenated under a pre-encoded envelope prefix, so the size of a
-packet is known exactly while it is assembled.
+many piggybacked updates as fit the UDP budget. Each message travels as a
+byte string holding its own CBOR encoding: packets are assembled by
+concatenating pre-encoded messages under a pre-encoded envelope prefix (so a
+packet's size is exact while it is built), and a receiver can recognise an
+update it has already applied by its bytes alone, without parsing it.
 
 Rules: decoding is bounded and strict. The input size is checked before any
 parsing, cbor2 rejects impossible lengths and nesting past its depth limit,
-trailing bytes are refused, and every field is type- and range-checked against
-a fixed schema before a message value exists. Any failure raises WireError
+trailing bytes are refused, every field is type- and range-checked against
+a fixed schema before a message value exists, and a message must be in the
+one canonical encoding the sender side produces. Any failure raises WireError
 with a short stable reason token, which the node turns into a counted
 DatagramRejected output: nothing else may escape.
 """
@@ -83,9 +86,41 @@ ARRAY_HEADER_MAX = 3
 
 
 def encode_message(msg: Message) -> bytes:
-    """The CBOR array of one message, ready to be placed in a packet."""
+    """The CBOR array of one message (wrap it before placing it in a packet)."""
     out: bytes = cbor2.dumps([msg.KIND, *msg.fields()])
     return out
+
+
+def wrap(encoded: bytes) -> bytes:
+    """An encoded message as the CBOR byte string a packet carries."""
+    n = len(encoded)
+    if n < 24:
+        return bytes((0x40 | n,)) + encoded
+    if n < 0x100:
+        return bytes((0x58, n)) + encoded
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big") + encoded
+    return b"\x5a" + n.to_bytes(4, "big") + encoded
+
+
+def _loads_strict(data: bytes) -> Any:
+    """cbor2 decoding with every failure mapped to a WireError reason."""
+    if not data:
+        raise WireError("truncated", "empty")
+    buf = io.BytesIO(data)
+    try:
+        obj = cbor2.CBORDecoder(buf).decode()
+    except cbor2.CBORDecodeEOF as exc:
+        raise WireError("truncated", str(exc)) from None
+    except RecursionError:
+        raise WireError("too_deep") from None
+    except Exception as exc:  # cbor2 raises several types on bad input
+        if "nesting depth" in str(exc):
+            raise WireError("too_deep") from None
+        raise WireError("bad_cbor", type(exc).__name__) from None
+    if buf.tell() != len(data):
+        raise WireError("trailing_bytes", f"{len(data) - buf.tell()} bytes")
+    return obj
 
 
 class Codec:
@@ -115,50 +150,37 @@ class Codec:
 
     @property
     def room(self) -> int:
-        """Bytes left for encoded messages in one datagram."""
+        """Bytes left for wrapped messages in one datagram."""
         return self.budget - len(self.prefix) - ARRAY_HEADER_MAX
 
     def packet(self, parts: list[bytes]) -> bytes:
-        """A datagram from already-encoded messages (caller keeps it in budget)."""
+        """A datagram from wrapped messages (the caller keeps it in budget)."""
         return self.prefix + _array_header(len(parts)) + b"".join(parts)
 
     def frame(self, msg: Message) -> bytes:
         """A stream frame holding one message."""
-        return self.prefix + b"\x81" + encode_message(msg)
+        return self.prefix + b"\x81" + wrap(encode_message(msg))
 
     # ---- decoding ---------------------------------------------------------
 
-    def decode_packet(self, payload: bytes) -> list[Message]:
-        """All messages of a datagram, or WireError."""
+    def split_packet(self, payload: bytes) -> list[bytes]:
+        """The encoded messages of a datagram (checked envelope), or WireError."""
         if len(payload) > MAX_UDP_PAYLOAD:
             raise WireError("oversized", f"{len(payload)} bytes")
-        return self._decode(payload, MAX_MESSAGES_PER_PACKET)
+        return self._split(payload, MAX_MESSAGES_PER_PACKET)
+
+    def decode_packet(self, payload: bytes) -> list[Message]:
+        """All messages of a datagram, or WireError."""
+        return [self.parse(raw) for raw in self.split_packet(payload)]
 
     def decode_frame(self, payload: bytes) -> Message:
         """The single message of a stream frame, or WireError."""
         if len(payload) > self.max_stream_bytes:
             raise WireError("oversized", f"{len(payload)} bytes")
-        msgs = self._decode(payload, 1)
-        if len(msgs) != 1:
-            raise WireError("bad_envelope", "a frame holds exactly one message")
-        return msgs[0]
+        return self.parse(self._split(payload, 1)[0])
 
-    def _decode(self, payload: bytes, max_messages: int) -> list[Message]:
-        if not payload:
-            raise WireError("truncated", "empty")
-        buf = io.BytesIO(payload)
-        try:
-            obj = cbor2.CBORDecoder(buf).decode()
-        except cbor2.CBORDecodeEOF as exc:
-            raise WireError("truncated", str(exc)) from None
-        except RecursionError:
-            raise WireError("too_deep") from None
-        except Exception as exc:  # cbor2 raises several types on bad input
-            if "nesting depth" in str(exc):
-                raise WireError("too_deep") from None
-            raise WireError("bad_cbor", type(exc).__name__) from None
-        if buf.tell() != len(payload):
-            raise WireError("trailing_bytes", f"{len(payload) - buf.tell()} bytes")
+    def _split(self, payload: bytes, max_messages: int) -> list[bytes]:
+        obj = _loads_strict(payload)
         if type(obj) is not list or len(obj) != 3:
             raise WireError("bad_envelope", "not a 3-element array")
         version, cluster, msgs = obj
@@ -170,21 +192,34 @@ class Codec:
             raise WireError("bad_envelope", "no message list")
         if len(msgs) > max_messages:
             raise WireError("too_many", f"{len(msgs)} messages")
-        out: list[Message] = []
-        parsers = self._parsers
         for raw in msgs:
-            if type(raw) is not list or not raw:
-                raise WireError("bad_envelope", "message is not an array")
-            parser = parsers.get(raw[0]) if type(raw[0]) is int else None
-            if parser is None:
-                raise WireError("bad_kind", repr(raw[0])[:20])
-            try:
-                out.append(parser(raw))
-            except (TypeError, ValueError) as exc:  # wrong arity unpacking, bad field
-                if isinstance(exc, WireError):
-                    raise
-                raise WireError("bad_field", f"kind {raw[0]}") from None
-        return out
+            if type(raw) is not bytes or not raw:
+                raise WireError("bad_envelope", "message is not a byte string")
+        return msgs
+
+    def parse(self, raw: bytes) -> Message:
+        """One encoded message, strictly: schema-checked and canonical."""
+        obj = _loads_strict(raw)
+        if type(obj) is not list or not obj:
+            raise WireError("bad_envelope", "message is not an array")
+        parser = self._parsers.get(obj[0]) if type(obj[0]) is int else None
+        if parser is None:
+            raise WireError("bad_kind", repr(obj[0])[:20])
+        try:
+            msg = parser(obj)
+        except WireError:
+            raise
+        except (TypeError, ValueError):  # wrong arity when unpacking
+            raise WireError("bad_field", f"kind {obj[0]}") from None
+        # One encoding per message: what we would send is what we accept. This
+        # also makes equal updates equal bytes, which the node's cache relies on.
+        try:
+            canonical = cbor2.dumps(obj) == raw
+        except Exception:  # e.g. a self-referencing structure
+            canonical = False
+        if not canonical:
+            raise WireError("non_canonical", f"kind {obj[0]}")
+        return msg
 
     # ---- field checks (raise WireError("bad_field")) ------------------------
 

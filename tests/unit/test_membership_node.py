@@ -9,7 +9,7 @@ from gossip.core.config import Config
 from gossip.core.messages import Alive, Dead, Suspect
 from gossip.core.node import Node
 from gossip.core.types import MemberState
-from gossip.core.wire import Codec, encode_message
+from gossip.core.wire import Codec, encode_message, wrap
 from tests.unit.membership_net import Net, addr
 
 ALIVE, SUSPECT, DEAD, LEFT = (
@@ -21,7 +21,7 @@ ALIVE, SUSPECT, DEAD, LEFT = (
 
 
 def _packet(cfg: Config, *msgs: object) -> bytes:
-    return Codec(cfg).packet([encode_message(m) for m in msgs])  # type: ignore[arg-type]
+    return Codec(cfg).packet([wrap(encode_message(m)) for m in msgs])  # type: ignore[arg-type]
 
 
 def test_construction_has_no_side_effects() -> None:

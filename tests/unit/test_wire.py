@@ -20,7 +20,7 @@ from gossip.core.messages import (
     Suspect,
 )
 from gossip.core.types import MemberState
-from gossip.core.wire import VERSION, Codec, WireError, encode_message
+from gossip.core.wire import VERSION, Codec, WireError, encode_message, wrap
 
 CFG = Config(cluster_name="prod")
 CODEC = Codec(CFG)
@@ -38,7 +38,7 @@ ALL = [
 
 
 def test_every_datagram_message_round_trips_in_one_compound_packet() -> None:
-    packet = CODEC.packet([encode_message(m) for m in ALL])
+    packet = CODEC.packet([wrap(encode_message(m)) for m in ALL])
     assert CODEC.decode_packet(packet) == ALL
 
 
@@ -48,7 +48,7 @@ def test_stream_frames_round_trip(msg: PushPull | PushPullReply) -> None:
 
 
 def test_packet_size_is_exactly_prefix_header_and_parts() -> None:
-    parts = [encode_message(Ack(i)) for i in range(30)]
+    parts = [wrap(encode_message(Ack(i))) for i in range(30)]
     packet = CODEC.packet(parts)
     assert len(packet) == len(CODEC.prefix) + 2 + sum(map(len, parts))
     assert CODEC.room == CFG.udp_buffer_size - len(CODEC.prefix) - 3
@@ -60,8 +60,9 @@ def _reason(payload: bytes) -> str:
     return info.value.reason
 
 
-def _env(version: object, cluster: object, msgs: object) -> bytes:
-    return bytes(cbor2.dumps([version, cluster, msgs]))
+def _env(version: object, cluster: object, msgs: list[object]) -> bytes:
+    """An envelope whose messages are each encoded and carried as bytes."""
+    return bytes(cbor2.dumps([version, cluster, [cbor2.dumps(m) for m in msgs]]))
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,9 @@ def _env(version: object, cluster: object, msgs: object) -> bytes:
         (_env(VERSION, "prod", [[3, 1]])[:-1], "truncated"),
         (b"\xff", "bad_cbor"),
         (b"\x81" * 1000, "too_deep"),
+        (_env(VERSION, "prod", [[[[[[[[[[[[[[[]]]]]]]]]]]]]]]), "bad_kind"),
         (_env(VERSION, "prod", [[3, 1]]) + b"\x00", "trailing_bytes"),
+        (_env(VERSION, "prod", [5]), "bad_envelope"),
         (bytes(cbor2.dumps({"a": 1})), "bad_envelope"),
         (_env(2, "prod", [[3, 1]]), "bad_version"),
         (_env(True, "prod", [[3, 1]]), "bad_version"),
@@ -88,6 +91,10 @@ def _env(version: object, cluster: object, msgs: object) -> bytes:
         (_env(VERSION, "prod", [[5, "a", 1, "h", 1, {"k": 1}]]), "bad_field"),
         (_env(VERSION, "prod", [[5, "a", 1, "h", 1, {"k": "v" * 600}]]), "bad_field"),
         (_env(VERSION, "prod", [[3, 1]] * 1025), "too_many"),
+        (bytes(cbor2.dumps([VERSION, "prod", [[3, 1]]])), "bad_envelope"),
+        (bytes(cbor2.dumps([VERSION, "prod", [b"\x82\x03\x18\x01"]])), "non_canonical"),
+        (bytes(cbor2.dumps([VERSION, "prod", [b"\x82\x03\x01\x00"]])), "trailing_bytes"),
+        (bytes(cbor2.dumps([VERSION, "prod", [b"\x82\x03"]])), "truncated"),
         (b"\x00" * 70000, "oversized"),
     ],
 )

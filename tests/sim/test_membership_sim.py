@@ -1,0 +1,77 @@
+"""Simulated clusters of tens of nodes under faults (real wire bytes)."""
+
+from __future__ import annotations
+
+from gossip.core.config import Config
+from gossip.core.types import MemberState
+from gossip.sim.checks import Verdicts, all_see_alive, dead_everywhere, views_agree
+from gossip.sim.engine import Simulation
+from gossip.sim.faults import FaultModel
+from gossip.sim.scenario import Scenario, run_scenario
+
+
+def _cluster(n: int, seed: int = 1, **faults: float) -> tuple[Simulation, Verdicts]:
+    sim = Simulation(n, Config(), seed=seed, faults=FaultModel(**faults))
+    verdicts = Verdicts(sim)
+    sim.start(0, [])
+    for i in range(1, n):
+        sim.start(i, [sim.hosts[0].address], at=0.01 * i)
+    sim.run_until(5.0)
+    return sim, verdicts
+
+
+def test_same_seed_gives_the_same_figures_apart_from_time() -> None:
+    sc = Scenario(nodes=15, duration=40, loss=0.05, crash=1, seed=7)
+    a, b = run_scenario(sc), run_scenario(sc)
+    for r in (a, b):
+        del r["wall_s"], r["cpu_s"]
+    assert a == b
+
+
+def test_crashes_are_detected_by_everyone_without_false_deaths_under_loss() -> None:
+    r = run_scenario(Scenario(nodes=30, duration=60, loss=0.1, crash=2, seed=3))
+    assert r["converged_s"] is not None and r["converged_s"] < 5
+    assert r["detected"] == 2
+    assert r["detect_all_s"] is not None and r["detect_all_s"] < 20
+    assert r["false_deaths"] == 0
+    assert r["max_packet_bytes"] <= 1400
+
+
+def test_paused_nodes_are_never_declared_dead() -> None:
+    r = run_scenario(Scenario(nodes=25, duration=60, pause=3, pause_s=4.0, seed=2))
+    assert r["paused"] == 3
+    assert r["false_deaths"] == 0
+
+
+def test_a_healed_partition_merges_back_into_one_view() -> None:
+    sim, _ = _cluster(16)
+    assert all_see_alive(sim, 16)
+    sim.faults.partition([list(range(8)), list(range(8, 16))])
+    sim.run_until(60.0)
+    # Each half has declared the other dead...
+    assert sim.hosts[0].node is not None
+    assert sim.hosts[0].node.member("node-12").state == MemberState.DEAD  # type: ignore[union-attr]
+    sim.faults.heal()
+    # ...and the reconnect loop (every ~30 s) brings them back together.
+    sim.run_until(160.0)
+    assert all_see_alive(sim, 16)
+    assert views_agree(sim)
+
+
+def test_a_restarted_node_comes_back_with_a_higher_incarnation() -> None:
+    sim, verdicts = _cluster(10)
+    verdicts.crash("node-4")
+    sim.run_until(40.0)
+    assert dead_everywhere(sim, "node-4")
+    old = sim.hosts[4].incarnation
+    sim.start(4, [sim.hosts[0].address])
+    sim.run_until(45.0)
+    assert all_see_alive(sim, 10)
+    assert sim.hosts[4].incarnation > old
+
+
+def test_duplication_and_reordering_do_not_break_membership() -> None:
+    sim, verdicts = _cluster(20, duplicate=0.2, reorder=0.2, latency=0.005, jitter=0.005)
+    sim.run_until(60.0)
+    assert all_see_alive(sim, 20)
+    assert verdicts.false_deaths == set()

@@ -88,7 +88,9 @@ class OwnershipService(Service):
         item_source: ItemSource | None = None,
         source_interval: float = DEFAULT_SOURCE_INTERVAL,
     ) -> None:
-        self._items = list(items)
+        if not source_interval > 0:
+            raise ValueError("source_interval must be > 0 seconds")
+        self._items = checked_items(list(items), "items")
         self._sourced: list[str] = []
         self._item_source = item_source
         self._source_interval = source_interval

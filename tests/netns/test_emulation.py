@@ -55,6 +55,11 @@ def test_loss_kill_and_pause_are_detected_in_time(
     offsets = scenario_offsets(out)
     formed = [json.loads(ln) for ln in (out / "scenario.log").read_text().splitlines()]
     assert any(ln["event"] == "cluster_formed" and ln["complete"] for ln in formed)
+    # Every agent outlived the faults done to its peers (and to itself, for n4).
+    crashed = {
+        f.name: f.read_text()[-1500:] for f in out.glob("*.stderr") if "Traceback" in f.read_text()
+    }
+    assert not crashed, crashed
     data = summary_of(out, capsys)
     cfg = Config.for_profile("local")
     interval = cfg.probe_interval

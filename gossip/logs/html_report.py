@@ -222,6 +222,11 @@ def render(summary: Summary, views: Views, title: str = "gossip cluster report")
             [[_t(v.time), v.observer, v.event, v.member] for v in verdicts],
         )
     )
+    if summary.early_stops:
+        sections.append("<h2>Agents that stopped before the scenario ended</h2>")
+        sections.append(
+            _table(["time (s)", "agent"], [[_t(v.time), v.observer] for v in summary.early_stops])
+        )
     if summary.counts:
         sections.append("<h2>Event counts per node</h2>")
         sections.append(

@@ -86,6 +86,8 @@ def render(summary: Summary) -> str:
     ]
     for v in (summary.false_suspicions + summary.false_failures)[:20]:
         out.append(f"  {v.time:.3f} {v.observer} {v.event} {v.member}")
+    for v in summary.early_stops:
+        out.append(f"  {v.time:.3f} {v.observer} stopped before the scenario ended (crash?)")
     agreed = "yes" if summary.views_agree_at_end else "no"
     out.append(f"Views agree at the end: {agreed}; settled since {seconds(summary.settled_at)} s")
     if summary.counts:

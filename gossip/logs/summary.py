@@ -122,6 +122,7 @@ class Summary:
     settled_at: float | None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     read: dict[str, object] = field(default_factory=dict)
+    early_stops: list[Verdict] = field(default_factory=list)
     views: Views | None = field(default=None, repr=False)  # for drawing; not in to_dict
 
     def to_dict(self) -> dict[str, object]:
@@ -151,6 +152,7 @@ class Summary:
             "settled_at": self.settled_at,
             "counts": self.counts,
             "read": self.read,
+            "early_stops": [v.to_dict() for v in self.early_stops],
         }
 
 
@@ -194,6 +196,10 @@ def summarize(logs: LogSet, *, grace: float = DEFAULT_GRACE) -> Summary:
         views_agree_at_end=final_agree,
         settled_at=None if settled is None else _r(settled - origin),
         counts=_counts(agent),
+        early_stops=[
+            Verdict(_r(v.time - origin), v.observer, v.member, v.event)
+            for v in _early_stops(agent, finish, have_scenario)
+        ],
         read=logs.total_stats().to_dict(),
         views=views,
     )
@@ -385,8 +391,24 @@ def _counts(agent: Sequence[Record]) -> dict[str, dict[str, int]]:
         "probe_timed_out",
         "self_refuted",
     )
-    counts: dict[str, Counter[str]] = {name: Counter() for name in wanted}
+    counts: dict[str, Counter[str]] = {name: Counter() for name in (*wanted, "errors")}
     for record in agent:
-        if record.event in counts and record.node is not None:
+        if record.node is None:
+            continue
+        if record.event in counts:
             counts[record.event][record.node] += 1
+        if record.get_str("level") in ("error", "critical", "exception"):
+            counts["errors"][record.node] += 1
     return {name: dict(sorted(c.items())) for name, c in counts.items() if c}
+
+
+def _early_stops(agent: Sequence[Record], finish: float, have_scenario: bool) -> list[Verdict]:
+    """Agents that stopped before the scenario finished: the emulator stops
+    none mid-run (a kill leaves no line), so each is a crash or an outside stop."""
+    if not have_scenario:
+        return []
+    return [
+        Verdict(r.time, r.node or "", r.node or "", r.event)
+        for r in agent
+        if r.event == "agent_stopped" and r.time < finish
+    ]

@@ -146,3 +146,13 @@ def test_a_partition_is_detected_across_sides_and_its_heal_timed(tmp_path: Path)
     assert cut.settled_after is None  # the two sides never agree while cut
     assert cut.recovered_after == 1.5  # the last rejoin, 1.5 s after the heal
     assert summary.false_suspicions == [] and summary.views_agree_at_end
+
+
+def test_an_agent_that_stops_mid_scenario_and_error_lines_are_reported(logs_dir: Path) -> None:
+    assert summarize(load([logs_dir])).early_stops == []  # n5 stops as the scenario ends
+    with (logs_dir / "n2.log").open("a") as f:
+        f.write(line(15.0, "stream_failed", "n2", level="error") + "\n")
+        f.write(line(15.5, "agent_stopped", "n2") + "\n")
+    summary = summarize(load([logs_dir]))
+    assert [(v.time, v.observer) for v in summary.early_stops] == [(15.5, "n2")]
+    assert summary.counts["errors"] == {"n2": 1}

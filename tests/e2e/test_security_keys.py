@@ -128,12 +128,22 @@ def test_an_agent_that_missed_a_rotation_rejoins_while_its_key_remains(tmp_path:
         cluster.wait_until(
             lambda: cluster.all_see(names, "alive", names), 20, what="the absent agent rejoined"
         )
-        # the operator sees who lags behind, and brings it up to date
-        _, summary = gossip_keys(entry, "list")
+        # The operator sees who lags behind, and brings it up to date. (Each node
+        # answers the laggard with the old key once it has heard from it directly,
+        # within a probe round of its return; until then a request may go unanswered.)
+        listed: list[dict[str, object]] = []
+
+        def everyone_answers() -> bool:
+            code, summary = gossip_keys(entry, "list")
+            listed.append(summary)
+            return code == 0
+
+        cluster.wait_until(everyone_answers, 15, what="every node answers `keys list`")
+        summary = listed[-1]
         assert summary["keys"] == {
             key_label(k1): {"installed": 4, "primary": 1},
             key_label(k2): {"installed": 3, "primary": 3},
-        }
+        }, summary["nodes"]
         for op, key in (("install", k2), ("use", k2), ("remove", k1)):
             code, summary = gossip_keys(entry, op, encode_key(key))
             assert code == 0, summary

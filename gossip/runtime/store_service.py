@@ -111,6 +111,27 @@ class StoreService(Service):
             self._nursery = None
             self.storage.close()
 
+    async def before_leave(self) -> None:
+        """Leaving gracefully: hand each partition to the replicas that will
+        replace this node, so that even R = 1 loses nothing (bounded by the
+        agent's leave-hook timeout)."""
+        me = self.host.name
+        rest = set(self.placement.members) - {me}
+        if not rest:
+            return
+        s = self.settings
+        after = Placement(rest, partitions=s.partitions, replicas=s.replicas)
+        for part in self.storage.partitions():
+            for name in after.replicas(part):
+                if name not in self.placement.replicas(part):
+                    stats = await self.sync.sync(part, name)
+                    log.info(
+                        "kv_partition_handed_over",
+                        partition=part,
+                        to=name,
+                        complete=stats is not None and stats.complete,
+                    )
+
     def member_event(self, event: MemberEvent) -> None:
         if self._rebuild_placement():
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
@@ -157,10 +178,13 @@ class StoreService(Service):
         return StoredReplica(self.storage, part, self._observe)
 
     def replica_if_held(self, part: int) -> StoredReplica | None:
+        """The replica a peer may sync with. Any valid partition is accepted: a
+        peer only starts a session with a node it believes replicates it (or,
+        when leaving, will), and a copy this node should not keep is handed
+        off and dropped by the sync loop."""
         if not 0 <= part < self.settings.partitions:
             return None
-        mine = self.host.name in self.placement.replicas(part)
-        return self.replica(part) if mine or self.storage.count(part) else None
+        return self.replica(part)
 
     async def call(self, replica: str, op: KvOp) -> bytes:
         if replica == self.host.name:

@@ -179,3 +179,16 @@ async def test_http_routes_put_get_list_delete_and_digest() -> None:
         assert status == 200 and b'"deleted": true' in body
         assert (await call("GET", "/v1/kv/x", consistency="most"))[0] == 400
         assert (await call("GET", "/v1/kv-digest"))[0] == 200
+
+
+async def test_a_graceful_leave_hands_its_keys_over_even_with_one_replica() -> None:
+    async with cluster(3, replicas=1, sync_interval=3600.0) as c:
+        for i in range(40):
+            await c.stores[0].put(f"k{i}", b"v%d" % i, "all")
+        leaving = c.stores[2]
+        held = [f"k{i}" for i in range(40) if leaving.get_local(f"k{i}") is not None]
+        assert held  # some keys live only on the node that leaves
+        await c.agents[2].leave()
+        await wait_for(lambda: all(len(s.placement.members) == 2 for s in c.stores[:2]))
+        for key in held:
+            assert await c.stores[0].get(key, "all") == b"v" + key[1:].encode()

@@ -79,12 +79,12 @@ def test_loss_kill_and_pause_are_detected_in_time(
     assert kill["observers"] == 4
     assert kill["suspected"]["count"] == 4 and kill["failed"]["count"] == 4
     assert 0 < kill["suspected"]["first"] <= bound
-    # The first failure comes within a Lifeguard suspicion timeout of the first
-    # suspicion, and the dead verdict reaches every observer within one probe
-    # interval. (No lower bound: a suspicion raised by loss just before the
-    # kill may already be running.)
-    assert kill["failed"]["first"] <= kill["suspected"]["first"] + max_timeout + interval
-    assert kill["failed"]["last"] - kill["failed"]["first"] <= interval
+    # Every observer fails it within a Lifeguard suspicion timeout of its own
+    # suspicion, and the dead verdict reaches most observers within one probe
+    # interval. (An observer that misses every dead broadcast under loss waits
+    # out its own, longer timeout: a protocol figure, so not bounded tighter.)
+    assert kill["failed"]["last"] <= kill["suspected"]["last"] + max_timeout + interval
+    assert kill["failed"]["median"] - kill["failed"]["first"] <= interval
     # The paused agent is suspected by the three still running, then comes
     # back after SIGCONT and the views agree again after the resume.
     assert pause["observers"] == 3

@@ -151,3 +151,26 @@ def test_an_agent_that_missed_a_rotation_rejoins_while_its_key_remains(tmp_path:
         assert cluster.all_see(names, "alive", names)
         stored = load_keyring(keyring_path(absent.data_dir))
         assert stored is not None and stored.all_keys() == [decode_key(encode_key(k2))]
+
+
+def test_a_cluster_midway_through_an_encryption_rollout_works(tmp_path: Path) -> None:
+    key = encode_key(generate_key())
+    lenient = ["--encrypt-key", key, "--no-require-encrypted"]
+    with LocalCluster(3, tmp_path, extra_args=lenient) as cluster:
+        behind = cluster.agents[0]  # still at step 1: sends plaintext
+        behind.args.append("--no-encrypt-outgoing")
+        cluster.start()
+        cluster.wait_all_alive(30)  # step-1 and step-2 agents understand each other
+        for agent in cluster.agents:
+            assert rejected(agent) == {}, agent.name
+        # key commands need a sealed request: from a step-2 agent they reach everyone
+        # (the step-1 agent's plaintext answer is accepted), from the step-1 agent
+        # the others refuse them
+        code, summary = gossip_keys(cluster.agents[1], "list")
+        assert code == 0, summary
+        code, summary = gossip_keys(behind, "list")
+        assert code == 1
+        nodes = summary["nodes"]
+        assert isinstance(nodes, dict)
+        assert {n for n, a in nodes.items() if not a["ok"]} == {"node-2", "node-3"}
+        assert nodes["node-2"]["error"] == "key commands must be encrypted"

@@ -25,6 +25,7 @@ from gossip.core.config import Config
 from gossip.core.node import Node
 from gossip.core.types import Address, MemberInfo
 from gossip.runtime import framing as fr
+from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import Identity, load_identity, save_identity
@@ -72,6 +73,7 @@ class Agent:
         self._stream_handlers: dict[str, StreamHandler] = {}
         self._dgram_handlers: dict[str, DatagramHandler] = {}
         self.metrics = Registry()
+        gcstats.install(self.metrics)
         self._node: Node | None = None
         self._identity: Identity | None = None
         self._config: Config = settings.core_config()

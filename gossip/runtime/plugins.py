@@ -36,7 +36,15 @@ def selected_plugins() -> tuple[str, ...]:
     return tuple(n for n in PLUGIN_MODULES if n in wanted or n.rsplit(".", 1)[1] in wanted)
 
 
+# Numeric libraries start one busy-waiting worker thread per core by default; in an
+# agent (small tables, latency-sensitive loop) those threads cost ~2 % CPU per agent
+# at idle and bring nothing. Set before any plugin can import numpy.
+SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def load_plugins() -> list[ModuleType]:
+    for var in SINGLE_THREAD_ENV:
+        os.environ.setdefault(var, "1")
     found: list[ModuleType] = []
     for name in selected_plugins():
         try:

@@ -201,3 +201,12 @@ def test_authenticated_tells_whether_a_peers_last_input_was_sealed() -> None:
     assert lenient.authenticated(peer)
     lenient.open(b"\xa1plain", peer)
     assert not lenient.authenticated(peer)
+
+
+def test_no_plaintext_layout_of_the_agent_can_start_with_the_sealed_magic_byte() -> None:
+    from gossip.runtime import framing
+
+    first_bytes = {framing.DGRAM_MEMBER, framing.DGRAM_CHANNEL}
+    first_bytes |= {framing.STATUS_OK, framing.STATUS_NO_REPLY, framing.STATUS_ERROR}
+    first_bytes |= set(range(1, framing.MAX_CHANNEL_LEN + 1))  # request: channel length
+    assert MAGIC not in first_bytes

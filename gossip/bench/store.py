@@ -1,4 +1,4 @@
-"""`gossip bench store`: what anti-entropy costs, beside shipping the full list.
+"""Store: Merkle anti-entropy cost beside shipping the full list; puts/gets per second.
 
 Rules: both methods run in the same process on the same pair of replicas for
 each difference count D, so the figures compare side by side. Bytes are the

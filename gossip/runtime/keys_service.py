@@ -29,7 +29,7 @@ import trio
 
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
-from gossip.runtime.service import Service, StreamError, StreamHandler
+from gossip.runtime.service import Service, ServiceHost, StreamError, StreamHandler
 from gossip.runtime.settings import SettingsError
 from gossip.security.keyfile import KeyfileError, keyring_path, load_keyring, save_keyring
 from gossip.security.keyops import (
@@ -60,7 +60,7 @@ class KeysService(Service):
         self.keyring = keyring
         self.sealer = sealer
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: ServiceHost) -> None:
         super().attach(host)
         self._ops = host.metrics.counter(
             "key_commands_total", "Key commands applied on this node", ("op", "result")

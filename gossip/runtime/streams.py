@@ -106,7 +106,10 @@ class StreamChannels:
         if len(request) > self.max_bytes:
             raise StreamError("oversized")
         try:
-            with trio.fail_after(limit if limit is not None else self.timeout):
+            # A node that was paused (SIGSTOP, a long GC) can ask for a stream whose
+            # deadline has already passed: that is an immediate timeout, not an error.
+            budget = self.timeout if limit is None else max(0.0, limit)
+            with trio.fail_after(budget):
                 stream = await self._network.connect(to)
                 try:
                     await fr.write_frame(stream, request)

@@ -28,8 +28,9 @@ from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
 from gossip.runtime.http import Handler, HttpServer, RouteKey
-from gossip.runtime.identity import Identity, load_identity, save_identity
+from gossip.runtime.identity import IdentityKeeper
 from gossip.runtime.joiner import advertise_address, join_until_joined, resolve_seeds
+from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
 from gossip.runtime.notify import Notifier, fmt_address
@@ -47,9 +48,6 @@ from gossip.runtime.subscribe import Subscribers, Subscription
 
 T = TypeVar("T")
 INBOX_SIZE = 1024
-LAG_PROBE_S = 0.5
-LAG_WARN_S = 0.2
-"""A stall this long is a fair share of a probe timeout: worth a (rate-limited) warning."""
 MEMBER_CHANNEL = "member"
 
 log = structlog.get_logger("gossip.agent")
@@ -75,7 +73,7 @@ class Agent:
         self.metrics = Registry()
         gcstats.install(self.metrics)
         self._node: Node | None = None
-        self._identity: Identity | None = None
+        self._identity: IdentityKeeper | None = None
         self._config: Config = settings.core_config()
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[Callable[[float], None]](
             INBOX_SIZE
@@ -160,7 +158,7 @@ class Agent:
 
     @property
     def node_id(self) -> str:
-        return self._identity.node_id if self._identity else ""
+        return self._identity.identity.node_id if self._identity else ""
 
     def settings_section(self, name: str) -> Mapping[str, Any]:
         return self.settings.section(name)
@@ -262,7 +260,8 @@ class Agent:
         try:
             bind = (self.settings.bind[0], udp.local_address[1])
             address = self.settings.advertise or advertise_address(bind)
-            incarnation = self._load_identity()
+            self._identity = IdentityKeeper(self.data_dir, self.name)
+            incarnation = self._identity.identity.incarnation
             self._node = Node(
                 self.name,
                 address,
@@ -278,7 +277,7 @@ class Agent:
                 seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
                 self._node.start(trio.current_time(), seeds)
                 nursery.start_soon(self._core_loop)
-                nursery.start_soon(self._watch_loop_lag)
+                nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
                 self.log.info(
                     "agent_started",
                     address=fmt_address(address),
@@ -313,23 +312,6 @@ class Agent:
         self.api_address = _listener_address(listeners[0])
         self.log.info("api_started", api=fmt_address(self.api_address))
 
-    def _load_identity(self) -> int:
-        if self.data_dir is None:
-            self._identity = Identity(node_id=secrets.token_hex(16), name=self.name)
-            return 0
-        stored = load_identity(self.data_dir, self.name)
-        # Restart above anything we may have said before the crash or stop.
-        self._identity = stored.with_incarnation(stored.incarnation + 1)
-        save_identity(self.data_dir, self._identity)
-        return self._identity.incarnation
-
-    def _persist_incarnation(self, incarnation: int) -> None:
-        if self.data_dir is None or self._identity is None:
-            return
-        if incarnation > self._identity.incarnation:
-            self._identity = self._identity.with_incarnation(incarnation)
-            save_identity(self.data_dir, self._identity)
-
     async def _core_loop(self) -> None:
         node = self._node
         assert node is not None
@@ -356,19 +338,6 @@ class Agent:
                 item(trio.current_time())
             await self._drain()
 
-    async def _watch_loop_lag(self) -> None:
-        """Measure how late a sleeper wakes: a blocked event loop (e.g. a service doing
-        slow synchronous work) delays acks and causes false suspicions elsewhere."""
-        last_warning = -math.inf
-        while True:
-            start = trio.current_time()
-            await trio.sleep(LAG_PROBE_S)
-            lag = max(0.0, trio.current_time() - start - LAG_PROBE_S)
-            self._notifier.loop_lag.observe(lag)
-            if lag >= LAG_WARN_S and trio.current_time() - last_warning > 60:
-                last_warning = trio.current_time()
-                self.log.warning("event_loop_stalled", lag_s=round(lag, 3))
-
     async def _drain(self) -> None:
         assert self._node is not None
         for out in self._node.take_outputs():
@@ -383,7 +352,8 @@ class Agent:
     def _notify(self, out: Any) -> None:
         now = trio.current_time()
         if isinstance(out, o.IncarnationChanged):
-            self._persist_incarnation(out.incarnation)
+            if self._identity is not None:
+                self._identity.incarnation_changed(out.incarnation)
         elif isinstance(out, o.Joined):
             if not self.joined.is_set():
                 self.log.info(

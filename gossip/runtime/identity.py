@@ -59,3 +59,24 @@ def load_identity(data_dir: Path, name: str) -> Identity:
 def save_identity(data_dir: Path, identity: Identity) -> None:
     body = {"node_id": identity.node_id, "incarnation": identity.incarnation, "name": identity.name}
     write_atomic(data_dir / FILE_NAME, json.dumps(body).encode())
+
+
+class IdentityKeeper:
+    """This run's identity: loaded at start (one above the stored incarnation, saved at
+    once), then saved again whenever the core reports a higher incarnation. Without a
+    data directory it is a fresh in-memory identity at incarnation 0."""
+
+    def __init__(self, data_dir: Path | None, name: str) -> None:
+        self.data_dir = data_dir
+        if data_dir is None:
+            self.identity = Identity(node_id=secrets.token_hex(16), name=name)
+            return
+        stored = load_identity(data_dir, name)
+        # Restart above anything we may have said before the crash or stop.
+        self.identity = stored.with_incarnation(stored.incarnation + 1)
+        save_identity(data_dir, self.identity)
+
+    def incarnation_changed(self, incarnation: int) -> None:
+        if self.data_dir is not None and incarnation > self.identity.incarnation:
+            self.identity = self.identity.with_incarnation(incarnation)
+            save_identity(self.data_dir, self.identity)

@@ -14,6 +14,10 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
   d  records: [[key, value|null, wall_ms, counter, node]]
   w  wanted key hashes, packed u64s
   x  error token (e.g. not_replica)
+
+A roots check batches the first step for many partitions shared with one
+peer: {"roots": [[partition, fingerprint, count], ...]} is answered with
+{"differ": [partition, ...]}, and only those get a full session.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from gossip.core.kvrecord import (
 )
 from gossip.core.merkle import FANOUT, MAX_LEVEL, Summary, check_node
 
+MAX_PARTITIONS = 1 << 16
 MAX_ITEMS = 200_000
 """Per list in one message; far above what the byte budget lets a peer send."""
 _U16 = struct.Struct(">H")
@@ -154,12 +159,7 @@ def _u64(value: Any) -> int:
 
 
 def decode(payload: bytes) -> SyncMessage:
-    try:
-        raw = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises many types on garbage
-        raise SyncWireError(f"bad cbor: {type(exc).__name__}") from exc
-    if not isinstance(raw, dict):
-        raise SyncWireError("message is not a map")
+    raw = _map(payload)
     partition = raw.get("p")
     if type(partition) is not int or not 0 <= partition < (1 << 32):
         raise SyncWireError("bad partition")
@@ -193,3 +193,46 @@ def decode(payload: bytes) -> SyncMessage:
             raise SyncWireError("bad error field")
         msg.error = error
     return msg
+
+
+def encode_roots(roots: dict[int, Summary]) -> bytes:
+    return cbor2.dumps({"roots": [[p, fp, n] for p, (fp, n) in sorted(roots.items())]})
+
+
+def decode_roots(payload: bytes) -> dict[int, Summary]:
+    raw = _map(payload)
+    items = raw.get("roots")
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError("bad roots list")
+    out: dict[int, Summary] = {}
+    for item in items:
+        if not isinstance(item, list) or len(item) != 3:
+            raise SyncWireError("bad roots item")
+        part = item[0]
+        if type(part) is not int or not 0 <= part < MAX_PARTITIONS:
+            raise SyncWireError("bad partition")
+        out[part] = (_u64(item[1]), _u64(item[2]))
+    return out
+
+
+def encode_differ(parts: list[int]) -> bytes:
+    return cbor2.dumps({"differ": sorted(parts)})
+
+
+def decode_differ(payload: bytes) -> list[int]:
+    items = _map(payload).get("differ")
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError("bad differ list")
+    if not all(type(p) is int and 0 <= p < MAX_PARTITIONS for p in items):
+        raise SyncWireError("bad partition")
+    return list(items)
+
+
+def _map(payload: bytes) -> dict[str, Any]:
+    try:
+        raw = cbor2.loads(payload)
+    except Exception as exc:  # cbor2 raises many types on garbage
+        raise SyncWireError(f"bad cbor: {type(exc).__name__}") from exc
+    if not isinstance(raw, dict):
+        raise SyncWireError("message is not a map")
+    return raw

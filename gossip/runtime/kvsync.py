@@ -1,11 +1,12 @@
 """Periodic anti-entropy, partition hand-off and tombstone GC for the store service.
 
 Rules:
-- Every `interval` seconds each node syncs each partition it replicates with
-  one fellow replica picked at random, over the "kv-sync" stream channel:
-  one SyncSession, every message within `max_bytes`, the whole session within
-  `session_timeout`. A membership change triggers a round at once, which is
-  how new replicas get filled.
+- Every `interval` seconds each node picks, for each partition it replicates,
+  one fellow replica at random; one "kv-roots" round trip per peer compares
+  the roots of all partitions picked for it, and only partitions whose roots
+  differ get a SyncSession over "kv-sync": every message within `max_bytes`,
+  the whole session within `session_timeout`. A membership change triggers a
+  round at once, which is how new replicas get filled.
 - A partition this node holds but no longer replicates is synced with every
   current replica; only when each of them reports equal roots (a session that
   ends after one round trip) is it dropped here.
@@ -25,13 +26,22 @@ import structlog
 import trio
 
 from gossip.core.antientropy import SyncSession, SyncStats, answer
-from gossip.core.syncwire import SyncMessage, SyncWireError, encode
+from gossip.core.syncwire import (
+    SyncMessage,
+    SyncWireError,
+    decode_differ,
+    decode_roots,
+    encode,
+    encode_differ,
+    encode_roots,
+)
 from gossip.runtime.service import StreamError
 
 if TYPE_CHECKING:
     from gossip.runtime.store_service import StoreService
 
 SYNC_CHANNEL = "kv-sync"
+ROOTS_CHANNEL = "kv-roots"
 LAST_SEEN = "last_seen_ms"
 PERSIST_EVERY_MS = 10_000
 
@@ -107,14 +117,49 @@ class AntiEntropy:
             self.contact()  # alone: nothing to diverge from
             return
         me = self.svc.host.name
+        by_peer: dict[str, list[int]] = {}
         for part in self.svc.placement.partitions_of(me):
-            replicas = self.svc.placement.replicas(part)  # the view may change meanwhile
-            peers = [r for r in replicas if r != me]
-            if me in replicas and peers:
-                await self.sync(part, self.rng.choice(peers))
+            peers = [r for r in self.svc.placement.replicas(part) if r != me]
+            if peers:
+                by_peer.setdefault(self.rng.choice(peers), []).append(part)
+        for peer, parts in by_peer.items():
+            for part in await self.differing(peer, parts):
+                if me in self.svc.placement.replicas(part):  # the view may have changed
+                    await self.sync(part, peer)
         for part in self.svc.storage.partitions():
             if me not in self.svc.placement.replicas(part):
                 await self.hand_off(part)
+
+    async def differing(self, peer: str, parts: list[int]) -> list[int]:
+        """One round trip comparing the roots of many partitions with a peer;
+        the partitions whose roots differ (none if the peer cannot be asked)."""
+        address = self.svc.address_of(peer)
+        if address is None:
+            return []
+        self.ensure_fresh()
+        roots = {p: self.svc.storage.tree(p).root for p in parts}
+        try:
+            with trio.fail_after(self.svc.settings.session_timeout):
+                reply = await self.svc.host.request(address, ROOTS_CHANNEL, encode_roots(roots))
+            differ = decode_differ(reply or b"")
+        except (StreamError, trio.TooSlowError, SyncWireError) as exc:
+            log.debug("sync_roots_failed", peer=peer, reason=str(exc))
+            return []
+        self.contact()
+        return [p for p in differ if p in roots]
+
+    async def on_roots(self, body: bytes) -> bytes:
+        """The responder side of a roots check."""
+        try:
+            roots = decode_roots(body)
+        except SyncWireError as exc:
+            log.warning("sync_rejected", reason=str(exc))
+            return encode_differ([])
+        count = self.svc.settings.partitions
+        storage = self.svc.storage
+        return encode_differ(
+            [p for p, root in roots.items() if p < count and storage.tree(p).root != root]
+        )
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]

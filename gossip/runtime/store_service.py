@@ -40,7 +40,7 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.kvcoord import Coordinator, fan_out, parse_consistency
 from gossip.runtime.kvsettings import StoreSettings
 from gossip.runtime.kvstorage import KVStorage, StoredReplica
-from gossip.runtime.kvsync import SYNC_CHANNEL, AntiEntropy, wall_ms
+from gossip.runtime.kvsync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy, wall_ms
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
 
 if TYPE_CHECKING:
@@ -97,7 +97,11 @@ class StoreService(Service):
         return store_routes(self)
 
     def stream_channels(self) -> Mapping[str, StreamHandler]:
-        return {KV_CHANNEL: self._on_kv, SYNC_CHANNEL: self._on_sync}
+        return {
+            KV_CHANNEL: self._on_kv,
+            SYNC_CHANNEL: self._on_sync,
+            ROOTS_CHANNEL: self._on_roots,
+        }
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -218,6 +222,9 @@ class StoreService(Service):
 
     async def _on_sync(self, src: Address, body: bytes) -> bytes | None:
         return await self.sync.on_request(body)
+
+    async def _on_roots(self, src: Address, body: bytes) -> bytes | None:
+        return await self.sync.on_roots(body)
 
     # ---- library API -----------------------------------------------------------------
 

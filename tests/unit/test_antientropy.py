@@ -11,7 +11,16 @@ from gossip.core.antientropy import SyncSession, answer
 from gossip.core.hlc import Timestamp
 from gossip.core.kvmemory import MemoryReplica
 from gossip.core.kvrecord import NO_FP, Record
-from gossip.core.syncwire import SyncMessage, SyncWireError, decode, encode
+from gossip.core.syncwire import (
+    SyncMessage,
+    SyncWireError,
+    decode,
+    decode_differ,
+    decode_roots,
+    encode,
+    encode_differ,
+    encode_roots,
+)
 
 
 def filled(n: int, node: str = "a") -> MemoryReplica:
@@ -123,3 +132,14 @@ def test_records_sharing_a_version_settle_on_the_merge_winner_both_ways() -> Non
         b.put(Record("key-9", theirs, ts))
         run(a, b)
         assert a.get("key-9") == b.get("key-9") == Record("key-9", None, ts)
+
+
+def test_a_roots_check_round_trips_and_rejects_garbage() -> None:
+    roots = {0: (5, 1), 63: ((1 << 64) - 1, 10**6)}
+    assert decode_roots(encode_roots(roots)) == roots
+    assert decode_differ(encode_differ([3, 1])) == [1, 3]
+    for bad in ({"roots": [[1, 2]]}, {"roots": [[-1, 0, 0]]}, {"roots": 5}, [1]):
+        with pytest.raises(SyncWireError):
+            decode_roots(cbor2.dumps(bad))
+    with pytest.raises(SyncWireError):
+        decode_differ(cbor2.dumps({"differ": ["x"]}))

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import cbor2
 
+from gossip.core.cbormap import loads_map
 from gossip.core.hlc import Timestamp
 from gossip.core.kvrecord import (
     MAX_KEY_BYTES,
@@ -51,13 +52,7 @@ def encode_op(op: KvOp) -> bytes:
 
 
 def _loads(payload: bytes) -> dict[str, Any]:
-    try:
-        raw = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises many types on garbage
-        raise KvOpError(f"bad cbor: {type(exc).__name__}") from exc
-    if not isinstance(raw, dict):
-        raise KvOpError("message is not a map")
-    return raw
+    return loads_map(payload, KvOpError)
 
 
 def _record(item: Any) -> Record:

@@ -28,6 +28,7 @@ from typing import Any
 
 import cbor2
 
+from gossip.core.cbormap import loads_map
 from gossip.core.kvrecord import (
     ENTRY_SIZE,
     Entry,
@@ -229,10 +230,4 @@ def decode_differ(payload: bytes) -> list[int]:
 
 
 def _map(payload: bytes) -> dict[str, Any]:
-    try:
-        raw = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises many types on garbage
-        raise SyncWireError(f"bad cbor: {type(exc).__name__}") from exc
-    if not isinstance(raw, dict):
-        raise SyncWireError("message is not a map")
-    return raw
+    return loads_map(payload, SyncWireError)

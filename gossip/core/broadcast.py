@@ -36,10 +36,10 @@ class BroadcastQueue:
     def __init__(self) -> None:
         self._by_key: dict[str, _Item] = {}
         # tiers[t] is a stack of the items sent t times, last entered on top.
-        # Entries are dropped lazily: an entry is stale when its item was
-        # replaced (not live) or has moved on to a higher tier.
+        # A replaced item stays behind as a stale entry (not live) until a
+        # scan passes it or the tiers are compacted.
         self._tiers: list[list[_Item]] = [[]]
-        self._stale = 0
+        self._entries = 0
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -48,10 +48,12 @@ class BroadcastQueue:
         old = self._by_key.get(key)
         if old is not None:
             old.live = False
-            self._stale += 1
         item = _Item(key, payload)
         self._by_key[key] = item
         self._tiers[0].append(item)
+        self._entries += 1
+        if self._entries > 2 * len(self._by_key) + 64:
+            self._compact()
 
     def pending(self, key: str, payload: bytes) -> bool:
         """True while this exact update is still queued."""
@@ -60,35 +62,37 @@ class BroadcastQueue:
 
     def take(self, room: int, limit: int) -> list[bytes]:
         """Encoded updates filling at most `room` bytes; each counts one transmit."""
+        if not self._by_key:
+            return []
         picked: list[_Item] = []
         misses = 0
-        for t, tier in enumerate(self._tiers):
-            i = len(tier) - 1
-            while i >= 0 and room >= MIN_UPDATE_BYTES and misses < MAX_MISSES:
-                item = tier[i]
-                top = i == len(tier) - 1
+        for tier in self._tiers:
+            # Scan down from the top; the scanned part is rewritten without
+            # the picked and stale entries, so each entry is scanned once.
+            i = len(tier)
+            kept: list[_Item] = []
+            while i > 0 and room >= MIN_UPDATE_BYTES and misses < MAX_MISSES:
                 i -= 1
-                if not item.live or item.transmits != t:
-                    if top:
-                        tier.pop()
-                        self._stale -= 1
+                item = tier[i]
+                if not item.live:
                     continue
                 size = len(item.payload)
                 if size > room:
                     misses += 1
+                    kept.append(item)
                     continue
                 picked.append(item)
                 room -= size
                 misses = 0
-                if top:
-                    tier.pop()
-                else:
-                    self._stale += 1  # this entry goes stale when the item moves
+            self._entries -= len(tier) - i - len(kept)
+            del tier[i:]
+            kept.reverse()
+            tier.extend(kept)
             if room < MIN_UPDATE_BYTES or misses >= MAX_MISSES:
                 break
         tiers = self._tiers
-        # Re-file in reverse, so the next tier's stack yields this batch in the
-        # order it was just picked.
+        # Re-file in reverse, so the next tier's stack yields this batch in
+        # the order it was just picked.
         for item in reversed(picked):
             item.transmits += 1
             if item.transmits >= limit:
@@ -98,13 +102,9 @@ class BroadcastQueue:
             if item.transmits == len(tiers):
                 tiers.append([])
             tiers[item.transmits].append(item)
-        if self._stale > 2 * len(self._by_key) + 64:
-            self._compact()
+            self._entries += 1
         return [item.payload for item in picked]
 
     def _compact(self) -> None:
-        self._tiers = [
-            [item for item in tier if item.live and item.transmits == t]
-            for t, tier in enumerate(self._tiers)
-        ]
-        self._stale = 0
+        self._tiers = [[item for item in tier if item.live] for tier in self._tiers]
+        self._entries = sum(len(tier) for tier in self._tiers)

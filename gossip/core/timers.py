@@ -16,17 +16,13 @@ Callback = Callable[[float, Any], None]
 
 
 class Timer:
-    __slots__ = ("active", "arg", "deadline", "fn", "seq")
+    __slots__ = ("active", "arg", "deadline", "fn")
 
-    def __init__(self, deadline: float, seq: int, fn: Callback, arg: Any) -> None:
+    def __init__(self, deadline: float, fn: Callback, arg: Any) -> None:
         self.deadline = deadline
-        self.seq = seq
         self.fn = fn
         self.arg = arg
         self.active = True
-
-    def __lt__(self, other: Timer) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
 
     def cancel(self) -> None:
         self.active = False
@@ -34,27 +30,29 @@ class Timer:
 
 class TimerHeap:
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        # (deadline, sequence, timer): tuples compare in C, the sequence
+        # breaks ties in insertion order and keeps timers from being compared.
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = 0
 
     def add(self, deadline: float, fn: Callback, arg: Any = None) -> Timer:
         self._seq += 1
-        timer = Timer(deadline, self._seq, fn, arg)
-        heapq.heappush(self._heap, timer)
+        timer = Timer(deadline, fn, arg)
+        heapq.heappush(self._heap, (deadline, self._seq, timer))
         return timer
 
     def next_deadline(self) -> float | None:
         heap = self._heap
-        while heap and not heap[0].active:
+        while heap and not heap[0][2].active:
             heapq.heappop(heap)
-        return heap[0].deadline if heap else None
+        return heap[0][0] if heap else None
 
     def fire_due(self, now: float) -> None:
         """Run every active timer due at or before `now`, earliest first
         (including timers that the callbacks themselves add for <= now)."""
         heap = self._heap
-        while heap and heap[0].deadline <= now:
-            timer = heapq.heappop(heap)
+        while heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)[2]
             if timer.active:
                 timer.active = False
                 timer.fn(now, timer.arg)

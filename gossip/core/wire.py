@@ -14,15 +14,15 @@ update it has already applied by its bytes alone, without parsing it.
 Rules: decoding is bounded and strict. The input size is checked before any
 parsing, cbor2 rejects impossible lengths and nesting past its depth limit,
 trailing bytes are refused, every field is type- and range-checked against
-a fixed schema before a message value exists, and a message must be in the
-one canonical encoding the sender side produces. Any failure raises WireError
+a fixed schema before a message value exists, and every item must be in the
+one canonical encoding the sender side produces (so equal updates are equal
+bytes, which the node's cache of applied updates relies on). Any failure raises WireError
 with a short stable reason token, which the node turns into a counted
 DatagramRejected output: nothing else may escape.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,6 +61,7 @@ MAX_STATE_ENTRIES = 100_000
 MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
+_STATES = tuple(MemberState)
 
 
 class WireError(ValueError):
@@ -104,12 +105,13 @@ def wrap(encoded: bytes) -> bytes:
 
 
 def _loads_strict(data: bytes) -> Any:
-    """cbor2 decoding with every failure mapped to a WireError reason."""
+    """cbor2 decoding with every failure mapped to a WireError reason, and the
+    input required to be exactly the canonical encoding of what it decodes to
+    (which also refuses trailing bytes)."""
     if not data:
         raise WireError("truncated", "empty")
-    buf = io.BytesIO(data)
     try:
-        obj = cbor2.CBORDecoder(buf).decode()
+        obj = cbor2.loads(data)
     except cbor2.CBORDecodeEOF as exc:
         raise WireError("truncated", str(exc)) from None
     except RecursionError:
@@ -118,8 +120,14 @@ def _loads_strict(data: bytes) -> Any:
         if "nesting depth" in str(exc):
             raise WireError("too_deep") from None
         raise WireError("bad_cbor", type(exc).__name__) from None
-    if buf.tell() != len(data):
-        raise WireError("trailing_bytes", f"{len(data) - buf.tell()} bytes")
+    try:
+        again: bytes = cbor2.dumps(obj)
+    except Exception:  # e.g. a self-referencing structure built with shared refs
+        raise WireError("non_canonical", "cannot be re-encoded") from None
+    if again != data:
+        if data.startswith(again):
+            raise WireError("trailing_bytes", f"{len(data) - len(again)} bytes")
+        raise WireError("non_canonical", "not the canonical encoding")
     return obj
 
 
@@ -206,20 +214,11 @@ class Codec:
         if parser is None:
             raise WireError("bad_kind", repr(obj[0])[:20])
         try:
-            msg = parser(obj)
+            return parser(obj)
         except WireError:
             raise
         except (TypeError, ValueError):  # wrong arity when unpacking
             raise WireError("bad_field", f"kind {obj[0]}") from None
-        # One encoding per message: what we would send is what we accept. This
-        # also makes equal updates equal bytes, which the node's cache relies on.
-        try:
-            canonical = cbor2.dumps(obj) == raw
-        except Exception:  # e.g. a self-referencing structure
-            canonical = False
-        if not canonical:
-            raise WireError("non_canonical", f"kind {obj[0]}")
-        return msg
 
     # ---- field checks (raise WireError("bad_field")) ------------------------
 
@@ -293,7 +292,7 @@ class Codec:
                     self._name(name),
                     (_host(host), _port(port)),
                     _uint(inc),
-                    MemberState(state),
+                    _STATES[state],
                     self._tags(tags),
                 )
             )

@@ -216,8 +216,6 @@ class Node(Prober, Syncer):
         if cur is None:
             return
         self._remember(raw, (name, inc))
-        if inc < cur.incarnation or cur.state >= DEAD:
-            return
         msg = Suspect(name, inc, accuser)
         if cur.state == SUSPECT and inc == cur.incarnation:
             susp = self._suspicions.get(name)
@@ -225,8 +223,10 @@ class Node(Prober, Syncer):
                 self._timers.add(susp.deadline, self._suspicion_expired, susp)
                 self._enqueue(now, name, msg, raw)
             return
-        # A new suspicion; at a higher incarnation than a current one it
-        # replaces it (the member refuted the old one, so its timer is void).
+        if not supersedes(inc, SUSPECT, cur.incarnation, cur.state):
+            return
+        # A new suspicion. Over a suspicion (or death) at a lower incarnation
+        # it starts afresh: the member refuted that one, so its timer is void.
         info = MemberInfo(name, cur.address, SUSPECT, inc, cur.tags, now)
         self._table.put(info)
         n = len(self._table)

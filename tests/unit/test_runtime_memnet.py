@@ -30,7 +30,8 @@ class Cluster:
     def ip(self, i: int) -> str:
         return f"10.0.0.{i + 1}"
 
-    async def start(self, n: int, profile: str = "lan") -> None:
+    async def start(self, n: int, profile: str = "lan") -> list[str]:
+        """Start n agents joining through the first; return once all see all alive."""
         for i in range(n):
             settings = AgentSettings(
                 name=f"m{i}",
@@ -43,6 +44,9 @@ class Cluster:
             await self.nursery.start(agent.serve)
             self.agents[agent.name] = agent
             self.nursery.start_soon(self._collect, agent)
+        names = list(self.agents)
+        await wait_until(lambda: self.all_see(names, MemberState.ALIVE), 60)
+        return names
 
     async def _collect(self, agent: Agent) -> None:
         async with agent.subscribe(maxsize=10_000) as sub:
@@ -79,8 +83,6 @@ async def test_eight_agents_detect_a_crash_and_nobody_else_fails(
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery, MemoryNetwork(random.Random(1)))
         await c.start(8)
-        names = list(c.agents)
-        await wait_until(lambda: c.all_see(names, MemberState.ALIVE), 60)
         c.crash("m5")
         took = await wait_until(lambda: c.all_see(["m5"], MemberState.DEAD), 120)
         assert took < 60  # lan: probe 1 s, suspicion timeout well under a minute at N=8
@@ -95,9 +97,7 @@ async def test_ten_percent_loss_for_five_minutes_gives_no_false_failures(
     net = MemoryNetwork(random.Random(2))
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery, net)
-        await c.start(6)
-        names = list(c.agents)
-        await wait_until(lambda: c.all_see(names, MemberState.ALIVE), 60)
+        names = await c.start(6)
         net.loss = 0.10
         await trio.sleep(300)
         assert net.dropped > 100
@@ -112,9 +112,7 @@ async def test_a_healed_partition_merges_back_without_an_operator(
     net = MemoryNetwork(random.Random(3))
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery, net)
-        await c.start(5)
-        names = list(c.agents)
-        await wait_until(lambda: c.all_see(names, MemberState.ALIVE), 60)
+        names = await c.start(5)
         net.partition([c.ip(0), c.ip(1)], [c.ip(2), c.ip(3), c.ip(4)])
         await wait_until(lambda: ("m0", "m4") in c.failed() and ("m4", "m0") in c.failed(), 120)
         net.heal()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from gossip.core import outputs as out
 from gossip.core.config import Config
-from gossip.core.messages import Alive, Dead, Suspect
+from gossip.core.messages import Ack, Alive, Dead, Suspect
 from gossip.core.node import Node
 from gossip.core.types import MemberState
 from gossip.core.wire import Codec, encode_message, wrap
@@ -197,3 +199,68 @@ def test_datagrams_never_exceed_the_udp_budget_minus_overhead() -> None:
     sizes = [len(o.payload) for _, o in net.log if isinstance(o, out.Send)]
     assert max(sizes) <= 560
     assert max(sizes) > 400  # the join burst filled packets
+
+
+def test_probing_visits_every_member_once_per_round_in_a_fresh_order() -> None:
+    cfg = Config(tcp_fallback_ping=False)
+    node = Node("a", addr(1), cfg, rng=random.Random(11))
+    node.start(0.0, [])
+    for i in range(2, 8):
+        node.receive_datagram(0.0, addr(i), _packet(cfg, Alive(f"m{i}", 1, addr(i), {})))
+    node.take_outputs()
+    codec = Codec(cfg)
+    targets: list[str] = []
+    now = 0.0
+    while len(targets) < 12:
+        deadline = node.next_deadline()
+        assert deadline is not None
+        now = deadline
+        node.handle_timeout(now)
+        for o in node.take_outputs():
+            if isinstance(o, out.Send):
+                for m in codec.decode_packet(o.payload):
+                    if type(m).__name__ == "Ping":
+                        targets.append(m.target)  # type: ignore[attr-defined]
+                        # answer, so nobody is suspected
+                        node.receive_datagram(now, o.to, _packet(cfg, Ack(m.seq)))  # type: ignore[attr-defined]
+                        node.take_outputs()
+    first, second = targets[:6], targets[6:12]
+    assert sorted(first) == sorted(second) == [f"m{i}" for i in range(2, 8)]
+    assert first != second  # reshuffled between rounds
+
+
+def test_dead_members_are_reaped_after_the_reap_time() -> None:
+    cfg = Config(dead_reap_time=60.0)
+    node = Node("a", addr(1), cfg, rng=random.Random(3))
+    node.start(0.0, [])
+    node.receive_datagram(0.1, addr(2), _packet(cfg, Alive("b", 1, addr(2), {})))
+    node.receive_datagram(1.0, addr(2), _packet(cfg, Dead("b", 1, "c")))
+    node.take_outputs()
+    node.handle_timeout(60.5)
+    assert node.member("b") is not None
+    node.handle_timeout(61.5)
+    assert node.member("b") is None
+    assert out.MemberReaped("b") in node.take_outputs()
+
+
+def test_tags_over_the_size_limit_are_refused() -> None:
+    cfg = Config()
+    with pytest.raises(ValueError, match="limit"):
+        Node("a", addr(1), cfg, rng=random.Random(1), tags={"k": "v" * 600})
+    node = Node("a", addr(1), cfg, rng=random.Random(1))
+    with pytest.raises(ValueError):
+        node.set_tags(0.0, {"k": "v" * 600})
+
+
+def test_an_unreachable_seed_is_retried_until_the_join_succeeds() -> None:
+    net = Net(3)
+    net.down.add("n0")
+    net.start_all()
+    net.run_until(2.0)
+    assert not net.outputs_of("n1", out.Joined)
+    net.down.discard("n0")
+    net.nodes[0].start(net.now, [])
+    net.drain(net.nodes[0])
+    net.run_until(12.0)
+    assert net.outputs_of("n1", out.Joined) == [out.Joined(addr(0))]
+    assert net.view(net.nodes[1]) == {"n0": ALIVE, "n1": ALIVE, "n2": ALIVE}

@@ -42,6 +42,9 @@ from gossip.core.nodebase import (
 from gossip.core.types import Address
 from gossip.core.wire import WireError
 
+SETTLE_DELAY = 3.0
+"""Seconds (times 1..2) after joining before the settling push-pull."""
+
 
 class Syncer(NodeBase):
     def join(self, now: float, seeds: Sequence[Address]) -> None:
@@ -123,6 +126,16 @@ class Syncer(NodeBase):
         if stream.kind == "join" and not self._joined:
             self._joined = True
             self._outbox.append(out.Joined(stream.peer))
+            # One more sync a little later: a node that joins while others do
+            # may be unknown to them while their news is first gossiped.
+            delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
+            self._timers.add(now + delay, self._settle)
+
+    def _settle(self, now: float, _: Any) -> None:
+        if not self._leaving:
+            peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
+            if peers:
+                self._open_push_pull(now, peers[0].address, kind="push_pull", join=False)
 
     def stream_failed(self, now: float, stream_id: int, reason: str) -> None:
         stream = self._streams.pop(stream_id, None)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import stop_at_once
 from hostile_traffic import udp_socket_field
 
 from gossip.core.config import Config
@@ -108,3 +109,4 @@ def test_an_encrypted_agent_answers_key_holders_only(tmp_path: Path) -> None:
             tcp.sendall(struct.pack(">I", len(frame)) + frame)
             tcp.settimeout(3)
             assert tcp.recv(100) == b""
+        stop_at_once(cluster)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import stop_at_once
 from hostile_traffic import (
     build_datagrams,
     expected_rejections,
@@ -96,7 +97,9 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
     datagrams = build_datagrams(DATAGRAMS, codec, rng)
     must_refuse = expected_rejections(datagrams, codec)
 
-    with LocalCluster(3, tmp_path) as cluster:  # plaintext: the wire decoder is exposed
+    # Plaintext, so the wire decoder is exposed; a short ownership settle time so
+    # the agents' start-up allocations are done before memory is measured.
+    with LocalCluster(3, tmp_path, extra_args=["--settle-time", "0.5"]) as cluster:
         cluster.start()
         cluster.wait_all_alive(30)
         target = cluster.agents[0]
@@ -133,7 +136,17 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
             stream_results = {f.result().case: f.result() for f in streams}
             http_results = {f.result().case: f.result() for f in http}
             closed_fast, crowd_seconds = crowd.result()
-            time.sleep(2.5)  # the agent drains its queue; the core flushes its counters
+
+            def drained() -> bool:  # the agent has read and judged every datagram
+                got = sum(metric_sum(target, "gossip_udp_packets_received_total").values())
+                return (
+                    got - received_before + udp_socket_field(target.port, "drops")
+                    >= (DATAGRAMS + drops_before)
+                    and udp_socket_field(target.port, "rx_queue") == 0
+                )
+
+            cluster.wait_until(drained, 10, what="the agent drained its receive queue")
+            time.sleep(0.5)  # the last closures run through the core
 
         received = sum(metric_sum(target, "gossip_udp_packets_received_total").values())
         drops = udp_socket_field(target.port, "drops") - drops_before
@@ -203,3 +216,4 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
         # memory stayed bounded: little growth, and none from the second half on
         assert rss_after - rss_before < RSS_GROWTH_LIMIT_KIB
         assert rss_after - rss_mid[0] < RSS_GROWTH_LIMIT_KIB // 2
+        stop_at_once(cluster)

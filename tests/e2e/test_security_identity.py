@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import stop_at_once
 
 from gossip.runtime.localcluster import AgentProcess, LocalCluster, find_free_base
 
@@ -49,8 +50,9 @@ def test_a_node_restarted_at_a_new_address_is_accepted_there(tmp_path: Path) -> 
         cluster.wait_until(everyone_sees_the_new_address, 30, what="the new address everywhere")
         for agent in cluster.agents:
             assert agent.members()[mover.name]["incarnation"] > before
-        time.sleep(2.0)
+        time.sleep(1.0)
         assert cluster.all_see(names, "alive", names)
+        stop_at_once(cluster)
 
 
 def test_a_second_process_claiming_a_taken_name_does_not_displace_the_holder(
@@ -90,7 +92,7 @@ def test_a_second_process_claiming_a_taken_name_does_not_displace_the_holder(
             30,
             what="the claimant joined and the conflict was noticed",
         )
-        deadline = time.monotonic() + 4.0
+        deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             holder_kept_the_name()
             time.sleep(0.3)
@@ -100,3 +102,4 @@ def test_a_second_process_claiming_a_taken_name_does_not_displace_the_holder(
         # winner (the claimant holds its own name in its own table, so at equal
         # incarnation it names itself; it does not fight over the name though).
         assert all(c["winner"] == holder_address for c in conflicts()), conflicts()
+        stop_at_once(cluster)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import stop_at_once
 
 from gossip.runtime.apiclient import ApiClientError
 from gossip.runtime.localcluster import AgentProcess, LocalCluster
@@ -86,6 +87,7 @@ def test_agents_with_another_key_cluster_name_or_no_key_never_join(tmp_path: Pat
         time.sleep(2.0)  # several more probe and join rounds
         for agent in cluster.agents:
             assert list(agent.members()) == [agent.name], f"{agent.name} let someone in"
+        stop_at_once(cluster)
 
 
 def test_full_rotation_on_a_running_cluster_causes_no_failures(tmp_path: Path) -> None:
@@ -101,13 +103,14 @@ def test_full_rotation_on_a_running_cluster_causes_no_failures(tmp_path: Path) -
         code, summary = gossip_keys(cluster.agents[0], "list")
         assert code == 0
         assert summary["keys"] == {key_label(k2): {"installed": 5, "primary": 5}}
-        time.sleep(2.0)  # traffic now flows on the new key only
+        time.sleep(1.0)  # traffic now flows on the new key only
         names = [a.name for a in cluster.agents]
         assert cluster.all_see(names, "alive", names)
         for agent in cluster.agents:
             assert events(agent, "member_failed") == [], agent.name
             stored = load_keyring(keyring_path(agent.data_dir))
             assert stored is not None and stored.all_keys() == [k2]
+        stop_at_once(cluster)
 
 
 def test_an_agent_that_missed_a_rotation_rejoins_while_its_key_remains(tmp_path: Path) -> None:
@@ -151,6 +154,7 @@ def test_an_agent_that_missed_a_rotation_rejoins_while_its_key_remains(tmp_path:
         assert cluster.all_see(names, "alive", names)
         stored = load_keyring(keyring_path(absent.data_dir))
         assert stored is not None and stored.all_keys() == [decode_key(encode_key(k2))]
+        stop_at_once(cluster)
 
 
 def test_a_cluster_midway_through_an_encryption_rollout_works(tmp_path: Path) -> None:
@@ -174,3 +178,4 @@ def test_a_cluster_midway_through_an_encryption_rollout_works(tmp_path: Path) ->
         assert isinstance(nodes, dict)
         assert {n for n, a in nodes.items() if not a["ok"]} == {"node-2", "node-3"}
         assert nodes["node-2"]["error"] == "key commands must be encrypted"
+        stop_at_once(cluster)

@@ -2,8 +2,10 @@
 
 Rules:
 - Sealed format: MAGIC(1) | key id(4) | salt(16) | counter(8) | ciphertext | tag(16).
-  MAGIC is 0x1c, a reserved initial byte in CBOR, so a sealed packet can never
-  be mistaken for a plaintext (CBOR) one while encryption is being rolled out.
+  MAGIC is 0x1c: no plaintext layout of the agent starts with it (datagram
+  demux 0/1, channel-name length 1..24, response status 0..2; a reserved CBOR
+  byte besides), so while encryption is rolled out sealed and plaintext input
+  are never mistaken for each other.
 - The sender encrypts with a subkey HKDF-SHA256(primary key, salt) where the
   salt is 16 random bytes drawn at start-up (and again on every key change and
   every 2**32 packets); the 96-bit nonce is a counter that starts at zero for

@@ -6,6 +6,9 @@ replicas are its best `replicas` members by rendezvous hashing over the
 members given (alive and suspect ones: a member is only replaced once it is
 confirmed dead or has left). `replicas=None` means every member ("all").
 A Placement is an immutable snapshot; build a new one on membership change.
+Partitions are few (64 by default), so each is ranked directly
+(gossip.core.rendezvous.rank, the same order a PartitionTable stores) in
+pure Python: no table and no numpy for partitions x members scores.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from zlib import crc32
 
-from gossip.core.partition_table import PartitionTable
+from gossip.core import rendezvous as hrw
 
 DEFAULT_PARTITIONS = 64
 DEFAULT_REPLICAS = 3
@@ -36,9 +39,9 @@ class Placement:
         self.members = tuple(names)
         self.replication = len(names) if replicas is None else replicas
         depth = max(1, min(self.replication, len(names)))
-        self._table = PartitionTable({n: 1.0 for n in names}, partitions=partitions, depth=depth)
+        weights = dict.fromkeys(names, 1.0)
         self._by_partition = [
-            tuple(self._table.owners_of_partition(p, depth)) for p in range(partitions)
+            tuple(hrw.rank(hrw.partition_hash(p), weights, depth)) for p in range(partitions)
         ]
 
     def partition_of(self, key: str) -> int:

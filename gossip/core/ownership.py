@@ -16,6 +16,11 @@ Rules:
   take_outputs(), as with the membership core.
 - A shell may split handle_timeout into due_rebuild / Rebuild.build / commit to build a large
   table in a worker thread; all state changes stay in the caller's thread.
+- The table is lazy (see partition_table): declared items are placed by direct_owner, which
+  scores only their partitions, unless there are so many (items x members > DIRECT_LIMIT) that
+  building the table is cheaper; then the Rebuild builds it. A table once built stays built
+  (later ones derive from it incrementally). Figures that need the whole table
+  (moved_partitions, partitions_owned) are None while it is not built.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ WEIGHT_TAG = "weight"
 MAX_WEIGHT = 1_000_000.0
 DEFAULT_SETTLE_TIME = 5.0
 DEFAULT_COALESCE_TIME = 0.5
+DIRECT_LIMIT = 1 << 14
+"""Declared items x members scored directly per change before the table is built instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +47,10 @@ class OwnershipChanged:
     members: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
-    moved_partitions: int
-    """Partitions whose first owner changed."""
-    partitions_owned: int
-    """Partitions this node now owns (first rank)."""
+    moved_partitions: int | None
+    """Partitions whose first owner changed (None: the tables are not built)."""
+    partitions_owned: int | None
+    """Partitions this node now owns, first rank (None: the table is not built)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,7 @@ OwnershipOutput = OwnershipChanged | ItemAcquired | ItemReleased
 @dataclass(frozen=True, slots=True)
 class Built:
     table: PartitionTable
-    moved_partitions: int
+    moved_partitions: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +87,26 @@ class Rebuild:
 
     old: PartitionTable
     members: Mapping[str, float]
+    eager: bool = False
+    """Build the whole table now (many declared items), even if `old` is not built."""
+
+    @property
+    def builds_table(self) -> bool:
+        """Whether build() ranks partitions (worth a worker thread) or only notes members."""
+        return self.eager or (self.old.materialized and bool(self.old.members))
 
     def build(self) -> Built:
-        new = self.old.with_members(self.members)
-        return Built(new, self.old.moved_partitions(new))
+        old = self.old
+        new = old.with_members(self.members)
+        if self.eager:
+            new.materialize()
+        if not old.members:  # from nobody, every partition with an owner moved
+            moved: int | None = new.partitions if new.members else 0
+        elif old.materialized and new.materialized:
+            moved = old.moved_partitions(new)
+        else:
+            moved = None
+        return Built(new, moved)
 
 
 def member_weight(member: MemberInfo) -> float:
@@ -138,13 +161,14 @@ class Ownership:
         return self._table
 
     def owner(self, key: bytes | str) -> str | None:
-        return self._table.owner(key)
+        """The table's owner of `key`, without building the table for it."""
+        return self._table.direct_owner(key)
 
     def owners(self, key: bytes | str, n: int) -> list[str]:
         return self._table.owners(key, n)
 
     def owns(self, key: bytes | str) -> bool:
-        return self._table.owner(key) == self.name
+        return self._table.direct_owner(key) == self.name
 
     @property
     def items(self) -> frozenset[str]:
@@ -190,7 +214,8 @@ class Ownership:
         desired = self._desired(now)
         if desired == dict(self._table.members):
             return None  # the change was undone within the coalesce window
-        return Rebuild(self._table, desired)
+        eager = len(self._items) * len(desired) > DIRECT_LIMIT
+        return Rebuild(self._table, desired, eager)
 
     def commit(self, rebuild: Rebuild, built: Built, wall_ms: int) -> None:
         """Install a built table and emit what changed hands."""
@@ -205,7 +230,9 @@ class Ownership:
                 added=tuple(sorted(set(new.members) - set(old.members))),
                 removed=tuple(sorted(set(old.members) - set(new.members))),
                 moved_partitions=built.moved_partitions,
-                partitions_owned=new.partition_counts().get(self.name, 0),
+                partitions_owned=(
+                    new.partition_counts().get(self.name, 0) if new.materialized else None
+                ),
             )
         )
         self._reconcile(old, new, wall_ms)
@@ -261,13 +288,15 @@ class Ownership:
 
     def _reconcile(self, old: PartitionTable, new: PartitionTable, wall_ms: int) -> None:
         """Release and acquire declared items so that _held matches `new`."""
-        mine = set() if self._leaving else {i for i in self._items if new.owner(i) == self.name}
+        mine = (
+            set() if self._leaving else {i for i in self._items if new.direct_owner(i) == self.name}
+        )
         for item in sorted(set(self._held) - mine):
-            successor = new.owner(item)
+            successor = new.direct_owner(item)
             reason = self._release_reason(item, old, successor)
             self._outbox.append(ItemReleased(item, self._held.pop(item), reason, successor))
         for item in sorted(mine - set(self._held)):
-            previous = old.owner(item)
+            previous = old.direct_owner(item)
             self._last_token = max(self._last_token + 1, wall_ms)
             self._held[item] = self._last_token
             reason = self._acquire_reason(item, old, previous)

@@ -11,18 +11,25 @@ Rules:
   the result is bit-identical to a full rebuild and only the minimum of keys move.
 - owners(key, n) beyond the stored depth falls back to a direct rendezvous ranking of that
   partition, so any n is answered, just slower.
+- Lazy: a table ranks nothing (and imports no numpy) until a lookup or a query over all
+  partitions needs it; `materialize()` does it ahead of time (e.g. in a worker thread).
+  `direct_owner(key)` answers without building: the table's answer, by scoring the key's
+  partition over the members (O(members)), for the few lookups a node makes at idle.
+  Materializing assigns the finished arrays last, so a racing reader sees none or all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeAlias
 from zlib import crc32
 
-import numpy as np
-import numpy.typing as npt
-
 from gossip.core import rendezvous as hrw
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 DEFAULT_PARTITIONS = 1 << 20
 """Load spread is set by partitions per member: at 100 members 2^20 keeps max/mean load near
@@ -31,7 +38,7 @@ DEFAULT_DEPTH = 3
 _CHUNK = 1 << 16  # partitions scored per numpy pass: bounds memory to members x 512 KiB
 _NONE = -1
 
-I32 = npt.NDArray[np.int32]
+I32: TypeAlias = "npt.NDArray[np.int32]"
 
 
 class PartitionTable:
@@ -65,13 +72,34 @@ class PartitionTable:
         self._members: Mapping[str, float] = MappingProxyType(dict(members))
         self._names = sorted(members)
         self._integer_mode = hrw.uniform_weights(members)
-        # Row p holds partition p's best members (indexes into _names) and their scores.
-        self._ranks = np.full((partitions, depth), _NONE, dtype=np.int32)
-        self._scores = np.zeros((partitions, depth), dtype=np.uint64)
-        if self._names:
-            for start in range(0, partitions, _CHUNK):
-                self._rank_columns(np.arange(start, min(start + _CHUNK, partitions)))
-        self._first = self._first_owner_list()
+        self._first: list[str | None] = []  # empty until materialized (partitions >= 1)
+
+    @property
+    def materialized(self) -> bool:
+        return bool(self._first)
+
+    def materialize(self) -> list[str | None]:
+        """Rank every partition now (idempotent); returns the first-owner list."""
+        if not self._first:
+            import numpy as np
+
+            # Row p holds partition p's best members (indexes into _names) and their scores.
+            ranks = np.full((self._partitions, self._depth), _NONE, dtype=np.int32)
+            scores = np.zeros((self._partitions, self._depth), dtype=np.uint64)
+            if self._names:
+                self._rank_columns(np.arange(self._partitions), ranks, scores)
+            first = self._first_owner_list(ranks)
+            self._ranks, self._scores, self._first = ranks, scores, first
+        return self._first
+
+    def direct_owner(self, key: bytes | str) -> str | None:
+        """owner(key) without building the table when it is not built yet."""
+        if not self._members:
+            return None
+        if self._first:
+            return self.owner(key)
+        best = hrw.rank(hrw.partition_hash(self.partition_of(key)), self._members, 1)
+        return best[0]
 
     # ---- lookups (the hot path) -------------------------------------------
 
@@ -84,7 +112,7 @@ class PartitionTable:
         """The first-ranked member for `key`, or None when the table has no members."""
         if isinstance(key, str):
             key = key.encode()
-        return self._first[crc32(key) & self._mask]
+        return (self._first or self.materialize())[crc32(key) & self._mask]
 
     def owners(self, key: bytes | str, n: int) -> list[str]:
         """The top `n` members for `key`, best first (fewer if there are fewer members)."""
@@ -92,6 +120,7 @@ class PartitionTable:
 
     def owners_of_partition(self, partition: int, n: int) -> list[str]:
         if n <= self._depth:
+            self.materialize()
             names = self._names
             return [names[i] for i in self._ranks[partition, :n].tolist() if i != _NONE]
         return hrw.rank(hrw.partition_hash(partition), self._members, n)
@@ -110,8 +139,9 @@ class PartitionTable:
     def depth(self) -> int:
         return self._depth
 
-    def first_owners(self) -> npt.NDArray[np.int32]:
+    def first_owners(self) -> I32:
         """Index (into sorted member names) of each partition's owner; -1 when empty."""
+        self.materialize()
         first: I32 = self._ranks[:, 0].copy()
         return first
 
@@ -121,13 +151,19 @@ class PartitionTable:
 
     def partition_counts(self) -> dict[str, int]:
         """How many partitions each member owns (first rank)."""
+        import numpy as np
+
+        self.materialize()
         first = self._ranks[:, 0]
         counts = np.bincount(first[first != _NONE], minlength=len(self._names))
         return dict(zip(self._names, counts.tolist(), strict=True))
 
     def partitions_owned_by(self, name: str) -> Iterator[int]:
         """Partitions whose first owner is `name`."""
+        import numpy as np
+
         if name in self._members:
+            self.materialize()
             index = self._names.index(name)
             yield from np.flatnonzero(self._ranks[:, 0] == index).tolist()
 
@@ -135,6 +171,10 @@ class PartitionTable:
         """Partitions whose first owner differs between this table and `other`."""
         if other._partitions != self._partitions:
             raise ValueError("tables have different partition counts")
+        import numpy as np
+
+        self.materialize()
+        other.materialize()
         # Translate this table's member indexes into `other`'s (-2: not a member there).
         index_of = {name: i for i, name in enumerate(other._names)}
         translate = np.array([index_of.get(n, -2) for n in self._names] + [_NONE], dtype=np.int32)
@@ -144,13 +184,16 @@ class PartitionTable:
     # ---- derivation -------------------------------------------------------
 
     def with_members(self, members: Mapping[str, float]) -> PartitionTable:
-        """The table for `members`, derived incrementally from this one."""
+        """The table for `members`, derived incrementally from this one when it is built
+        (else as lazy as this one)."""
         _check_weights(members)
-        if not self._names or hrw.uniform_weights(members) != self._integer_mode:
+        if not self._first or not self._names or hrw.uniform_weights(members) != self._integer_mode:
             # Nothing to reuse, or integer and float scores that do not compare: rank afresh.
             return PartitionTable(members, partitions=self._partitions, depth=self._depth)
         gone = {n for n, w in self._members.items() if members.get(n) != w}
         new = {n: w for n, w in members.items() if self._members.get(n) != w}
+        import numpy as np
+
         table = PartitionTable.__new__(PartitionTable)
         table._partitions, table._mask, table._depth = self._partitions, self._mask, self._depth
         table._members = MappingProxyType(dict(members))
@@ -170,32 +213,36 @@ class PartitionTable:
             # rises into the last stored rank is unknown without scoring everyone.
             hit = np.flatnonzero(np.any((table._ranks == _NONE) & (self._ranks != _NONE), axis=1))
             if table._names and hit.size:
-                table._rank_columns(hit)
+                table._rank_columns(hit, table._ranks, table._scores)
             untouched = np.ones(self._partitions, dtype=bool)
             untouched[hit] = False
         else:
             untouched = np.ones(self._partitions, dtype=bool)
         if new and table._names:
             table._merge_newcomers(sorted(new), untouched)
-        table._first = table._first_owner_list()
+        table._first = table._first_owner_list(table._ranks)
         return table
 
     # ---- internals ----------------------------------------------------------
 
-    def _rank_columns(self, columns: npt.NDArray[np.intp]) -> None:
-        """Rank every member for the given partitions, filling ranks and scores."""
+    def _rank_columns(self, columns: npt.NDArray[np.intp], ranks: I32, scores: hrw.U64) -> None:
+        """Rank every member for the given partitions, filling `ranks` and `scores` rows."""
+        import numpy as np
+
         hashes = [hrw.hash64(name) for name in self._names]
         weights = [self._members[name] for name in self._names]
         member_idx = np.arange(len(self._names), dtype=np.int32)
         for start in range(0, columns.size, _CHUNK):
             cols = columns[start : start + _CHUNK]
             keys = hrw.partition_hashes_of(cols)
-            scores = hrw.score_matrix(keys, hashes, weights, self._integer_mode)
-            idx = np.broadcast_to(member_idx[None, :], scores.shape)
-            self._ranks[cols], self._scores[cols] = _top(scores, idx, self._depth, sort=False)
+            matrix = hrw.score_matrix(keys, hashes, weights, self._integer_mode)
+            idx = np.broadcast_to(member_idx[None, :], matrix.shape)
+            ranks[cols], scores[cols] = _top(matrix, idx, self._depth, sort=False)
 
     def _merge_newcomers(self, newcomers: list[str], where: npt.NDArray[np.bool_]) -> None:
         """Merge newcomers' scores into the stored top ranks of partitions `where`."""
+        import numpy as np
+
         cols_all = np.flatnonzero(where)
         index_of = {name: i for i, name in enumerate(self._names)}
         hashes = [hrw.hash64(n) for n in newcomers]
@@ -212,9 +259,11 @@ class PartitionTable:
             )
             self._ranks[cols], self._scores[cols] = _top(scores, idx, self._depth, sort=True)
 
-    def _first_owner_list(self) -> list[str | None]:
+    def _first_owner_list(self, ranks: I32) -> list[str | None]:
+        import numpy as np
+
         lookup = np.array([*self._names, None], dtype=object)
-        first: list[str | None] = lookup[self._ranks[:, 0]].tolist()
+        first: list[str | None] = lookup[ranks[:, 0]].tolist()
         return first
 
 
@@ -225,6 +274,8 @@ def _top(scores: hrw.U64, idx: I32, depth: int, *, sort: bool) -> tuple[I32, hrw
     rendezvous.rank: argmax takes the first maximum, so columns must be in index order
     (`sort=True` puts them there; padding, index -1, sorts first but scores 0 and loses).
     """
+    import numpy as np
+
     if sort:
         order = np.argsort(idx, axis=1, kind="stable")
         scores = np.take_along_axis(scores, order, axis=1)

@@ -11,6 +11,8 @@ Rules:
 - Ties break towards the smaller member name, so the order is total. In integer mode ties need
   a 64-bit member-hash collision.
 - The scalar functions and the numpy array functions compute bit-identical scores.
+- numpy is imported only by the functions that need it (array scoring, weighted scores), so
+  a process that never builds a table nor ranks weighted members does not pay for it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import heapq
 from collections.abc import Mapping
 from functools import lru_cache
 from hashlib import blake2b
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-U64 = npt.NDArray[np.uint64]
+U64: TypeAlias = "npt.NDArray[np.uint64]"
 
 MASK64 = (1 << 64) - 1
 _M1 = 0xFF51AFD7ED558CCD
@@ -73,6 +77,8 @@ def weighted_score(raw: int, weight: float) -> float:
 
     Uses numpy's log, like the array path, so both round identically on one host.
     """
+    import numpy as np
+
     u = np.array([unit_interval(raw)], dtype=np.float64)
     return float(-weight / np.log(u)[0])
 
@@ -109,6 +115,8 @@ def fmix64_array(x: U64) -> U64:
 
 
 def _fmix64_inplace(x: U64) -> U64:
+    import numpy as np
+
     shifted = np.empty_like(x)
     s33 = np.uint64(33)
     for multiplier in (np.uint64(_M1), np.uint64(_M2)):
@@ -122,6 +130,8 @@ def _fmix64_inplace(x: U64) -> U64:
 
 def partition_hashes_of(partitions: npt.NDArray[np.intp]) -> U64:
     """partition_hash(p) for every p in `partitions`, as one array."""
+    import numpy as np
+
     p = partitions.astype(np.uint64)
     return fmix64_array(p * np.uint64(_GOLDEN) + np.uint64(_PARTITION_SEED))
 
@@ -135,6 +145,8 @@ def score_matrix(
     Positive IEEE doubles order the same as their bit patterns read as unsigned integers, so
     weighted (float) scores come back reinterpreted as uint64: one dtype for both modes.
     """
+    import numpy as np
+
     members = np.array(member_hashes, dtype=np.uint64)
     raw = _fmix64_inplace(key_hashes[:, None] ^ members[None, :])
     if integer_mode:

@@ -4,9 +4,12 @@ Rules:
 - One task (run) owns the pure gossip.core.ownership.Ownership: it feeds it the membership
   view after every member event, fires its timers, and turns its outputs into log lines
   (ownership_changed, item_acquired, item_released), subscriber callbacks and handler runs.
-  A large table is built in a worker thread (numpy releases the GIL; the build only reads
-  immutable tables), so a 100-member rebuild never stalls the agent's probes; the state
-  machine itself is only touched by this task.
+  The table is lazy: nothing is ranked (and numpy is not imported) until a lookup needs
+  it; a rebuild that ranks partitions, and the first HTTP lookup, build in a worker thread
+  (numpy releases the GIL; the build only reads immutable tables), so a 100-member rebuild
+  never stalls the agent's probes; the state machine itself is only touched by this task.
+- The agent's table has AGENT_PARTITIONS partitions (`[ownership] partitions`): a few MB
+  instead of the core's 2^20 (~40 MB); it must be the same on every agent of a cluster.
 - Lookups (owner, owners, owns, GET /v1/owner) read the current immutable table from any task.
 - Declared items come from `[ownership] items` in the config file and `--item`, plus, for
   library users, an `item_source` polled every `source_interval` (store_prefix_source lists a
@@ -35,7 +38,7 @@ from gossip.core.ownership import (
     OwnershipChanged,
     OwnershipOutput,
 )
-from gossip.core.partition_table import DEFAULT_PARTITIONS
+from gossip.core.partition_table import PartitionTable
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.item_handlers import DEFAULT_TIMEOUT, HandlerJob, ItemHandlers
 from gossip.runtime.ownership_settings import (
@@ -56,8 +59,11 @@ log = structlog.get_logger("gossip.ownership")
 
 MAX_KEY_BYTES = 1024
 MAX_N = 64
-INLINE_SCORES = 1 << 20
-"""A rebuild scoring more (members x partitions) than this runs in a worker thread."""
+AGENT_PARTITIONS = 1 << 16
+"""max/mean load 1.10 at 100 members over 1M keys (2^20: 1.04), ~2.5 MB; docs/ownership.md."""
+MAX_PARTITIONS = 1 << 22
+INLINE_SCORES = 1 << 18
+"""A build scoring more (members x partitions) than this runs in a worker thread."""
 
 ItemEvent = ItemAcquired | ItemReleased
 Subscriber = Callable[[ItemEvent], None]
@@ -68,6 +74,10 @@ DEFAULT_SOURCE_INTERVAL = 10.0
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+def big(members: int, table: PartitionTable) -> bool:
+    return members * table.partitions > INLINE_SCORES
 
 
 class OwnershipService(Service):
@@ -84,7 +94,7 @@ class OwnershipService(Service):
         settle_time: float = DEFAULT_SETTLE_TIME,
         coalesce_time: float = DEFAULT_COALESCE_TIME,
         handler_timeout: float = DEFAULT_TIMEOUT,
-        partitions: int = DEFAULT_PARTITIONS,
+        partitions: int = AGENT_PARTITIONS,
         item_source: ItemSource | None = None,
         source_interval: float = DEFAULT_SOURCE_INTERVAL,
     ) -> None:
@@ -220,8 +230,10 @@ class OwnershipService(Service):
             if deadline is not None and deadline <= now:
                 rebuild = own.due_rebuild(now)
                 if rebuild is not None:
-                    big = len(rebuild.members) * own.table.partitions > INLINE_SCORES
-                    built = await trio.to_thread.run_sync(rebuild.build) if big else rebuild.build()
+                    heavy = rebuild.builds_table and big(len(rebuild.members), own.table)
+                    built = (
+                        await trio.to_thread.run_sync(rebuild.build) if heavy else rebuild.build()
+                    )
                     own.commit(rebuild, built, wall_ms())
                 self._drain()
                 continue
@@ -275,6 +287,8 @@ class OwnershipService(Service):
         table = self.ownership.table
         if not table.members:
             raise ApiError(503, "no member has settled yet; try again after the settle time")
+        if not table.materialized and big(len(table.members), table):
+            await trio.to_thread.run_sync(table.materialize)  # off the event loop
         owners = table.owners(key, int(raw_n))
         return ApiResponse.json(
             {
@@ -319,6 +333,7 @@ def service_from_settings(
 ) -> OwnershipService:
     """Build the service from the [ownership] table and flags (flags win); SettingsError if bad."""
     known = {"items", "on_acquire", "on_release", "settle_time", "coalesce_time", "handler_timeout"}
+    known.add("partitions")
     unknown = sorted(set(section) - known)
     if unknown:
         raise SettingsError(f"{SECTION}.{unknown[0]}", "unknown setting")
@@ -336,7 +351,17 @@ def service_from_settings(
         ),
         coalesce_time=seconds(section.get("coalesce_time"), "coalesce_time", DEFAULT_COALESCE_TIME),
         handler_timeout=seconds(section.get("handler_timeout"), "handler_timeout", DEFAULT_TIMEOUT),
+        partitions=partition_count(section.get("partitions")),
     )
+
+
+def partition_count(raw: object) -> int:
+    """`[ownership] partitions`: a power of two from 2^8 to 2^22 (default AGENT_PARTITIONS)."""
+    if raw is None:
+        return AGENT_PARTITIONS
+    if type(raw) is not int or raw < 256 or raw > MAX_PARTITIONS or raw & (raw - 1):
+        raise SettingsError(f"{SECTION}.partitions", "must be a power of two from 256 to 2^22")
+    return raw
 
 
 class PrefixLister(Protocol):

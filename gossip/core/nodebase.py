@@ -121,6 +121,7 @@ class NodeBase:
         self._reconnects: dict[str, ReconnectState] = {}
         self._seeds: list[Address] = []
         self._seen: dict[bytes, tuple[str, int] | None] = {}
+        self._row_cache: dict[str, tuple[MemberInfo, list[Any]]] = {}
         self._gossip_timer: Timer | None = None
         self._started = False
         self._joined = False

@@ -40,7 +40,7 @@ from gossip.core.nodebase import (
     StreamState,
 )
 from gossip.core.types import Address
-from gossip.core.wire import WireError
+from gossip.core.wire import WireError, state_row
 
 SETTLE_DELAY = 3.0
 """Seconds (times 1..2) after joining before the settling push-pull."""
@@ -55,15 +55,33 @@ class Syncer(NodeBase):
 
     # ---- streams: push-pull and the fallback ping -----------------------------------
 
-    def _state_entries(self) -> tuple[StateEntry, ...]:
-        return tuple(
-            StateEntry(m.name, m.address, m.incarnation, m.state, m.tags) for m in self._table
-        )
+    def _state_rows(self) -> list[list[Any]]:
+        """Our table as push-pull entry rows (the fields of StateEntry), built
+        straight from the member snapshots; a row is reused while its member's
+        snapshot is unchanged."""
+        cache = self._row_cache
+        rows = []
+        for m in self._table:
+            hit = cache.get(m.name)
+            if hit is None or hit[0] is not m:
+                hit = cache[m.name] = (m, state_row(m))
+            rows.append(hit[1])
+        if len(cache) > 2 * len(self._table) + 64:
+            self._row_cache = {m.name: cache[m.name] for m in self._table}
+        return rows
 
     def _open_push_pull(
-        self, now: float, to: Address, *, kind: str, join: bool, member: str = ""
+        self,
+        now: float,
+        to: Address,
+        *,
+        kind: str,
+        join: bool,
+        member: str = "",
+        pull_only: bool = False,
     ) -> None:
-        payload = self._codec.frame(PushPull(join, self._state_entries()))
+        rows = [] if pull_only else self._state_rows()
+        payload = self._codec.sync_frame(join, rows)
         self._count("push_pull_bytes_out", len(payload))
         stream = StreamState(kind, to, 0, member=member)
         self._open_stream(now, to, payload, stream, self.cfg.stream_timeout)
@@ -82,7 +100,7 @@ class Syncer(NodeBase):
         if isinstance(msg, PushPull):
             self._count("push_pull_bytes_in", len(payload))
             self._merge(now, msg.entries)
-            reply = self._codec.frame(PushPullReply(self._state_entries()))
+            reply = self._codec.sync_frame(None, self._state_rows())
             self._count("push_pull_bytes_out", len(reply))
             self._outbox.append(
                 out.PushPullCompleted(src, len(msg.entries), len(reply), len(payload), msg.join)
@@ -126,8 +144,8 @@ class Syncer(NodeBase):
         if stream.kind == "join" and not self._joined:
             self._joined = True
             self._outbox.append(out.Joined(stream.peer))
-            # One more sync a little later: a node that joins while others do
-            # may be unknown to them while their news is first gossiped.
+            # One more (pull-only) sync a little later: a node that joins while
+            # others do may be unknown to them while their news is gossiped.
             delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
             self._timers.add(now + delay, self._settle)
 
@@ -135,7 +153,9 @@ class Syncer(NodeBase):
         if not self._leaving:
             peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
             if peers:
-                self._open_push_pull(now, peers[0].address, kind="push_pull", join=False)
+                self._open_push_pull(
+                    now, peers[0].address, kind="push_pull", join=False, pull_only=True
+                )
 
     def stream_failed(self, now: float, stream_id: int, reason: str) -> None:
         stream = self._streams.pop(stream_id, None)

@@ -19,8 +19,8 @@ from gossip.core.messages import (
     StateEntry,
     Suspect,
 )
-from gossip.core.types import MemberState
-from gossip.core.wire import VERSION, Codec, WireError, encode_message, wrap
+from gossip.core.types import MemberInfo, MemberState
+from gossip.core.wire import VERSION, Codec, WireError, encode_message, state_row, wrap
 
 CFG = Config(cluster_name="prod")
 CODEC = Codec(CFG)
@@ -112,3 +112,10 @@ def test_a_stream_frame_above_the_limit_is_refused_before_parsing() -> None:
     with pytest.raises(WireError) as info:
         CODEC.decode_frame(b"\x00" * (CFG.max_stream_bytes + 1))
     assert info.value.reason == "oversized"
+
+
+def test_sync_frames_from_rows_equal_the_typed_frames() -> None:
+    info = MemberInfo("b", ("10.0.0.2", 7946), MemberState.SUSPECT, 3, {"dc": "x"})
+    rows = [state_row(info)]
+    assert CODEC.sync_frame(True, rows) == CODEC.frame(PushPull(True, (ENTRY,)))
+    assert CODEC.sync_frame(None, rows) == CODEC.frame(PushPullReply((ENTRY,)))

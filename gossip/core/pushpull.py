@@ -7,7 +7,8 @@ Rules:
   A remote `dead` only makes us suspect; our own timers decide.
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
-  to the reconnect interval).
+  to the reconnect interval). 3-6 s after joining, one pull-only sync with a
+  random member fills in news gossiped while others did not know us yet.
 - Periodic sync with one random alive member every push-pull interval,
   scaled up for clusters above 32 members (memberlist's pushPullScale).
 - Reconnect (how partitions heal): every ~reconnect_interval (jittered) try

@@ -1,7 +1,8 @@
 """Periodic anti-entropy, partition hand-off and tombstone GC for the store service.
 
 Rules:
-- Every `interval` seconds each node picks, for each partition it replicates,
+- Every `sync_interval` seconds (jittered +-20 %, so agents do not run in step)
+  each node picks, for each partition it replicates,
   one fellow replica at random; one "kv-roots" round trip per peer compares
   the roots of all partitions picked for it, and only partitions whose roots
   differ get a SyncSession over "kv-sync": every message within `max_bytes`,
@@ -14,18 +15,23 @@ Rules:
   with its peers for longer than the horizon (down, or cut off while others
   were known) forgets every record older than the horizon before it exchanges
   data again: it cannot tell them from keys deleted meanwhile.
+- A tombstone past the horizon that arrives by sync for a key not held here is
+  refused (HorizonReplica): it is being purged everywhere, and storing it let two
+  replicas that purge at different moments hand it back and forth for ever.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
 from gossip.core.antientropy import SyncSession, SyncStats, answer
+from gossip.core.kvrecord import Record
 from gossip.core.syncwire import (
     SyncMessage,
     SyncWireError,
@@ -35,6 +41,8 @@ from gossip.core.syncwire import (
     encode_differ,
     encode_roots,
 )
+from gossip.runtime.kvsettings import SYNC_JITTER
+from gossip.runtime.kvstorage import StoredReplica
 from gossip.runtime.service import StreamError
 
 if TYPE_CHECKING:
@@ -97,7 +105,8 @@ class AntiEntropy:
     async def run(self) -> None:
         next_gc = trio.current_time() + self.svc.settings.gc_interval
         while True:
-            with trio.move_on_after(self.svc.settings.sync_interval):
+            period = self.svc.settings.sync_period
+            with trio.move_on_after(period * self.rng.uniform(1 - SYNC_JITTER, 1 + SYNC_JITTER)):
                 await self.wakeup.wait()
             self.wakeup = trio.Event()
             await self.round()
@@ -221,3 +230,26 @@ class AntiEntropy:
             return encode(SyncMessage(0, error="bad_request"))
         self.contact()
         return reply
+
+
+class HorizonReplica(StoredReplica):
+    """A replica that refuses tombstones past the horizon for keys it does not hold.
+
+    Such a tombstone is due for purging everywhere; storing it would only let two
+    replicas that purge at different moments hand it back and forth (a copy this node
+    purged returns from a peer that has not yet). A tombstone that deletes a live copy
+    held here is still applied.
+    """
+
+    def __init__(self, *args: Any, horizon_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.horizon_ms = horizon_ms
+
+    def apply(self, records: Sequence[Record]) -> int:
+        cutoff = wall_ms() - self.horizon_ms
+        kept = [
+            r
+            for r in records
+            if not (r.deleted and r.version.wall < cutoff and self.storage.get(r.key) is None)
+        ]
+        return super().apply(kept)

@@ -40,7 +40,13 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.kvcoord import Coordinator, fan_out, parse_consistency
 from gossip.runtime.kvsettings import StoreSettings
 from gossip.runtime.kvstorage import KVStorage, StoredReplica
-from gossip.runtime.kvsync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy, wall_ms
+from gossip.runtime.kvsync import (
+    ROOTS_CHANNEL,
+    SYNC_CHANNEL,
+    AntiEntropy,
+    HorizonReplica,
+    wall_ms,
+)
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
 
 if TYPE_CHECKING:
@@ -68,7 +74,10 @@ class StoreService(Service):
 
     def attach(self, host: Any) -> None:
         super().attach(host)
-        self.settings = self._given or kvsettings.from_sources(host.settings_section("store"), None)
+        settings = self._given or kvsettings.from_sources(host.settings_section("store"), None)
+        if settings.sync_interval is None:
+            settings = settings.for_profile(host.config.profile)
+        self.settings = settings
         s = self.settings
         path = None if host.data_dir is None else host.data_dir / DB_FILE
         if path is not None:
@@ -179,7 +188,8 @@ class StoreService(Service):
             self.clock.observe(now, r.version)
 
     def replica(self, part: int) -> StoredReplica:
-        return StoredReplica(self.storage, part, self._observe)
+        horizon = self.settings.horizon_ms
+        return HorizonReplica(self.storage, part, self._observe, horizon_ms=horizon)
 
     def replica_if_held(self, part: int) -> StoredReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a

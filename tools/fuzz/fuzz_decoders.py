@@ -48,6 +48,8 @@ def main() -> None:
         corpus = Path(tempfile.mkdtemp(prefix="gossip-fuzz-"))
         write_seeds(corpus)
         args.append(str(corpus))
+        if not any(a.startswith("-artifact_prefix=") for a in args):
+            args.insert(1, f"-artifact_prefix={corpus}/")  # crash files, not in the work tree
     print("fuzz targets:", ", ".join(name for name, _ in TARGETS), flush=True)
     atheris.Setup(args, test_one_input)
     atheris.Fuzz()

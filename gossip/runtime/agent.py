@@ -307,7 +307,10 @@ class Agent:
         routes = dict(control_routes(self))
         for key, handler in self._routes.items():
             _add_unique(routes, key, handler, f"route {key}")
-        server = HttpServer(routes, token=self.settings.api_token)
+        rejected = self.metrics.counter(
+            "http_rejected_total", "Control API requests refused, by reason.", ("reason",)
+        )
+        server = HttpServer(routes, token=self.settings.api_token, rejected=rejected)
         listeners = await nursery.start(server.serve, bind[0], bind[1])
         self.api_address = _listener_address(listeners[0])
         self.log.info("api_started", api=fmt_address(self.api_address))

@@ -23,6 +23,8 @@ import h11
 import structlog
 import trio
 
+from gossip.runtime.metrics import Counter
+
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_TIMEOUT = 10.0
@@ -83,10 +85,21 @@ RouteKey = tuple[str, str]
 
 
 class HttpServer:
-    def __init__(self, routes: Mapping[RouteKey, Handler], token: str | None = None) -> None:
+    def __init__(
+        self,
+        routes: Mapping[RouteKey, Handler],
+        token: str | None = None,
+        rejected: Counter | None = None,
+    ) -> None:
         self.routes = routes
         self.token = token
         self._active = 0
+        self._rejected = rejected
+        """Refused requests by reason: too_many, timeout, bad_request, unauthorized."""
+
+    def _refuse(self, reason: str) -> None:
+        if self._rejected is not None:
+            self._rejected.inc(labels={"reason": reason})
 
     async def serve(
         self,
@@ -101,6 +114,7 @@ class HttpServer:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         if self._active >= MAX_CONNECTIONS:
+            self._refuse("too_many")
             await stream.aclose()
             return
         self._active += 1
@@ -126,12 +140,15 @@ class HttpServer:
             try:
                 request = await _read_request(conn, stream, peer)
             except ApiError as exc:
+                self._refuse("bad_request")
                 await _send_simple(conn, stream, exc.status, exc.message)
                 return
             except h11.RemoteProtocolError as exc:
+                self._refuse("bad_request")
                 await _send_simple(conn, stream, exc.error_status_hint, "bad request")
                 return
         if request is None:
+            self._refuse("timeout")
             return  # too slow: cut without an answer
         response = await self._dispatch(request)
         await _send_response(conn, stream, response)
@@ -140,6 +157,7 @@ class HttpServer:
         if self.token is not None and request.path not in OPEN_ROUTES:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                self._refuse("unauthorized")
                 return ApiResponse.json({"error": "missing or wrong API token"}, 401)
         handler = self.routes.get((request.method, request.path)) or _prefix_route(
             self.routes, request.method, request.path

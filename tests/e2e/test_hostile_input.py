@@ -153,6 +153,7 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
         refused_by_reason = metric_sum(target, "gossip_datagrams_rejected_total")
         refused = sum(refused_by_reason.values()) - refused_before
         streams_refused = metric_sum(target, "gossip_streams_rejected_total")
+        http_refused = metric_sum(target, "gossip_http_rejected_total")
         rss_after, hwm = rss_kib(target.proc.pid)
         print(
             json.dumps(
@@ -165,6 +166,7 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
                     "refused": refused,
                     "refused_by_reason": refused_by_reason,
                     "streams_refused": streams_refused,
+                    "http_refused": http_refused,
                     "stream_close_seconds": {
                         c: round(r.seconds, 2) for c, r in stream_results.items()
                     },
@@ -213,6 +215,8 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
         for case in ("huge_header", "huge_body", "many_fields"):
             assert http_results[case].reply.startswith(b"HTTP/1.1 4"), case
         assert target.api().call("GET", "/v1/health", timeout=5.0)
+        assert http_refused.get('{reason="timeout"}', 0) >= 1  # slowloris
+        assert http_refused.get('{reason="bad_request"}', 0) >= 3  # header, body, fields
         # memory stayed bounded: little growth, and none from the second half on
         assert rss_after - rss_before < RSS_GROWTH_LIMIT_KIB
         assert rss_after - rss_mid[0] < RSS_GROWTH_LIMIT_KIB // 2

@@ -191,7 +191,7 @@ def test_a_live_agent_survives_hostile_input(tmp_path: Path) -> None:
         assert watch.violations == []
         assert watch.polls > 20
         names = [a.name for a in cluster.agents]
-        assert cluster.all_see(names, "alive", names)
+        cluster.wait_until(lambda: cluster.all_see(names, "alive", names), 10, what="all alive")
         assert sorted(target.members()) == sorted(names), "a ghost member got in"
         # every datagram that reached the agent and had to be refused was counted
         # once (+1: the garbage frame on the "member" stream channel is refused by

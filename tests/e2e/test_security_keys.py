@@ -105,7 +105,7 @@ def test_full_rotation_on_a_running_cluster_causes_no_failures(tmp_path: Path) -
         assert summary["keys"] == {key_label(k2): {"installed": 5, "primary": 5}}
         time.sleep(1.0)  # traffic now flows on the new key only
         names = [a.name for a in cluster.agents]
-        assert cluster.all_see(names, "alive", names)
+        cluster.wait_until(lambda: cluster.all_see(names, "alive", names), 10, what="all alive")
         for agent in cluster.agents:
             assert events(agent, "member_failed") == [], agent.name
             stored = load_keyring(keyring_path(agent.data_dir))
@@ -150,8 +150,7 @@ def test_an_agent_that_missed_a_rotation_rejoins_while_its_key_remains(tmp_path:
         for op, key in (("install", k2), ("use", k2), ("remove", k1)):
             code, summary = gossip_keys(entry, op, encode_key(key))
             assert code == 0, summary
-        time.sleep(1.0)
-        assert cluster.all_see(names, "alive", names)
+        cluster.wait_until(lambda: cluster.all_see(names, "alive", names), 10, what="all alive")
         stored = load_keyring(keyring_path(absent.data_dir))
         assert stored is not None and stored.all_keys() == [decode_key(encode_key(k2))]
         stop_at_once(cluster)

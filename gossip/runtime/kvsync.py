@@ -2,8 +2,9 @@
 
 Rules:
 - Every `sync_interval` seconds (jittered +-20 %, so agents do not run in step)
-  each node picks, for each partition it replicates,
-  one fellow replica at random; one "kv-roots" round trip per peer compares
+  each node picks, for each partition it replicates, one fellow replica at
+  random (the first in one shuffled member order per round, so that partitions
+  share peers); one "kv-roots" round trip per peer compares
   the roots of all partitions picked for it, and only partitions whose roots
   differ get a SyncSession over "kv-sync": every message within `max_bytes`,
   the whole session within `session_timeout`. A membership change triggers a
@@ -126,11 +127,17 @@ class AntiEntropy:
             self.contact()  # alone: nothing to diverge from
             return
         me = self.svc.host.name
+        # Each partition goes to whichever of its fellow replicas comes first in a random
+        # order of all members: still a uniform pick per partition, but partitions share
+        # peers, so a round opens fewer connections than independent picks would.
+        order = list(self.svc.placement.members)
+        self.rng.shuffle(order)
+        rank = {name: i for i, name in enumerate(order)}
         by_peer: dict[str, list[int]] = {}
         for part in self.svc.placement.partitions_of(me):
             peers = [r for r in self.svc.placement.replicas(part) if r != me]
             if peers:
-                by_peer.setdefault(self.rng.choice(peers), []).append(part)
+                by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
         for peer, parts in by_peer.items():
             for part in await self.differing(peer, parts):
                 if me in self.svc.placement.replicas(part):  # the view may have changed

@@ -7,8 +7,8 @@ install:
 	$(PYTHON) -m pip install -e '.[test]'
 
 lint:
-	$(PYTHON) -m ruff check gossip tests tools
-	$(PYTHON) -m ruff format --check gossip tests
+	$(PYTHON) -m ruff check gossip tests tools examples
+	$(PYTHON) -m ruff format --check gossip tests examples
 
 typecheck:
 	$(PYTHON) -m mypy

@@ -6,29 +6,15 @@ loopback port, as separate hosts would; the first is the seed of the others.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import trio
 
 from gossip import AgentSettings, open_agent
+from gossip.runtime.localcluster import find_free_base
 from gossip.runtime.logconfig import configure_logging
 from gossip.runtime.ownership_service import OwnershipService
 from gossip.runtime.store_service import StoreService
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP (an agent uses both on one port)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
@@ -39,7 +25,9 @@ async def eventually(condition: Callable[[], bool]) -> None:
 
 
 async def main(n: int = 3) -> dict[str, object]:
-    ports = [free_port() for _ in range(n)]
+    # Ports below the ephemeral range, free for UDP and TCP alike.
+    base = find_free_base(n)
+    ports = list(range(base, base + n))
     settings = [
         AgentSettings(
             name=f"app-{i}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gossip import __version__
+from gossip.runtime.localcluster import find_free_base
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "gossip"
@@ -30,20 +30,6 @@ pytestmark = [
         reason="set GOSSIP_BUILD_BINARY=1 to build dist/gossip (about a minute)",
     ),
 ]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP right now (the agent uses both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 def members(api: str) -> list[dict[str, object]]:
@@ -61,7 +47,8 @@ def test_the_built_binary_runs_a_cluster(tmp_path: Path) -> None:
     assert version.stdout.strip() == f"gossip {__version__}"
     # Run from an empty folder with a clean environment: nothing from the source tree helps it.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    ports = [(free_port(), free_port()) for _ in range(3)]
+    base = find_free_base(6)
+    ports = [(base + 2 * i, base + 2 * i + 1) for i in range(3)]
     procs = []
     for i, (gossip_port, api_port) in enumerate(ports):
         argv = [str(BINARY), "agent", "--name", f"b{i}", "--bind", f"127.0.0.1:{gossip_port}"]

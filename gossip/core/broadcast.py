@@ -23,11 +23,12 @@ MAX_MISSES = 16
 
 
 class _Item:
-    __slots__ = ("key", "live", "payload", "transmits")
+    __slots__ = ("key", "live", "payload", "size", "transmits")
 
     def __init__(self, key: str, payload: bytes) -> None:
         self.key = key
         self.payload = payload
+        self.size = len(payload)
         self.transmits = 0
         self.live = True
 
@@ -40,6 +41,8 @@ class BroadcastQueue:
         # scan passes it or the tiers are compacted.
         self._tiers: list[list[_Item]] = [[]]
         self._entries = 0
+        # A lower bound on every live update's size (the smallest ever queued).
+        self._smallest = 1 << 30
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -49,6 +52,8 @@ class BroadcastQueue:
         if old is not None:
             old.live = False
         item = _Item(key, payload)
+        if item.size < self._smallest:
+            self._smallest = item.size
         self._by_key[key] = item
         self._tiers[0].append(item)
         self._entries += 1
@@ -66,17 +71,19 @@ class BroadcastQueue:
             return []
         picked: list[_Item] = []
         misses = 0
+        # Hot path (once per packet sent): locals, and the size kept on the item.
+        floor = max(MIN_UPDATE_BYTES, self._smallest)
         for tier in self._tiers:
             # Scan down from the top; the scanned part is rewritten without
             # the picked and stale entries, so each entry is scanned once.
             i = len(tier)
             kept: list[_Item] = []
-            while i > 0 and room >= MIN_UPDATE_BYTES and misses < MAX_MISSES:
+            while i > 0 and room >= floor and misses < MAX_MISSES:
                 i -= 1
                 item = tier[i]
                 if not item.live:
                     continue
-                size = len(item.payload)
+                size = item.size
                 if size > room:
                     misses += 1
                     kept.append(item)
@@ -85,23 +92,30 @@ class BroadcastQueue:
                 room -= size
                 misses = 0
             self._entries -= len(tier) - i - len(kept)
-            del tier[i:]
-            kept.reverse()
-            tier.extend(kept)
-            if room < MIN_UPDATE_BYTES or misses >= MAX_MISSES:
+            if kept:
+                del tier[i:]
+                kept.reverse()
+                tier.extend(kept)
+            else:
+                del tier[i:]
+            # Below the smallest update ever queued nothing more can fit: every
+            # further entry would be a miss, so stopping picks the same updates.
+            if room < floor or misses >= MAX_MISSES:
                 break
         tiers = self._tiers
+        by_key = self._by_key
         # Re-file in reverse, so the next tier's stack yields this batch in
         # the order it was just picked.
         for item in reversed(picked):
-            item.transmits += 1
-            if item.transmits >= limit:
+            t = item.transmits + 1
+            item.transmits = t
+            if t >= limit:
                 item.live = False
-                del self._by_key[item.key]
+                del by_key[item.key]
                 continue
-            if item.transmits == len(tiers):
+            if t == len(tiers):
                 tiers.append([])
-            tiers[item.transmits].append(item)
+            tiers[t].append(item)
             self._entries += 1
         return [item.payload for item in picked]
 

@@ -7,12 +7,11 @@ escaping the connection handler (which would take the whole API down).
 
 from __future__ import annotations
 
-import trio
-import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossip.runtime.http import REQUEST_TIMEOUT, ApiRequest, ApiResponse, HttpServer
+from gossip.runtime.httpreplay import replay_connection
 
 
 async def _ok(request: ApiRequest) -> ApiResponse:
@@ -26,28 +25,7 @@ def serve_bytes(
     data: bytes, *, close: bool = True, token: str | None = None
 ) -> tuple[bytes, float]:
     """Feed `data` to one server connection; return (reply bytes, virtual seconds taken)."""
-    server = HttpServer(ROUTES, token=token)
-
-    async def main() -> tuple[bytes, float]:
-        client, server_side = trio.testing.memory_stream_pair()
-        reply = bytearray()
-        start = trio.current_time()
-
-        async def talk() -> None:
-            await client.send_all(data)
-            if close:
-                await client.send_stream.aclose()
-            while chunk := await client.receive_some(65536):
-                reply.extend(chunk)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(talk)
-            await server.handle(server_side)  # type: ignore[arg-type]
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope.cancel()
-        return bytes(reply), trio.current_time() - start
-
-    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return replay_connection(HttpServer(ROUTES, token=token), data, close=close)
 
 
 def assert_clean(reply: bytes) -> None:

@@ -11,9 +11,6 @@ import contextlib
 import random
 from collections.abc import Callable
 
-import trio
-import trio.testing
-
 from gossip.core import outputs as o
 from gossip.core.config import Config
 from gossip.core.messages import Ack, Alive, Dead, Message, Ping, PushPull, StateEntry, Suspect
@@ -22,6 +19,7 @@ from gossip.core.types import MemberState
 from gossip.core.wire import Codec, WireError
 from gossip.runtime import framing
 from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
+from gossip.runtime.httpreplay import replay_connection
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
 
@@ -97,24 +95,7 @@ def http_request(data: bytes) -> None:
     """One connection to the control API's HTTP server: any bytes end in a
     well-formed answer or a close, and no exception leaves the handler."""
 
-    async def main() -> bytes:
-        client, server = trio.testing.memory_stream_pair()
-        reply = bytearray()
-
-        async def talk() -> None:
-            await client.send_all(data)
-            await client.send_stream.aclose()
-            while chunk := await client.receive_some(65536):
-                reply.extend(chunk)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(talk)
-            await _HTTP.handle(server)  # type: ignore[arg-type]
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope.cancel()
-        return bytes(reply)
-
-    reply = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    reply, _ = replay_connection(_HTTP, data)
     if reply and not reply.startswith(b"HTTP/1.1 "):
         raise AssertionError(f"malformed answer {reply[:40]!r}")
 

@@ -36,6 +36,8 @@ class OpenStream:
     stream_id: int
     payload: bytes
     timeout: float
+    """Seconds from now. Zero or less when the node was stalled past the probe's
+    deadline: the shell then reports a timeout at once."""
 
 
 # ---- notifications: membership ---------------------------------------------

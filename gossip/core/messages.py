@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import cbor2
+
 from gossip.core.types import Address, MemberState
 
 PING = 1
@@ -141,17 +143,25 @@ class StateEntry:
         ]
 
 
+def encode_entry(entry: StateEntry) -> bytes:
+    """One entry as a push-pull carries it: the canonical CBOR of its fields."""
+    out: bytes = cbor2.dumps(entry.fields())
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class PushPull:
     """A full state exchange over a stream: the request (`PushPull`) carries
-    the sender's table and the reply (`PushPullReply`) the receiver's."""
+    the sender's table and the reply (`PushPullReply`) the receiver's. Each
+    entry travels as a byte string of its own encoding, so a receiver can
+    skip, unparsed, every entry equal to what it already holds."""
 
     KIND: ClassVar[int] = PUSH_PULL
     join: bool
     entries: tuple[StateEntry, ...]
 
     def fields(self) -> list[Any]:
-        return [self.join, [e.fields() for e in self.entries]]
+        return [self.join, [encode_entry(e) for e in self.entries]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +170,17 @@ class PushPullReply:
     entries: tuple[StateEntry, ...]
 
     def fields(self) -> list[Any]:
-        return [[e.fields() for e in self.entries]]
+        return [[encode_entry(e) for e in self.entries]]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRows:
+    """A push-pull request (`join` True or False) or reply (`join` None) with
+    its entries still encoded, as the node receives it: only the entries that
+    differ from its own are parsed (Codec.parse_entry)."""
+
+    join: bool | None
+    rows: tuple[bytes, ...]
 
 
 Update = Alive | Suspect | Dead | Left

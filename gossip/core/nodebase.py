@@ -28,6 +28,7 @@ from gossip.core.messages import (
     Message,
     Suspect,
 )
+from gossip.core.staterows import StateRows
 from gossip.core.suspicion import Suspicion
 from gossip.core.timers import Timer, TimerHeap
 from gossip.core.types import Address, MemberInfo, MemberState
@@ -121,7 +122,7 @@ class NodeBase:
         self._reconnects: dict[str, ReconnectState] = {}
         self._seeds: list[Address] = []
         self._seen: dict[bytes, tuple[str, int] | None] = {}
-        self._row_cache: dict[str, tuple[MemberInfo, list[Any]]] = {}
+        self._rows = StateRows()
         self._gossip_timer: Timer | None = None
         self._started = False
         self._joined = False

@@ -4,7 +4,8 @@ Rules:
 - A push-pull is one stream request (our whole table) and one response (the
   peer's). The responder merges the request before it builds its reply, so
   one exchange lets both sides refute what the other believed about them.
-  A remote `dead` only makes us suspect; our own timers decide.
+  A remote `dead` only makes us suspect; our own timers decide. Entries
+  byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
   to the reconnect interval). 3-6 s after joining, one pull-only sync with a
@@ -29,10 +30,9 @@ from gossip.core.messages import (
     Alive,
     Left,
     Ping,
-    PushPull,
-    PushPullReply,
     StateEntry,
     Suspect,
+    SyncRows,
 )
 from gossip.core.nodebase import (
     ALIVE_ONLY,
@@ -41,7 +41,7 @@ from gossip.core.nodebase import (
     StreamState,
 )
 from gossip.core.types import Address
-from gossip.core.wire import WireError, state_row
+from gossip.core.wire import WireError
 
 SETTLE_DELAY = 3.0
 """Seconds (times 1..2) after joining before the settling push-pull."""
@@ -56,21 +56,6 @@ class Syncer(NodeBase):
 
     # ---- streams: push-pull and the fallback ping -----------------------------------
 
-    def _state_rows(self) -> list[list[Any]]:
-        """Our table as push-pull entry rows (the fields of StateEntry), built
-        straight from the member snapshots; a row is reused while its member's
-        snapshot is unchanged."""
-        cache = self._row_cache
-        rows = []
-        for m in self._table:
-            hit = cache.get(m.name)
-            if hit is None or hit[0] is not m:
-                hit = cache[m.name] = (m, state_row(m))
-            rows.append(hit[1])
-        if len(cache) > 2 * len(self._table) + 64:
-            self._row_cache = {m.name: cache[m.name] for m in self._table}
-        return rows
-
     def _open_push_pull(
         self,
         now: float,
@@ -81,7 +66,7 @@ class Syncer(NodeBase):
         member: str = "",
         pull_only: bool = False,
     ) -> None:
-        rows = [] if pull_only else self._state_rows()
+        rows = [] if pull_only else self._rows.wrapped(self._table)
         payload = self._codec.sync_frame(join, rows)
         self._count("push_pull_bytes_out", len(payload))
         stream = StreamState(kind, to, 0, member=member)
@@ -90,7 +75,8 @@ class Syncer(NodeBase):
     def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
         """Answer one request frame (push-pull or ping); None closes the stream."""
         try:
-            msg = self._codec.decode_frame(payload)
+            msg = self._codec.decode_sync_frame(payload)
+            news = self._news(msg.rows) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(src, exc.reason)
             return None
@@ -98,13 +84,13 @@ class Syncer(NodeBase):
             return None
         if isinstance(msg, Ping):
             return self._codec.frame(Ack(msg.seq)) if msg.target == self.name else None
-        if isinstance(msg, PushPull):
+        if isinstance(msg, SyncRows) and msg.join is not None:
             self._count("push_pull_bytes_in", len(payload))
-            self._merge(now, msg.entries)
-            reply = self._codec.sync_frame(None, self._state_rows())
+            self._merge(now, news)
+            reply = self._codec.sync_frame(None, self._rows.wrapped(self._table))
             self._count("push_pull_bytes_out", len(reply))
             self._outbox.append(
-                out.PushPullCompleted(src, len(msg.entries), len(reply), len(payload), msg.join)
+                out.PushPullCompleted(src, len(msg.rows), len(reply), len(payload), msg.join)
             )
             return reply
         self._reject(src, "unexpected_kind")
@@ -115,7 +101,8 @@ class Syncer(NodeBase):
         if stream is None:
             return
         try:
-            msg = self._codec.decode_frame(payload)
+            msg = self._codec.decode_sync_frame(payload)
+            news = self._news(msg.rows) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(stream.peer, exc.reason)
             self._stream_lost(now, stream)
@@ -126,16 +113,16 @@ class Syncer(NodeBase):
             else:
                 self._fallback_failed(now, stream.probe_seq)
             return
-        if not isinstance(msg, PushPullReply):
+        if not isinstance(msg, SyncRows) or msg.join is not None:
             self._reject(stream.peer, "unexpected_kind")
             self._stream_lost(now, stream)
             return
         self._count("push_pull_bytes_in", len(payload))
-        self._merge(now, msg.entries)
+        self._merge(now, news)
         self._outbox.append(
             out.PushPullCompleted(
                 stream.peer,
-                len(msg.entries),
+                len(msg.rows),
                 stream.bytes_sent,
                 len(payload),
                 stream.kind == "join",
@@ -149,6 +136,12 @@ class Syncer(NodeBase):
             # others do may be unknown to them while their news is gossiped.
             delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
             self._timers.add(now + delay, self._settle)
+
+    def _news(self, rows: tuple[bytes, ...]) -> list[StateEntry]:
+        """The received entries that differ from ours, parsed (all of them
+        first, so a bad entry rejects the frame before any is applied)."""
+        parse = self._codec.parse_entry
+        return [parse(raw) for raw in self._rows.news(self._table, rows)]
 
     def _settle(self, now: float, _: Any) -> None:
         if not self._leaving:
@@ -173,7 +166,7 @@ class Syncer(NodeBase):
             rec.backoff = min(rec.backoff * 2, self.cfg.reconnect_max_backoff)
             rec.next_try = now + rec.backoff * self.rng.uniform(0.75, 1.25)
 
-    def _merge(self, now: float, entries: tuple[StateEntry, ...]) -> None:
+    def _merge(self, now: float, entries: list[StateEntry]) -> None:
         """Fold a remote table into ours; what is news to us is gossiped on,
         as in memberlist (this is how a healed partition spreads). A remote
         `dead` only makes us suspect (our own timers decide)."""
@@ -225,7 +218,8 @@ class Syncer(NodeBase):
             self._open_push_pull(now, rec.address, kind="reconnect", join=False, member=name)
         # A seed that is not an alive member of our table is in another cluster
         # (a partition that outlived the dead list, or a split at start-up).
-        strangers = [s for s in self._seeds if s not in self._alive_addresses()]
+        alive = self._alive_addresses() if self._seeds else set()
+        strangers = [s for s in self._seeds if s not in alive]
         if strangers:
             self._open_push_pull(now, self.rng.choice(strangers), kind="join", join=True)
 

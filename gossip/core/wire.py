@@ -52,6 +52,7 @@ from gossip.core.messages import (
     PushPullReply,
     StateEntry,
     Suspect,
+    SyncRows,
 )
 from gossip.core.types import MemberInfo, MemberState
 
@@ -92,9 +93,11 @@ def encode_message(msg: Message) -> bytes:
     return out
 
 
-def state_row(m: MemberInfo) -> list[Any]:
-    """The push-pull entry of one member: StateEntry.fields() of it."""
-    return [m.name, m.address[0], m.address[1], m.incarnation, int(m.state), dict(m.tags)]
+def state_row(m: MemberInfo) -> bytes:
+    """The encoded push-pull entry of one member (encode_entry of its StateEntry)."""
+    row = [m.name, m.address[0], m.address[1], m.incarnation, int(m.state), dict(m.tags)]
+    out: bytes = cbor2.dumps(row)
+    return out
 
 
 def wrap(encoded: bytes) -> bytes:
@@ -174,12 +177,16 @@ class Codec:
         """A stream frame holding one message."""
         return self.prefix + b"\x81" + wrap(encode_message(msg))
 
-    def sync_frame(self, join: bool | None, rows: list[list[Any]]) -> bytes:
+    def sync_frame(self, join: bool | None, rows: list[bytes]) -> bytes:
         """The frame of PushPull(join, entries) (or, with join None, of
-        PushPullReply(entries)) from entry rows made by `state_row`: the same
-        bytes as frame(), without building a StateEntry per member."""
-        body = [PUSH_PULL_REPLY, rows] if join is None else [PUSH_PULL, join, rows]
-        return self.prefix + b"\x81" + wrap(cbor2.dumps(body))
+        PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
+        same bytes as frame(), by concatenation."""
+        if join is None:
+            head = b"\x82" + cbor2.dumps(PUSH_PULL_REPLY)
+        else:
+            head = b"\x83" + cbor2.dumps(PUSH_PULL) + (b"\xf5" if join else b"\xf4")
+        body = head + _array_header(len(rows)) + b"".join(rows)
+        return self.prefix + b"\x81" + wrap(body)
 
     # ---- decoding ---------------------------------------------------------
 
@@ -195,9 +202,28 @@ class Codec:
 
     def decode_frame(self, payload: bytes) -> Message:
         """The single message of a stream frame, or WireError."""
+        msg = self.decode_sync_frame(payload)
+        if type(msg) is not SyncRows:
+            return msg  # type: ignore[return-value]
+        entries = tuple(self.parse_entry(raw) for raw in msg.rows)
+        return PushPullReply(entries) if msg.join is None else PushPull(msg.join, entries)
+
+    def decode_sync_frame(self, payload: bytes) -> Message | SyncRows:
+        """Like decode_frame, but a push-pull comes back as SyncRows, its
+        entries checked to be byte strings and left unparsed."""
         if len(payload) > self.max_stream_bytes:
             raise WireError("oversized", f"{len(payload)} bytes")
-        return self.parse(self._split(payload, 1)[0])
+        obj = _loads_strict(self._split(payload, 1)[0])
+        kind = obj[0] if type(obj) is list and obj and type(obj[0]) is int else None
+        if kind == PUSH_PULL:
+            if len(obj) != 3 or type(obj[1]) is not bool:
+                raise WireError("bad_field", "push-pull")
+            return SyncRows(obj[1], _rows(obj[2]))
+        if kind == PUSH_PULL_REPLY:
+            if len(obj) != 2:
+                raise WireError("bad_field", "push-pull reply")
+            return SyncRows(None, _rows(obj[1]))
+        return self._parse_obj(obj)
 
     def _split(self, payload: bytes, max_messages: int) -> list[bytes]:
         obj = _loads_strict(payload)
@@ -219,7 +245,9 @@ class Codec:
 
     def parse(self, raw: bytes) -> Message:
         """One encoded message, strictly: schema-checked and canonical."""
-        obj = _loads_strict(raw)
+        return self._parse_obj(_loads_strict(raw))
+
+    def _parse_obj(self, obj: Any) -> Message:
         if type(obj) is not list or not obj:
             raise WireError("bad_envelope", "message is not an array")
         parser = self._parsers.get(obj[0]) if type(obj[0]) is int else None
@@ -289,39 +317,41 @@ class Codec:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
 
-    def _entries(self, x: Any) -> tuple[StateEntry, ...]:
-        if type(x) is not list or len(x) > MAX_STATE_ENTRIES:
-            raise WireError("bad_field", "state entries")
-        out = []
-        name_check, tags_check = self._name, self._tags
-        for e in x:
-            if type(e) is not list:
-                raise WireError("bad_field", "state entry")
-            name, host, port, inc, state, tags = e
-            if type(state) is not int or not 0 <= state <= 3:
-                raise WireError("bad_field", "member state")
-            if type(host) is not str or not host or len(host) > MAX_HOST_CHARS:
-                raise WireError("bad_field", "host")
-            if type(port) is not int or not 0 <= port <= 65535:
-                raise WireError("bad_field", "port")
-            if type(inc) is not int or not 0 <= inc <= MAX_UINT:
-                raise WireError("bad_field", "unsigned integer")
-            if tags:
-                tags = tags_check(tags)
-            elif type(tags) is not dict:
-                raise WireError("bad_field", "tags")
-            out.append(StateEntry(name_check(name), (host, port), inc, _STATES[state], tags))
-        return tuple(out)
+    def parse_entry(self, raw: bytes) -> StateEntry:
+        """One encoded push-pull entry, strictly (WireError "bad_field")."""
+        e = _loads_strict(raw)
+        if type(e) is not list or len(e) != 6:
+            raise WireError("bad_field", "state entry")
+        name, host, port, inc, state, tags = e
+        if type(state) is not int or not 0 <= state <= 3:
+            raise WireError("bad_field", "member state")
+        if tags:
+            tags = self._tags(tags)
+        elif type(tags) is not dict:
+            raise WireError("bad_field", "tags")
+        return StateEntry(
+            self._name(name), (_host(host), _port(port)), _uint(inc), _STATES[state], tags
+        )
 
     def _push_pull(self, raw: list[Any]) -> PushPull:
-        _, join, entries = raw
+        _, join, rows = raw
         if type(join) is not bool:
             raise WireError("bad_field", "join flag")
-        return PushPull(join, self._entries(entries))
+        return PushPull(join, tuple(self.parse_entry(r) for r in _rows(rows)))
 
     def _push_pull_reply(self, raw: list[Any]) -> PushPullReply:
-        _, entries = raw
-        return PushPullReply(self._entries(entries))
+        _, rows = raw
+        return PushPullReply(tuple(self.parse_entry(r) for r in _rows(rows)))
+
+
+def _rows(x: Any) -> tuple[bytes, ...]:
+    """A push-pull's entry list: at most MAX_STATE_ENTRIES non-empty byte strings."""
+    if type(x) is not list or len(x) > MAX_STATE_ENTRIES:
+        raise WireError("bad_field", "state entries")
+    for r in x:
+        if type(r) is not bytes or not r:
+            raise WireError("bad_field", "state entry")
+    return tuple(x)
 
 
 def _uint(x: Any) -> int:

@@ -7,6 +7,9 @@ import pytest
 
 from gossip.core.config import Config
 from gossip.core.messages import (
+    PUSH_PULL as PUSH_PULL_KIND,
+)
+from gossip.core.messages import (
     Ack,
     Alive,
     Dead,
@@ -18,6 +21,8 @@ from gossip.core.messages import (
     PushPullReply,
     StateEntry,
     Suspect,
+    SyncRows,
+    encode_entry,
 )
 from gossip.core.types import MemberInfo, MemberState
 from gossip.core.wire import VERSION, Codec, WireError, encode_message, state_row, wrap
@@ -116,6 +121,60 @@ def test_a_stream_frame_above_the_limit_is_refused_before_parsing() -> None:
 
 def test_sync_frames_from_rows_equal_the_typed_frames() -> None:
     info = MemberInfo("b", ("10.0.0.2", 7946), MemberState.SUSPECT, 3, {"dc": "x"})
-    rows = [state_row(info)]
+    rows = [wrap(state_row(info))]
     assert CODEC.sync_frame(True, rows) == CODEC.frame(PushPull(True, (ENTRY,)))
+    assert CODEC.sync_frame(False, rows) == CODEC.frame(PushPull(False, (ENTRY,)))
     assert CODEC.sync_frame(None, rows) == CODEC.frame(PushPullReply((ENTRY,)))
+    assert CODEC.sync_frame(None, []) == CODEC.frame(PushPullReply(()))
+
+
+def test_a_sync_frame_decodes_to_unparsed_rows_that_parse_to_the_entries() -> None:
+    frame = CODEC.frame(PushPull(False, (ENTRY, ENTRY)))
+    rows = CODEC.decode_sync_frame(frame)
+    assert rows == SyncRows(False, (encode_entry(ENTRY), encode_entry(ENTRY)))
+    assert CODEC.parse_entry(rows.rows[0]) == ENTRY
+    reply = CODEC.decode_sync_frame(CODEC.frame(PushPullReply((ENTRY,))))
+    assert reply == SyncRows(None, (encode_entry(ENTRY),))
+    assert CODEC.decode_sync_frame(CODEC.frame(Ack(5))) == Ack(5)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [],
+        ["b", "10.0.0.2", 7946, 3, 1],
+        ["b", "10.0.0.2", 7946, 3, 4, {}],
+        ["b", "10.0.0.2", 70000, 3, 1, {}],
+        ["b", "", 7946, 3, 1, {}],
+        ["", "10.0.0.2", 7946, 3, 1, {}],
+        ["b", "10.0.0.2", 7946, -1, 1, {}],
+        ["b", "10.0.0.2", 7946, 3, 1, []],
+        ["b", "10.0.0.2", 7946, 3, 1, {"k": 1}],
+        "not a row",
+    ],
+)
+def test_a_bad_entry_is_refused_as_a_bad_field(row: object) -> None:
+    with pytest.raises(WireError) as info:
+        CODEC.parse_entry(cbor2.dumps(row))
+    assert info.value.reason == "bad_field"
+    # and a frame carrying it is refused whole by the typed decoder
+    body = cbor2.dumps([PUSH_PULL_KIND, False, [cbor2.dumps(row)]])
+    with pytest.raises(WireError):
+        CODEC.decode_frame(CODEC.prefix + b"\x81" + wrap(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [PUSH_PULL_KIND, 1, []],
+        [PUSH_PULL_KIND, True],
+        [PUSH_PULL_KIND, True, [b""]],
+        [PUSH_PULL_KIND, True, [["b"]]],
+        [PUSH_PULL_KIND + 1],
+        [PUSH_PULL_KIND + 1, "rows"],
+    ],
+)
+def test_a_malformed_sync_frame_is_refused_before_any_entry_is_read(body: object) -> None:
+    with pytest.raises(WireError) as info:
+        CODEC.decode_sync_frame(CODEC.prefix + b"\x81" + wrap(cbor2.dumps(body)))
+    assert info.value.reason == "bad_field"

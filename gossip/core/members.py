@@ -49,6 +49,8 @@ class MemberTable:
         """Probe order (every member but this node); may hold reaped names,
         which are skipped and dropped at the next reshuffle."""
         self.index = 0
+        self.version = 0
+        """Bumped on every change: lets callers cache what they derive."""
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -69,6 +71,7 @@ class MemberTable:
         into the probe order at a random position (unless probe=False, for self)."""
         old = self._by_name.get(info.name)
         self._by_name[info.name] = info
+        self.version += 1
         if old is None:
             if probe:
                 pos = int(self._rng.random() * (len(self.order) + 1))
@@ -84,6 +87,7 @@ class MemberTable:
         old = self._by_name.pop(name, None)
         if old is not None:
             self.counts[old.state] -= 1
+            self.version += 1
         return old
 
     def next_probe_target(self, me: str) -> MemberInfo | None:

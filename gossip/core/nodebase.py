@@ -123,6 +123,7 @@ class NodeBase:
         self._seeds: list[Address] = []
         self._seen: dict[bytes, tuple[str, int] | None] = {}
         self._rows = StateRows()
+        self._alive_cache: tuple[int, set[Address]] = (-1, set())
         self._gossip_timer: Timer | None = None
         self._started = False
         self._joined = False

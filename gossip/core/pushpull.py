@@ -224,7 +224,11 @@ class Syncer(NodeBase):
             self._open_push_pull(now, self.rng.choice(strangers), kind="join", join=True)
 
     def _alive_addresses(self) -> set[Address]:
-        return {m.address for m in self._table if m.state <= SUSPECT}
+        version, cached = self._alive_cache
+        if version != self._table.version:
+            cached = {m.address for m in self._table if m.state <= SUSPECT}
+            self._alive_cache = (self._table.version, cached)
+        return cached
 
     def _retry_join(self, now: float, attempt: int) -> None:
         """Until a first join succeeds, retry the seeds with exponential backoff."""

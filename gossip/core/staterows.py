@@ -7,6 +7,8 @@ Rules:
 - Received entries are compared by their bytes: an entry equal to the current
   encoding of our own belief about that member is news to nobody, so it is
   skipped unparsed (encoding is canonical, so equal beliefs are equal bytes).
+- The list of entries is rebuilt only when the table has changed (its
+  version), so repeated syncs of a steady table cost no per-member work.
 - An entry encoded for a snapshot that has since been replaced no longer
   counts as current; entries of reaped members are dropped when the cache
   outgrows the table.
@@ -27,9 +29,13 @@ class StateRows:
         self._by_name: dict[str, tuple[MemberInfo, bytes, bytes]] = {}
         # entry bytes -> the snapshot they encode
         self._by_row: dict[bytes, MemberInfo] = {}
+        self._version = -1
+        self._wrapped: list[bytes] = []
 
     def wrapped(self, table: MemberTable) -> list[bytes]:
         """Every member's wrapped entry, ready to concatenate into a frame."""
+        if table.version == self._version:
+            return self._wrapped
         by_name, by_row = self._by_name, self._by_row
         out = []
         for m in table:
@@ -43,6 +49,7 @@ class StateRows:
             out.append(hit[2])
         if len(by_name) > 2 * len(table) + 64:
             self._rebuild(table)
+        self._version, self._wrapped = table.version, out
         return out
 
     def news(self, table: MemberTable, rows: Iterable[bytes]) -> list[bytes]:

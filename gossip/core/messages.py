@@ -133,12 +133,14 @@ class StateEntry:
     tags: Mapping[str, str]
 
     def fields(self) -> list[Any]:
+        # The state leads and the rest is in Alive's order, so an alive
+        # entry's bytes and its Alive message's differ in one byte only.
         return [
+            int(self.state),
             self.name,
+            self.incarnation,
             self.address[0],
             self.address[1],
-            self.incarnation,
-            int(self.state),
             dict(self.tags),
         ]
 

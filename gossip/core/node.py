@@ -47,7 +47,7 @@ from gossip.core.probing import Prober
 from gossip.core.pushpull import Syncer
 from gossip.core.suspicion import Suspicion
 from gossip.core.types import Address, MemberInfo, MemberState
-from gossip.core.wire import WireError, encode_message, wrap
+from gossip.core.wire import WireError, encode_message, entry_from_alive, wrap
 
 
 class Node(Prober, Syncer):
@@ -103,19 +103,24 @@ class Node(Prober, Syncer):
         seen_get = self._seen.get  # hot: ~50 lookups per packet
         fresh: list[tuple[bytes, Message]] = []
         accusations: list[tuple[str, int]] = []
+        repeats: list[bytes] = []
         try:
             # Parse everything before acting on anything: a packet is all or nothing.
             for raw in codec.split_packet(payload):
                 hit = seen_get(raw, MISS)
                 if hit is MISS:
                     fresh.append((raw, codec.parse(raw)))
-                elif hit is not None:
-                    accusations.append(hit)
+                else:
+                    repeats.append(raw)
+                    if hit is not None:
+                        accusations.append(hit)
         except WireError as exc:
             self._reject(src, exc.reason)
             return
         if not self._started:
             return
+        if repeats:
+            self._queue.heard(repeats)
         for raw, msg in fresh:
             self._dispatch(now, src, msg, raw)
         for name, inc in accusations:
@@ -174,7 +179,9 @@ class Node(Prober, Syncer):
                 return  # duplicate (tags change only with a new incarnation)
         info = MemberInfo(a.name, a.address, ALIVE, a.incarnation, freeze_tags(a.tags), now)
         self._table.put(info)
-        self._remember(raw)
+        if raw is not None:
+            self._remember(raw)
+            self._rows.note(info, entry_from_alive(raw))
         self._enqueue(now, a.name, a, raw)
         if cur is None or cur.state >= DEAD:
             self._reconnects.pop(a.name, None)

@@ -39,6 +39,9 @@ JOIN_RETRY_MIN = 1.0
 reconnect interval)."""
 METRICS_INTERVAL = 5.0
 """Seconds between Metric flushes of the counters."""
+BACKLOG_PACKETS = 4
+"""Above this many full packets of pending updates, copies heard from others
+count as transmissions (broadcast.py)."""
 MISS = ("", -1)
 SEEN_CACHE_MIN = 4096
 """Updates remembered by their bytes (at least; 8 per member in big clusters)."""
@@ -70,11 +73,13 @@ class RelayState:
 
 @dataclass(slots=True)
 class StreamState:
-    kind: str  # "join" | "push_pull" | "reconnect" | "ping"
+    kind: str  # "join" | "push_pull" | "settle" | "reconnect" | "ping"
     peer: Address
     bytes_sent: int
     probe_seq: int = 0
     member: str = ""
+    settle_pulls: int = 0
+    """For a settling pull: how many have been made, this one included."""
 
 
 @dataclass(slots=True)
@@ -109,7 +114,7 @@ class NodeBase:
         self._codec = Codec(cfg)
         self._table = MemberTable(rng)
         self._timers = TimerHeap()
-        self._queue = BroadcastQueue()
+        self._queue = BroadcastQueue(BACKLOG_PACKETS * self._codec.room)
         self._outbox: list[Any] = []
         self._counters: dict[str, float] = {}
         self._next_flush = 0.0
@@ -186,7 +191,8 @@ class NodeBase:
 
     def _enqueue(self, now: float, key: str, msg: Message, raw: bytes | None) -> None:
         """Queue an update for gossip, reusing the bytes it arrived in if any."""
-        self._queue.enqueue(key, wrap(raw if raw is not None else encode_message(msg)))
+        encoded = raw if raw is not None else encode_message(msg)
+        self._queue.enqueue(key, wrap(encoded), encoded)
         self._schedule_gossip(now)
 
     def _remember(self, raw: bytes | None, accused: tuple[str, int] | None = None) -> None:

@@ -8,8 +8,13 @@ Rules:
   byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
-  to the reconnect interval). 3-6 s after joining, one pull-only sync with a
-  random member fills in news gossiped while others did not know us yet.
+  to the reconnect interval). 3-6 s after joining, a pull-only sync with a
+  random member fills in news gossiped while others did not know us yet;
+  while such a pull still teaches us members we did not know (many nodes
+  are joining at once) it is repeated, up to SETTLE_PULLS times, so a
+  newcomer does not wait for the periodic push-pull to fill what gossip
+  missed. (Only new members count: under heavy loss the states of known
+  members churn all the time, and pulling them would only spread that.)
 - Periodic sync with one random alive member every push-pull interval,
   scaled up for clusters above 32 members (memberlist's pushPullScale).
 - Reconnect (how partitions heal): every ~reconnect_interval (jittered) try
@@ -41,10 +46,12 @@ from gossip.core.nodebase import (
     StreamState,
 )
 from gossip.core.types import Address
-from gossip.core.wire import WireError
+from gossip.core.wire import WireError, alive_from_entry, encode_message
 
-SETTLE_DELAY = 3.0
-"""Seconds (times 1..2) after joining before the settling push-pull."""
+SETTLE_DELAY = 1.0
+"""Seconds (times 1..2) after joining before the settling pull, and between pulls."""
+SETTLE_PULLS = 5
+"""At most this many settling pulls, each only while the last brought news."""
 
 
 class Syncer(NodeBase):
@@ -65,11 +72,12 @@ class Syncer(NodeBase):
         join: bool,
         member: str = "",
         pull_only: bool = False,
+        settle_pulls: int = 0,
     ) -> None:
         rows = [] if pull_only else self._rows.wrapped(self._table)
         payload = self._codec.sync_frame(join, rows)
         self._count("push_pull_bytes_out", len(payload))
-        stream = StreamState(kind, to, 0, member=member)
+        stream = StreamState(kind, to, 0, member=member, settle_pulls=settle_pulls)
         self._open_stream(now, to, payload, stream, self.cfg.stream_timeout)
 
     def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
@@ -118,6 +126,7 @@ class Syncer(NodeBase):
             self._stream_lost(now, stream)
             return
         self._count("push_pull_bytes_in", len(payload))
+        known = len(self._table)
         self._merge(now, news)
         self._outbox.append(
             out.PushPullCompleted(
@@ -135,20 +144,30 @@ class Syncer(NodeBase):
             # One more (pull-only) sync a little later: a node that joins while
             # others do may be unknown to them while their news is gossiped.
             delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
-            self._timers.add(now + delay, self._settle)
+            self._timers.add(now + delay, self._settle, 1)
+        elif stream.kind == "settle" and len(self._table) > known:
+            pulls = stream.settle_pulls
+            if pulls < SETTLE_PULLS:
+                delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
+                self._timers.add(now + delay, self._settle, pulls + 1)
 
-    def _news(self, rows: tuple[bytes, ...]) -> list[StateEntry]:
+    def _news(self, rows: tuple[bytes, ...]) -> list[tuple[bytes, StateEntry]]:
         """The received entries that differ from ours, parsed (all of them
         first, so a bad entry rejects the frame before any is applied)."""
         parse = self._codec.parse_entry
-        return [parse(raw) for raw in self._rows.news(self._table, rows)]
+        return [(raw, parse(raw)) for raw in self._rows.news(self._table, rows)]
 
-    def _settle(self, now: float, _: Any) -> None:
+    def _settle(self, now: float, pulls: int) -> None:
         if not self._leaving:
             peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
             if peers:
                 self._open_push_pull(
-                    now, peers[0].address, kind="push_pull", join=False, pull_only=True
+                    now,
+                    peers[0].address,
+                    kind="settle",
+                    join=False,
+                    pull_only=True,
+                    settle_pulls=pulls,
                 )
 
     def stream_failed(self, now: float, stream_id: int, reason: str) -> None:
@@ -166,12 +185,12 @@ class Syncer(NodeBase):
             rec.backoff = min(rec.backoff * 2, self.cfg.reconnect_max_backoff)
             rec.next_try = now + rec.backoff * self.rng.uniform(0.75, 1.25)
 
-    def _merge(self, now: float, entries: list[StateEntry]) -> None:
+    def _merge(self, now: float, entries: list[tuple[bytes, StateEntry]]) -> None:
         """Fold a remote table into ours; what is news to us is gossiped on,
         as in memberlist (this is how a healed partition spreads). A remote
         `dead` only makes us suspect (our own timers decide)."""
         me, table = self.name, self._table
-        for e in entries:
+        for raw, e in entries:
             cur = table.get(e.name)
             if (
                 cur is not None
@@ -180,11 +199,14 @@ class Syncer(NodeBase):
                 and cur.address == e.address
             ):
                 continue  # nothing new (the common case)
+            # Applied with the bytes gossip carries the same update in, so
+            # that its gossiped copies are then recognised unparsed.
             if e.state == ALIVE:
                 alive = Alive(e.name, e.incarnation, e.address, e.tags)
-                self._on_alive(now, alive)
+                self._on_alive(now, alive, alive_from_entry(raw))
             elif e.state == LEFT:
-                self._on_left(now, Left(e.name, e.incarnation))
+                left = Left(e.name, e.incarnation)
+                self._on_left(now, left, encode_message(left))
             elif e.name == me:
                 self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
             else:

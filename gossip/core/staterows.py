@@ -52,6 +52,16 @@ class StateRows:
         self._version, self._wrapped = table.version, out
         return out
 
+    def note(self, m: MemberInfo, row: bytes) -> None:
+        """`row` is already known to be the entry of snapshot `m` (it was
+        derived from the bytes the update arrived in), so it need not be
+        encoded again."""
+        old = self._by_name.get(m.name)
+        if old is not None:
+            self._by_row.pop(old[1], None)
+        self._by_name[m.name] = (m, row, wrap(row))
+        self._by_row[row] = m
+
     def news(self, table: MemberTable, rows: Iterable[bytes]) -> list[bytes]:
         """The received entries that are not byte-equal to our current belief."""
         self.wrapped(table)  # bring every member's entry up to date

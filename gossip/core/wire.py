@@ -95,9 +95,26 @@ def encode_message(msg: Message) -> bytes:
 
 def state_row(m: MemberInfo) -> bytes:
     """The encoded push-pull entry of one member (encode_entry of its StateEntry)."""
-    row = [m.name, m.address[0], m.address[1], m.incarnation, int(m.state), dict(m.tags)]
+    row = [int(m.state), m.name, m.incarnation, m.address[0], m.address[1], dict(m.tags)]
     out: bytes = cbor2.dumps(row)
     return out
+
+
+# An entry is [state, name, inc, host, port, tags] and an alive message
+# [5, name, inc, host, port, tags]: both 6-element arrays whose first item
+# takes one byte, so each converts to the other by swapping that byte.
+_ALIVE_HEAD = b"\x86" + bytes((ALIVE,))
+_ALIVE_ENTRY_HEAD = b"\x86" + bytes((int(MemberState.ALIVE),))
+
+
+def alive_from_entry(row: bytes) -> bytes:
+    """The encoded Alive message of a (valid) entry of an alive member."""
+    return _ALIVE_HEAD + row[2:]
+
+
+def entry_from_alive(raw: bytes) -> bytes:
+    """The encoded entry of an alive member, from its (valid) Alive message."""
+    return _ALIVE_ENTRY_HEAD + raw[2:]
 
 
 def wrap(encoded: bytes) -> bytes:
@@ -322,7 +339,7 @@ class Codec:
         e = _loads_strict(raw)
         if type(e) is not list or len(e) != 6:
             raise WireError("bad_field", "state entry")
-        name, host, port, inc, state, tags = e
+        state, name, inc, host, port, tags = e
         if type(state) is not int or not 0 <= state <= 3:
             raise WireError("bad_field", "member state")
         if tags:

@@ -81,8 +81,8 @@ def test_one_bad_entry_refuses_the_whole_frame_before_any_is_applied() -> None:
     a.take_outputs()
     n3 = a.member("n3")
     assert n3 is not None
-    newer = cbor2.dumps(["n3", n3.address[0], n3.address[1], n3.incarnation + 5, 1, {}])
-    bad = cbor2.dumps(["n2", "10.0.0.2", 99999, 1, 0, {}])  # port out of range
+    newer = cbor2.dumps([1, "n3", n3.incarnation + 5, n3.address[0], n3.address[1], {}])
+    bad = cbor2.dumps([0, "n2", 1, "10.0.0.2", 99999, {}])  # port out of range
     frame = CODEC.prefix + b"\x81" + wrap(cbor2.dumps([PUSH_PULL, False, [newer, bad]]))
     assert a.handle_stream_request(10.0, addr(9), frame) is None
     assert a.member("n3") == n3

@@ -25,7 +25,16 @@ from gossip.core.messages import (
     encode_entry,
 )
 from gossip.core.types import MemberInfo, MemberState
-from gossip.core.wire import VERSION, Codec, WireError, encode_message, state_row, wrap
+from gossip.core.wire import (
+    VERSION,
+    Codec,
+    WireError,
+    alive_from_entry,
+    encode_message,
+    entry_from_alive,
+    state_row,
+    wrap,
+)
 
 CFG = Config(cluster_name="prod")
 CODEC = Codec(CFG)
@@ -128,6 +137,16 @@ def test_sync_frames_from_rows_equal_the_typed_frames() -> None:
     assert CODEC.sync_frame(None, []) == CODEC.frame(PushPullReply(()))
 
 
+def test_an_alive_entry_and_its_alive_message_convert_by_one_byte() -> None:
+    for tags in ({}, {"dc": "x", "role": "db"}):
+        alive = Alive("node-7", 2**40, ("10.0.0.7", 7946), tags)
+        info = MemberInfo("node-7", ("10.0.0.7", 7946), MemberState.ALIVE, 2**40, tags)
+        raw = encode_message(alive)
+        assert entry_from_alive(raw) == state_row(info)
+        assert alive_from_entry(state_row(info)) == raw
+        assert CODEC.parse(alive_from_entry(state_row(info))) == alive
+
+
 def test_a_sync_frame_decodes_to_unparsed_rows_that_parse_to_the_entries() -> None:
     frame = CODEC.frame(PushPull(False, (ENTRY, ENTRY)))
     rows = CODEC.decode_sync_frame(frame)
@@ -142,14 +161,14 @@ def test_a_sync_frame_decodes_to_unparsed_rows_that_parse_to_the_entries() -> No
     "row",
     [
         [],
-        ["b", "10.0.0.2", 7946, 3, 1],
-        ["b", "10.0.0.2", 7946, 3, 4, {}],
-        ["b", "10.0.0.2", 70000, 3, 1, {}],
-        ["b", "", 7946, 3, 1, {}],
-        ["", "10.0.0.2", 7946, 3, 1, {}],
-        ["b", "10.0.0.2", 7946, -1, 1, {}],
-        ["b", "10.0.0.2", 7946, 3, 1, []],
-        ["b", "10.0.0.2", 7946, 3, 1, {"k": 1}],
+        [1, "b", 3, "10.0.0.2", 7946],
+        [4, "b", 3, "10.0.0.2", 7946, {}],
+        [1, "b", 3, "10.0.0.2", 70000, {}],
+        [1, "b", 3, "", 7946, {}],
+        [1, "", 3, "10.0.0.2", 7946, {}],
+        [1, "b", -1, "10.0.0.2", 7946, {}],
+        [1, "b", 3, "10.0.0.2", 7946, []],
+        [1, "b", 3, "10.0.0.2", 7946, {"k": 1}],
         "not a row",
     ],
 )

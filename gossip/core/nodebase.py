@@ -78,8 +78,8 @@ class StreamState:
     bytes_sent: int
     probe_seq: int = 0
     member: str = ""
-    settle_pulls: int = 0
-    """For a settling pull: how many have been made, this one included."""
+    members_before: int = 0
+    """For a settling pull: our member count when the previous one opened."""
 
 
 @dataclass(slots=True)
@@ -131,6 +131,9 @@ class NodeBase:
         self._alive_cache: tuple[int, set[Address]] = (-1, set())
         self._gossip_timer: Timer | None = None
         self._started = False
+        self._settle_pending = False
+        self._settle_budget = 0
+        self._settle_mark = 0
         self._joined = False
         self._leaving = False
         self._leave_done = False

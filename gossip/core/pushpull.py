@@ -8,13 +8,16 @@ Rules:
   byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
-  to the reconnect interval). 3-6 s after joining, a pull-only sync with a
-  random member fills in news gossiped while others did not know us yet;
-  while such a pull still teaches us members we did not know (many nodes
-  are joining at once) it is repeated, up to SETTLE_PULLS times, so a
-  newcomer does not wait for the periodic push-pull to fill what gossip
-  missed. (Only new members count: under heavy loss the states of known
-  members churn all the time, and pulling them would only spread that.)
+  to the reconnect interval).
+- Settling pulls: 1-2 s after joining, and after answering a join that
+  taught us a member, a pull-only sync with a random member fills in what
+  was gossiped while others did not know us, or we them. While our member
+  count keeps growing between pulls (many nodes are joining at once) the
+  pull is repeated, up to SETTLE_PULLS in a row, so nobody waits for the
+  periodic push-pull to fill what gossip missed; a pull during which
+  nothing grew ends the series. Only new members count: under heavy loss the
+  states of known members churn all the time, and pulling would only
+  spread that.
 - Periodic sync with one random alive member every push-pull interval,
   scaled up for clusters above 32 members (memberlist's pushPullScale).
 - Reconnect (how partitions heal): every ~reconnect_interval (jittered) try
@@ -48,10 +51,10 @@ from gossip.core.nodebase import (
 from gossip.core.types import Address
 from gossip.core.wire import WireError, alive_from_entry, encode_message
 
-SETTLE_DELAY = 1.0
+SETTLE_DELAY = 0.5
 """Seconds (times 1..2) after joining before the settling pull, and between pulls."""
-SETTLE_PULLS = 5
-"""At most this many settling pulls, each only while the last brought news."""
+SETTLE_PULLS = 10
+"""At most this many settling pulls in a row (see the rules above)."""
 
 
 class Syncer(NodeBase):
@@ -72,12 +75,12 @@ class Syncer(NodeBase):
         join: bool,
         member: str = "",
         pull_only: bool = False,
-        settle_pulls: int = 0,
+        members_before: int = 0,
     ) -> None:
         rows = [] if pull_only else self._rows.wrapped(self._table)
         payload = self._codec.sync_frame(join, rows)
         self._count("push_pull_bytes_out", len(payload))
-        stream = StreamState(kind, to, 0, member=member, settle_pulls=settle_pulls)
+        stream = StreamState(kind, to, 0, member=member, members_before=members_before)
         self._open_stream(now, to, payload, stream, self.cfg.stream_timeout)
 
     def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
@@ -94,7 +97,10 @@ class Syncer(NodeBase):
             return self._codec.frame(Ack(msg.seq)) if msg.target == self.name else None
         if isinstance(msg, SyncRows) and msg.join is not None:
             self._count("push_pull_bytes_in", len(payload))
+            known = len(self._table)
             self._merge(now, news)
+            if msg.join and len(self._table) > known:
+                self._settle_soon(now)
             reply = self._codec.sync_frame(None, self._rows.wrapped(self._table))
             self._count("push_pull_bytes_out", len(reply))
             self._outbox.append(
@@ -126,7 +132,6 @@ class Syncer(NodeBase):
             self._stream_lost(now, stream)
             return
         self._count("push_pull_bytes_in", len(payload))
-        known = len(self._table)
         self._merge(now, news)
         self._outbox.append(
             out.PushPullCompleted(
@@ -141,15 +146,9 @@ class Syncer(NodeBase):
         if stream.kind == "join" and not self._joined:
             self._joined = True
             self._outbox.append(out.Joined(stream.peer))
-            # One more (pull-only) sync a little later: a node that joins while
-            # others do may be unknown to them while their news is gossiped.
-            delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
-            self._timers.add(now + delay, self._settle, 1)
-        elif stream.kind == "settle" and len(self._table) > known:
-            pulls = stream.settle_pulls
-            if pulls < SETTLE_PULLS:
-                delay = SETTLE_DELAY * self.rng.uniform(1.0, 2.0)
-                self._timers.add(now + delay, self._settle, pulls + 1)
+            self._settle_soon(now)
+        elif stream.kind == "settle":
+            self._settle_ended(now, again=len(self._table) > stream.members_before)
 
     def _news(self, rows: tuple[bytes, ...]) -> list[tuple[bytes, StateEntry]]:
         """The received entries that differ from ours, parsed (all of them
@@ -157,18 +156,37 @@ class Syncer(NodeBase):
         parse = self._codec.parse_entry
         return [(raw, parse(raw)) for raw in self._rows.news(self._table, rows)]
 
-    def _settle(self, now: float, pulls: int) -> None:
-        if not self._leaving:
-            peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
-            if peers:
-                self._open_push_pull(
-                    now,
-                    peers[0].address,
-                    kind="settle",
-                    join=False,
-                    pull_only=True,
-                    settle_pulls=pulls,
-                )
+    def _settle_soon(self, now: float) -> None:
+        """Schedule a settling pull unless one is pending or the series is spent."""
+        if self._settle_pending or self._settle_budget >= SETTLE_PULLS:
+            return
+        if self._settle_budget == 0:
+            self._settle_mark = len(self._table)
+        self._settle_pending = True
+        self._timers.add(now + SETTLE_DELAY * self.rng.uniform(1.0, 2.0), self._settle)
+
+    def _settle_ended(self, now: float, again: bool) -> None:
+        if again:
+            self._settle_soon(now)
+        if not self._settle_pending:
+            self._settle_budget = 0  # the series ended: a later join starts another
+
+    def _settle(self, now: float, _: Any) -> None:
+        self._settle_pending = False
+        if self._leaving:
+            return
+        peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
+        if peers:
+            self._settle_budget += 1
+            before, self._settle_mark = self._settle_mark, len(self._table)
+            self._open_push_pull(
+                now,
+                peers[0].address,
+                kind="settle",
+                join=False,
+                pull_only=True,
+                members_before=before,
+            )
 
     def stream_failed(self, now: float, stream_id: int, reason: str) -> None:
         stream = self._streams.pop(stream_id, None)
@@ -179,6 +197,9 @@ class Syncer(NodeBase):
     def _stream_lost(self, now: float, stream: StreamState) -> None:
         if stream.kind == "ping":
             self._fallback_failed(now, stream.probe_seq)
+            return
+        if stream.kind == "settle":
+            self._settle_ended(now, again=True)  # try another member
             return
         rec = self._reconnects.get(stream.member)
         if stream.kind == "reconnect" and rec is not None:

@@ -11,6 +11,7 @@ from gossip.core import outputs as out
 from gossip.core.config import Config
 from gossip.core.messages import PUSH_PULL, Alive, PushPull, StateEntry
 from gossip.core.node import Node
+from gossip.core.pushpull import SETTLE_PULLS
 from gossip.core.staterows import StateRows
 from gossip.core.types import MemberState
 from gossip.core.wire import Codec, encode_message, state_row, wrap
@@ -124,3 +125,40 @@ def test_a_cluster_whose_sync_frames_are_all_news_still_converges() -> None:
                 assert reply is not None
     for node in nodes:
         assert {m.name for m in node.members() if m.state == ALIVE} == {"m0", "m1", "m2"}
+
+
+def _pulls(net: Net, name: str) -> int:
+    """Pull-only syncs (settling pulls) `name` has opened so far."""
+    empty = CODEC.sync_frame(False, [])
+    return sum(o.payload == empty for o in net.outputs_of(name, out.OpenStream))
+
+
+def test_settling_pulls_follow_a_join_and_stop_once_nothing_grows() -> None:
+    net = Net(8)
+    net.start_all()
+    net.run_until(20.0)
+    early = {n.name: _pulls(net, n.name) for n in net.nodes}
+    net.run_until(60.0)
+    for node in net.nodes[1:]:
+        assert 1 <= early[node.name] <= SETTLE_PULLS
+        assert _pulls(net, node.name) == early[node.name]  # the series ended
+    # the first seed never joins anyone, but answering joins that taught it
+    # new members made it pull too
+    assert early["n0"] >= 1
+
+
+def test_a_node_whose_member_count_keeps_growing_keeps_pulling_up_to_the_limit() -> None:
+    net = Net(3)
+    net.start_all()
+    net.run_until(5.0)
+    a = net.nodes[1]
+    base = _pulls(net, "n1")
+    # A node that keeps learning new members between its pulls keeps pulling.
+    a._settle_soon(net.now)
+    net.drain(a)
+    for i in range(40):
+        newcomer = Alive(f"x{i}", 1, addr(100 + i), {})
+        a.receive_datagram(net.now, addr(2), CODEC.packet([wrap(encode_message(newcomer))]))
+        net.drain(a)
+        net.run_until(net.now + 0.5)
+    assert _pulls(net, "n1") - base == SETTLE_PULLS

@@ -261,6 +261,17 @@ class Node(Prober, Syncer):
         cur = self._table.get(susp.name)
         if cur is None or cur.state != SUSPECT:
             return
+        if susp.confirmations < susp.k and not susp.last_call:
+            # Unconfirmed, so the timer ran long: perhaps only we missed the
+            # refutation. Gossip the suspicion once more; whoever holds a newer
+            # alive answers it with a correction, and the suspect refutes.
+            susp.last_call = True
+            self._count("suspicion_last_calls")
+            self._enqueue(
+                now, susp.name, Suspect(susp.name, susp.incarnation, susp.first_accuser), None
+            )
+            self._timers.add(now + self.cfg.probe_interval, self._suspicion_expired, susp)
+            return
         del self._suspicions[susp.name]
         self._declare(now, cur, DEAD, susp.first_accuser, susp.confirmations)
         self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)

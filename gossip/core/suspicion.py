@@ -5,7 +5,9 @@ confirmation. Each further distinct accuser is one independent confirmation
 and moves the deadline earlier (lifeguard.suspicion_timeout), always measured
 from the suspicion's start. The node keeps at most one Suspicion per member;
 a refutation simply drops it, and the timer that still refers to it finds it
-stale (the object itself is the timer's generation token).
+stale (the object itself is the timer's generation token). A suspicion that
+reaches its deadline with fewer than k confirmations gets a last call (one
+more round of gossip and one probe interval) before it becomes a death.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from gossip.core.lifeguard import suspicion_timeout
 
 
 class Suspicion:
-    __slots__ = ("accusers", "first_accuser", "incarnation", "k", "max_s", "min_s", "name", "start")
+    __slots__ = (
+        "accusers",
+        "first_accuser",
+        "incarnation",
+        "k",
+        "last_call",
+        "max_s",
+        "min_s",
+        "name",
+        "start",
+    )
 
     def __init__(
         self,
@@ -34,6 +46,9 @@ class Suspicion:
         self.k = k
         self.min_s = min_s
         self.max_s = max_s
+        self.last_call = False
+        """Set when an unconfirmed suspicion, at its deadline, was gossiped
+        once more before it may become a death (node.py)."""
 
     @property
     def confirmations(self) -> int:

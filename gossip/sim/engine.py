@@ -215,6 +215,9 @@ class Simulation:
                     listener(h, o)
         deadline = node.next_deadline()
         if deadline is not None and (h.wake is None or deadline < h.wake):
+            # A deadline already past (a suspicion confirmed after its new,
+            # earlier deadline) is due now: the clock never runs backwards.
+            deadline = max(deadline, self.now)
             h.wake = deadline
             self._push(deadline, _WAKE, h.idx, h.generation)
 

@@ -75,3 +75,22 @@ def test_duplication_and_reordering_do_not_break_membership() -> None:
     sim.run_until(60.0)
     assert all_see_alive(sim, 20)
     assert verdicts.false_deaths == set()
+
+
+def test_a_deadline_already_past_runs_now_and_the_clock_never_runs_backwards() -> None:
+    # A suspicion confirmed after the earlier deadline the confirmation gives
+    # it has a timer in the past: it is due at once, not back in time.
+    sim = Simulation(3, Config.for_profile("lan"), seed=1)
+    for h in sim.hosts:
+        sim.start(h.idx, [sim.hosts[0].address])
+    fired: list[tuple[float, float]] = []
+
+    def add_past_timer() -> None:
+        host = sim.hosts[1]
+        assert host.node is not None
+        host.node._timers.add(sim.now - 3.0, lambda now, _: fired.append((now, sim.now)))
+        sim._drain(host)
+
+    sim.call_at(10.0, add_past_timer)
+    sim.run_until(20.0)
+    assert fired == [(10.0, 10.0)]

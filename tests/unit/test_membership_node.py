@@ -264,3 +264,42 @@ def test_an_unreachable_seed_is_retried_until_the_join_succeeds() -> None:
     net.run_until(12.0)
     assert net.outputs_of("n1", out.Joined) == [out.Joined(addr(0))]
     assert net.view(net.nodes[1]) == {"n0": ALIVE, "n1": ALIVE, "n2": ALIVE}
+
+
+def _suspected_b(cfg: Config) -> tuple[Node, out.MemberSuspected]:
+    """Node a with members b..e, having heard one (unconfirmed) suspicion of b."""
+    node = Node("a", addr(1), cfg, rng=random.Random(3))
+    node.start(0.0, [])
+    for i, name in enumerate("bcde", start=2):
+        node.receive_datagram(0.1, addr(i), _packet(cfg, Alive(name, 5, addr(i), {})))
+    node.receive_datagram(0.2, addr(3), _packet(cfg, Suspect("b", 5, "c")))
+    suspected = [o for o in node.take_outputs() if isinstance(o, out.MemberSuspected)]
+    return node, suspected[0]
+
+
+def test_an_unconfirmed_suspicion_gets_a_last_call_that_a_correction_can_answer() -> None:
+    cfg = Config()
+    node, suspected = _suspected_b(cfg)
+    deadline = 0.2 + suspected.timeout
+    node.handle_timeout(deadline)
+    assert node.member("b").state == SUSPECT  # type: ignore[union-attr]
+    # the suspicion is gossiped again, so holders of a newer alive can answer
+    node.handle_timeout(deadline + cfg.gossip_interval)
+    again = encode_message(Suspect("b", 5, "c"))
+    sent = [o for o in node.take_outputs() if isinstance(o, out.Send)]
+    assert any(again in o.payload for o in sent)
+    node.receive_datagram(deadline + 0.3, addr(4), _packet(cfg, Alive("b", 6, addr(2), {})))
+    node.handle_timeout(deadline + 5 * cfg.probe_interval)
+    assert node.member("b").state == ALIVE  # type: ignore[union-attr]
+    assert not [o for o in node.take_outputs() if isinstance(o, out.MemberFailed)]
+
+
+def test_an_unconfirmed_suspicion_dies_one_probe_interval_after_its_last_call() -> None:
+    cfg = Config()
+    node, suspected = _suspected_b(cfg)
+    deadline = 0.2 + suspected.timeout
+    node.handle_timeout(deadline)
+    node.handle_timeout(deadline + cfg.probe_interval * 0.9)
+    assert node.member("b").state == SUSPECT  # type: ignore[union-attr]
+    node.handle_timeout(deadline + cfg.probe_interval)
+    assert node.member("b").state == DEAD  # type: ignore[union-attr]

@@ -117,6 +117,9 @@ class NodeBase:
         self._queue = BroadcastQueue(BACKLOG_PACKETS * self._codec.room)
         self._outbox: list[Any] = []
         self._counters: dict[str, float] = {}
+        # Per-datagram traffic counts, kept as plain ints on the hot path and
+        # folded into _counters when they are flushed.
+        self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         self._next_flush = 0.0
         self._seq = 0
         self._stream_seq = 0
@@ -185,8 +188,8 @@ class NodeBase:
             return False
         payload = codec.packet(parts)
         self._outbox.append(out.Send(to, payload))
-        self._count("packets_out")
-        self._count("bytes_out", len(payload))
+        self._packets_out += 1
+        self._bytes_out += len(payload)
         return True
 
     def _retransmit_limit(self) -> int:
@@ -275,6 +278,16 @@ class NodeBase:
         if now < self._next_flush:
             return
         self._next_flush = now + METRICS_INTERVAL
+        traffic = (
+            ("packets_in", self._packets_in),
+            ("bytes_in", self._bytes_in),
+            ("packets_out", self._packets_out),
+            ("bytes_out", self._bytes_out),
+        )
+        for name, count in traffic:
+            if count:
+                self._count(name, count)
+        self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         for key, value in self._counters.items():
             name, _, label = key.partition("|")
             labels = {"reason": label} if label else {}

@@ -28,6 +28,7 @@ from typing import Any
 
 import cbor2
 
+from gossip.core import wirefast
 from gossip.core.config import MAX_UDP_PAYLOAD, Config
 from gossip.core.messages import (
     ACK,
@@ -63,6 +64,8 @@ MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
 _STATES = tuple(MemberState)
+_ACK_HEAD = bytes((0x82, ACK))
+_PING_HEAD = bytes((0x83, PING))
 
 
 class WireError(ValueError):
@@ -74,13 +77,7 @@ class WireError(ValueError):
 
 
 def _array_header(n: int) -> bytes:
-    if n < 24:
-        return bytes((0x80 | n,))
-    if n < 0x100:
-        return bytes((0x98, n))
-    if n < 0x10000:
-        return b"\x99" + n.to_bytes(2, "big")
-    return b"\x9a" + n.to_bytes(4, "big")
+    return wirefast.head(0x80, n)
 
 
 ARRAY_HEADER_MAX = 3
@@ -89,6 +86,11 @@ ARRAY_HEADER_MAX = 3
 
 def encode_message(msg: Message) -> bytes:
     """The CBOR array of one message (wrap it before placing it in a packet)."""
+    kind = type(msg)
+    if kind is Ack:
+        return wirefast.encode_ack(msg.seq)  # type: ignore[union-attr]
+    if kind is Ping:
+        return wirefast.encode_ping(msg.seq, msg.target)  # type: ignore[union-attr]
     out: bytes = cbor2.dumps([msg.KIND, *msg.fields()])
     return out
 
@@ -119,14 +121,7 @@ def entry_from_alive(raw: bytes) -> bytes:
 
 def wrap(encoded: bytes) -> bytes:
     """An encoded message as the CBOR byte string a packet carries."""
-    n = len(encoded)
-    if n < 24:
-        return bytes((0x40 | n,)) + encoded
-    if n < 0x100:
-        return bytes((0x58, n)) + encoded
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big") + encoded
-    return b"\x5a" + n.to_bytes(4, "big") + encoded
+    return wirefast.head(0x40, len(encoded)) + encoded
 
 
 def _loads_strict(data: bytes) -> Any:
@@ -211,6 +206,9 @@ class Codec:
         """The encoded messages of a datagram (checked envelope), or WireError."""
         if len(payload) > MAX_UDP_PAYLOAD:
             raise WireError("oversized", f"{len(payload)} bytes")
+        small = wirefast.split_small(payload, self.prefix)
+        if small is not None:
+            return small
         return self._split(payload, MAX_MESSAGES_PER_PACKET)
 
     def decode_packet(self, payload: bytes) -> list[Message]:
@@ -262,6 +260,15 @@ class Codec:
 
     def parse(self, raw: bytes) -> Message:
         """One encoded message, strictly: schema-checked and canonical."""
+        head = raw[:2]
+        if head == _ACK_HEAD:
+            seq = wirefast.decode_ack(raw)
+            if seq is not None:
+                return Ack(seq)
+        elif head == _PING_HEAD:
+            ping = wirefast.decode_ping(raw)
+            if ping is not None:
+                return Ping(ping[0], self._name(ping[1]))
         return self._parse_obj(_loads_strict(raw))
 
     def _parse_obj(self, obj: Any) -> Message:

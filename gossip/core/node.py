@@ -163,7 +163,9 @@ class Node(Prober, Syncer):
 
     # ---- membership updates ----------------------------------------------------
 
-    def _on_alive(self, now: float, a: Alive, raw: bytes | None = None) -> None:
+    def _on_alive(
+        self, now: float, a: Alive, raw: bytes | None = None, gossip: bool = True
+    ) -> None:
         if a.name == self.name:
             self._on_alive_about_self(now, a)
             return
@@ -182,7 +184,8 @@ class Node(Prober, Syncer):
         if raw is not None:
             self._remember(raw)
             self._rows.note(info, entry_from_alive(raw))
-        self._enqueue(now, a.name, a, raw)
+        if gossip:
+            self._enqueue(now, a.name, a, raw)
         if cur is None or cur.state >= DEAD:
             self._reconnects.pop(a.name, None)
             self._outbox.append(out.MemberJoined(info))

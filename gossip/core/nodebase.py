@@ -309,7 +309,9 @@ class NodeBase:
     ) -> None:
         raise NotImplementedError
 
-    def _on_alive(self, now: float, a: Alive, raw: bytes | None = None) -> None:
+    def _on_alive(
+        self, now: float, a: Alive, raw: bytes | None = None, gossip: bool = True
+    ) -> None:
         raise NotImplementedError
 
     def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:

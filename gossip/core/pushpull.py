@@ -132,7 +132,11 @@ class Syncer(NodeBase):
             self._stream_lost(now, stream)
             return
         self._count("push_pull_bytes_in", len(payload))
-        self._merge(now, news)
+        # Under a backlog (many nodes joining at once) the members a settling
+        # pull teaches us are not queued for gossip as well: the pulls are
+        # spreading them, and gossip has no room to spare.
+        quiet = stream.kind == "settle" and self._queue.backlogged
+        self._merge(now, news, gossip_new=not quiet)
         self._outbox.append(
             out.PushPullCompleted(
                 stream.peer,
@@ -206,7 +210,9 @@ class Syncer(NodeBase):
             rec.backoff = min(rec.backoff * 2, self.cfg.reconnect_max_backoff)
             rec.next_try = now + rec.backoff * self.rng.uniform(0.75, 1.25)
 
-    def _merge(self, now: float, entries: list[tuple[bytes, StateEntry]]) -> None:
+    def _merge(
+        self, now: float, entries: list[tuple[bytes, StateEntry]], gossip_new: bool = True
+    ) -> None:
         """Fold a remote table into ours; what is news to us is gossiped on,
         as in memberlist (this is how a healed partition spreads). A remote
         `dead` only makes us suspect (our own timers decide)."""
@@ -224,7 +230,7 @@ class Syncer(NodeBase):
             # that its gossiped copies are then recognised unparsed.
             if e.state == ALIVE:
                 alive = Alive(e.name, e.incarnation, e.address, e.tags)
-                self._on_alive(now, alive, alive_from_entry(raw))
+                self._on_alive(now, alive, alive_from_entry(raw), gossip_new or cur is not None)
             elif e.state == LEFT:
                 left = Left(e.name, e.incarnation)
                 self._on_left(now, left, encode_message(left))

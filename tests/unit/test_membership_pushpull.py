@@ -9,7 +9,7 @@ import cbor2
 
 from gossip.core import outputs as out
 from gossip.core.config import Config
-from gossip.core.messages import PUSH_PULL, Alive, PushPull, StateEntry
+from gossip.core.messages import PUSH_PULL, Alive, PushPull, PushPullReply, StateEntry
 from gossip.core.node import Node
 from gossip.core.pushpull import SETTLE_PULLS
 from gossip.core.staterows import StateRows
@@ -162,3 +162,28 @@ def test_a_node_whose_member_count_keeps_growing_keeps_pulling_up_to_the_limit()
         net.drain(a)
         net.run_until(net.now + 0.5)
     assert _pulls(net, "n1") - base == SETTLE_PULLS
+
+
+def _settle_reply_teaching(node: Node, names: list[str]) -> None:
+    node._settle(1.0, None)
+    stream = next(o for o in node.take_outputs() if isinstance(o, out.OpenStream))
+    entries = tuple(
+        StateEntry(n, addr(50 + i), 1, ALIVE, {}) for i, n in enumerate(names)
+    ) + _entries(node)
+    node.receive_stream_response(1.1, stream.stream_id, CODEC.frame(PushPullReply(entries)))
+
+
+def test_a_settling_pull_under_a_backlog_teaches_new_members_without_queueing_them() -> None:
+    for backlogged in (False, True):
+        node = Node("me", addr(1), CFG, rng=random.Random(1))
+        node.start(0.0, [])
+        node.receive_datagram(
+            0.5, addr(2), CODEC.packet([wrap(encode_message(Alive("peer", 1, addr(2), {})))])
+        )
+        node.take_outputs()
+        if backlogged:
+            node._queue.backlog_bytes = 0  # anything pending is a backlog
+        _settle_reply_teaching(node, ["new1", "new2"])
+        assert node.member("new1") is not None and node.member("new2") is not None
+        queued = node._queue.pending("new1", wrap(encode_message(Alive("new1", 1, addr(50), {}))))
+        assert queued is not backlogged

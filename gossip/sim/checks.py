@@ -58,7 +58,7 @@ class Verdicts:
         self.false_suspicions = 0
         self.false_deaths: set[str] = set()
         self.suspected: set[str] = set()
-        sim.listeners.append(self._on_output)
+        sim.listen(self._on_output, (out.MemberSuspected, out.MemberFailed))
 
     def crash(self, name: str) -> None:
         """Crash the host named `name` now and remember it as ground truth."""

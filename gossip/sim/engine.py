@@ -12,7 +12,10 @@ Rules:
 - Streams are reliable but slow under loss (see faults.py); a stream to a down
   host is refused after one round trip, across a partition it times out.
 - Notifications (every output but Send, OpenStream, IncarnationChanged and
-  Metric) are handed to `listeners(host, output)`; checks.py builds on that.
+  Metric) are handed to each of `listeners(host, output)`, and to listeners
+  registered with listen() for their kinds only (a thousand-node run emits
+  about a million MemberJoined, which most checks do not want); checks.py
+  builds on that.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class Simulation:
         self.by_name = {h.name: h for h in self.hosts}
         self.now = 0.0
         self.listeners: list[Listener] = []
+        self._listeners_by_kind: dict[type, list[Listener]] = {}
         self._events: list[tuple[Any, ...]] = []
         self._seq = 0
         self._streams: dict[tuple[int, int, int], bool] = {}
@@ -108,6 +112,11 @@ class Simulation:
     def _push(self, t: float, kind: int, *args: Any) -> None:
         self._seq += 1
         heapq.heappush(self._events, (t, self._seq, kind, *args))
+
+    def listen(self, listener: Listener, kinds: tuple[type, ...]) -> None:
+        """Hand `listener` the notifications of these output types only."""
+        for kind in kinds:
+            self._listeners_by_kind.setdefault(kind, []).append(listener)
 
     def call_at(self, t: float, fn: Callable[[], None]) -> None:
         """Run `fn()` at simulated time `t` (scenario actions, periodic checks)."""
@@ -212,6 +221,8 @@ class Simulation:
                 h.incarnation = o.incarnation
             else:
                 for listener in self.listeners:
+                    listener(h, o)
+                for listener in self._listeners_by_kind.get(t, ()):
                     listener(h, o)
         deadline = node.next_deadline()
         if deadline is not None and (h.wake is None or deadline < h.wake):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gossip.core import outputs as out
 from gossip.core.config import Config
 from gossip.core.types import MemberState
 from gossip.sim.checks import Verdicts, all_see_alive, dead_everywhere, views_agree
@@ -94,3 +95,19 @@ def test_a_deadline_already_past_runs_now_and_the_clock_never_runs_backwards() -
     sim.call_at(10.0, add_past_timer)
     sim.run_until(20.0)
     assert fired == [(10.0, 10.0)]
+
+
+def test_a_listener_for_some_kinds_gets_those_only() -> None:
+    sim = Simulation(5, Config.for_profile("lan"), seed=2)
+    got: list[object] = []
+    every: list[object] = []
+    sim.listen(lambda host, o: got.append(o), (out.MemberFailed,))
+    sim.listeners.append(lambda host, o: every.append(o))
+    for h in sim.hosts:
+        sim.start(h.idx, [sim.hosts[0].address])
+    sim.call_at(5.0, lambda: sim.crash(4))
+    sim.run_until(40.0)
+    assert len(got) == 4  # each survivor declares node-4 dead once
+    assert all(isinstance(o, out.MemberFailed) for o in got)
+    assert got == [o for o in every if isinstance(o, out.MemberFailed)]
+    assert any(isinstance(o, out.MemberJoined) for o in every)

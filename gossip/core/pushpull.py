@@ -9,15 +9,17 @@ Rules:
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
   to the reconnect interval).
-- Settling pulls: 1-2 s after joining, and after answering a join that
+- Settling pulls: 0.5-1 s after joining, and after answering a join that
   taught us a member, a pull-only sync with a random member fills in what
   was gossiped while others did not know us, or we them. While our member
   count keeps growing between pulls (many nodes are joining at once) the
   pull is repeated, up to SETTLE_PULLS in a row, so nobody waits for the
   periodic push-pull to fill what gossip missed; a pull during which
-  nothing grew ends the series. Only new members count: under heavy loss the
-  states of known members churn all the time, and pulling would only
-  spread that.
+  nothing grew ends the series, and a failed one tries another member.
+  Only new members count: under heavy loss the states of known members
+  churn all the time, and pulling would only spread that. Under a gossip
+  backlog, the members a settling pull teaches are not queued for gossip
+  as well (the pulls are spreading them).
 - Periodic sync with one random alive member every push-pull interval,
   scaled up for clusters above 32 members (memberlist's pushPullScale).
 - Reconnect (how partitions heal): every ~reconnect_interval (jittered) try

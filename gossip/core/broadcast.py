@@ -16,8 +16,10 @@ Rules (memberlist's TransmitLimitedQueue):
   worth), a copy of a pending update received from another node counts as
   one of its transmissions: it is evidently spreading without us ("counter"
   rumor mongering, Demers et al. 1987). When a thousand nodes join at once
-  this halves the flood of join updates; below the backlog every update is
-  sent its full count, as in memberlist.
+  this shortens the flood of join updates (each is received about as often
+  as it is sent, so it ends after roughly half its count); below the backlog
+  every update is sent its full count, as in memberlist. An update queued
+  without an `ident` (a node's news about itself) is never retired this way.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ MAX_MISSES = 16
 class _Item:
     __slots__ = ("heard", "ident", "key", "live", "payload", "size", "transmits")
 
-    def __init__(self, key: str, payload: bytes, ident: bytes) -> None:
+    def __init__(self, key: str, payload: bytes, ident: bytes | None) -> None:
         self.key = key
         self.payload = payload
         self.ident = ident
@@ -61,15 +63,17 @@ class BroadcastQueue:
 
     def enqueue(self, key: str, payload: bytes, ident: bytes | None = None) -> None:
         """Queue `payload` (replacing any pending update about `key`); `ident`
-        is how copies received from others are recognised (see heard())."""
+        is how copies received from others are recognised (see heard()), and
+        without one they are not."""
         old = self._by_key.get(key)
         if old is not None:
             self._retire(old)
-        item = _Item(key, payload, payload if ident is None else ident)
+        item = _Item(key, payload, ident)
         if item.size < self._smallest:
             self._smallest = item.size
         self._by_key[key] = item
-        self._by_ident[item.ident] = item
+        if ident is not None:
+            self._by_ident[ident] = item
         self.pending_bytes += item.size
         self._tiers[0].append(item)
         self._entries += 1
@@ -83,7 +87,7 @@ class BroadcastQueue:
     def heard(self, idents: list[bytes]) -> None:
         """Copies of these updates arrived from other nodes: under a backlog,
         each counts as one transmission of ours."""
-        if self.pending_bytes <= self.backlog_bytes:
+        if not self.backlogged:
             return
         get = self._by_ident.get
         for ident in idents:
@@ -94,7 +98,8 @@ class BroadcastQueue:
     def _retire(self, item: _Item) -> None:
         item.live = False
         del self._by_key[item.key]
-        del self._by_ident[item.ident]
+        if item.ident is not None:
+            del self._by_ident[item.ident]
         self.pending_bytes -= item.size
 
     def pending(self, key: str, payload: bytes) -> bool:

@@ -251,6 +251,7 @@ class NodeBase:
     def _broadcast_self(self) -> None:
         alive = Alive(self.name, self.incarnation, self.address, self.tags)
         self._self_payload = wrap(encode_message(alive))
+        # No ident: copies heard from others never cut our own news short.
         self._queue.enqueue(self.name, self._self_payload)
 
     def _reassert(self, now: float) -> None:

@@ -64,8 +64,6 @@ MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
 _STATES = tuple(MemberState)
-_ACK_HEAD = bytes((0x82, ACK))
-_PING_HEAD = bytes((0x83, PING))
 
 
 class WireError(ValueError):
@@ -261,11 +259,11 @@ class Codec:
     def parse(self, raw: bytes) -> Message:
         """One encoded message, strictly: schema-checked and canonical."""
         head = raw[:2]
-        if head == _ACK_HEAD:
+        if head == wirefast.ACK_HEAD:
             seq = wirefast.decode_ack(raw)
             if seq is not None:
                 return Ack(seq)
-        elif head == _PING_HEAD:
+        elif head == wirefast.PING_HEAD:
             ping = wirefast.decode_ping(raw)
             if ping is not None:
                 return Ping(ping[0], self._name(ping[1]))

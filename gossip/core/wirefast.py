@@ -17,8 +17,11 @@ from __future__ import annotations
 from gossip.core.messages import ACK, PING
 
 _MAX_UINT = 2**63 - 1
-_ACK_HEAD = bytes((0x82, ACK))
-_PING_HEAD = bytes((0x83, PING))
+ACK_HEAD = bytes((0x82, ACK))
+"""The first two bytes of every encoded ack."""
+PING_HEAD = bytes((0x83, PING))
+"""The first two bytes of every encoded ping."""
+_UINT_WIDTH = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
 
 
 def uint_bytes(n: int) -> bytes:
@@ -41,7 +44,7 @@ def _read_uint(raw: bytes, i: int) -> tuple[int, int] | None:
     b = raw[i]
     if b < 24:
         return b, i + 1
-    width = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}.get(b)
+    width = _UINT_WIDTH.get(b)
     if width is None or i + 1 + width > len(raw):
         return None
     return int.from_bytes(raw[i + 1 : i + 1 + width], "big"), i + 1 + width
@@ -66,26 +69,26 @@ def text_bytes(s: str) -> bytes:
 
 
 def encode_ack(seq: int) -> bytes:
-    return _ACK_HEAD + uint_bytes(seq)
+    return ACK_HEAD + uint_bytes(seq)
 
 
 def encode_ping(seq: int, target: str) -> bytes:
-    return _PING_HEAD + uint_bytes(seq) + text_bytes(target)
+    return PING_HEAD + uint_bytes(seq) + text_bytes(target)
 
 
 def decode_ack(raw: bytes) -> int | None:
     """The seq of a canonical ack, else None."""
-    if not raw.startswith(_ACK_HEAD):
+    if not raw.startswith(ACK_HEAD):
         return None
     got = _read_uint(raw, 2)
-    if got is None or got[0] > _MAX_UINT or raw != _ACK_HEAD + uint_bytes(got[0]):
+    if got is None or got[0] > _MAX_UINT or raw != ACK_HEAD + uint_bytes(got[0]):
         return None
     return got[0]
 
 
 def decode_ping(raw: bytes) -> tuple[int, str] | None:
     """(seq, target) of a canonical ping with a short target, else None."""
-    if not raw.startswith(_PING_HEAD):
+    if not raw.startswith(PING_HEAD):
         return None
     got = _read_uint(raw, 2)
     if got is None or got[0] > _MAX_UINT:
@@ -104,7 +107,7 @@ def decode_ping(raw: bytes) -> tuple[int, str] | None:
         target = raw[start : start + n].decode()
     except UnicodeDecodeError:
         return None
-    if raw != _PING_HEAD + uint_bytes(seq) + text_bytes(target):
+    if raw != PING_HEAD + uint_bytes(seq) + text_bytes(target):
         return None
     return seq, target
 

@@ -57,3 +57,22 @@ def test_many_replacements_do_not_grow_the_queue_without_bound() -> None:
     assert len(q) == 10
     assert q._entries <= 2 * 10 + 64 + 1
     assert len(q.take(10_000, limit=1)) == 10
+
+
+def test_copies_heard_count_as_sends_only_under_a_backlog_and_only_with_an_ident() -> None:
+    def queue(backlog_bytes: int) -> BroadcastQueue:
+        q = BroadcastQueue(backlog_bytes)
+        q.enqueue("a", _payload("a"), b"id-a")
+        q.enqueue("me", _payload("me"))  # no ident: never counted
+        return q
+
+    calm = queue(backlog_bytes=1000)
+    busy = queue(backlog_bytes=0)
+    for q in (calm, busy):
+        q.heard([b"id-a"] * 3 + [_payload("me")] * 3)
+    # limit 4: under a backlog "a" has 3 heard copies, so one send ends it
+    assert busy.take(1000, limit=4) == [_payload("me"), _payload("a")]
+    assert busy.take(1000, limit=4) == [_payload("me")]
+    assert calm.take(1000, limit=4) == [_payload("me"), _payload("a")]
+    assert calm.take(1000, limit=4) == [_payload("me"), _payload("a")]
+    assert busy.pending_bytes == len(_payload("me"))

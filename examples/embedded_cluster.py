@@ -11,10 +11,10 @@ from collections.abc import Callable
 import trio
 
 from gossip import AgentSettings, open_agent
-from gossip.runtime.localcluster import find_free_base
+from gossip.client.localcluster import find_free_base
 from gossip.runtime.logconfig import configure_logging
-from gossip.runtime.ownership_service import OwnershipService
-from gossip.runtime.store_service import StoreService
+from gossip.runtime.ownership.service import OwnershipService
+from gossip.runtime.store.service import StoreService
 
 
 async def eventually(condition: Callable[[], bool]) -> None:

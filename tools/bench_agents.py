@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossip.runtime.apiclient import ApiClientError
-from gossip.runtime.localcluster import HOST, LocalCluster, find_free_base, ports_free
+from gossip.client.api import ApiClientError
+from gossip.client.localcluster import HOST, LocalCluster, find_free_base, ports_free
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.core.config import Config
-from gossip.core.messages import Alive, Message, Ping
-from gossip.core.wire import Codec
+from gossip.core.membership.config import Config
+from gossip.core.membership.messages import Alive, Message, Ping
+from gossip.core.membership.wire import Codec
 from gossip.security.keyring import Keyring, generate_key
 from gossip.security.sealer import OVERHEAD, AesGcmSealer
 

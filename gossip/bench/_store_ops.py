@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossip.cli.kv_cmd import key_path, request
-from gossip.runtime.apiclient import ApiClient
-from gossip.runtime.localcluster import LocalCluster
+from gossip.client.api import ApiClient
+from gossip.client.kv import key_path, request
+from gossip.client.localcluster import LocalCluster
 
 VALUE = b"x" * 100
 

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gossip.core import rendezvous as hrw
-from gossip.core.partition_table import DEFAULT_PARTITIONS, PartitionTable
+from gossip.core.ownership.partition_table import DEFAULT_PARTITIONS, PartitionTable
 
 I64 = npt.NDArray[np.int64]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import cbor2
 
-from gossip.core.antientropy import SyncSession, reply_to
-from gossip.core.hlc import Timestamp
-from gossip.core.kvmemory import MemoryReplica
-from gossip.core.kvrecord import Record, record_to_wire
-from gossip.core.syncwire import SyncMessage, decode, encode
+from gossip.core.store.antientropy import SyncSession, reply_to
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.memory_replica import MemoryReplica
+from gossip.core.store.record import Record, record_to_wire
+from gossip.core.store.syncwire import SyncMessage, decode, encode
 
 PARTITION = 0
 

@@ -2,7 +2,7 @@
 
 Rules: each command talks to one agent's control API (--api / GOSSIP_API) and
 prints a table or, with --json, the raw JSON; an unreachable agent or an API
-error prints one line and exits 1. `gossip cluster` lives in cluster_run.py.
+error prints one line and exits 1.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-from gossip.runtime.apiclient import ApiClient, ApiClientError, add_client_arguments
+from gossip.cli.output import members_table
+from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
 
 
 def register(subparsers: Any) -> None:
-    from gossip.cli.cluster_run import register_cluster
-
     p = subparsers.add_parser("members", help="list the members an agent sees")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -43,8 +41,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_wrap(info))
 
-    register_cluster(subparsers)
-
 
 def _wrap(command: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
@@ -58,30 +54,6 @@ def _wrap(command: Any) -> Any:
             return 130
 
     return run
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def members_table(members: Sequence[dict[str, Any]]) -> str:
-    rows = [
-        [
-            str(m["name"]),
-            str(m["address"]),
-            str(m["state"]),
-            str(m["incarnation"]),
-            ",".join(f"{k}={v}" for k, v in sorted(m.get("tags", {}).items())),
-        ]
-        for m in members
-    ]
-    return format_table(["name", "address", "state", "incarnation", "tags"], rows)
 
 
 def members(client: ApiClient, args: argparse.Namespace) -> int:

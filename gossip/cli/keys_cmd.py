@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from gossip.runtime.apiclient import ApiClient, ApiClientError, add_client_arguments
+from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
 from gossip.security.keyops import Command, format_summary
 from gossip.security.keyring import KeyringError, decode_key, encode_key, generate_key
 

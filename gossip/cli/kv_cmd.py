@@ -11,17 +11,14 @@ Errors print one line to stderr and exit 1 (a missing key too).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import json
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from gossip.runtime.apiclient import TIMEOUT_S, ApiClient, ApiClientError, add_client_arguments
-
-MAX_ANSWER = 16 << 20
+from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
+from gossip.client.kv import call, key_path
 
 
 def register(subparsers: Any) -> None:
@@ -77,42 +74,6 @@ def _wrap(command: Any) -> Any:
             return 1
 
     return run
-
-
-def request(
-    client: ApiClient, method: str, path: str, body: bytes | None = None
-) -> tuple[int, str, bytes]:
-    """One raw HTTP exchange: (status, content type, body)."""
-    conn = http.client.HTTPConnection(client.host, client.port, timeout=TIMEOUT_S)
-    headers = {"Content-Type": "application/octet-stream"}
-    if client.token:
-        headers["Authorization"] = f"Bearer {client.token}"
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("content-type", ""), resp.read(MAX_ANSWER)
-    except OSError as exc:
-        raise ApiClientError(
-            f"cannot reach the agent API at {client.host}:{client.port}: {exc}"
-        ) from None
-    finally:
-        conn.close()
-
-
-def call(client: ApiClient, method: str, path: str, body: bytes | None = None) -> bytes:
-    status, ctype, raw = request(client, method, path, body)
-    if status >= 400:
-        message = raw.decode(errors="replace").strip()
-        if ctype.startswith("application/json"):
-            with contextlib.suppress(ValueError, AttributeError):
-                message = json.loads(raw).get("error", message)
-        raise ApiClientError(f"HTTP {status}: {message}")
-    return raw
-
-
-def key_path(key: str, **query: str) -> str:
-    path = "/v1/kv/" + quote(key, safe="")
-    return f"{path}?{urlencode(query)}" if query else path
 
 
 def put(client: ApiClient, args: argparse.Namespace) -> int:

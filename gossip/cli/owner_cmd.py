@@ -15,7 +15,7 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from gossip.runtime.apiclient import ApiClient, ApiClientError, add_client_arguments
+from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
 
 
 def register(subparsers: Any) -> None:

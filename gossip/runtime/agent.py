@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from gossip.core import outputs as o
-from gossip.core.config import Config
-from gossip.core.node import Node
+from gossip.core.membership import outputs as o
+from gossip.core.membership.config import Config
+from gossip.core.membership.node import Node
 from gossip.core.types import Address, MemberInfo
 from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
@@ -34,7 +34,6 @@ from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
 from gossip.runtime.notify import Notifier, fmt_address
-from gossip.runtime.sealing import PlainSealer, Sealer, SealRejected
 from gossip.runtime.service import (
     LEAVE_HOOK_TIMEOUT,
     DatagramHandler,
@@ -45,6 +44,7 @@ from gossip.runtime.service import (
 from gossip.runtime.settings import AgentSettings
 from gossip.runtime.streams import StreamChannels
 from gossip.runtime.subscribe import Subscribers, Subscription
+from gossip.security.sealing import PlainSealer, Sealer, SealRejected
 
 T = TypeVar("T")
 INBOX_SIZE = 1024

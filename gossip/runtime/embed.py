@@ -14,9 +14,9 @@ import trio
 
 from gossip.runtime.agent import Agent
 from gossip.runtime.network import Network
-from gossip.runtime.sealing import Sealer
 from gossip.runtime.service import Service
 from gossip.runtime.settings import AgentSettings
+from gossip.security.sealing import Sealer
 
 
 @asynccontextmanager

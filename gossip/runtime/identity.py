@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gossip.runtime.atomicfile import write_atomic
+from gossip.atomicfile import write_atomic
 
 FILE_NAME = "identity.json"
 MAX_BYTES = 4096

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gossip.core import outputs as o
+from gossip.core.membership import outputs as o
 from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent

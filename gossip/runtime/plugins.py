@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from gossip.runtime.agent import Agent
 
 PLUGIN_MODULES = (
-    "gossip.runtime.keys_service",
-    "gossip.runtime.ownership_service",
-    "gossip.runtime.store_service",
+    "gossip.runtime.keys.service",
+    "gossip.runtime.ownership.service",
+    "gossip.runtime.store.service",
 )
 
 

@@ -83,7 +83,7 @@ class ServiceHost(Protocol):
     def address(self) -> Address: ...
     @property
     def config(self) -> Any:
-        """The agent's gossip.core.config.Config."""
+        """The agent's gossip.core.membership.config.Config."""
         ...
 
     @property

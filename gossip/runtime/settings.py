@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gossip.core.config import Config, ConfigError
+from gossip.core.membership.config import Config, ConfigError
 from gossip.core.types import Address
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -54,7 +54,7 @@ class AgentSettings:
     """json | console; None picks console on a terminal, json otherwise."""
     log_file: Path | None = None
     core: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of gossip.core.config.Config fields ([core] table)."""
+    """Overrides of gossip.core.membership.config.Config fields ([core] table)."""
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Other TOML tables, one per service."""
     config_file: Path | None = None

@@ -19,8 +19,8 @@ from gossip.core.types import Address
 from gossip.runtime import framing as fr
 from gossip.runtime.metrics import Counter
 from gossip.runtime.network import Network
-from gossip.runtime.sealing import Sealer, SealRejected
 from gossip.runtime.service import StreamError, StreamHandler
+from gossip.security.sealing import Sealer, SealRejected
 
 MAX_INBOUND = 64
 

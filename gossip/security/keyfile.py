@@ -1,7 +1,7 @@
 """The keyring file under --data-dir.
 
 Rules: `keyring.json` holds {"primary": base64, "keys": [base64, ...]}. It is
-written atomically (gossip.runtime.atomicfile) with mode 0600, so a crash
+written atomically (gossip.atomicfile) with mode 0600, so a crash
 leaves either the old or the new keyring. Reading is bounded in size and every
 field is validated; a bad file raises KeyfileError naming the problem.
 """
@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from gossip.runtime.atomicfile import write_atomic
+from gossip.atomicfile import write_atomic
 from gossip.security.keyring import Keyring, KeyringError, decode_key, encode_key
 
 FILENAME = "keyring.json"

@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gossip.core.types import Address
-from gossip.runtime.sealing import SealRejected
 from gossip.security.keyring import KEY_ID_SIZE, Keyring, key_id
 from gossip.security.replay import DEFAULT_WINDOW, ReplayWindow
+from gossip.security.sealing import SealRejected
 
 MAGIC = 0x1C
 SALT_SIZE = 16

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gossip.core import outputs as out
+from gossip.core.membership import outputs as out
 from gossip.core.types import MemberState
 from gossip.sim.engine import DOWN, UP, Host, Simulation
 

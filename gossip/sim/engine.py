@@ -25,9 +25,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from gossip.core import outputs as out
-from gossip.core.config import Config
-from gossip.core.node import Node
+from gossip.core.membership import outputs as out
+from gossip.core.membership.config import Config
+from gossip.core.membership.node import Node
 from gossip.core.types import Address
 from gossip.sim.faults import FaultModel
 

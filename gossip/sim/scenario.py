@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gossip.core.config import Config
+from gossip.core.membership.config import Config
 from gossip.sim.checks import Verdicts, all_see_alive
 from gossip.sim.engine import Simulation
 from gossip.sim.faults import FaultModel

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 
-from gossip.runtime.localcluster import LocalCluster
+from gossip.client.localcluster import LocalCluster
 
 
 def stop_at_once(cluster: LocalCluster) -> None:

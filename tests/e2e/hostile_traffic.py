@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossip.core.config import Config
-from gossip.core.messages import Ack, Dead, Left, Message, Nack, Ping, PushPull, Suspect
-from gossip.core.wire import Codec, WireError
+from gossip.core.membership.config import Config
+from gossip.core.membership.messages import Ack, Dead, Left, Message, Nack, Ping, PushPull, Suspect
+from gossip.core.membership.wire import Codec, WireError
 from gossip.runtime import framing
 
 HOST = "127.0.0.1"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gossip.runtime.localcluster import LocalCluster, find_free_base
+from gossip.client.localcluster import LocalCluster, find_free_base
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gossip import __version__
-from gossip.runtime.localcluster import find_free_base
+from gossip.client.localcluster import find_free_base
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "gossip"

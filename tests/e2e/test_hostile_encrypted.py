@@ -14,11 +14,11 @@ import pytest
 from cluster_helpers import stop_at_once
 from hostile_traffic import udp_socket_field
 
-from gossip.core.config import Config
-from gossip.core.messages import Ack, Ping
-from gossip.core.wire import Codec
+from gossip.client.localcluster import AgentProcess, LocalCluster
+from gossip.core.membership.config import Config
+from gossip.core.membership.messages import Ack, Ping
+from gossip.core.membership.wire import Codec
 from gossip.runtime import framing
-from gossip.runtime.localcluster import AgentProcess, LocalCluster
 from gossip.security.keyring import Keyring, encode_key, generate_key
 from gossip.security.sealer import AesGcmSealer
 

@@ -32,8 +32,8 @@ from hostile_traffic import (
     udp_socket_field,
 )
 
+from gossip.client.localcluster import AgentProcess, LocalCluster
 from gossip.runtime.http import REQUEST_TIMEOUT
-from gossip.runtime.localcluster import AgentProcess, LocalCluster
 from gossip.runtime.streams import MAX_INBOUND
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.runtime.apiclient import ApiClient, ApiClientError
+from gossip.client.api import ApiClient, ApiClientError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 

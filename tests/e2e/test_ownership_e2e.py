@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from gossip.runtime.apiclient import ApiClientError
-from gossip.runtime.localcluster import AgentProcess, LocalCluster
+from gossip.client.api import ApiClientError
+from gossip.client.localcluster import AgentProcess, LocalCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 
 from gossip.cli import main
 from gossip.logs.html_report import STATE_COLOURS
-from tests.unit.logs_fixtures import write_cluster
+from tests.unit.logs.logs_fixtures import write_cluster
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cluster_helpers import stop_at_once
 
-from gossip.runtime.localcluster import AgentProcess, LocalCluster, find_free_base
+from gossip.client.localcluster import AgentProcess, LocalCluster, find_free_base
 
 pytestmark = pytest.mark.e2e
 

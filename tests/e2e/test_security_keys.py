@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from cluster_helpers import stop_at_once
 
-from gossip.runtime.apiclient import ApiClientError
-from gossip.runtime.localcluster import AgentProcess, LocalCluster
+from gossip.client.api import ApiClientError
+from gossip.client.localcluster import AgentProcess, LocalCluster
 from gossip.security.keyfile import keyring_path, load_keyring
 from gossip.security.keyring import decode_key, encode_key, generate_key, key_label
 

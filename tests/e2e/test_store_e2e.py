@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gossip.cli.kv_cmd import key_path, request
-from gossip.runtime.localcluster import AgentProcess, LocalCluster
+from gossip.client.kv import key_path, request
+from gossip.client.localcluster import AgentProcess, LocalCluster
 
 pytestmark = pytest.mark.e2e
 CONVERGE_S = 60.0

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossip.runtime.http import REQUEST_TIMEOUT, ApiRequest, ApiResponse, HttpServer
-from gossip.runtime.httpreplay import replay_connection
+from gossip.testing.httpreplay import replay_connection
 
 
 async def _ok(request: ApiRequest) -> ApiResponse:

@@ -14,9 +14,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.core import outputs as o
-from gossip.core.config import Config
-from gossip.core.messages import (
+from gossip.core.membership import outputs as o
+from gossip.core.membership.config import Config
+from gossip.core.membership.messages import (
     Ack,
     Alive,
     Dead,
@@ -29,9 +29,9 @@ from gossip.core.messages import (
     StateEntry,
     Suspect,
 )
-from gossip.core.node import Node
+from gossip.core.membership.node import Node
+from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
-from gossip.core.wire import Codec, WireError
 
 CFG = Config.for_profile("lan", cluster_name="fuzz")
 CODEC = Codec(CFG)

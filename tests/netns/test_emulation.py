@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gossip.cli import main
-from gossip.core.config import Config
-from gossip.core.lifeguard import suspicion_min_timeout
+from gossip.core.membership.config import Config
+from gossip.core.membership.lifeguard import suspicion_min_timeout
 from gossip.emulate.netns import run
 
 pytestmark = [

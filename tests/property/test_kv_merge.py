@@ -3,10 +3,10 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gossip.core.hlc import Timestamp
-from gossip.core.kvmemory import MemoryReplica
-from gossip.core.kvrecord import Record, merge
-from gossip.core.merkle import MerkleTree
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.memory_replica import MemoryReplica
+from gossip.core.store.merkle import MerkleTree
+from gossip.core.store.record import Record, merge
 
 timestamps = st.builds(
     Timestamp, st.integers(0, 5), st.integers(0, 3), st.sampled_from(["a", "b", "c"])

@@ -8,11 +8,11 @@ import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.core import outputs as out
-from gossip.core import wire, wirefast
-from gossip.core.config import Config
-from gossip.core.members import supersedes
-from gossip.core.messages import (
+from gossip.core.membership import outputs as out
+from gossip.core.membership import wire, wirefast
+from gossip.core.membership.config import Config
+from gossip.core.membership.members import supersedes
+from gossip.core.membership.messages import (
     Ack,
     Alive,
     Dead,
@@ -25,9 +25,9 @@ from gossip.core.messages import (
     StateEntry,
     Suspect,
 )
-from gossip.core.node import Node
+from gossip.core.membership.node import Node
+from gossip.core.membership.wire import Codec, WireError, encode_message, wrap
 from gossip.core.types import MemberState
-from gossip.core.wire import Codec, WireError, encode_message, wrap
 
 CFG = Config()
 CODEC = Codec(CFG)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossip.core import rendezvous as hrw
-from gossip.core.partition_table import PartitionTable
+from gossip.core.ownership.partition_table import PartitionTable
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
 member_sets = st.sets(names, min_size=2, max_size=12)

@@ -8,7 +8,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.core.ownership import ItemAcquired, ItemReleased, Ownership
+from gossip.core.ownership.assignment import ItemAcquired, ItemReleased, Ownership
 from gossip.core.types import MemberInfo, MemberState
 
 OBSERVERS = ("a", "b", "c")  # never fail

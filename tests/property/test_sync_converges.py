@@ -3,10 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.core.antientropy import SyncSession, answer
-from gossip.core.hlc import Timestamp
-from gossip.core.kvmemory import MemoryReplica
-from gossip.core.kvrecord import Record, merge
+from gossip.core.store.antientropy import SyncSession, answer
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.memory_replica import MemoryReplica
+from gossip.core.store.record import Record, merge
 
 writes = st.lists(
     st.builds(

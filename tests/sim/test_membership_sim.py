@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gossip.core import outputs as out
-from gossip.core.config import Config
+from gossip.core.membership import outputs as out
+from gossip.core.membership.config import Config
 from gossip.core.types import MemberState
 from gossip.sim.checks import Verdicts, all_see_alive, dead_everywhere, views_agree
 from gossip.sim.engine import Simulation

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from gossip.core.config import Config
+from gossip.core.membership.config import Config
 from gossip.core.types import MemberState
 from gossip.sim.checks import all_see_alive, views_agree
 from gossip.sim.engine import Simulation, sim_address

@@ -11,17 +11,26 @@ import contextlib
 import random
 from collections.abc import Callable
 
-from gossip.core import outputs as o
-from gossip.core.config import Config
-from gossip.core.messages import Ack, Alive, Dead, Message, Ping, PushPull, StateEntry, Suspect
-from gossip.core.node import Node
+from gossip.core.membership import outputs as o
+from gossip.core.membership.config import Config
+from gossip.core.membership.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Message,
+    Ping,
+    PushPull,
+    StateEntry,
+    Suspect,
+)
+from gossip.core.membership.node import Node
+from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
-from gossip.core.wire import Codec, WireError
 from gossip.runtime import framing
 from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
-from gossip.runtime.httpreplay import replay_connection
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
+from gossip.testing.httpreplay import replay_connection
 
 Target = Callable[[bytes], None]
 

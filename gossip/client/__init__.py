@@ -1,0 +1,1 @@
+"""Clients of a running agent: the control-API client, store HTTP helpers, local clusters."""

@@ -1,0 +1,360 @@
+"""The membership state machine of one node: SWIM with Lifeguard, no I/O.
+
+The public surface (the shared core contract) and the update rules live here;
+probing.py, pushpull.py and nodebase.py hold the other parts of the class.
+
+Rules:
+- Inputs are method calls that take `now`; outputs are queued values drained
+  with take_outputs(). The node never reads a clock and draws randomness only
+  from the injected rng, so a seed and an input sequence fix every output.
+- Every update is merged by members.supersedes (higher incarnation wins; at
+  equal incarnation alive < suspect < dead < left). A suspicion becomes a
+  death when its Lifeguard timeout passes (suspicion.py); a node that hears
+  itself suspected, dead or left refutes with a higher incarnation, and one
+  that hears a stale accusation gossips its current alive again.
+- A datagram is parsed whole before any of it is acted on; an update whose
+  bytes were already applied is skipped unparsed (precedence makes a repeat a
+  no-op), but a repeated stale suspicion is still answered with a correction.
+- start() announces a fresh incarnation (the persisted one + 1), so a
+  restarted node always outranks what the cluster remembers of it.
+- Name conflicts (one name, two live addresses): the higher incarnation wins;
+  at equal incarnation the address already holding the name keeps it. A node
+  never fights for its own name; it reports NameConflict.
+- A bad datagram is counted and reported as DatagramRejected; no input raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+from gossip.core.membership import outputs as out
+from gossip.core.membership.lifeguard import expected_confirmations, suspicion_min_timeout
+from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
+from gossip.core.membership.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    Suspect,
+)
+from gossip.core.membership.nodebase import (
+    JOIN_RETRY_MIN,
+    MISS,
+    ReconnectState,
+    check_tags,
+    freeze_tags,
+)
+from gossip.core.membership.probing import Prober
+from gossip.core.membership.pushpull import Syncer
+from gossip.core.membership.suspicion import Suspicion
+from gossip.core.membership.wire import WireError, encode_message, entry_from_alive, wrap
+from gossip.core.types import Address, MemberInfo, MemberState
+
+
+class Node(Prober, Syncer):
+    def start(self, now: float, seeds: Sequence[Address]) -> None:
+        """Announce ourselves with a fresh incarnation, start the timers, join."""
+        if self._started:
+            return
+        self._started = True
+        self._set_incarnation(self.incarnation + 1)
+        self._table.put(self._self_info(now), probe=False)
+        self._broadcast_self()
+        cfg, rng = self.cfg, self.rng
+        self._timers.add(now + rng.uniform(0, cfg.probe_interval), self._probe_tick)
+        self._timers.add(now + rng.uniform(0.5, 1.0) * cfg.push_pull_interval, self._push_pull_tick)
+        self._timers.add(now + rng.uniform(0.5, 1.5) * cfg.reconnect_interval, self._reconnect_tick)
+        self._seeds = [s for s in seeds if s != self.address]
+        self.join(now, self._seeds)
+        if self._seeds:
+            self._timers.add(now + JOIN_RETRY_MIN * rng.uniform(1.0, 1.5), self._retry_join, 1)
+
+    def leave(self, now: float) -> None:
+        """Disseminate `left`; LeaveCompleted follows when it has been sent its
+        full retransmit count (or after leave_timeout, or at once when alone)."""
+        if self._leaving or not self._started:
+            if not self._started:
+                self._outbox.append(out.LeaveCompleted())
+            return
+        self._leaving = True
+        self._table.put(self._self_info(now, LEFT), probe=False)
+        self._left_payload = wrap(encode_message(Left(self.name, self.incarnation)))
+        self._queue.enqueue(self.name, self._left_payload)
+        self._schedule_gossip(now)
+        if self._table.live == 0:
+            self._finish_leave(now, None)
+        else:
+            self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
+
+    def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
+        self.tags = MappingProxyType(dict(tags))
+        check_tags(self.cfg, self.tags)
+        if self._started and not self._leaving:
+            self._set_incarnation(self.incarnation + 1)
+            self._table.put(self._self_info(now), probe=False)
+            self._broadcast_self()
+            self._schedule_gossip(now)
+
+    # ---- datagrams ------------------------------------------------------------
+
+    def receive_datagram(self, now: float, src: Address, payload: bytes) -> None:
+        self._packets_in += 1
+        self._bytes_in += len(payload)
+        codec = self._codec
+        seen_get = self._seen.get  # hot: ~50 lookups per packet
+        fresh: list[tuple[bytes, Message]] = []
+        accusations: list[tuple[str, int]] = []
+        repeats: list[bytes] = []
+        try:
+            # Parse everything before acting on anything: a packet is all or nothing.
+            for raw in codec.split_packet(payload):
+                hit = seen_get(raw, MISS)
+                if hit is MISS:
+                    fresh.append((raw, codec.parse(raw)))
+                else:
+                    repeats.append(raw)
+                    if hit is not None:
+                        accusations.append(hit)
+        except WireError as exc:
+            self._reject(src, exc.reason)
+            return
+        if not self._started:
+            return
+        if repeats:
+            self._queue.heard(repeats)
+        for raw, msg in fresh:
+            self._dispatch(now, src, msg, raw)
+        for name, inc in accusations:
+            self._correct_if_stale(src, name, inc)
+
+    def _correct_if_stale(self, src: Address, name: str, inc: int) -> None:
+        """`src` gossips a suspicion or death older than the alive we hold:
+        it missed a refutation, so tell it directly (a lost refutation would
+        otherwise let its suspicion timer kill a live member)."""
+        cur = self._table.get(name)
+        if cur is not None and cur.state == ALIVE and inc < cur.incarnation:
+            self._count("corrections_sent")
+            self._send(src, Alive(name, cur.incarnation, cur.address, cur.tags))
+
+    def _dispatch(self, now: float, src: Address, msg: Message, raw: bytes) -> None:
+        kind = type(msg)
+        if kind is Alive:
+            self._on_alive(now, msg, raw)  # type: ignore[arg-type]
+        elif kind is Ack:
+            self._on_ack(now, msg.seq)  # type: ignore[union-attr]
+        elif kind is Ping:
+            self._on_ping(now, src, msg)  # type: ignore[arg-type]
+        elif kind is Suspect:
+            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
+            self._on_suspect(now, msg, raw)  # type: ignore[arg-type]
+        elif kind is Dead:
+            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
+            self._on_dead(now, msg, raw)  # type: ignore[arg-type]
+        elif kind is Left:
+            self._on_left(now, msg, raw)  # type: ignore[arg-type]
+        elif kind is PingReq:
+            self._on_ping_req(now, src, msg)  # type: ignore[arg-type]
+        elif kind is Nack:
+            probe = self._probes.get(msg.seq)  # type: ignore[union-attr]
+            if probe is not None:
+                probe.nacks += 1
+                self._count("nacks_received")
+        else:
+            self._reject(src, "unexpected_kind")
+
+    # ---- membership updates ----------------------------------------------------
+
+    def _on_alive(
+        self, now: float, a: Alive, raw: bytes | None = None, gossip: bool = True
+    ) -> None:
+        if a.name == self.name:
+            self._on_alive_about_self(now, a)
+            return
+        cur = self._table.get(a.name)
+        if cur is not None:
+            self._remember(raw)
+            inc = cur.incarnation
+            if a.incarnation < inc or (a.incarnation == inc and cur.state != ALIVE):
+                return  # stale, or loses to suspect/dead/left at this incarnation
+            if a.incarnation == inc:
+                if a.address != cur.address:
+                    self._name_conflict(cur, a.address, winner=cur.address)
+                return  # duplicate (tags change only with a new incarnation)
+        info = MemberInfo(a.name, a.address, ALIVE, a.incarnation, freeze_tags(a.tags), now)
+        self._table.put(info)
+        if raw is not None:
+            self._remember(raw)
+            self._rows.note(info, entry_from_alive(raw))
+        if gossip:
+            self._enqueue(now, a.name, a, raw)
+        if cur is None or cur.state >= DEAD:
+            self._reconnects.pop(a.name, None)
+            self._outbox.append(out.MemberJoined(info))
+            return
+        if cur.address != a.address:
+            self._name_conflict(cur, a.address, winner=a.address)
+        if cur.state == SUSPECT:
+            self._suspicions.pop(a.name, None)
+            self._outbox.append(out.MemberRecovered(info))
+        elif cur.address != a.address or dict(cur.tags) != dict(a.tags):
+            self._outbox.append(out.MemberUpdated(info))
+
+    def _on_alive_about_self(self, now: float, a: Alive) -> None:
+        if a.address != self.address:
+            # Another node claims our name: do not fight over it (each
+            # refutation would provoke the other); report it.
+            me = self._self_info(now)
+            self._name_conflict(me, a.address, winner=_winner(me, a))
+        elif a.incarnation > self.incarnation and not self._leaving:
+            self._refute(now, "alive", a.name, a.incarnation)
+
+    def _name_conflict(self, holder: MemberInfo, other: Address, winner: Address) -> None:
+        self._count("name_conflicts")
+        self._outbox.append(out.NameConflict(holder.name, holder.address, other, winner))
+
+    def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:
+        if s.name == self.name:
+            if s.incarnation >= self.incarnation and not self._leaving:
+                self._refute(now, "suspect", s.accuser, s.incarnation)
+            else:
+                self._reassert(now)
+            return
+        self._suspect(now, s.name, s.incarnation, s.accuser, raw)
+
+    def _suspect(
+        self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
+    ) -> None:
+        cur = self._table.get(name)
+        if cur is None:
+            return
+        self._remember(raw, (name, inc))
+        msg = Suspect(name, inc, accuser)
+        if cur.state == SUSPECT and inc == cur.incarnation:
+            susp = self._suspicions.get(name)
+            if susp is not None and susp.confirm(accuser):
+                self._timers.add(susp.deadline, self._suspicion_expired, susp)
+                self._enqueue(now, name, msg, raw)
+            return
+        if not supersedes(inc, SUSPECT, cur.incarnation, cur.state):
+            return
+        # A new suspicion. Over a suspicion (or death) at a lower incarnation
+        # it starts afresh: the member refuted that one, so its timer is void.
+        info = MemberInfo(name, cur.address, SUSPECT, inc, cur.tags, now)
+        self._table.put(info)
+        n = len(self._table)
+        cfg = self.cfg
+        min_s = suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        susp = Suspicion(
+            name,
+            inc,
+            accuser,
+            now,
+            expected_confirmations(cfg.suspicion_mult, n),
+            min_s,
+            min_s * cfg.suspicion_max_timeout_mult,
+        )
+        self._suspicions[name] = susp
+        self._timers.add(susp.deadline, self._suspicion_expired, susp)
+        self._enqueue(now, name, msg, raw)
+        self._count("suspicions")
+        self._outbox.append(out.MemberSuspected(info, accuser, 0, susp.timeout))
+
+    def _suspicion_expired(self, now: float, susp: Suspicion) -> None:
+        if self._suspicions.get(susp.name) is not susp or susp.deadline > now:
+            return  # refuted, replaced, or moved later than this timer
+        cur = self._table.get(susp.name)
+        if cur is None or cur.state != SUSPECT:
+            return
+        if susp.confirmations < susp.k and not susp.last_call:
+            # Unconfirmed, so the timer ran long: perhaps only we missed the
+            # refutation. Gossip the suspicion once more; whoever holds a newer
+            # alive answers it with a correction, and the suspect refutes.
+            susp.last_call = True
+            self._count("suspicion_last_calls")
+            self._enqueue(
+                now, susp.name, Suspect(susp.name, susp.incarnation, susp.first_accuser), None
+            )
+            self._timers.add(now + self.cfg.probe_interval, self._suspicion_expired, susp)
+            return
+        del self._suspicions[susp.name]
+        self._declare(now, cur, DEAD, susp.first_accuser, susp.confirmations)
+        self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)
+
+    def _on_dead(self, now: float, d: Dead, raw: bytes | None = None) -> None:
+        if d.name == self.name:
+            if d.incarnation >= self.incarnation and not self._leaving:
+                self._refute(now, "dead", d.accuser, d.incarnation)
+            else:
+                self._reassert(now)
+            return
+        cur = self._table.get(d.name)
+        if cur is None:
+            return
+        self._remember(raw, (d.name, d.incarnation))
+        if not supersedes(d.incarnation, DEAD, cur.incarnation, cur.state):
+            return
+        susp = self._suspicions.pop(d.name, None)
+        cur = MemberInfo(cur.name, cur.address, cur.state, d.incarnation, cur.tags, now)
+        self._declare(now, cur, DEAD, d.accuser, susp.confirmations if susp else 0)
+        self._enqueue(now, d.name, d, raw)
+
+    def _on_left(self, now: float, msg: Left, raw: bytes | None = None) -> None:
+        if msg.name == self.name:
+            if msg.incarnation >= self.incarnation and not self._leaving:
+                self._refute(now, "left", msg.name, msg.incarnation)
+            return
+        cur = self._table.get(msg.name)
+        if cur is None:
+            return
+        self._remember(raw)
+        if not supersedes(msg.incarnation, LEFT, cur.incarnation, cur.state):
+            return
+        self._suspicions.pop(msg.name, None)
+        cur = MemberInfo(cur.name, cur.address, cur.state, msg.incarnation, cur.tags, now)
+        self._declare(now, cur, LEFT, msg.name, 0)
+        self._enqueue(now, msg.name, msg, raw)
+
+    def _declare(
+        self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int
+    ) -> None:
+        """Record `cur` as dead or left, notify, and arrange its reaping."""
+        info = MemberInfo(cur.name, cur.address, state, cur.incarnation, cur.tags, now)
+        self._table.put(info)
+        if state == DEAD:
+            self._outbox.append(out.MemberFailed(info, accuser, confirmations, self.health))
+            cfg = self.cfg
+            self._reconnects[info.name] = ReconnectState(
+                info.address,
+                now + cfg.reconnect_interval,
+                cfg.reconnect_interval,
+                now + cfg.reconnect_timeout,
+            )
+        else:
+            self._reconnects.pop(info.name, None)
+            self._outbox.append(out.MemberLeft(info))
+        self._timers.add(now + self.cfg.dead_reap_time, self._reap, info)
+
+    def _reap(self, now: float, info: MemberInfo) -> None:
+        if self._table.get(info.name) is info:
+            self._table.remove(info.name)
+            self._outbox.append(out.MemberReaped(info.name))
+
+    def _refute(self, now: float, accused: str, accuser: str, accused_inc: int) -> None:
+        self._set_incarnation(max(self.incarnation, accused_inc) + 1)
+        self._table.put(self._self_info(now), probe=False)
+        self._broadcast_self()
+        self._schedule_gossip(now)
+        self._count("refutations")
+        self._outbox.append(out.SelfRefuted(accused, accuser, self.incarnation))
+        self._health_delta(1, "refuted")
+
+
+def _winner(holder: MemberInfo, claim: Alive) -> Address:
+    """Name conflict rule: the higher incarnation wins; at equal incarnation the
+    node that already holds the name keeps it."""
+    return claim.address if claim.incarnation > holder.incarnation else holder.address

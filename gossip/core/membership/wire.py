@@ -1,0 +1,394 @@
+"""The wire format: a versioned CBOR envelope holding one or more messages.
+
+A datagram (and a stream frame alike) is the CBOR array
+
+    [version, cluster_name, [bstr(message), ...]]   message = [kind, field, ...]
+
+so one datagram is naturally a compound packet: a ping or ack followed by as
+many piggybacked updates as fit the UDP budget. Each message travels as a
+byte string holding its own CBOR encoding: packets are assembled by
+concatenating pre-encoded messages under a pre-encoded envelope prefix (so a
+packet's size is exact while it is built), and a receiver can recognise an
+update it has already applied by its bytes alone, without parsing it.
+
+Rules: decoding is bounded and strict. The input size is checked before any
+parsing, cbor2 rejects impossible lengths and nesting past its depth limit,
+trailing bytes are refused, every field is type- and range-checked against
+a fixed schema before a message value exists, and every item must be in the
+one canonical encoding the sender side produces (so equal updates are equal
+bytes, which the node's cache of applied updates relies on). Any failure raises WireError
+with a short stable reason token, which the node turns into a counted
+DatagramRejected output: nothing else may escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cbor2
+
+from gossip.core.membership import wirefast
+from gossip.core.membership.config import MAX_UDP_PAYLOAD, Config
+from gossip.core.membership.messages import (
+    ACK,
+    ALIVE,
+    DEAD,
+    LEFT,
+    NACK,
+    PING,
+    PING_REQ,
+    PUSH_PULL,
+    PUSH_PULL_REPLY,
+    SUSPECT,
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    PushPullReply,
+    StateEntry,
+    Suspect,
+    SyncRows,
+)
+from gossip.core.types import MemberInfo, MemberState
+
+VERSION = 1
+MAX_MESSAGES_PER_PACKET = 1024
+MAX_STATE_ENTRIES = 100_000
+MAX_TAGS = 64
+MAX_HOST_CHARS = 255
+MAX_UINT = 2**63 - 1
+_STATES = tuple(MemberState)
+
+
+class WireError(ValueError):
+    """Input that is not a valid packet; `reason` is a stable token."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _array_header(n: int) -> bytes:
+    return wirefast.head(0x80, n)
+
+
+ARRAY_HEADER_MAX = 3
+"""Bytes of the message-list header for up to 65535 messages."""
+
+
+def encode_message(msg: Message) -> bytes:
+    """The CBOR array of one message (wrap it before placing it in a packet)."""
+    kind = type(msg)
+    if kind is Ack:
+        return wirefast.encode_ack(msg.seq)  # type: ignore[union-attr]
+    if kind is Ping:
+        return wirefast.encode_ping(msg.seq, msg.target)  # type: ignore[union-attr]
+    out: bytes = cbor2.dumps([msg.KIND, *msg.fields()])
+    return out
+
+
+def state_row(m: MemberInfo) -> bytes:
+    """The encoded push-pull entry of one member (encode_entry of its StateEntry)."""
+    row = [int(m.state), m.name, m.incarnation, m.address[0], m.address[1], dict(m.tags)]
+    out: bytes = cbor2.dumps(row)
+    return out
+
+
+# An entry is [state, name, inc, host, port, tags] and an alive message
+# [5, name, inc, host, port, tags]: both 6-element arrays whose first item
+# takes one byte, so each converts to the other by swapping that byte.
+_ALIVE_HEAD = b"\x86" + bytes((ALIVE,))
+_ALIVE_ENTRY_HEAD = b"\x86" + bytes((int(MemberState.ALIVE),))
+
+
+def alive_from_entry(row: bytes) -> bytes:
+    """The encoded Alive message of a (valid) entry of an alive member."""
+    return _ALIVE_HEAD + row[2:]
+
+
+def entry_from_alive(raw: bytes) -> bytes:
+    """The encoded entry of an alive member, from its (valid) Alive message."""
+    return _ALIVE_ENTRY_HEAD + raw[2:]
+
+
+def wrap(encoded: bytes) -> bytes:
+    """An encoded message as the CBOR byte string a packet carries."""
+    return wirefast.head(0x40, len(encoded)) + encoded
+
+
+def _loads_strict(data: bytes) -> Any:
+    """cbor2 decoding with every failure mapped to a WireError reason, and the
+    input required to be exactly the canonical encoding of what it decodes to
+    (which also refuses trailing bytes)."""
+    if not data:
+        raise WireError("truncated", "empty")
+    try:
+        obj = cbor2.loads(data)
+    except cbor2.CBORDecodeEOF as exc:
+        raise WireError("truncated", str(exc)) from None
+    except RecursionError:
+        raise WireError("too_deep") from None
+    except Exception as exc:  # cbor2 raises several types on bad input
+        if "nesting depth" in str(exc):
+            raise WireError("too_deep") from None
+        raise WireError("bad_cbor", type(exc).__name__) from None
+    try:
+        again: bytes = cbor2.dumps(obj)
+    except Exception:  # e.g. a self-referencing structure built with shared refs
+        raise WireError("non_canonical", "cannot be re-encoded") from None
+    if again != data:
+        if data.startswith(again):
+            raise WireError("trailing_bytes", f"{len(data) - len(again)} bytes")
+        raise WireError("non_canonical", "not the canonical encoding")
+    return obj
+
+
+class Codec:
+    """Encodes and decodes packets for one cluster under one config's limits."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cluster = cfg.cluster_name
+        self.prefix: bytes = b"\x83" + cbor2.dumps(VERSION) + cbor2.dumps(cfg.cluster_name)
+        self.max_name = cfg.max_name_bytes
+        self.max_tags_bytes = cfg.max_tags_bytes
+        self.max_stream_bytes = cfg.max_stream_bytes
+        self.budget = cfg.packet_budget
+        self._parsers: dict[int, Callable[[list[Any]], Message]] = {
+            PING: self._ping,
+            PING_REQ: self._ping_req,
+            ACK: self._ack,
+            NACK: self._nack,
+            ALIVE: self._alive,
+            SUSPECT: self._suspect,
+            DEAD: self._dead,
+            LEFT: self._left,
+            PUSH_PULL: self._push_pull,
+            PUSH_PULL_REPLY: self._push_pull_reply,
+        }
+
+    # ---- encoding ---------------------------------------------------------
+
+    @property
+    def room(self) -> int:
+        """Bytes left for wrapped messages in one datagram."""
+        return self.budget - len(self.prefix) - ARRAY_HEADER_MAX
+
+    def packet(self, parts: list[bytes]) -> bytes:
+        """A datagram from wrapped messages (the caller keeps it in budget)."""
+        return self.prefix + _array_header(len(parts)) + b"".join(parts)
+
+    def frame(self, msg: Message) -> bytes:
+        """A stream frame holding one message."""
+        return self.prefix + b"\x81" + wrap(encode_message(msg))
+
+    def sync_frame(self, join: bool | None, rows: list[bytes]) -> bytes:
+        """The frame of PushPull(join, entries) (or, with join None, of
+        PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
+        same bytes as frame(), by concatenation."""
+        if join is None:
+            head = b"\x82" + cbor2.dumps(PUSH_PULL_REPLY)
+        else:
+            head = b"\x83" + cbor2.dumps(PUSH_PULL) + (b"\xf5" if join else b"\xf4")
+        body = head + _array_header(len(rows)) + b"".join(rows)
+        return self.prefix + b"\x81" + wrap(body)
+
+    # ---- decoding ---------------------------------------------------------
+
+    def split_packet(self, payload: bytes) -> list[bytes]:
+        """The encoded messages of a datagram (checked envelope), or WireError."""
+        if len(payload) > MAX_UDP_PAYLOAD:
+            raise WireError("oversized", f"{len(payload)} bytes")
+        small = wirefast.split_small(payload, self.prefix)
+        if small is not None:
+            return small
+        return self._split(payload, MAX_MESSAGES_PER_PACKET)
+
+    def decode_packet(self, payload: bytes) -> list[Message]:
+        """All messages of a datagram, or WireError."""
+        return [self.parse(raw) for raw in self.split_packet(payload)]
+
+    def decode_frame(self, payload: bytes) -> Message:
+        """The single message of a stream frame, or WireError."""
+        msg = self.decode_sync_frame(payload)
+        if type(msg) is not SyncRows:
+            return msg  # type: ignore[return-value]
+        entries = tuple(self.parse_entry(raw) for raw in msg.rows)
+        return PushPullReply(entries) if msg.join is None else PushPull(msg.join, entries)
+
+    def decode_sync_frame(self, payload: bytes) -> Message | SyncRows:
+        """Like decode_frame, but a push-pull comes back as SyncRows, its
+        entries checked to be byte strings and left unparsed."""
+        if len(payload) > self.max_stream_bytes:
+            raise WireError("oversized", f"{len(payload)} bytes")
+        obj = _loads_strict(self._split(payload, 1)[0])
+        kind = obj[0] if type(obj) is list and obj and type(obj[0]) is int else None
+        if kind == PUSH_PULL:
+            if len(obj) != 3 or type(obj[1]) is not bool:
+                raise WireError("bad_field", "push-pull")
+            return SyncRows(obj[1], _rows(obj[2]))
+        if kind == PUSH_PULL_REPLY:
+            if len(obj) != 2:
+                raise WireError("bad_field", "push-pull reply")
+            return SyncRows(None, _rows(obj[1]))
+        return self._parse_obj(obj)
+
+    def _split(self, payload: bytes, max_messages: int) -> list[bytes]:
+        obj = _loads_strict(payload)
+        if type(obj) is not list or len(obj) != 3:
+            raise WireError("bad_envelope", "not a 3-element array")
+        version, cluster, msgs = obj
+        if version != VERSION or type(version) is not int:
+            raise WireError("bad_version", repr(version)[:20])
+        if cluster != self.cluster:
+            raise WireError("wrong_cluster", repr(cluster)[:40])
+        if type(msgs) is not list or not msgs:
+            raise WireError("bad_envelope", "no message list")
+        if len(msgs) > max_messages:
+            raise WireError("too_many", f"{len(msgs)} messages")
+        for raw in msgs:
+            if type(raw) is not bytes or not raw:
+                raise WireError("bad_envelope", "message is not a byte string")
+        return msgs
+
+    def parse(self, raw: bytes) -> Message:
+        """One encoded message, strictly: schema-checked and canonical."""
+        head = raw[:2]
+        if head == wirefast.ACK_HEAD:
+            seq = wirefast.decode_ack(raw)
+            if seq is not None:
+                return Ack(seq)
+        elif head == wirefast.PING_HEAD:
+            ping = wirefast.decode_ping(raw)
+            if ping is not None:
+                return Ping(ping[0], self._name(ping[1]))
+        return self._parse_obj(_loads_strict(raw))
+
+    def _parse_obj(self, obj: Any) -> Message:
+        if type(obj) is not list or not obj:
+            raise WireError("bad_envelope", "message is not an array")
+        parser = self._parsers.get(obj[0]) if type(obj[0]) is int else None
+        if parser is None:
+            raise WireError("bad_kind", repr(obj[0])[:20])
+        try:
+            return parser(obj)
+        except WireError:
+            raise
+        except (TypeError, ValueError):  # wrong arity when unpacking
+            raise WireError("bad_field", f"kind {obj[0]}") from None
+
+    # ---- field checks (raise WireError("bad_field")) ------------------------
+
+    def _name(self, x: Any) -> str:
+        if type(x) is not str or not x or len(x) > self.max_name:
+            raise WireError("bad_field", "name")
+        if not x.isascii() and len(x.encode()) > self.max_name:
+            raise WireError("bad_field", "name")
+        return x
+
+    def _tags(self, x: Any) -> Mapping[str, str]:
+        if type(x) is not dict:
+            raise WireError("bad_field", "tags")
+        if not x:
+            return x
+        if len(x) > MAX_TAGS:
+            raise WireError("bad_field", "too many tags")
+        for k, v in x.items():
+            if type(k) is not str or type(v) is not str:
+                raise WireError("bad_field", "tag is not str to str")
+        if len(cbor2.dumps(x)) > self.max_tags_bytes:
+            raise WireError("bad_field", "tags too large")
+        return x
+
+    # ---- one parser per kind; `_, a, b = raw` raises ValueError on arity ----
+
+    def _ping(self, raw: list[Any]) -> Ping:
+        _, seq, target = raw
+        return Ping(_uint(seq), self._name(target))
+
+    def _ping_req(self, raw: list[Any]) -> PingReq:
+        _, seq, target, host, port = raw
+        return PingReq(_uint(seq), self._name(target), (_host(host), _port(port)))
+
+    def _ack(self, raw: list[Any]) -> Ack:
+        _, seq = raw
+        return Ack(_uint(seq))
+
+    def _nack(self, raw: list[Any]) -> Nack:
+        _, seq = raw
+        return Nack(_uint(seq))
+
+    def _alive(self, raw: list[Any]) -> Alive:
+        _, name, inc, host, port, tags = raw
+        return Alive(self._name(name), _uint(inc), (_host(host), _port(port)), self._tags(tags))
+
+    def _suspect(self, raw: list[Any]) -> Suspect:
+        _, name, inc, accuser = raw
+        return Suspect(self._name(name), _uint(inc), self._name(accuser))
+
+    def _dead(self, raw: list[Any]) -> Dead:
+        _, name, inc, accuser = raw
+        return Dead(self._name(name), _uint(inc), self._name(accuser))
+
+    def _left(self, raw: list[Any]) -> Left:
+        _, name, inc = raw
+        return Left(self._name(name), _uint(inc))
+
+    def parse_entry(self, raw: bytes) -> StateEntry:
+        """One encoded push-pull entry, strictly (WireError "bad_field")."""
+        e = _loads_strict(raw)
+        if type(e) is not list or len(e) != 6:
+            raise WireError("bad_field", "state entry")
+        state, name, inc, host, port, tags = e
+        if type(state) is not int or not 0 <= state <= 3:
+            raise WireError("bad_field", "member state")
+        if tags:
+            tags = self._tags(tags)
+        elif type(tags) is not dict:
+            raise WireError("bad_field", "tags")
+        return StateEntry(
+            self._name(name), (_host(host), _port(port)), _uint(inc), _STATES[state], tags
+        )
+
+    def _push_pull(self, raw: list[Any]) -> PushPull:
+        _, join, rows = raw
+        if type(join) is not bool:
+            raise WireError("bad_field", "join flag")
+        return PushPull(join, tuple(self.parse_entry(r) for r in _rows(rows)))
+
+    def _push_pull_reply(self, raw: list[Any]) -> PushPullReply:
+        _, rows = raw
+        return PushPullReply(tuple(self.parse_entry(r) for r in _rows(rows)))
+
+
+def _rows(x: Any) -> tuple[bytes, ...]:
+    """A push-pull's entry list: at most MAX_STATE_ENTRIES non-empty byte strings."""
+    if type(x) is not list or len(x) > MAX_STATE_ENTRIES:
+        raise WireError("bad_field", "state entries")
+    for r in x:
+        if type(r) is not bytes or not r:
+            raise WireError("bad_field", "state entry")
+    return tuple(x)
+
+
+def _uint(x: Any) -> int:
+    if type(x) is not int or not 0 <= x <= MAX_UINT:
+        raise WireError("bad_field", "unsigned integer")
+    return x
+
+
+def _host(x: Any) -> str:
+    if type(x) is not str or not x or len(x) > MAX_HOST_CHARS:
+        raise WireError("bad_field", "host")
+    return x
+
+
+def _port(x: Any) -> int:
+    if type(x) is not int or not 0 <= x <= 65535:
+        raise WireError("bad_field", "port")
+    return x

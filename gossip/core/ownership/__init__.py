@@ -1,0 +1,1 @@
+"""Work ownership: rendezvous partition tables and item acquisition."""

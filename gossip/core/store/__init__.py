@@ -1,0 +1,1 @@
+"""The replicated store's pure parts: records, versions, placement, Merkle sync."""

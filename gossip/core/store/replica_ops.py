@@ -1,0 +1,149 @@
+"""Replica operations between agents on the "kv" stream channel.
+
+Rules: a request is a CBOR map {"op": put|get|scan, ...}; a response is a CBOR
+map too. Everything decoded is untrusted: types, sizes and counts are checked
+here and a violation raises KvOpError, which the handler answers as
+{"err": reason} instead of applying anything.
+  put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool}
+  get   {"op": "get", "k": key}               -> {"r": record | null}
+  scan  {"op": "scan", "k": prefix, "n": max} -> {"ls": [[key, size, wall, counter, node,
+                                                          deleted], ...]}  (no values)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cbor2
+
+from gossip.core.store.cbormap import loads_map
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.record import (
+    MAX_KEY_BYTES,
+    Record,
+    RecordError,
+    record_from_wire,
+    record_to_wire,
+)
+
+MAX_SCAN = 10_000
+
+
+class KvOpError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KvOp:
+    op: str
+    record: Record | None = None
+    key: str = ""
+    limit: int = 0
+
+
+def encode_op(op: KvOp) -> bytes:
+    if op.op == "put":
+        assert op.record is not None
+        return cbor2.dumps({"op": "put", "r": record_to_wire(op.record)})
+    if op.op == "get":
+        return cbor2.dumps({"op": "get", "k": op.key})
+    return cbor2.dumps({"op": "scan", "k": op.key, "n": op.limit})
+
+
+def _loads(payload: bytes) -> dict[str, Any]:
+    return loads_map(payload, KvOpError)
+
+
+def _record(item: Any) -> Record:
+    try:
+        return record_from_wire(item)
+    except RecordError as exc:
+        raise KvOpError(str(exc)) from exc
+
+
+def decode_op(payload: bytes) -> KvOp:
+    raw = _loads(payload)
+    op = raw.get("op")
+    if op == "put":
+        return KvOp("put", record=_record(raw.get("r")))
+    key = raw.get("k")
+    if not isinstance(key, str) or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise KvOpError("bad key")
+    if op == "get":
+        return KvOp("get", key=key)
+    if op == "scan":
+        limit = raw.get("n")
+        if type(limit) is not int or not 0 < limit <= MAX_SCAN:
+            raise KvOpError("bad scan limit")
+        return KvOp("scan", key=key, limit=limit)
+    raise KvOpError("unknown op")
+
+
+def encode_result(**fields: Any) -> bytes:
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, Record):
+            out[name] = record_to_wire(value)
+        else:
+            out[name] = value
+    return cbor2.dumps(out)
+
+
+def decode_put_result(payload: bytes) -> bool:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    if raw.get("ok") is not True:
+        raise KvOpError("put not acknowledged")
+    return bool(raw.get("changed"))
+
+
+def decode_get_result(payload: bytes) -> Record | None:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    item = raw.get("r")
+    return None if item is None else _record(item)
+
+
+class Listed(NamedTuple):
+    """One key in a listing: what a scan returns instead of the record."""
+
+    key: str
+    size: int
+    version: Timestamp
+    deleted: bool
+
+    @classmethod
+    def of(cls, r: Record) -> Listed:
+        return cls(r.key, len(r.value or b""), r.version, r.deleted)
+
+    def order_key(self) -> tuple[Timestamp, bool]:
+        return self.version, self.deleted
+
+
+def encode_listing(items: list[Listed]) -> bytes:
+    wire = [
+        [i.key, i.size, i.version.wall, i.version.counter, i.version.node, i.deleted] for i in items
+    ]
+    return cbor2.dumps({"ls": wire})
+
+
+def decode_scan_result(payload: bytes) -> list[Listed]:
+    raw = _loads(payload)
+    if "err" in raw:
+        raise KvOpError(str(raw["err"])[:200])
+    items = raw.get("ls")
+    if not isinstance(items, list) or len(items) > MAX_SCAN:
+        raise KvOpError("bad scan result")
+    out: list[Listed] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 6:
+            raise KvOpError("bad listing item")
+        key, size, wall, counter, node, deleted = item
+        record = _record([key, None, wall, counter, node])  # checks key and version
+        if type(size) is not int or size < 0 or not isinstance(deleted, bool):
+            raise KvOpError("bad listing item")
+        out.append(Listed(record.key, size, record.version, deleted))
+    return out

@@ -1,0 +1,233 @@
+"""The anti-entropy message and its compact CBOR encoding.
+
+Rules: one message type flows both ways. Everything read from the wire is
+untrusted: the payload size is bounded by the caller, every list length is
+bounded here, tree coordinates are range-checked and every blob length must
+match its layout; any violation raises SyncWireError and nothing is applied.
+
+Layout (a CBOR map with one-letter keys; absent keys mean empty):
+  p  partition number
+  r  [fingerprint, count] of the sender's root (first message of a session)
+  n  expansions: [[level, prefix, children]]; children = u16 bitmap of the
+     non-empty children, then per set bit u64 fingerprint + uvarint count
+  e  entry lists: [[level, prefix, 20-byte entries sorted by key hash]]
+  d  records: [[key, value|null, wall_ms, counter, node]]
+  w  wanted key hashes, packed u64s
+  x  error token (e.g. not_replica)
+
+A roots check batches the first step for many partitions shared with one
+peer: {"roots": [[partition, fingerprint, count], ...]} is answered with
+{"differ": [partition, ...]}, and only those get a full session.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from gossip.core.store.cbormap import loads_map
+from gossip.core.store.merkle import FANOUT, MAX_LEVEL, Summary, check_node
+from gossip.core.store.record import (
+    ENTRY_SIZE,
+    Entry,
+    Record,
+    RecordError,
+    record_from_wire,
+    record_to_wire,
+    unpack_entries,
+)
+
+MAX_PARTITIONS = 1 << 16
+MAX_ITEMS = 200_000
+"""Per list in one message; far above what the byte budget lets a peer send."""
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+
+
+class SyncWireError(ValueError):
+    pass
+
+
+@dataclass
+class SyncMessage:
+    partition: int
+    root: Summary | None = None
+    expansions: list[tuple[int, int, list[Summary]]] = field(default_factory=list)
+    entries: list[tuple[int, int, list[Entry]]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    wants: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def is_empty(self) -> bool:
+        return self.root is None and not (
+            self.expansions or self.entries or self.records or self.wants
+        )
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def pack_children(children: list[Summary]) -> bytes:
+    bitmap = 0
+    body = bytearray()
+    for i, (fp, count) in enumerate(children):
+        if count or fp:
+            bitmap |= 1 << i
+            body += _U64.pack(fp) + _uvarint(count)
+    return _U16.pack(bitmap) + bytes(body)
+
+
+def unpack_children(blob: bytes) -> list[Summary]:
+    if len(blob) < 2:
+        raise SyncWireError("children blob truncated")
+    (bitmap,) = _U16.unpack_from(blob)
+    pos = 2
+    out: list[Summary] = []
+    for i in range(FANOUT):
+        if not bitmap & (1 << i):
+            out.append((0, 0))
+            continue
+        if pos + 8 > len(blob):
+            raise SyncWireError("children blob truncated")
+        (fp,) = _U64.unpack_from(blob, pos)
+        pos += 8
+        count = shift = 0
+        while True:
+            if pos >= len(blob) or shift > 56:
+                raise SyncWireError("bad count in children blob")
+            byte = blob[pos]
+            pos += 1
+            count |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        out.append((fp, count))
+    if pos != len(blob):
+        raise SyncWireError("trailing bytes in children blob")
+    return out
+
+
+def encode(msg: SyncMessage) -> bytes:
+    out: dict[str, Any] = {"p": msg.partition}
+    if msg.root is not None:
+        out["r"] = list(msg.root)
+    if msg.expansions:
+        out["n"] = [[lv, px, pack_children(ch)] for lv, px, ch in msg.expansions]
+    if msg.entries:
+        out["e"] = [[lv, px, b"".join(e.pack() for e in es)] for lv, px, es in msg.entries]
+    if msg.records:
+        out["d"] = [record_to_wire(r) for r in msg.records]
+    if msg.wants:
+        out["w"] = b"".join(_U64.pack(h) for h in msg.wants)
+    if msg.error:
+        out["x"] = msg.error
+    return cbor2.dumps(out)
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or len(value) > MAX_ITEMS:
+        raise SyncWireError(f"field {key} is not a bounded list")
+    return value
+
+
+def _coords(item: Any) -> tuple[int, int, bytes]:
+    if not isinstance(item, list) or len(item) != 3:
+        raise SyncWireError("tree item is not [level, prefix, blob]")
+    level, prefix, blob = item
+    if type(level) is not int or type(prefix) is not int or not isinstance(blob, bytes):
+        raise SyncWireError("tree item has wrong types")
+    try:
+        check_node(level, prefix)
+    except ValueError as exc:
+        raise SyncWireError(str(exc)) from exc
+    return level, prefix, blob
+
+
+def _u64(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < (1 << 64):
+        raise SyncWireError("expected an unsigned 64-bit integer")
+    return value
+
+
+def decode(payload: bytes) -> SyncMessage:
+    raw = _map(payload)
+    partition = raw.get("p")
+    if type(partition) is not int or not 0 <= partition < (1 << 32):
+        raise SyncWireError("bad partition")
+    msg = SyncMessage(partition)
+    root = raw.get("r")
+    if root is not None:
+        if not isinstance(root, list) or len(root) != 2:
+            raise SyncWireError("bad root")
+        msg.root = (_u64(root[0]), _u64(root[1]))
+    for item in _list(raw, "n"):
+        level, prefix, blob = _coords(item)
+        if level >= MAX_LEVEL:
+            raise SyncWireError("expansion below the last level")
+        msg.expansions.append((level, prefix, unpack_children(blob)))
+    for item in _list(raw, "e"):
+        level, prefix, blob = _coords(item)
+        if len(blob) % ENTRY_SIZE:
+            raise SyncWireError("entry blob length")
+        msg.entries.append((level, prefix, unpack_entries(blob)))
+    try:
+        msg.records = [record_from_wire(r) for r in _list(raw, "d")]
+    except RecordError as exc:
+        raise SyncWireError(f"bad record: {exc}") from exc
+    wants = raw.get("w", b"")
+    if not isinstance(wants, bytes) or len(wants) % 8 or len(wants) > 8 * MAX_ITEMS:
+        raise SyncWireError("bad wants")
+    msg.wants = [h for (h,) in _U64.iter_unpack(wants)]
+    error = raw.get("x")
+    if error is not None:
+        if not isinstance(error, str) or len(error) > 64:
+            raise SyncWireError("bad error field")
+        msg.error = error
+    return msg
+
+
+def encode_roots(roots: dict[int, Summary]) -> bytes:
+    return cbor2.dumps({"roots": [[p, fp, n] for p, (fp, n) in sorted(roots.items())]})
+
+
+def decode_roots(payload: bytes) -> dict[int, Summary]:
+    raw = _map(payload)
+    items = raw.get("roots")
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError("bad roots list")
+    out: dict[int, Summary] = {}
+    for item in items:
+        if not isinstance(item, list) or len(item) != 3:
+            raise SyncWireError("bad roots item")
+        part = item[0]
+        if type(part) is not int or not 0 <= part < MAX_PARTITIONS:
+            raise SyncWireError("bad partition")
+        out[part] = (_u64(item[1]), _u64(item[2]))
+    return out
+
+
+def encode_differ(parts: list[int]) -> bytes:
+    return cbor2.dumps({"differ": sorted(parts)})
+
+
+def decode_differ(payload: bytes) -> list[int]:
+    items = _map(payload).get("differ")
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError("bad differ list")
+    if not all(type(p) is int and 0 <= p < MAX_PARTITIONS for p in items):
+        raise SyncWireError("bad partition")
+    return list(items)
+
+
+def _map(payload: bytes) -> dict[str, Any]:
+    return loads_map(payload, SyncWireError)

@@ -1,0 +1,1 @@
+"""The ownership service plugin: settings, service, item handlers."""

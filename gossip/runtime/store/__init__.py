@@ -1,0 +1,1 @@
+"""The replicated store service plugin: settings, storage, coordinator, sync, routes."""

@@ -1,0 +1,165 @@
+"""The request coordinator: any agent serves PUT/GET/DELETE for any key.
+
+Rules: the coordinator stamps a write with its hybrid clock, sends it to every
+replica of the key's partition at once and answers as soon as the consistency
+level is met (one: 1, quorum: n//2+1, all: n, where n is the partition's
+replica count in the current view). Replicas still answering finish in the
+background. Reads ask every replica, merge the answers that arrive (last
+writer wins) and, when answers disagree, write the winner back to the stale
+replicas (read repair) in the background. Not enough answers within the
+timeout is `NotEnoughReplicas`, which names how many answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+import trio
+
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.record import Record, merge, validate_key, validate_value
+from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, decode_put_result
+
+CONSISTENCY_LEVELS = ("one", "quorum", "all")
+log = structlog.get_logger("gossip.kv")
+
+
+class NotEnoughReplicas(Exception):
+    def __init__(self, op: str, consistency: str, acks: int, needed: int, replicas: int) -> None:
+        super().__init__(
+            f"{op} at consistency {consistency}: {acks} of {replicas} replicas answered in time,"
+            f" {needed} needed"
+        )
+        self.acks, self.needed, self.replicas = acks, needed, replicas
+
+
+def needed_for(consistency: str, n: int) -> int:
+    if consistency == "one":
+        return min(1, n)
+    if consistency == "quorum":
+        return n // 2 + 1 if n else 0
+    if consistency == "all":
+        return n
+    raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
+
+
+class Cluster(Protocol):
+    """What the coordinator needs from the store service."""
+
+    def replicas_of_key(self, key: str) -> Sequence[str]: ...
+    def stamp(self) -> Timestamp: ...
+    async def call(self, replica: str, op: KvOp) -> bytes: ...
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
+
+
+@dataclass
+class Answer:
+    replica: str
+    payload: bytes | None
+    error: str | None
+
+
+async def fan_out(
+    cluster: Cluster, replicas: Sequence[str], op: KvOp, needed: int, limit_s: float
+) -> list[Answer]:
+    """Send `op` to every replica; return once `needed` succeeded, all answered,
+    or the timeout passed. Calls still running go on in the background."""
+    send, recv = trio.open_memory_channel[Answer](len(replicas))
+
+    def task(name: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            answer = Answer(name, None, "timeout")
+            with trio.move_on_after(limit_s):
+                try:
+                    answer = Answer(name, await cluster.call(name, op), None)
+                except Exception as exc:  # any failure of one replica is a missing answer
+                    answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                send.send_nowait(answer)  # the coordinator may have answered already
+
+        return run
+
+    for name in replicas:
+        cluster.spawn(task(name))
+    answers: list[Answer] = []
+    ok = 0
+    with recv, trio.move_on_after(limit_s + 0.5):
+        while ok < needed and len(answers) < len(replicas):
+            answer = await recv.receive()
+            answers.append(answer)
+            ok += answer.error is None
+    return answers
+
+
+class Coordinator:
+    def __init__(self, cluster: Cluster, timeout: float) -> None:
+        self.cluster = cluster
+        self.timeout = timeout
+
+    async def write(self, key: str, value: bytes | None, consistency: str) -> Record:
+        validate_key(key)
+        if value is not None:
+            validate_value(value)
+        replicas = self.cluster.replicas_of_key(key)
+        needed = needed_for(consistency, len(replicas))
+        record = Record(key, value, self.cluster.stamp())
+        answers = await fan_out(
+            self.cluster, replicas, KvOp("put", record=record), needed, self.timeout
+        )
+        acks = 0
+        for a in answers:
+            if a.payload is not None:
+                try:
+                    decode_put_result(a.payload)
+                    acks += 1
+                except KvOpError as exc:
+                    log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
+        if acks < needed or not replicas:
+            op = "delete" if value is None else "put"
+            raise NotEnoughReplicas(op, consistency, acks, max(needed, 1), len(replicas))
+        return record
+
+    async def read(self, key: str, consistency: str) -> Record | None:
+        """The winning record (a tombstone for a deleted key), or None."""
+        validate_key(key)
+        replicas = self.cluster.replicas_of_key(key)
+        needed = needed_for(consistency, len(replicas))
+        answers = await fan_out(self.cluster, replicas, KvOp("get", key=key), needed, self.timeout)
+        seen: dict[str, Record | None] = {}
+        for a in answers:
+            if a.payload is not None:
+                try:
+                    seen[a.replica] = decode_get_result(a.payload)
+                except KvOpError as exc:
+                    log.warning("kv_read_refused", replica=a.replica, reason=str(exc))
+        if len(seen) < needed or not replicas:
+            raise NotEnoughReplicas("get", consistency, len(seen), max(needed, 1), len(replicas))
+        winner: Record | None = None
+        for r in seen.values():
+            winner = merge(winner, r)
+        if winner is not None:
+            stale = [name for name, r in seen.items() if r != winner]
+            if stale:
+                self.cluster.spawn(self._repair(winner, stale))
+        return winner
+
+    def _repair(self, winner: Record, stale: list[str]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            answers = await fan_out(
+                self.cluster, stale, KvOp("put", record=winner), len(stale), self.timeout
+            )
+            repaired = [a.replica for a in answers if a.error is None]
+            log.info("kv_repaired", key=winner.key, replicas=repaired, version=str(winner.version))
+
+        return run
+
+
+def parse_consistency(value: str | None) -> str:
+    value = value or "quorum"
+    if value not in CONSISTENCY_LEVELS:
+        raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
+    return value

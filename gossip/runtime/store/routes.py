@@ -1,0 +1,127 @@
+"""HTTP routes of the replicated store on the control API.
+
+Rules: keys are the rest of the path after /v1/kv/, percent-decoded (UTF-8);
+values are the raw request body, at most 1 MiB (kvrecord.MAX_VALUE_BYTES;
+the API also caps bodies at 1 MiB). `?consistency=one|quorum|all` (default
+quorum). Not enough replicas answering is a 503 whose body says how many did.
+  PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
+  GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
+  GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
+  DELETE /v1/kv/KEY          -> {"key", "deleted": true, "version"}
+  GET    /v1/kv?prefix=P&limit=N -> {"keys": [{"key", "size", "version"}], "truncated"}
+  GET    /v1/kv-digest       -> per-partition Merkle roots and counts on this node
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.record import Record, RecordError
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.runtime.store.coordinator import NotEnoughReplicas, parse_consistency
+
+if TYPE_CHECKING:
+    from gossip.runtime.store.service import StoreService
+
+PREFIX = "/v1/kv/"
+MAX_LIST = 10_000
+
+
+def version_text(ts: Timestamp) -> str:
+    """wall_ms.counter@node: sorts like the version within one node's writes."""
+    return f"{ts.wall}.{ts.counter}@{ts.node}"
+
+
+def record_json(r: Record) -> dict[str, Any]:
+    return {
+        "key": r.key,
+        "deleted": r.deleted,
+        "value_b64": None if r.value is None else base64.b64encode(r.value).decode(),
+        "version": version_text(r.version),
+        "wall_ms": r.version.wall,
+    }
+
+
+def _key(req: ApiRequest) -> str:
+    try:
+        key = unquote(req.path[len(PREFIX) :], errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, "key is not valid UTF-8") from None
+    if not key:
+        raise ApiError(400, "missing key: use /v1/kv/KEY")
+    return key
+
+
+def _consistency(req: ApiRequest) -> str:
+    try:
+        return parse_consistency(req.query.get("consistency"))
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+Work = Callable[[ApiRequest], Awaitable[ApiResponse]]
+
+
+def _guarded(work: Work) -> Handler:
+    """Map the store's errors to clean HTTP answers."""
+
+    async def handler(req: ApiRequest) -> ApiResponse:
+        try:
+            return await work(req)
+        except NotEnoughReplicas as exc:
+            body = {
+                "error": str(exc),
+                "acks": exc.acks,
+                "needed": exc.needed,
+                "replicas": exc.replicas,
+            }
+            return ApiResponse.json(body, 503)
+        except RecordError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    return handler
+
+
+def store_routes(svc: StoreService) -> Mapping[RouteKey, Handler]:
+    async def put(req: ApiRequest) -> ApiResponse:
+        r = await svc.put(_key(req), req.body, _consistency(req))
+        return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
+
+    async def get(req: ApiRequest) -> ApiResponse:
+        key = _key(req)
+        if req.query.get("local") in ("1", "true", "yes"):
+            local = svc.get_local(key)
+            if local is None:
+                raise ApiError(404, f"no such key on this node: {key}")
+            return ApiResponse.json(record_json(local))
+        value = await svc.get(key, _consistency(req))
+        if value is None:
+            raise ApiError(404, f"no such key: {key}")
+        return ApiResponse(200, value, "application/octet-stream")
+
+    async def delete(req: ApiRequest) -> ApiResponse:
+        r = await svc.delete(_key(req), _consistency(req))
+        return ApiResponse.json({"key": r.key, "deleted": True, "version": version_text(r.version)})
+
+    async def listing(req: ApiRequest) -> ApiResponse:
+        raw = req.query.get("limit", "1000")
+        if not raw.isdigit() or not 0 < int(raw) <= MAX_LIST:
+            raise ApiError(400, f"limit must be 1..{MAX_LIST}")
+        records, truncated = await svc.list(req.query.get("prefix", ""), int(raw))
+        keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
+        return ApiResponse.json({"keys": keys, "truncated": truncated})
+
+    async def digest(req: ApiRequest) -> ApiResponse:
+        return ApiResponse.json(svc.digest())
+
+    return {
+        ("PUT", PREFIX + "*"): _guarded(put),
+        ("GET", PREFIX + "*"): _guarded(get),
+        ("DELETE", PREFIX + "*"): _guarded(delete),
+        ("GET", "/v1/kv"): _guarded(listing),
+        ("GET", "/v1/kv-digest"): digest,
+    }

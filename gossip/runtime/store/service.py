@@ -1,0 +1,320 @@
+"""The replicated key-value store as an agent service.
+
+Rules: keys live in fixed partitions, each on its top R members by
+rendezvous hashing over alive and suspect members (gossip.core.store.placement);
+the view is rebuilt on every membership change. Any agent coordinates any
+request (gossip.runtime.store.coordinator); replicas talk over two stream channels:
+"kv" for single-record operations and "kv-sync" for anti-entropy sessions
+(gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
+without one). The HTTP routes are thin wrappers over the library methods
+`put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+import trio
+
+from gossip.core.store.hlc import HybridClock, Timestamp
+from gossip.core.store.placement import Placement
+from gossip.core.store.record import Record
+from gossip.core.store.replica_ops import (
+    KvOp,
+    KvOpError,
+    Listed,
+    decode_op,
+    decode_scan_result,
+    encode_listing,
+    encode_op,
+    encode_result,
+)
+from gossip.core.types import Address, MemberState
+from gossip.runtime.http import Handler, RouteKey
+from gossip.runtime.service import MemberEvent, Service, StreamHandler
+from gossip.runtime.store import settings as kvsettings
+from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.settings import StoreSettings
+from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.sync import (
+    ROOTS_CHANNEL,
+    SYNC_CHANNEL,
+    AntiEntropy,
+    HorizonReplica,
+    wall_ms,
+)
+
+if TYPE_CHECKING:
+    from gossip.runtime.agent import Agent
+
+T = TypeVar("T")
+KV_CHANNEL = "kv"
+DB_FILE = "kv.sqlite"
+LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
+
+log = structlog.get_logger("gossip.kv")
+
+
+class StoreService(Service):
+    name = "store"
+
+    def __init__(
+        self, settings: StoreSettings | None = None, rng: random.Random | None = None
+    ) -> None:
+        self._given = settings
+        self.rng = rng or random.Random(secrets.randbits(64))
+        self._nursery: trio.Nursery | None = None
+
+    # ---- wiring ----------------------------------------------------------------
+
+    def attach(self, host: Any) -> None:
+        super().attach(host)
+        settings = self._given or kvsettings.from_sources(host.settings_section("store"), None)
+        if settings.sync_interval is None:
+            settings = settings.for_profile(host.config.profile)
+        self.settings = settings
+        s = self.settings
+        path = None if host.data_dir is None else host.data_dir / DB_FILE
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.storage = KVStorage(path, self._partition_of, synchronous=s.synchronous)
+        self.clock = HybridClock(host.name)
+        self.clock.observe(wall_ms(), Timestamp(*self.storage.max_version(), host.name))
+        self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self.coordinator = Coordinator(self, s.request_timeout)
+        self.sync = AntiEntropy(self, self.rng)
+        self._requests = host.metrics.counter(
+            "kv_requests_total", "Store requests coordinated here", ("op", "result")
+        )
+        host.metrics.gauge(
+            "kv_records",
+            "Records (tombstones included) stored on this node",
+            read=lambda: {(): float(self.storage.count())},
+        )
+
+    def _partition_of(self, key: str) -> int:
+        return self.placement.partition_of(key)
+
+    def routes(self) -> Mapping[RouteKey, Handler]:
+        from gossip.runtime.store.routes import store_routes
+
+        return store_routes(self)
+
+    def stream_channels(self) -> Mapping[str, StreamHandler]:
+        return {
+            KV_CHANNEL: self._on_kv,
+            SYNC_CHANNEL: self._on_sync,
+            ROOTS_CHANNEL: self._on_roots,
+        }
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._rebuild_placement()
+                nursery.start_soon(self.sync.run)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self.storage.close()
+
+    async def before_leave(self) -> None:
+        """Leaving gracefully: hand each partition to the replicas that will
+        replace this node, so that even R = 1 loses nothing (bounded by the
+        agent's leave-hook timeout)."""
+        me = self.host.name
+        rest = set(self.placement.members) - {me}
+        if not rest:
+            return
+        s = self.settings
+        after = Placement(rest, partitions=s.partitions, replicas=s.replicas)
+        for part in self.storage.partitions():
+            for name in after.replicas(part):
+                if name not in self.placement.replicas(part):
+                    stats = await self.sync.sync(part, name)
+                    log.info(
+                        "kv_partition_handed_over",
+                        partition=part,
+                        to=name,
+                        complete=stats is not None and stats.complete,
+                    )
+
+    def member_event(self, event: MemberEvent) -> None:
+        if self._rebuild_placement():
+            self.sync.wakeup.set()  # fill new replicas and hand off without waiting
+
+    def _rebuild_placement(self) -> bool:
+        names = {m.name for m in self.host.members() if m.state in LIVE_STATES}
+        names.add(self.host.name)
+        if tuple(sorted(names)) == self.placement.members:
+            return False
+        s = self.settings
+        self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
+        log.info("kv_placement_changed", members=len(names))
+        return True
+
+    # ---- what the coordinator and anti-entropy need -------------------------------
+
+    def replicas_of_key(self, key: str) -> Sequence[str]:
+        return self.placement.replicas_of_key(key)
+
+    def stamp(self) -> Timestamp:
+        return self.clock.now(wall_ms())
+
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        if self._nursery is None:
+            raise RuntimeError("the store service is not running")
+        self._nursery.start_soon(fn)
+
+    def address_of(self, name: str) -> Address | None:
+        member = self.host.member(name)
+        return member.address if member is not None and member.state in LIVE_STATES else None
+
+    def known_peers(self) -> bool:
+        return any(m.name != self.host.name for m in self.host.members())
+
+    def alive_peers(self) -> bool:
+        return any(m.name != self.host.name and m.state in LIVE_STATES for m in self.host.members())
+
+    def _observe(self, records: Sequence[Record]) -> None:
+        now = wall_ms()
+        for r in records:
+            self.clock.observe(now, r.version)
+
+    def replica(self, part: int) -> StoredReplica:
+        horizon = self.settings.horizon_ms
+        return HorizonReplica(self.storage, part, self._observe, horizon_ms=horizon)
+
+    def replica_if_held(self, part: int) -> StoredReplica | None:
+        """The replica a peer may sync with. Any valid partition is accepted: a
+        peer only starts a session with a node it believes replicates it (or,
+        when leaving, will), and a copy this node should not keep is handed
+        off and dropped by the sync loop."""
+        if not 0 <= part < self.settings.partitions:
+            return None
+        return self.replica(part)
+
+    async def call(self, replica: str, op: KvOp) -> bytes:
+        if replica == self.host.name:
+            return self.handle_op(op)
+        address = self.address_of(replica)
+        if address is None:
+            raise KvOpError(f"{replica} is not alive")
+        reply = await self.host.request(address, KV_CHANNEL, encode_op(op))
+        if reply is None:
+            raise KvOpError("no reply")
+        return reply
+
+    # ---- the replica side ----------------------------------------------------------
+
+    def handle_op(self, op: KvOp) -> bytes:
+        self.sync.ensure_fresh()
+        if op.op == "put":
+            assert op.record is not None
+            self._observe([op.record])
+            return encode_result(ok=True, changed=self.storage.put(op.record))
+        if op.op == "get":
+            return encode_result(r=self.storage.get(op.key))
+        return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
+
+    async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
+        try:
+            op = decode_op(body)
+        except KvOpError as exc:
+            return encode_result(err=str(exc))
+        return self.handle_op(op)
+
+    async def _on_sync(self, src: Address, body: bytes) -> bytes | None:
+        return await self.sync.on_request(body)
+
+    async def _on_roots(self, src: Address, body: bytes) -> bytes | None:
+        return await self.sync.on_roots(body)
+
+    # ---- library API -----------------------------------------------------------------
+
+    async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+        return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
+
+    async def delete(self, key: str, consistency: str = "quorum") -> Record:
+        return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
+
+    async def get(self, key: str, consistency: str = "quorum") -> bytes | None:
+        record = await self._count("get", self.coordinator.read(key, _c(consistency)))
+        return None if record is None else record.value
+
+    def get_local(self, key: str) -> Record | None:
+        """This node's own copy, tombstones included (for inspection and tests)."""
+        return self.storage.get(key)
+
+    async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Listed], bool]:
+        """Live keys that start with `prefix`, from every alive member, merged
+        (last writer wins); and whether the listing was cut at `limit`."""
+        members = [m.name for m in self.host.members() if m.state == MemberState.ALIVE]
+        names = sorted(set(members) | {self.host.name})
+        op = KvOp("scan", key=prefix, limit=limit)
+        answers = await fan_out(self, names, op, len(names), self.settings.request_timeout)
+        merged: dict[str, Listed] = {}
+        cut = False
+        for a in answers:
+            if a.payload is None:
+                continue
+            try:
+                found = decode_scan_result(a.payload)
+            except KvOpError as exc:
+                log.warning("kv_scan_refused", replica=a.replica, reason=str(exc))
+                continue
+            cut |= len(found) >= limit  # that member may hold more
+            for item in found:
+                seen = merged.get(item.key)
+                if seen is None or item.order_key() > seen.order_key():
+                    merged[item.key] = item
+        live = sorted((i for i in merged.values() if not i.deleted), key=lambda i: i.key)
+        return live[:limit], cut or len(live) > limit
+
+    def digest(self) -> dict[str, Any]:
+        me = self.host.name
+        mine = set(self.placement.partitions_of(me))
+        parts = sorted(mine | set(self.storage.partitions()))
+        return {
+            "node": me,
+            "partitions": {
+                str(p): {
+                    "root": self.storage.tree(p).digest().hex(),
+                    "count": self.storage.count(p),
+                    "replica": p in mine,
+                }
+                for p in parts
+            },
+            "sync_rounds": self.sync.rounds,
+        }
+
+    async def _count(self, op: str, work: Awaitable[T]) -> T:
+        try:
+            result = await work
+        except Exception:
+            self._requests.inc(labels={"op": op, "result": "error"})
+            raise
+        self._requests.inc(labels={"op": op, "result": "ok"})
+        return result
+
+
+def _c(consistency: str) -> str:
+    return parse_consistency(consistency)
+
+
+# ---- plugin hooks (gossip/runtime/plugins.py) ----------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kvsettings.add_arguments(parser)
+
+
+def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+    settings = kvsettings.from_sources(agent.settings_section("store"), args)
+    agent.add_service(StoreService(settings))

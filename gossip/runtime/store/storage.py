@@ -1,0 +1,256 @@
+"""Durable key-value storage: sqlite in WAL mode under --data-dir.
+
+Rules: every acknowledged write is committed before the call returns, so it
+survives kill -9 of the process (WAL with synchronous=NORMAL: the data is in
+the OS before we acknowledge; `synchronous="FULL"` also survives power loss,
+at a cost in writes per second). One row per key holds the winning record
+and its anti-entropy entry (key hash, packed version, tag), indexed by
+(partition, key hash) so a tree node's entries are one range read.
+The Merkle trees live in memory, are built by one scan when the store opens,
+and afterwards change only by delta on each write.
+Calls block briefly; the store service runs them on the trio thread, which
+keeps one writer and needs no locks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from gossip.core.store.hlc import COUNTER_BITS, Timestamp
+from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
+from gossip.core.store.record import Entry, Record, wins
+
+_SIGN = 1 << 63
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    part INTEGER NOT NULL, key TEXT NOT NULL, khash INTEGER NOT NULL,
+    version INTEGER NOT NULL, tag INTEGER NOT NULL, fp INTEGER NOT NULL, node TEXT NOT NULL,
+    value BLOB,
+    PRIMARY KEY (part, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_hash ON kv (part, khash);
+CREATE INDEX IF NOT EXISTS kv_key ON kv (key);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+_COLUMNS = "key, value, version, node"
+_ENTRY_COLUMNS = "khash, version, tag, fp"
+
+
+def _to_row(part: int, r: Record, e: Entry) -> tuple[object, ...]:
+    return (part, r.key, e.khash - _SIGN, e.version, e.tag, e.fp - _SIGN, r.version.node, r.value)
+
+
+def _entry(khash: int, version: int, tag: int, fp: int) -> Entry:
+    return Entry(khash + _SIGN, version, tag, fp + _SIGN)
+
+
+def _record(key: str, value: bytes | None, version: int, node: str) -> Record:
+    ts = Timestamp(version >> COUNTER_BITS, version & ((1 << COUNTER_BITS) - 1), node)
+    return Record(key, value, ts)
+
+
+def _upper_bound(prefix: str) -> str:
+    """A string above every key that starts with `prefix` (UTF-8 order is code-point order)."""
+    if prefix:
+        nxt = ord(prefix[-1]) + 1
+        if nxt <= 0x10FFFF and not 0xD800 <= nxt <= 0xDFFF:
+            return prefix[:-1] + chr(nxt)
+    return "\U0010ffff" * 130
+
+
+class KVStorage:
+    def __init__(
+        self,
+        path: Path | None,
+        partition_of: Callable[[str], int],
+        *,
+        stored_depth: int = DEFAULT_STORED_DEPTH,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self.partition_of = partition_of
+        self.stored_depth = stored_depth
+        self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(_SCHEMA)
+        self.trees: dict[int, MerkleTree] = {}
+        self._reload_trees()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def tree(self, part: int) -> MerkleTree:
+        tree = self.trees.get(part)
+        if tree is None:
+            tree = self.trees[part] = MerkleTree(self.stored_depth)
+        return tree
+
+    # ---- reads -------------------------------------------------------------
+
+    def get(self, key: str) -> Record | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM kv WHERE part = ? AND key = ?", (self.partition_of(key), key)
+        ).fetchone()
+        return None if row is None else _record(*row)
+
+    def scan(self, prefix: str, limit: int, *, after: str = "") -> list[Record]:
+        """Records (tombstones included) whose key starts with `prefix`, in key order."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM kv WHERE key >= ? AND key > ? AND key < ?"
+            " AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
+            (prefix, after, _upper_bound(prefix), len(prefix), prefix, limit),
+        )
+        return [_record(*row) for row in rows]
+
+    def entries(self, part: int, lo: int, hi: int, limit: int | None = None) -> list[Entry]:
+        rows = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND khash BETWEEN ? AND ?"
+            " ORDER BY khash, version, tag LIMIT ?",
+            (part, lo - _SIGN, hi - _SIGN, -1 if limit is None else limit),
+        )
+        return [_entry(*row) for row in rows]
+
+    def records_by_hash(self, part: int, khashes: Sequence[int]) -> list[Record]:
+        out: list[Record] = []
+        for khash in khashes:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM kv WHERE part = ? AND khash = ?", (part, khash - _SIGN)
+            )
+            out.extend(_record(*row) for row in rows)
+        return out
+
+    def partitions(self) -> list[int]:
+        return sorted(p for p, t in self.trees.items() if t.count)
+
+    def count(self, part: int | None = None) -> int:
+        if part is None:
+            return sum(t.count for t in self.trees.values())
+        return self.tree(part).count
+
+    # ---- writes ------------------------------------------------------------
+
+    def put(self, record: Record) -> bool:
+        """Merge one record and commit; True if it won (changed the store)."""
+        return self.apply([record]) == 1
+
+    def apply(self, records: Iterable[Record], *, part: int | None = None) -> int:
+        """Merge records in one transaction. With `part`, records of other
+        partitions are ignored (a peer may only repair the partition it syncs)."""
+        changed = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for r in records:
+                p = self.partition_of(r.key)
+                if part is not None and p != part:
+                    continue
+                changed += self._merge_one(p, r)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._reload_trees()
+            raise
+        return changed
+
+    def _merge_one(self, part: int, r: Record) -> int:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS}, {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND key = ?",
+            (part, r.key),
+        ).fetchone()
+        current = None if row is None else _record(*row[:4])
+        if not wins(r, current):
+            return 0
+        new = r.entry()
+        self._db.execute(
+            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, new)
+        )
+        old = None if row is None else _entry(*row[4:])
+        self.tree(part).update(old, new)
+        return 1
+
+    def _reload_trees(self) -> None:
+        """Rebuild the in-memory trees by one scan (on open, or after a failed write)."""
+        self.trees = {}
+        for part, *row in self._db.execute(f"SELECT part, {_ENTRY_COLUMNS} FROM kv"):
+            self.tree(part).update(None, _entry(*row))
+
+    def _delete_where(self, where: str, args: tuple[object, ...]) -> int:
+        """Remove rows entirely (no tombstone), keeping the trees in step."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute(
+                f"SELECT part, key, {_ENTRY_COLUMNS} FROM kv WHERE {where}", args
+            ).fetchall()
+            for part, key, *entry in rows:
+                self._db.execute("DELETE FROM kv WHERE part = ? AND key = ?", (part, key))
+                self.tree(part).update(_entry(*entry), None)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._reload_trees()
+            raise
+        return len(rows)
+
+    def purge_tombstones(self, before_wall_ms: int) -> int:
+        """Garbage-collect tombstones written before `before_wall_ms`."""
+        return self._delete_where(
+            "value IS NULL AND version < ?", (before_wall_ms << COUNTER_BITS,)
+        )
+
+    def forget_older_than(self, before_wall_ms: int) -> int:
+        """Drop every record (live or not) written before `before_wall_ms`: what a
+        node that was away longer than the tombstone horizon must do, since it
+        cannot tell its old records from keys deleted while it was away."""
+        return self._delete_where("version < ?", (before_wall_ms << COUNTER_BITS,))
+
+    def drop_partition(self, part: int) -> int:
+        n = self._delete_where("part = ?", (part,))
+        self.trees.pop(part, None)
+        return n
+
+    # ---- small persistent facts ----------------------------------------------
+
+    def get_meta(self, name: str) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_meta(self, name: str, value: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def max_version(self) -> tuple[int, int]:
+        """The greatest (wall, counter) stored: a restarted clock starts past it."""
+        row = self._db.execute("SELECT max(version) FROM kv").fetchone()
+        v = int(row[0] or 0)
+        return v >> COUNTER_BITS, v & ((1 << COUNTER_BITS) - 1)
+
+
+class StoredReplica:
+    """One partition of a KVStorage, as the anti-entropy `Replica`."""
+
+    def __init__(
+        self,
+        storage: KVStorage,
+        part: int,
+        observe: Callable[[Sequence[Record]], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.part = part
+        self.observe = observe
+        """Called with records that arrive by sync (the store service's clock watches them)."""
+
+    @property
+    def tree(self) -> MerkleTree:
+        return self.storage.tree(self.part)
+
+    def entries(self, lo: int, hi: int, limit: int | None = None) -> list[Entry]:
+        return self.storage.entries(self.part, lo, hi, limit)
+
+    def records(self, khashes: Sequence[int]) -> list[Record]:
+        return self.storage.records_by_hash(self.part, khashes)
+
+    def apply(self, records: Sequence[Record]) -> int:
+        if self.observe is not None:
+            self.observe(records)
+        return self.storage.apply(records, part=self.part)

@@ -1,0 +1,107 @@
+"""A tiny deterministic network for unit tests of the membership core: every
+datagram arrives after `latency` unless its link is cut, streams are answered
+in one round trip, and the tests step time explicitly."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from typing import Any
+
+from gossip.core.membership import outputs as out
+from gossip.core.membership.config import Config
+from gossip.core.membership.node import Node
+from gossip.core.types import Address, MemberState
+
+
+def addr(i: int) -> Address:
+    return (f"10.0.0.{i}", 7946)
+
+
+class Net:
+    def __init__(self, n: int, cfg: Config | None = None, seed: int = 1) -> None:
+        self.cfg = cfg or Config.for_profile("lan")
+        self.nodes = [
+            Node(f"n{i}", addr(i), self.cfg, rng=random.Random(seed * 1000 + i)) for i in range(n)
+        ]
+        self.by_addr = {node.address: node for node in self.nodes}
+        self.now = 0.0
+        self.latency = 0.001
+        self.events: list[tuple[float, int, Any]] = []
+        self.seq = 0
+        self.down: set[str] = set()
+        self.cut: set[frozenset[str]] = set()
+        self.log: list[tuple[str, Any]] = []  # (observer, output)
+
+    def start_all(self) -> None:
+        seeds = [self.nodes[0].address]
+        for node in self.nodes:
+            node.start(self.now, seeds)
+            self.drain(node)
+
+    def reachable(self, a: Node, b: Node) -> bool:
+        return b.name not in self.down and frozenset((a.name, b.name)) not in self.cut
+
+    def at(self, t: float, fn: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, fn))
+
+    def drain(self, node: Node) -> None:
+        for o in node.take_outputs():
+            self.log.append((node.name, o))
+            if isinstance(o, out.Send):
+                dst = self.by_addr.get(o.to)
+                if dst is not None and self.reachable(node, dst):
+                    src, payload = node.address, o.payload
+                    self.at(
+                        self.now + self.latency, lambda d=dst, s=src, p=payload: self._rx(d, s, p)
+                    )
+            elif isinstance(o, out.OpenStream):
+                self._stream(node, o)
+        deadline = node.next_deadline()
+        if deadline is not None:
+            self.at(deadline, lambda n=node: self._tick(n))
+
+    def _rx(self, dst: Node, src: Address, payload: bytes) -> None:
+        if dst.name in self.down:
+            return
+        dst.receive_datagram(self.now, src, payload)
+        self.drain(dst)
+
+    def _tick(self, node: Node) -> None:
+        if node.name in self.down:
+            return
+        node.handle_timeout(self.now)
+        self.drain(node)
+
+    def _stream(self, node: Node, o: out.OpenStream) -> None:
+        dst = self.by_addr.get(o.to)
+
+        def finish() -> None:
+            if node.name in self.down:
+                return
+            if dst is None or not self.reachable(node, dst) or not self.reachable(dst, node):
+                node.stream_failed(self.now, o.stream_id, "unreachable")
+            else:
+                reply = dst.handle_stream_request(self.now, node.address, o.payload)
+                self.drain(dst)
+                if reply is None:
+                    node.stream_failed(self.now, o.stream_id, "closed")
+                else:
+                    node.receive_stream_response(self.now, o.stream_id, reply)
+            self.drain(node)
+
+        self.at(self.now + 2 * self.latency, finish)
+
+    def run_until(self, t: float) -> None:
+        while self.events and self.events[0][0] <= t:
+            when, _, fn = heapq.heappop(self.events)
+            self.now = max(self.now, when)
+            fn()
+        self.now = t
+
+    def view(self, observer: Node) -> dict[str, MemberState]:
+        return {m.name: m.state for m in observer.members()}
+
+    def outputs_of(self, name: str, kind: type) -> list[Any]:
+        return [o for who, o in self.log if who == name and isinstance(o, kind)]

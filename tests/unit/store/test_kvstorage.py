@@ -1,0 +1,151 @@
+"""sqlite storage: merge on write, durable reopen, trees in step with rows, GC."""
+
+import os
+import signal
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from gossip.core.store.antientropy import SyncSession, answer
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.memory_replica import MemoryReplica
+from gossip.core.store.merkle import MerkleTree
+from gossip.core.store.record import Record
+from gossip.runtime.store.storage import KVStorage, StoredReplica
+
+
+def part(key: str) -> int:
+    return zlib.crc32(key.encode()) % 4
+
+
+def ts(wall: int, node: str = "a") -> Timestamp:
+    return Timestamp(wall, 0, node)
+
+
+def scratch_root(storage: KVStorage, p: int) -> tuple[int, int]:
+    entries = storage.entries(p, 0, (1 << 64) - 1)
+    return MerkleTree.from_entries(entries).root
+
+
+def test_a_write_wins_only_when_it_is_later(tmp_path: Path) -> None:
+    s = KVStorage(tmp_path / "kv.db", part)
+    assert s.put(Record("k", b"one", ts(10)))
+    assert not s.put(Record("k", b"older", ts(5)))
+    assert s.put(Record("k", None, ts(11, "b")))
+    assert s.get("k") == Record("k", None, ts(11, "b"))
+    assert s.get("missing") is None
+
+
+def test_reopening_keeps_records_and_rebuilds_the_same_trees(tmp_path: Path) -> None:
+    s = KVStorage(tmp_path / "kv.db", part)
+    s.apply([Record(f"k{i}", b"v%d" % i, ts(i)) for i in range(300)])
+    s.put(Record("k7", None, ts(1000)))
+    roots = {p: s.tree(p).root for p in range(4)}
+    s.close()
+    again = KVStorage(tmp_path / "kv.db", part)
+    assert {p: again.tree(p).root for p in range(4)} == roots
+    assert again.get("k7") == Record("k7", None, ts(1000))
+    assert again.count() == 300
+    assert again.max_version() == (1000, 0)
+
+
+def test_incremental_trees_equal_scratch_trees_after_mixed_changes(tmp_path: Path) -> None:
+    s = KVStorage(None, part)
+    s.apply([Record(f"k{i}", b"v", ts(i)) for i in range(200)])
+    s.apply([Record(f"k{i}", None, ts(500 + i)) for i in range(0, 200, 3)])
+    s.purge_tombstones(550)
+    s.drop_partition(2)
+    for p in range(4):
+        assert s.tree(p).root == scratch_root(s, p)
+
+
+def test_tombstone_gc_removes_only_old_tombstones() -> None:
+    s = KVStorage(None, part)
+    s.apply(
+        [Record("old", None, ts(10)), Record("new", None, ts(100)), Record("live", b"v", ts(1))]
+    )
+    assert s.purge_tombstones(50) == 1
+    assert s.get("old") is None
+    assert s.get("new") is not None and s.get("live") is not None
+
+
+def test_a_node_away_too_long_forgets_records_older_than_the_horizon() -> None:
+    s = KVStorage(None, part)
+    s.apply([Record("ancient", b"v", ts(10)), Record("recent", b"v", ts(100))])
+    assert s.forget_older_than(50) == 1
+    assert s.get("ancient") is None and s.get("recent") is not None
+
+
+def test_a_peer_cannot_write_into_another_partition_through_sync() -> None:
+    s = KVStorage(None, part)
+    stray = next(f"x{i}" for i in range(100) if part(f"x{i}") != 0)
+    home = next(f"x{i}" for i in range(100) if part(f"x{i}") == 0)
+    assert StoredReplica(s, 0).apply([Record(stray, b"v", ts(1)), Record(home, b"v", ts(1))]) == 1
+    assert s.get(stray) is None
+
+
+def test_prefix_listing_is_ordered_bounded_and_pages() -> None:
+    s = KVStorage(None, part)
+    s.apply([Record(k, b"v", ts(1)) for k in ("app/b", "app/a", "apq", "ap", "app/c", "b")])
+    assert [r.key for r in s.scan("app/", 10)] == ["app/a", "app/b", "app/c"]
+    assert [r.key for r in s.scan("app/", 2)] == ["app/a", "app/b"]
+    assert [r.key for r in s.scan("app/", 10, after="app/b")] == ["app/c"]
+    assert len(s.scan("", 100)) == 6
+
+
+def test_a_stored_replica_syncs_with_a_memory_replica() -> None:
+    s = KVStorage(None, lambda key: 0)
+    s.apply([Record(f"k{i}", b"v", ts(i)) for i in range(500)])
+    mem = MemoryReplica()
+    mem.load(Record(f"k{i}", b"w", ts(i + 1, "b")) for i in range(250, 700))
+    session = SyncSession(StoredReplica(s, 0), 0)
+    request: bytes | None = session.start()
+    while request is not None:
+        response, _ = answer(lambda p: mem, request)
+        request = session.receive(response)
+    assert session.stats.complete
+    assert s.tree(0).root == mem.tree.root
+    assert {r.key: r for r in s.scan("", 1000)} == mem.items()
+
+
+WRITER = """
+import sys, zlib
+from pathlib import Path
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.record import Record
+from gossip.runtime.store.storage import KVStorage
+s = KVStorage(Path(sys.argv[1]), lambda k: zlib.crc32(k.encode()) % 4)
+i = 0
+while True:
+    s.put(Record(f"key-{i}", b"x" * 100, Timestamp(i + 1, 0, "w")))
+    print(i, flush=True)  # the acknowledgement
+    i += 1
+"""
+
+
+@pytest.mark.e2e
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    db = tmp_path / "kv.db"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    acked = -1
+    try:
+        for line in proc.stdout:
+            acked = int(line)
+            if acked >= 300:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+    s = KVStorage(db, part)
+    assert acked >= 300
+    assert all(s.get(f"key-{i}") is not None for i in range(acked + 1))
+    for p in range(4):
+        assert s.tree(p).root == scratch_root(s, p)

@@ -27,6 +27,7 @@ from gossip.core.types import Address, MemberInfo
 from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
+from gossip.runtime.clock import SystemClock, WallClock
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
 from gossip.runtime.joiner import advertise_address, join_until_joined, resolve_seeds
@@ -61,8 +62,10 @@ class Agent:
         network: Network | None = None,
         sealer: Sealer | None = None,
         rng: random.Random | None = None,
+        clock: WallClock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock: WallClock = clock or SystemClock()
         self._network: Network = network or SocketNetwork()
         self._sealer: Sealer = sealer or PlainSealer()
         self._rng = rng or random.Random(secrets.randbits(64))
@@ -147,6 +150,10 @@ class Agent:
         if self._node is None:
             raise RuntimeError("the agent has not started")
         return self._node.address
+
+    def wall_ms(self) -> int:
+        """This agent's wall clock (milliseconds since the epoch)."""
+        return self.clock.wall_ms()
 
     @property
     def config(self) -> Config:

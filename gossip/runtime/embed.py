@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from gossip.runtime.agent import Agent
+from gossip.runtime.clock import WallClock
 from gossip.runtime.network import Network
 from gossip.runtime.service import Service
 from gossip.runtime.settings import AgentSettings
@@ -26,9 +27,10 @@ async def open_agent(
     services: Iterable[Service] = (),
     sealer: Sealer | None = None,
     network: Network | None = None,
+    clock: WallClock | None = None,
     leave_on_exit: bool = True,
 ) -> AsyncIterator[Agent]:
-    agent = Agent(settings, network=network, sealer=sealer)
+    agent = Agent(settings, network=network, sealer=sealer, clock=clock)
     for service in services:
         agent.add_service(service)
     async with trio.open_nursery() as nursery:

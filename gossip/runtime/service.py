@@ -97,6 +97,9 @@ class ServiceHost(Protocol):
 
     def members(self) -> list[MemberInfo]: ...
     def member(self, name: str) -> MemberInfo | None: ...
+    def wall_ms(self) -> int:
+        """The agent's wall clock in milliseconds (stamps, never elapsed time)."""
+        ...
 
     async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
         """Open a TCP stream to `to`, send one request on `channel`, return the

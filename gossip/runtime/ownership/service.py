@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,10 +70,6 @@ Subscriber = Callable[[ItemEvent], None]
 ItemSource = Callable[[], Awaitable[Iterable[str]]]
 """Polled for more item names, e.g. store_prefix_source(store, "work/")."""
 DEFAULT_SOURCE_INTERVAL = 10.0
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def big(members: int, table: PartitionTable) -> bool:
@@ -161,7 +156,7 @@ class OwnershipService(Service):
 
     async def before_leave(self) -> None:
         """Release every held item and let the release handlers finish (the agent bounds it)."""
-        self.ownership.leave(wall_ms())
+        self.ownership.leave(self.host.wall_ms())
         self._drain()
         await self.handlers.wait_idle()
 
@@ -201,7 +196,7 @@ class OwnershipService(Service):
 
     def _declare(self) -> None:
         names = list(dict.fromkeys([*self._items, *self._sourced]))
-        self.ownership.set_items(trio.current_time(), names, wall_ms())
+        self.ownership.set_items(trio.current_time(), names, self.host.wall_ms())
         self._drain()
 
     async def _poll_source(self, source: ItemSource) -> None:
@@ -235,7 +230,7 @@ class OwnershipService(Service):
                     built = (
                         await trio.to_thread.run_sync(rebuild.build) if heavy else rebuild.build()
                     )
-                    own.commit(rebuild, built, wall_ms())
+                    own.commit(rebuild, built, self.host.wall_ms())
                 self._drain()
                 continue
             self._drain()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,7 +47,6 @@ from gossip.runtime.store.sync import (
     SYNC_CHANNEL,
     AntiEntropy,
     HorizonReplica,
-    wall_ms,
 )
 
 if TYPE_CHECKING:
@@ -64,9 +64,14 @@ class StoreService(Service):
     name = "store"
 
     def __init__(
-        self, settings: StoreSettings | None = None, rng: random.Random | None = None
+        self,
+        settings: StoreSettings | None = None,
+        rng: random.Random | None = None,
+        *,
+        connect: Callable[[str], sqlite3.Connection] | None = None,
     ) -> None:
         self._given = settings
+        self._connect = connect
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
 
@@ -82,9 +87,11 @@ class StoreService(Service):
         path = None if host.data_dir is None else host.data_dir / DB_FILE
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.storage = KVStorage(path, self._partition_of, synchronous=s.synchronous)
+        self.storage = KVStorage(
+            path, self._partition_of, synchronous=s.synchronous, connect=self._connect
+        )
         self.clock = HybridClock(host.name)
-        self.clock.observe(wall_ms(), Timestamp(*self.storage.max_version(), host.name))
+        self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
@@ -165,7 +172,7 @@ class StoreService(Service):
         return self.placement.replicas_of_key(key)
 
     def stamp(self) -> Timestamp:
-        return self.clock.now(wall_ms())
+        return self.clock.now(self.host.wall_ms())
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
@@ -183,13 +190,15 @@ class StoreService(Service):
         return any(m.name != self.host.name and m.state in LIVE_STATES for m in self.host.members())
 
     def _observe(self, records: Sequence[Record]) -> None:
-        now = wall_ms()
+        now = self.host.wall_ms()
         for r in records:
             self.clock.observe(now, r.version)
 
     def replica(self, part: int) -> StoredReplica:
         horizon = self.settings.horizon_ms
-        return HorizonReplica(self.storage, part, self._observe, horizon_ms=horizon)
+        return HorizonReplica(
+            self.storage, part, self._observe, horizon_ms=horizon, wall_ms=self.host.wall_ms
+        )
 
     def replica_if_held(self, part: int) -> StoredReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a

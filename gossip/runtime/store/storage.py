@@ -59,6 +59,10 @@ def _upper_bound(prefix: str) -> str:
     return "\U0010ffff" * 130
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
 class KVStorage:
     def __init__(
         self,
@@ -67,12 +71,14 @@ class KVStorage:
         *,
         stored_depth: int = DEFAULT_STORED_DEPTH,
         synchronous: str = "NORMAL",
+        connect: Callable[[str], sqlite3.Connection] | None = None,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.partition_of = partition_of
         self.stored_depth = stored_depth
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+        # `connect` is the disk seam: fault runs pass one whose connection fails on demand.
+        self._db = (connect or _connect)(":memory:" if path is None else str(path))
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)

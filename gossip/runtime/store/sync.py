@@ -24,8 +24,7 @@ Rules:
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -57,17 +56,13 @@ PERSIST_EVERY_MS = 10_000
 log = structlog.get_logger("gossip.kv")
 
 
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class AntiEntropy:
     def __init__(self, svc: StoreService, rng: random.Random) -> None:
         self.svc = svc
         self.rng = rng
         self.wakeup = trio.Event()
         last = svc.storage.get_meta(LAST_SEEN)
-        now = wall_ms()
+        now = self.svc.host.wall_ms()
         self.last_contact = now if last is None else last
         self.stale = last is not None and now - last > svc.settings.horizon_ms
         self._persisted = 0
@@ -82,7 +77,7 @@ class AntiEntropy:
 
     def contact(self) -> None:
         """We exchanged data with a peer (or have none to diverge from)."""
-        now = wall_ms()
+        now = self.svc.host.wall_ms()
         self.last_contact = now
         if now - self._persisted >= self.persist_every_ms:
             self.svc.storage.set_meta(LAST_SEEN, now)
@@ -90,7 +85,7 @@ class AntiEntropy:
 
     def ensure_fresh(self) -> None:
         """Before exchanging data: forget what a long absence made unsafe."""
-        now = wall_ms()
+        now = self.svc.host.wall_ms()
         horizon = self.svc.settings.horizon_ms
         if not (self.stale or now - self.last_contact > horizon):
             return
@@ -116,7 +111,9 @@ class AntiEntropy:
                 next_gc = trio.current_time() + self.svc.settings.gc_interval
 
     def collect_garbage(self) -> int:
-        n = self.svc.storage.purge_tombstones(wall_ms() - self.svc.settings.horizon_ms)
+        n = self.svc.storage.purge_tombstones(
+            self.svc.host.wall_ms() - self.svc.settings.horizon_ms
+        )
         if n:
             log.info("kv_tombstones_purged", count=n)
         return n
@@ -248,12 +245,15 @@ class HorizonReplica(StoredReplica):
     held here is still applied.
     """
 
-    def __init__(self, *args: Any, horizon_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, horizon_ms: int, wall_ms: Callable[[], int], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.horizon_ms = horizon_ms
+        self.wall_ms = wall_ms
 
     def apply(self, records: Sequence[Record]) -> int:
-        cutoff = wall_ms() - self.horizon_ms
+        cutoff = self.wall_ms() - self.horizon_ms
         kept = [
             r
             for r in records

@@ -14,6 +14,7 @@ import trio.testing
 
 from gossip.core.ownership.assignment import ItemAcquired, ItemReleased
 from gossip.core.types import MemberInfo, MemberState
+from gossip.runtime.clock import SystemClock
 from gossip.runtime.http import ApiError, ApiRequest
 from gossip.runtime.metrics import Registry
 from gossip.runtime.ownership.handlers import HandlerJob, ItemHandlers
@@ -38,6 +39,9 @@ class FakeHost:
 
     def members(self) -> list[MemberInfo]:
         return [MemberInfo(n, ("127.0.0.1", 1), s, 1) for n, s in self.states.items()]
+
+    def wall_ms(self) -> int:
+        return SystemClock().wall_ms()
 
 
 def request(**query: str) -> ApiRequest:

@@ -17,7 +17,7 @@ from gossip.emulate.scenario import load_scenario
 from gossip.logs.records import load
 from gossip.logs.views import faults_from
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_dry_run_plays_the_ci_scenario_as_docker_commands(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from gossip.emulate.plan import NetState, partitioned, plan, receiver_loss
 from gossip.emulate.rules import bridge_ruleset, input_ruleset, qdisc_commands
 from gossip.emulate.scenario import ScenarioError, load_scenario, parse_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
 
 def node_step(at: float, action: str, target: str = "n1") -> str:

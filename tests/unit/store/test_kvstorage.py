@@ -129,7 +129,7 @@ while True:
 @pytest.mark.e2e
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     db = tmp_path / "kv.db"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True, env=env
     )

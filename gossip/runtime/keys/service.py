@@ -22,14 +22,14 @@ import argparse
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
 
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
-from gossip.runtime.service import Service, ServiceHost, StreamError, StreamHandler
+from gossip.runtime.service import PluginHost, Service, ServiceHost, StreamError, StreamHandler
 from gossip.runtime.settings import SettingsError
 from gossip.security.keyfile import KeyfileError, keyring_path, load_keyring, save_keyring
 from gossip.security.keyops import (
@@ -42,9 +42,6 @@ from gossip.security.keyops import (
 )
 from gossip.security.keyring import Keyring, KeyringError, decode_key, key_label
 from gossip.security.sealer import AesGcmSealer, Policy
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
 
 CHANNEL = "keys"
 ATTEMPTS = 3
@@ -193,7 +190,7 @@ def _flag(args: argparse.Namespace | None, section: Mapping[str, Any], setting: 
     return value
 
 
-def build_keyring(agent: Agent, args: argparse.Namespace | None) -> Keyring | None:
+def build_keyring(agent: PluginHost, args: argparse.Namespace | None) -> Keyring | None:
     section = agent.settings_section("security")
     text = _setting(args, section, "encrypt_key") or os.environ.get(ENV_KEY)
     key: bytes | None = None
@@ -219,7 +216,7 @@ def build_keyring(agent: Agent, args: argparse.Namespace | None) -> Keyring | No
     return keyring
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     keyring = build_keyring(agent, args)
     sealer = None
     if keyring is not None:

@@ -25,7 +25,7 @@ import argparse
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 import trio
@@ -51,10 +51,7 @@ from gossip.runtime.ownership.settings import (
     first,
     seconds,
 )
-from gossip.runtime.service import MemberEvent, Service, ServiceHost
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
+from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost
 
 log = structlog.get_logger("gossip.ownership")
 
@@ -325,7 +322,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--settle-time", type=float, metavar="S", help="seconds before a new member takes items")
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     agent.add_service(service_from_settings(agent.settings_section(SECTION), args))
 
 

@@ -16,7 +16,7 @@ import argparse
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -36,9 +36,10 @@ from gossip.core.store.replica_ops import (
 )
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import Handler, RouteKey
-from gossip.runtime.service import MemberEvent, Service, StreamHandler
+from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.settings import StoreSettings
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 from gossip.runtime.store.sync import (
@@ -48,9 +49,6 @@ from gossip.runtime.store.sync import (
     HorizonReplica,
     wall_ms,
 )
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
@@ -72,7 +70,7 @@ class StoreService(Service):
 
     # ---- wiring ----------------------------------------------------------------
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: ServiceHost) -> None:
         super().attach(host)
         settings = self._given or kvsettings.from_sources(host.settings_section("store"), None)
         if settings.sync_interval is None:
@@ -101,8 +99,6 @@ class StoreService(Service):
         return self.placement.partition_of(key)
 
     def routes(self) -> Mapping[RouteKey, Handler]:
-        from gossip.runtime.store.routes import store_routes
-
         return store_routes(self)
 
     def stream_channels(self) -> Mapping[str, StreamHandler]:
@@ -315,6 +311,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kvsettings.add_arguments(parser)
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     settings = kvsettings.from_sources(agent.settings_section("store"), args)
     agent.add_service(StoreService(settings))

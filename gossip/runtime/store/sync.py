@@ -26,12 +26,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 import trio
 
 from gossip.core.store.antientropy import SyncSession, SyncStats, answer
+from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record
 from gossip.core.store.syncwire import (
     SyncMessage,
@@ -42,12 +43,10 @@ from gossip.core.store.syncwire import (
     encode_differ,
     encode_roots,
 )
-from gossip.runtime.service import StreamError
-from gossip.runtime.store.settings import SYNC_JITTER
-from gossip.runtime.store.storage import StoredReplica
-
-if TYPE_CHECKING:
-    from gossip.runtime.store.service import StoreService
+from gossip.core.types import Address
+from gossip.runtime.service import ServiceHost, StreamError
+from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
+from gossip.runtime.store.storage import KVStorage, StoredReplica
 
 SYNC_CHANNEL = "kv-sync"
 ROOTS_CHANNEL = "kv-roots"
@@ -61,8 +60,27 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+class SyncedStore(Protocol):
+    """What anti-entropy needs of the store service."""
+
+    @property
+    def host(self) -> ServiceHost: ...
+    @property
+    def settings(self) -> StoreSettings: ...
+    @property
+    def storage(self) -> KVStorage: ...
+    @property
+    def placement(self) -> Placement: ...
+
+    def known_peers(self) -> bool: ...
+    def alive_peers(self) -> bool: ...
+    def address_of(self, name: str) -> Address | None: ...
+    def replica(self, part: int) -> StoredReplica: ...
+    def replica_if_held(self, part: int) -> StoredReplica | None: ...
+
+
 class AntiEntropy:
-    def __init__(self, svc: StoreService, rng: random.Random) -> None:
+    def __init__(self, svc: SyncedStore, rng: random.Random) -> None:
         self.svc = svc
         self.rng = rng
         self.wakeup = trio.Event()

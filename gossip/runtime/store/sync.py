@@ -48,17 +48,6 @@ from gossip.runtime.service import ServiceHost, StreamError
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 
-SYNC_CHANNEL = "kv-sync"
-ROOTS_CHANNEL = "kv-roots"
-LAST_SEEN = "last_seen_ms"
-PERSIST_EVERY_MS = 10_000
-
-log = structlog.get_logger("gossip.kv")
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class SyncedStore(Protocol):
     """What anti-entropy needs of the store service."""
@@ -77,6 +66,18 @@ class SyncedStore(Protocol):
     def address_of(self, name: str) -> Address | None: ...
     def replica(self, part: int) -> StoredReplica: ...
     def replica_if_held(self, part: int) -> StoredReplica | None: ...
+
+
+SYNC_CHANNEL = "kv-sync"
+ROOTS_CHANNEL = "kv-roots"
+LAST_SEEN = "last_seen_ms"
+PERSIST_EVERY_MS = 10_000
+
+log = structlog.get_logger("gossip.kv")
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class AntiEntropy:

@@ -1,4 +1,4 @@
-"""Client commands for a running agent (members, join, leave, monitor, info) and `cluster`.
+"""Client commands for a running agent: members, join, leave, monitor, info.
 
 Rules: each command talks to one agent's control API (--api / GOSSIP_API) and
 prints a table or, with --json, the raw JSON; an unreachable agent or an API
@@ -9,51 +9,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
+from gossip.cli.api_command import api_command
 from gossip.cli.output import members_table
-from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
+from gossip.client.api import ApiClient, add_client_arguments
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("members", help="list the members an agent sees")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_wrap(members))
+    p.set_defaults(func=api_command("members", members))
 
     p = subparsers.add_parser("join", help="ask an agent to join seeds")
     add_client_arguments(p)
     p.add_argument("addresses", nargs="+", metavar="HOST:PORT")
-    p.set_defaults(func=_wrap(join))
+    p.set_defaults(func=api_command("join", join))
 
     p = subparsers.add_parser("leave", help="ask an agent to leave gracefully and stop")
     add_client_arguments(p)
-    p.set_defaults(func=_wrap(leave))
+    p.set_defaults(func=api_command("leave", leave))
 
     p = subparsers.add_parser("monitor", help="stream membership events from an agent")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.set_defaults(func=_wrap(monitor))
+    p.set_defaults(func=api_command("monitor", monitor))
 
     p = subparsers.add_parser("info", help="show an agent's own state and health")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_wrap(info))
-
-
-def _wrap(command: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            result: int = command(ApiClient.from_args(args), args)
-            return result
-        except ApiClientError as exc:
-            print(f"gossip {args.command}: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
-
-    return run
+    p.set_defaults(func=api_command("info", info))
 
 
 def members(client: ApiClient, args: argparse.Namespace) -> int:

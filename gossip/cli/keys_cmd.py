@@ -15,7 +15,8 @@ import json
 import sys
 from typing import Any
 
-from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
+from gossip.cli.api_command import api_command
+from gossip.client.api import ApiClient, add_client_arguments
 from gossip.security.keyops import Command, format_summary
 from gossip.security.keyring import KeyringError, decode_key, encode_key, generate_key
 
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("key", nargs="?", help="base64 key (install, use, remove)")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=keys)
+    p.set_defaults(func=api_command("keys", keys))
 
 
 def keygen(args: argparse.Namespace) -> int:
@@ -49,17 +50,16 @@ def build_command(op: str, key_text: str | None) -> Command:
     return Command(op, decode_key(key_text))
 
 
-def keys(args: argparse.Namespace) -> int:
+def keys(client: ApiClient, args: argparse.Namespace) -> int:
     try:
         command = build_command(args.op, args.key)
-        client = ApiClient.from_args(args)
-        if command.op == "list":
-            summary = client.call("GET", "/v1/keys", timeout=KEYS_TIMEOUT_S)
-        else:
-            summary = client.call("POST", "/v1/keys", command.to_json(), timeout=KEYS_TIMEOUT_S)
-    except (KeyringError, ApiClientError) as exc:
+    except KeyringError as exc:
         print(f"gossip keys: {exc}", file=sys.stderr)
         return 1
+    if command.op == "list":
+        summary = client.call("GET", "/v1/keys", timeout=KEYS_TIMEOUT_S)
+    else:
+        summary = client.call("POST", "/v1/keys", command.to_json(), timeout=KEYS_TIMEOUT_S)
     if not isinstance(summary, dict):
         print("gossip keys: unexpected answer from the agent", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from gossip.cli.api_command import api_command
 from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
 from gossip.client.kv import call, key_path
 
@@ -35,45 +36,33 @@ def register(subparsers: Any) -> None:
     p.add_argument("value", nargs="?", help="the value; '-' reads stdin")
     p.add_argument("--file", type=Path, help="read the value from this file")
     _consistency(p)
-    p.set_defaults(func=_wrap(put))
+    p.set_defaults(func=api_command("kv put", put))
 
     p = action("get", "read a value (written to stdout as is)")
     p.add_argument("key")
     p.add_argument("--local", action="store_true", help="only this agent's copy, as JSON")
     _consistency(p)
-    p.set_defaults(func=_wrap(get))
+    p.set_defaults(func=api_command("kv get", get))
 
     p = action("delete", "delete a key (writes a tombstone)")
     p.add_argument("key")
     _consistency(p)
-    p.set_defaults(func=_wrap(delete))
+    p.set_defaults(func=api_command("kv delete", delete))
 
     p = action("list", "list live keys by prefix, across the cluster")
     p.add_argument("--prefix", default="")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_wrap(listing))
+    p.set_defaults(func=api_command("kv list", listing))
 
     p = action("digest", "per-partition Merkle roots on this agent")
-    p.set_defaults(func=_wrap(digest))
+    p.set_defaults(func=api_command("kv digest", digest))
 
 
 def _consistency(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--consistency", choices=("one", "quorum", "all"), default="quorum", help="(quorum)"
     )
-
-
-def _wrap(command: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            result: int = command(ApiClient.from_args(args), args)
-            return result
-        except (ApiClientError, OSError) as exc:
-            print(f"gossip kv {args.kv_command}: {exc}", file=sys.stderr)
-            return 1
-
-    return run
 
 
 def put(client: ApiClient, args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
+from gossip.cli.api_command import api_command
+from gossip.client.api import ApiClient, add_client_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -25,10 +26,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--items", action="store_true", help="list the declared items and owners")
     p.add_argument("--json", action="store_true", help="print the JSON answer")
     add_client_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=api_command("owner", run))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(client: ApiClient, args: argparse.Namespace) -> int:
     if (args.key is None) == (not args.items):
         print("gossip owner: give a KEY or --items", file=sys.stderr)
         return 2
@@ -36,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
         path = "/v1/ownership"
     else:
         path = "/v1/owner?" + urlencode({"key": args.key, "n": args.n})
-    try:
-        answer = ApiClient.from_args(args).call("GET", path)
-    except ApiClientError as exc:
-        print(f"gossip owner: {exc}", file=sys.stderr)
-        return 1
+    answer = client.call("GET", path)
     if args.json:
         print(json.dumps(answer, indent=2, sort_keys=True))
     elif args.items:

@@ -1,7 +1,8 @@
 """The agent's control API routes (JSON over the h11 server in http.py).
 
 Rules: handlers validate every field of a request body and answer 400 with a
-message naming the field; they change the Node only through Agent commands.
+message naming the field; they change the Node only through the agent's commands,
+and see the agent only as `ControlledAgent`, the part of it they use.
 The events feed ends when the agent stops or the subscriber falls behind, and
 sends a heartbeat line every HEARTBEAT_S so dead clients are noticed.
 """
@@ -9,21 +10,46 @@ sends a heartbeat line every HEARTBEAT_S so dead clients are noticed.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import trio
 
 from gossip.core.types import MemberInfo
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address
 from gossip.runtime.settings import parse_hostport
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
+from gossip.runtime.subscribe import Subscription
 
 HEARTBEAT_S = 10.0
 MAX_JOIN_ADDRESSES = 64
+
+
+class ControlledAgent(Protocol):
+    """What the control API needs of the agent."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def health(self) -> int: ...
+    @property
+    def leaving(self) -> bool: ...
+    @property
+    def joined(self) -> trio.Event: ...
+    @property
+    def metrics(self) -> Registry: ...
+    @property
+    def nursery(self) -> trio.Nursery | None: ...
+
+    def members(self) -> list[MemberInfo]: ...
+    def self_info(self) -> MemberInfo | None: ...
+    def subscribe(self, maxsize: int = ...) -> Subscription: ...
+    async def join(self, seeds: Sequence[str]) -> int: ...
+    async def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    async def leave_and_stop(self) -> None: ...
 
 
 def member_json(m: MemberInfo) -> dict[str, Any]:
@@ -36,7 +62,7 @@ def member_json(m: MemberInfo) -> dict[str, Any]:
     }
 
 
-def control_routes(agent: Agent) -> dict[RouteKey, Handler]:
+def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
     async def health(_: ApiRequest) -> ApiResponse:
         alive = sum(1 for m in agent.members() if m.state.label == "alive")
         status = "leaving" if agent.leaving else "ok"
@@ -105,7 +131,7 @@ def control_routes(agent: Agent) -> dict[RouteKey, Handler]:
     }
 
 
-async def _event_lines(agent: Agent) -> AsyncIterator[bytes]:
+async def _event_lines(agent: ControlledAgent) -> AsyncIterator[bytes]:
     async with agent.subscribe() as sub:
         yield json.dumps({"event": "subscribed", "node": agent.name}).encode() + b"\n"
         while True:

@@ -191,10 +191,13 @@ def _prefix_route(routes: Mapping[RouteKey, Handler], method: str, path: str) ->
 
 
 def _peer_of(stream: trio.abc.Stream) -> str:
+    """HOST:PORT of a socket stream's peer; "" for other streams or a closed socket."""
+    if not isinstance(stream, trio.SocketStream):
+        return ""
     try:
-        host, port = stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
+        host, port = stream.socket.getpeername()[:2]
         return f"{host}:{port}"
-    except (OSError, AttributeError, ValueError):
+    except (OSError, ValueError):
         return ""
 
 

@@ -6,6 +6,7 @@ off exponentially with jitter from JOIN_BACKOFF_MIN to JOIN_BACKOFF_MAX until
 the core reports Joined. Afterwards, whenever this node sees no other live
 member for a jittered reconnect_interval, the seeds are resolved and joined
 again, so a node cut off (or whose seeds moved in DNS) finds its way back.
+The loop sees the agent only as `JoiningAgent`, the part of it the loop uses.
 """
 
 from __future__ import annotations
@@ -13,22 +14,36 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 import trio
 
-from gossip.core.types import Address
+from gossip.core.membership.config import Config
+from gossip.core.types import Address, MemberInfo
 from gossip.runtime.settings import parse_hostport
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
 
 JOIN_BACKOFF_MIN = 1.0
 JOIN_BACKOFF_MAX = 30.0
 RESOLVE_TIMEOUT = 5.0
 
 log = structlog.get_logger("gossip.joiner")
+
+
+class JoiningAgent(Protocol):
+    """What the join loop needs of the agent."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def leaving(self) -> bool: ...
+    @property
+    def joined(self) -> trio.Event: ...
+
+    def members(self) -> list[MemberInfo]: ...
+    async def join(self, seeds: Sequence[str]) -> int: ...
 
 
 async def resolve_seeds(seeds: Sequence[str]) -> list[Address]:
@@ -69,7 +84,7 @@ def advertise_address(bind: Address) -> Address:
     return chosen, port
 
 
-async def join_until_joined(agent: Agent, seeds: Sequence[str]) -> None:
+async def join_until_joined(agent: JoiningAgent, seeds: Sequence[str]) -> None:
     """Retry joining `seeds` with jittered exponential backoff until joined, then
     rejoin them whenever this node finds itself alone."""
     rng = random.Random()
@@ -82,7 +97,7 @@ async def join_until_joined(agent: Agent, seeds: Sequence[str]) -> None:
             log.info("seeds_rejoined", seeds=list(seeds), resolved=resolved)
 
 
-async def _first_join(agent: Agent, seeds: Sequence[str], rng: random.Random) -> None:
+async def _first_join(agent: JoiningAgent, seeds: Sequence[str], rng: random.Random) -> None:
     backoff = JOIN_BACKOFF_MIN
     while not agent.joined.is_set():
         with trio.move_on_after(backoff * (0.5 + rng.random())):

@@ -2,7 +2,7 @@
 
 Rules: each module named in PLUGIN_MODULES may define
     add_arguments(parser: argparse.ArgumentParser) -> None
-    setup(agent: gossip.runtime.agent.Agent, args: argparse.Namespace | None) -> None
+    setup(agent: gossip.runtime.service.PluginHost, args: argparse.Namespace | None) -> None
 `setup` runs before the agent starts: it calls agent.add_service(...) and may call
 agent.set_sealer(...). A module that is not present is skipped, so a build without
 a part still runs. To add one, append its name here in a one-line commit.
@@ -16,10 +16,8 @@ import argparse
 import importlib
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
+from gossip.runtime.service import PluginHost
 
 PLUGIN_MODULES = (
     "gossip.runtime.keys.service",
@@ -62,7 +60,7 @@ def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
             hook(parser)
 
 
-def setup_plugins(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup_plugins(agent: PluginHost, args: argparse.Namespace | None) -> None:
     for module in load_plugins():
         hook = getattr(module, "setup", None)
         if hook is not None:

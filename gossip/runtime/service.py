@@ -27,9 +27,11 @@ from typing import Any, Protocol
 
 import trio
 
+from gossip.core.membership.config import Config
 from gossip.core.types import Address, MemberInfo
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.metrics import Registry
+from gossip.security.sealing import Sealer
 
 LEAVE_HOOK_TIMEOUT = 5.0
 
@@ -82,16 +84,13 @@ class ServiceHost(Protocol):
     @property
     def address(self) -> Address: ...
     @property
-    def config(self) -> Any:
-        """The agent's gossip.core.membership.config.Config."""
-        ...
+    def config(self) -> Config: ...
 
     @property
     def data_dir(self) -> Path | None: ...
     @property
     def metrics(self) -> Registry: ...
-    @property
-    def settings_section(self) -> Callable[[str], Mapping[str, Any]]:
+    def settings_section(self, name: str) -> Mapping[str, Any]:
         """`settings_section("store")` -> that table of the TOML config file ({} if absent)."""
         ...
 
@@ -110,6 +109,14 @@ class ServiceHost(Protocol):
     async def send_datagram(self, to: Address, channel: str, body: bytes) -> None:
         """Best effort UDP to a datagram channel; a failed send is a lost packet."""
         ...
+
+
+class PluginHost(ServiceHost, Protocol):
+    """What a plugin's `setup` needs of the agent it configures (see runtime/plugins.py):
+    the ServiceHost, plus registering services and the sealer before the agent starts."""
+
+    def add_service(self, service: Service) -> None: ...
+    def set_sealer(self, sealer: Sealer) -> None: ...
 
 
 class Service:

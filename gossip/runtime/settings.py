@@ -4,11 +4,15 @@ Rules: every value is parsed and checked here, before anything starts; a bad
 one raises SettingsError(setting, why), which the CLI prints as one line and
 exits 2. The TOML file is bounded in size (MAX_CONFIG_BYTES) and may hold the
 top-level keys below, a [core] table of core Config overrides, and one table
-per service (passed through unchecked to that service).
+per service (passed through unchecked to that service). The precedence itself
+lives here, for the services too (`layered`): a flag counts as given unless it
+is None or an empty list, an environment variable unless it is empty, a file
+value when its key is present.
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import socket
@@ -181,6 +185,40 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise SettingsError("config", f"{path}: {exc}") from None
 
 
+# ---- precedence ----------------------------------------------------------------
+
+
+def given_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The flags the user gave: None (argparse's value for an absent flag) and an empty
+    list (a repeatable flag never used) are not given."""
+    return {name: value for name, value in flags.items() if value is not None and value != []}
+
+
+def flag_values(args: argparse.Namespace | None, names: Mapping[str, str]) -> dict[str, Any]:
+    """setting -> its flag's value, for the flags given; `names` maps each setting to its
+    argparse attribute. No flags at all (None: an embedded agent) gives nothing."""
+    if args is None:
+        return {}
+    return given_flags({setting: getattr(args, attr, None) for setting, attr in names.items()})
+
+
+def env_values(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
+    """setting -> its environment variable's value, for those set and not empty;
+    `names` maps each setting to its variable."""
+    found = {setting: env.get(variable) for setting, variable in names.items()}
+    return {setting: value for setting, value in found.items() if value}
+
+
+def layered(*sources: Mapping[str, Any]) -> dict[str, Any]:
+    """One value per setting from `sources` in precedence order (flags, environment,
+    file): the first source that holds a setting decides it; a setting none holds is
+    left out, so its default applies."""
+    merged: dict[str, Any] = {}
+    for source in reversed(sources):
+        merged.update(source)
+    return merged
+
+
 def _parse(setting: str, value: Any) -> Any:
     try:
         return _PARSERS[setting](value)
@@ -214,23 +252,22 @@ def load_settings(
     config_file: Path | None = None,
 ) -> AgentSettings:
     """Merge the sources; `flags` holds only the flags the user gave (None = not given)."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != []}
     env = os.environ if env is None else env
     if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(env[ENV_PREFIX + "CONFIG"])
-    values: dict[str, Any] = {}
+    from_file: dict[str, Any] = {}
     core: dict[str, Any] = {}
     sections: dict[str, Any] = {}
     if config_file is not None:
-        values, core, sections = _from_file(read_config_file(config_file))
-    for setting in _PARSERS:
-        raw = env.get(ENV_PREFIX + setting.upper())
-        if raw is not None and raw != "":
-            values[setting] = _parse(setting, raw)
-    for setting, raw in flags.items():
+        from_file, core, sections = _from_file(read_config_file(config_file))
+    variables = {setting: ENV_PREFIX + setting.upper() for setting in _PARSERS}
+    from_env = {s: _parse(s, raw) for s, raw in env_values(env, variables).items()}
+    from_flags: dict[str, Any] = {}
+    for setting, raw in given_flags(flags or {}).items():
         if setting not in _PARSERS:
             raise SettingsError(setting, "unknown setting")
-        values[setting] = _parse(setting, raw)
+        from_flags[setting] = _parse(setting, raw)
+    values = layered(from_flags, from_env, from_file)
     try:
         return AgentSettings(**values, core=core, sections=sections, config_file=config_file)
     except TypeError as exc:  # pragma: no cover - guarded by _PARSERS

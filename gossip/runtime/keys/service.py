@@ -3,7 +3,9 @@
 Rules:
 - `setup` (the plugin hook) builds the keyring from <data-dir>/keyring.json
   and/or the configured key, and installs an AesGcmSealer on the agent; with no
-  key at all the agent stays plaintext and key commands answer an error.
+  key at all the agent stays plaintext and key commands answer an error. The
+  configured key and policy follow the agent's precedence: flag >
+  GOSSIP_ENCRYPT_KEY > the [security] table.
 - GET /v1/keys and POST /v1/keys {"op", "key"} on one agent apply the command
   locally, then fan it out over the "keys" stream channel (sealed like all
   traffic) to every alive or suspect member in parallel, each bounded by the
@@ -22,15 +24,15 @@ import argparse
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
 
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
-from gossip.runtime.service import Service, ServiceHost, StreamError, StreamHandler
-from gossip.runtime.settings import SettingsError
+from gossip.runtime.service import PluginHost, Service, ServiceHost, StreamError, StreamHandler
+from gossip.runtime.settings import SettingsError, env_values, flag_values, layered
 from gossip.security.keyfile import KeyfileError, keyring_path, load_keyring, save_keyring
 from gossip.security.keyops import (
     Command,
@@ -43,12 +45,16 @@ from gossip.security.keyops import (
 from gossip.security.keyring import Keyring, KeyringError, decode_key, key_label
 from gossip.security.sealer import AesGcmSealer, Policy
 
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
-
 CHANNEL = "keys"
 ATTEMPTS = 3
 ENV_KEY = "GOSSIP_ENCRYPT_KEY"
+SECTION = "security"
+FLAGS = {
+    "encrypt_key": "encrypt_key",
+    "encrypt_outgoing": "encrypt_outgoing",
+    "require_encrypted": "require_encrypted",
+}
+"""The [security] settings that have a flag, and its argparse attribute."""
 
 log = structlog.get_logger("gossip.keys")
 
@@ -179,13 +185,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _setting(args: argparse.Namespace | None, section: Mapping[str, Any], name: str) -> Any:
-    value = getattr(args, name, None) if args is not None else None
-    return section.get(name) if value is None else value
+def security_settings(
+    section: Mapping[str, Any],
+    args: argparse.Namespace | None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The security settings by the agent's precedence: flags > GOSSIP_ENCRYPT_KEY >
+    the [security] table (`section`)."""
+    env = os.environ if env is None else env
+    return layered(flag_values(args, FLAGS), env_values(env, {"encrypt_key": ENV_KEY}), section)
 
 
-def _flag(args: argparse.Namespace | None, section: Mapping[str, Any], setting: str) -> bool:
-    value = _setting(args, section, setting)
+def _flag(chosen: Mapping[str, Any], setting: str) -> bool:
+    value = chosen.get(setting)
     if value is None:
         return True
     if not isinstance(value, bool):
@@ -193,9 +205,9 @@ def _flag(args: argparse.Namespace | None, section: Mapping[str, Any], setting: 
     return value
 
 
-def build_keyring(agent: Agent, args: argparse.Namespace | None) -> Keyring | None:
-    section = agent.settings_section("security")
-    text = _setting(args, section, "encrypt_key") or os.environ.get(ENV_KEY)
+def build_keyring(agent: PluginHost, args: argparse.Namespace | None) -> Keyring | None:
+    chosen = security_settings(agent.settings_section(SECTION), args)
+    text = chosen.get("encrypt_key") or None  # "" is no key
     key: bytes | None = None
     if text is not None:
         if not isinstance(text, str):
@@ -219,14 +231,14 @@ def build_keyring(agent: Agent, args: argparse.Namespace | None) -> Keyring | No
     return keyring
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     keyring = build_keyring(agent, args)
     sealer = None
     if keyring is not None:
-        section = agent.settings_section("security")
+        chosen = security_settings(agent.settings_section(SECTION), args)
         policy = Policy(
-            encrypt_outgoing=_flag(args, section, "encrypt_outgoing"),
-            require_incoming=_flag(args, section, "require_encrypted"),
+            encrypt_outgoing=_flag(chosen, "encrypt_outgoing"),
+            require_incoming=_flag(chosen, "require_encrypted"),
         )
         sealer = AesGcmSealer(keyring, agent.config.cluster_name, policy)
         agent.set_sealer(sealer)

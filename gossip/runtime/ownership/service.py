@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 import trio
@@ -42,18 +42,16 @@ from gossip.core.ownership.partition_table import PartitionTable
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.ownership.handlers import DEFAULT_TIMEOUT, HandlerJob, ItemHandlers
 from gossip.runtime.ownership.settings import (
+    FLAGS,
     MAX_ITEMS,
     SECTION,
     SettingsError,
     checked_items,
     command,
-    first,
     seconds,
 )
-from gossip.runtime.service import MemberEvent, Service, ServiceHost
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
+from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost
+from gossip.runtime.settings import flag_values, layered
 
 log = structlog.get_logger("gossip.ownership")
 
@@ -320,7 +318,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--settle-time", type=float, metavar="S", help="seconds before a new member takes items")
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     agent.add_service(service_from_settings(agent.settings_section(SECTION), args))
 
 
@@ -336,15 +334,12 @@ def service_from_settings(
     items = checked_items(section.get("items", []), "items")
     flag_items = getattr(args, "item", None) or []
     items += checked_items(flag_items, "--item")
+    chosen = layered(flag_values(args, FLAGS), section)
     return OwnershipService(
         items=items,
-        on_acquire=command(getattr(args, "on_acquire", None) or section.get("on_acquire")),
-        on_release=command(getattr(args, "on_release", None) or section.get("on_release")),
-        settle_time=seconds(
-            first(getattr(args, "settle_time", None), section.get("settle_time")),
-            "settle_time",
-            DEFAULT_SETTLE_TIME,
-        ),
+        on_acquire=command(chosen.get("on_acquire")),
+        on_release=command(chosen.get("on_release")),
+        settle_time=seconds(chosen.get("settle_time"), "settle_time", DEFAULT_SETTLE_TIME),
         coalesce_time=seconds(section.get("coalesce_time"), "coalesce_time", DEFAULT_COALESCE_TIME),
         handler_timeout=seconds(section.get("handler_timeout"), "handler_timeout", DEFAULT_TIMEOUT),
         partitions=partition_count(section.get("partitions")),

@@ -13,16 +13,14 @@ from typing import Any
 
 from gossip.runtime.settings import SettingsError
 
-__all__ = ["MAX_ITEMS", "SECTION", "SettingsError", "checked_items", "command", "first", "seconds"]
+__all__ = ["FLAGS", "MAX_ITEMS", "SECTION", "SettingsError", "checked_items", "command", "seconds"]
 
 SECTION = "ownership"
 MAX_ITEMS = 100_000
 MAX_ITEM_BYTES = 256
-
-
-def first(*values: Any) -> Any:
-    """The first value that is set (flags before the file)."""
-    return next((v for v in values if v is not None), None)
+FLAGS = {"on_acquire": "on_acquire", "on_release": "on_release", "settle_time": "settle_time"}
+"""The settings that have a flag (which wins over the file), and its argparse attribute;
+`--item` adds to the file's items instead."""
 
 
 def checked_items(items: Any, setting: str) -> list[str]:

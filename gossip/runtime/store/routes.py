@@ -16,19 +16,28 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, RecordError
+from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, parse_consistency
 
-if TYPE_CHECKING:
-    from gossip.runtime.store.service import StoreService
-
 PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
+
+
+class RoutedStore(Protocol):
+    """What the routes need of the store service (its library API)."""
+
+    async def put(self, key: str, value: bytes, consistency: str) -> Record: ...
+    async def delete(self, key: str, consistency: str) -> Record: ...
+    async def get(self, key: str, consistency: str) -> bytes | None: ...
+    def get_local(self, key: str) -> Record | None: ...
+    def digest(self) -> dict[str, Any]: ...
+    async def list(self, prefix: str, limit: int) -> tuple[list[Listed], bool]: ...
 
 
 def version_text(ts: Timestamp) -> str:
@@ -86,7 +95,7 @@ def _guarded(work: Work) -> Handler:
     return handler
 
 
-def store_routes(svc: StoreService) -> Mapping[RouteKey, Handler]:
+def store_routes(svc: RoutedStore) -> Mapping[RouteKey, Handler]:
     async def put(req: ApiRequest) -> ApiResponse:
         r = await svc.put(_key(req), req.body, _consistency(req))
         return ApiResponse.json({"key": r.key, "version": version_text(r.version)})

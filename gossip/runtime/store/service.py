@@ -17,7 +17,7 @@ import random
 import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -37,9 +37,10 @@ from gossip.core.store.replica_ops import (
 )
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import Handler, RouteKey
-from gossip.runtime.service import MemberEvent, Service, StreamHandler
+from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.settings import StoreSettings
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 from gossip.runtime.store.sync import (
@@ -48,9 +49,6 @@ from gossip.runtime.store.sync import (
     AntiEntropy,
     HorizonReplica,
 )
-
-if TYPE_CHECKING:
-    from gossip.runtime.agent import Agent
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
@@ -77,7 +75,7 @@ class StoreService(Service):
 
     # ---- wiring ----------------------------------------------------------------
 
-    def attach(self, host: Any) -> None:
+    def attach(self, host: ServiceHost) -> None:
         super().attach(host)
         settings = self._given or kvsettings.from_sources(host.settings_section("store"), None)
         if settings.sync_interval is None:
@@ -108,8 +106,6 @@ class StoreService(Service):
         return self.placement.partition_of(key)
 
     def routes(self) -> Mapping[RouteKey, Handler]:
-        from gossip.runtime.store.routes import store_routes
-
         return store_routes(self)
 
     def stream_channels(self) -> Mapping[str, StreamHandler]:
@@ -324,6 +320,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kvsettings.add_arguments(parser)
 
 
-def setup(agent: Agent, args: argparse.Namespace | None) -> None:
+def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     settings = kvsettings.from_sources(agent.settings_section("store"), args)
     agent.add_service(StoreService(settings))

@@ -16,11 +16,17 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from gossip.core.store.placement import DEFAULT_PARTITIONS, DEFAULT_REPLICAS
-from gossip.runtime.settings import SettingsError
+from gossip.runtime.settings import SettingsError, flag_values, layered
 
 DAY_S = 86_400.0
 SYNC_INTERVALS = {"local": 2.0, "lan": 10.0, "wan": 30.0}
 SYNC_JITTER = 0.2
+FLAGS = {
+    "replicas": "kv_replicas",
+    "sync_interval": "kv_sync_interval",
+    "tombstone_horizon": "kv_tombstone_horizon",
+}
+"""The settings that have a flag, and its argparse attribute."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +94,15 @@ def from_sources(section: Mapping[str, Any], args: argparse.Namespace | None) ->
     kinds = {f.name: type(getattr(StoreSettings(), f.name)) for f in fields(StoreSettings)}
     kinds["replicas"] = int
     kinds["sync_interval"] = float
-    changes: dict[str, Any] = {}
+    from_file: dict[str, Any] = {}
     for name, value in section.items():
         if name not in kinds:
             raise SettingsError(f"store.{name}", "unknown setting")
-        changes[name] = _coerce(name, value, kinds[name])
-    flags = {
-        "replicas": "kv_replicas",
-        "sync_interval": "kv_sync_interval",
-        "tombstone_horizon": "kv_tombstone_horizon",
+        from_file[name] = _coerce(name, value, kinds[name])
+    from_flags = {
+        name: _coerce(name, value, kinds[name]) for name, value in flag_values(args, FLAGS).items()
     }
-    for name, attr in flags.items():
-        value = getattr(args, attr, None) if args is not None else None
-        if value is not None:
-            changes[name] = _coerce(name, value, kinds[name])
-    return replace(StoreSettings(), **changes).checked()
+    return replace(StoreSettings(), **layered(from_flags, from_file)).checked()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

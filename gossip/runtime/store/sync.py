@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 import trio
 
 from gossip.core.store.antientropy import SyncSession, SyncStats, answer
+from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record
 from gossip.core.store.syncwire import (
     SyncMessage,
@@ -41,12 +42,30 @@ from gossip.core.store.syncwire import (
     encode_differ,
     encode_roots,
 )
-from gossip.runtime.service import StreamError
-from gossip.runtime.store.settings import SYNC_JITTER
-from gossip.runtime.store.storage import StoredReplica
+from gossip.core.types import Address
+from gossip.runtime.service import ServiceHost, StreamError
+from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
+from gossip.runtime.store.storage import KVStorage, StoredReplica
 
-if TYPE_CHECKING:
-    from gossip.runtime.store.service import StoreService
+
+class SyncedStore(Protocol):
+    """What anti-entropy needs of the store service."""
+
+    @property
+    def host(self) -> ServiceHost: ...
+    @property
+    def settings(self) -> StoreSettings: ...
+    @property
+    def storage(self) -> KVStorage: ...
+    @property
+    def placement(self) -> Placement: ...
+
+    def known_peers(self) -> bool: ...
+    def alive_peers(self) -> bool: ...
+    def address_of(self, name: str) -> Address | None: ...
+    def replica(self, part: int) -> StoredReplica: ...
+    def replica_if_held(self, part: int) -> StoredReplica | None: ...
+
 
 SYNC_CHANNEL = "kv-sync"
 ROOTS_CHANNEL = "kv-roots"
@@ -57,7 +76,7 @@ log = structlog.get_logger("gossip.kv")
 
 
 class AntiEntropy:
-    def __init__(self, svc: StoreService, rng: random.Random) -> None:
+    def __init__(self, svc: SyncedStore, rng: random.Random) -> None:
         self.svc = svc
         self.rng = rng
         self.wakeup = trio.Event()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from gossip.runtime.settings import SettingsError, load_settings
+from gossip.runtime.settings import (
+    SettingsError,
+    env_values,
+    flag_values,
+    given_flags,
+    layered,
+    load_settings,
+)
 
 
 def _file(tmp_path: Path, text: str) -> Path:
@@ -23,6 +31,28 @@ def test_flags_beat_environment_which_beats_the_file(tmp_path: Path) -> None:
     assert s.bind == ("127.0.0.1", 2000)
     assert s.log_level == "debug"
     assert s.api == ("127.0.0.1", 7947)
+
+
+def test_the_first_source_that_holds_a_setting_decides_it() -> None:
+    flags = {"a": 1}
+    env = {"a": 2, "b": 2}
+    file = {"a": 3, "b": 3, "c": 3}
+    assert layered(flags, env, file) == {"a": 1, "b": 2, "c": 3}
+    assert layered() == {}
+
+
+def test_absent_flags_and_empty_variables_are_not_given() -> None:
+    assert given_flags({"a": None, "b": [], "c": "", "d": 0, "e": False}) == {
+        "c": "",
+        "d": 0,
+        "e": False,
+    }
+    args = argparse.Namespace(kv_replicas="2", kv_sync_interval=None)
+    names = {"replicas": "kv_replicas", "sync_interval": "kv_sync_interval", "x": "missing"}
+    assert flag_values(args, names) == {"replicas": "2"}
+    assert flag_values(None, names) == {}
+    env = {"GOSSIP_A": "1", "GOSSIP_B": ""}
+    assert env_values(env, {"a": "GOSSIP_A", "b": "GOSSIP_B", "c": "GOSSIP_C"}) == {"a": "1"}
 
 
 def test_defaults_apply_when_nothing_is_given() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 from gossip.core.types import Address, MemberInfo, MemberState
-from gossip.runtime.keys.service import CHANNEL, KeysService
+from gossip.runtime.keys.service import CHANNEL, KeysService, security_settings
 from gossip.runtime.metrics import Registry
 from gossip.runtime.service import StreamError
 from gossip.security.keyfile import keyring_path, load_keyring
@@ -99,3 +100,15 @@ async def test_fan_out_asks_every_live_member_again_when_busy_and_lists_the_sile
     host = svc.host
     assert isinstance(host, FakeHost)
     assert host.asked.count(busy) == 2 and host.asked.count(silent) == 3
+
+
+def test_security_settings_follow_the_agent_precedence() -> None:
+    section = {"encrypt_key": "from-file", "encrypt_outgoing": False}
+    env = {"GOSSIP_ENCRYPT_KEY": "from-env"}
+    flags = argparse.Namespace(encrypt_key=None, encrypt_outgoing=None, require_encrypted=True)
+    chosen = security_settings(section, flags, env)
+    assert chosen["encrypt_key"] == "from-env"
+    assert chosen["encrypt_outgoing"] is False and chosen["require_encrypted"] is True
+    flags.encrypt_key = "from-flag"
+    assert security_settings(section, flags, env)["encrypt_key"] == "from-flag"
+    assert security_settings(section, None, {})["encrypt_key"] == "from-file"

@@ -360,15 +360,35 @@ def partition_count(raw: object) -> int:
     return raw
 
 
+SOURCE_PAGE = 10_000
+"""Keys asked of the store per page: the most a replica answers in one scan."""
+
+
 class PrefixLister(Protocol):
-    async def list(self, prefix: str, limit: int = ...) -> tuple[list[Any], bool]: ...
+    async def list_page(
+        self, prefix: str, limit: int = ..., after: str = ...
+    ) -> tuple[list[Any], str | None]: ...
 
 
-def store_prefix_source(store: PrefixLister, prefix: str) -> ItemSource:
-    """Items named by the store's keys under `prefix` (prefix removed), for item_source."""
+def store_prefix_source(store: PrefixLister, prefix: str, page: int = SOURCE_PAGE) -> ItemSource:
+    """Items named by the store's keys under `prefix` (prefix removed), for item_source.
+    Pages through every key, `page` keys at a time; more than MAX_ITEMS names fail the poll
+    (the last names stay)."""
+    if not 0 < page <= SOURCE_PAGE:
+        raise ValueError(f"page must be 1..{SOURCE_PAGE}")
 
     async def source() -> list[str]:
-        records, _cut = await store.list(prefix, MAX_ITEMS)
-        return [r.key[len(prefix) :] for r in records if len(r.key) > len(prefix)]
+        names: list[str] = []
+        after = ""
+        while True:
+            records, stop = await store.list_page(prefix, page, after)
+            names += [r.key[len(prefix) :] for r in records if len(r.key) > len(prefix)]
+            if len(names) > MAX_ITEMS:
+                raise ValueError(f"more than {MAX_ITEMS} keys under {prefix!r}")
+            if stop is None:
+                return names
+            if stop <= after:
+                raise ValueError("the store's listing did not advance")
+            after = stop
 
     return source

@@ -12,11 +12,14 @@ Rules:
   the last check are unreachable until the view shows every member of M alive again. A side
   cut off from the majority suspects one member first and may not probe the others for a
   while (Lifeguard slows a node that misses acks); the check finds them all in one round.
-- A hold follows every removal from the table: for 2 x |M| probe intervals, time for this node
-  to probe every member of M at least once, M stays as it was and no item changes hands to
-  this node. A node cut off from the majority declares the first unreachable member dead
-  before it has even probed the others; the hold gives it time to suspect them, so it never
-  takes over items (or shrinks M) on the strength of members it has not checked.
+- A hold follows every removal from the table: for min(2 x |M|, HOLD_PROBES) probe intervals
+  M stays as it was and no item changes hands to this node. A node cut off from the majority
+  may declare the first unreachable member dead before it has even probed the others; the
+  hold gives it time to suspect one of them and check them all (below), so it never takes
+  over items (or shrinks M) on the strength of members it has not checked. 2 x |M| intervals
+  let it probe every member once; past HOLD_PROBES, with at least half of M unreachable,
+  each probe finds one with a chance of one half or more, so all ten miss with a chance of
+  at most 2^-10 per node of the cut-off side.
 - Takeovers (items this node did not hold) wait while a hold lasts and while a member of M
   that is alive is not in the table yet (it is settling again after a heal): the table is
   about to change, and the other side still holds what the stale table would give this
@@ -36,6 +39,7 @@ from typing import Literal
 from gossip.core.types import MemberInfo, MemberState
 
 Change = Literal["lost", "regained", "gained"]
+HOLD_PROBES = 10
 
 
 class Quorum:
@@ -67,7 +71,7 @@ class Quorum:
 
     def hold(self, now: float) -> None:
         """Members left the table at `now`: start (or extend) the hold."""
-        span = 2 * max(len(self._known), 1) * self.probe_interval
+        span = min(2 * max(len(self._known), 1), HOLD_PROBES) * self.probe_interval
         self.hold_until = max(self.hold_until, now + span)
 
     def holding(self, now: float) -> bool:

@@ -73,8 +73,11 @@ class NoteSender:
         self._busy = 0
         self._idle = trio.Event()
         self._idle.set()
-        self.failed = 0
-        """Batches dropped after every retry (for tests and status)."""
+        self._batches = host.metrics.counter(
+            "ownership_token_note_batches_total",
+            "Token note batches by result: sent, or failed after every retry",
+            ("result",),
+        )
 
     def post(self, note: TokenNote) -> None:
         notes = self._pending.setdefault(note.to, {})
@@ -106,9 +109,10 @@ class NoteSender:
             for delay in (*RETRY_DELAYS, None):
                 why = await self._send(member, body)
                 if why is None:
+                    self._batches.inc(labels={"result": "sent"})
                     return
                 if delay is None:
-                    self.failed += 1
+                    self._batches.inc(labels={"result": "failed"})
                     log.warning("token_note_failed", peer=member, notes=len(pairs), reason=why)
                     return
                 await trio.sleep(delay)

@@ -146,6 +146,11 @@ class OwnershipService(Service):
             read=lambda: {(): float(len(self.ownership.held()))},
         )
         host.metrics.gauge(
+            "ownership_quorate",
+            "1 while this node may hold items (always without --ownership-quorum), else 0",
+            read=lambda: {(): float(self.ownership.quorate)},
+        )
+        host.metrics.gauge(
             "ownership_members",
             "Members in the ownership table (settled, not confirmed gone)",
             read=lambda: {(): float(len(self.ownership.table.members))},
@@ -354,6 +359,11 @@ class OwnershipService(Service):
                 "members": sorted(own.table.members),
                 "items": {item: own.owner(item) for item in sorted(own.items)},
                 "held": own.held(),
+                "quorum": {
+                    "on": self._quorum,
+                    "quorate": own.quorate,
+                    "known": sorted(own.known_members),
+                },
             }
         )
 

@@ -3,6 +3,7 @@ after the heal and the majority quorum."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import trio.testing
 from gossip.core.ownership.assignment import ItemAcquired, ItemReleased
 from gossip.core.types import MemberState
 from gossip.runtime.agent import Agent
+from gossip.runtime.http import ApiRequest
 from gossip.runtime.ownership.service import OwnershipService
 from gossip.runtime.settings import AgentSettings
 from gossip.testing.memnet import MemoryNetwork
@@ -148,7 +150,15 @@ async def test_with_quorum_the_minority_releases_and_after_the_heal_each_item_ha
             await wait_until(lambda: c.sees(2, [0, 1], MemberState.DEAD), 120)
             await wait_until(lambda: c.settled([2, 3, 4]) and c.held_by([2, 3, 4]), 60)
             assert c.services[0].held() == {} and c.services[1].held() == {}
-            assert not c.services[0].ownership.quorate
+            status = await c.services[0]._http_status(
+                ApiRequest("GET", "/v1/ownership", {}, {}, b"")
+            )
+            assert json.loads(status.body)["quorum"] == {
+                "on": True,
+                "quorate": False,
+                "known": [f"o{i}" for i in range(5)],
+            }
+            assert "gossip_ownership_quorate 0" in c.agents[0].metrics.render()
             assert c.services[2].ownership.known_members == {"o2", "o3", "o4"}
             lost = [e for n, e in c.events if n in ("o0", "o1") and isinstance(e, ItemReleased)]
             assert lost and {e.reason for e in lost} == {"quorum_lost"}

@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 import trio.testing
 
@@ -108,10 +109,11 @@ async def wait_until(check: Callable[[], bool], limit: float) -> None:
             await trio.sleep(0.1)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_after_a_heal_each_owner_holds_a_token_above_every_token_issued_meanwhile(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, seed: int
 ) -> None:
-    async with split_cluster(3, quorum=False, seed=1) as c:
+    async with split_cluster(3, quorum=False, seed=seed) as c:
         c.cut([0], [1, 2])
         await wait_until(lambda: c.sees(0, [1, 2], MemberState.DEAD), 120)
         await wait_until(lambda: c.sees(1, [0], MemberState.DEAD) and c.settled([1, 2]), 120)
@@ -130,10 +132,11 @@ async def test_after_a_heal_each_owner_holds_a_token_above_every_token_issued_me
         assert raised, "the side that kept its items had to raise their tokens"
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_with_quorum_the_minority_releases_and_after_the_heal_each_item_has_one_owner(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, seed: int
 ) -> None:
-    async with split_cluster(5, quorum=True, seed=2) as c:
+    async with split_cluster(5, quorum=True, seed=seed) as c:
         overlaps: set[str] = set()
 
         async def watch() -> None:

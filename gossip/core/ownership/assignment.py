@@ -368,7 +368,7 @@ class Ownership:
         others: dict[str, float] | None = None
         for item in sorted(set(self._held) - mine):
             successor = new.direct_owner(item)
-            if successor == self.name:  # leaving or without quorum: the next member in line
+            if successor == self.name:  # given up while still ours: the next member in line
                 others = others or {m: w for m, w in new.members.items() if m != self.name}
                 key = hrw.partition_hash(new.partition_of(item))
                 successor = hrw.rank(key, others, 1)[0] if others else None

@@ -64,6 +64,7 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
     },
     "runtime.ownership": {
         "runtime": "the Service interface, HTTP routes, metrics",
+        "core": "addresses of the members token notes go to",
         "core.ownership": "the ownership state machine and partition table",
     },
     "runtime.store": {

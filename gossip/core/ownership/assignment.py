@@ -9,11 +9,16 @@ Rules:
   flapping node does not make work bounce.
 - Changes are applied `coalesce_time` after the first one is noticed, all together in one
   rebuild: a burst of joins or failures moves each item at most once.
-- Each acquisition of a declared item gets a fencing token: max(previous token + 1, wall_ms).
-  It increases on every change of hands provided the two nodes' clocks differ by less than
-  the time between the acquisitions (after a failure: at least detection + coalesce time).
-- Outputs (OwnershipChanged, then ItemReleased before ItemAcquired) are drained with
-  take_outputs(), as with the membership core.
+- Each acquisition of a declared item gets a fencing token from `fencing`: above every token
+  issued on this node and every token heard of for the item. A node that releases an item
+  sends the successor a TokenNote with its token; a node that holds the item with a token
+  not above a note's releases and acquires it again above it (reason token_raised), so after
+  a split heals the owner's next token is above every token issued for the item meanwhile.
+- With `quorum`, items are held only while this node sees a majority of the last known
+  membership (see quorum); without one every item is released (quorum_lost), and taken
+  back when the majority returns (quorum_regained).
+- Outputs (OwnershipChanged, then per item ItemReleased before ItemAcquired, TokenNotes) are
+  drained with take_outputs(), as with the membership core.
 - A shell may split handle_timeout into due_rebuild / Rebuild.build / commit to build a large
   table in a worker thread; all state changes stay in the caller's thread.
 - The table is lazy (see partition_table): declared items are placed by direct_owner, which
@@ -26,14 +31,18 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gossip.core import rendezvous as hrw
+from gossip.core.ownership.fencing import Fencing
 from gossip.core.ownership.partition_table import (
     DEFAULT_DEPTH,
     DEFAULT_PARTITIONS,
     PartitionTable,
 )
+from gossip.core.ownership.quorum import Quorum
+from gossip.core.ownership.rebuild import Built, Rebuild
 from gossip.core.types import MemberInfo, MemberState
 
 WEIGHT_TAG = "weight"
@@ -62,7 +71,8 @@ class ItemAcquired:
     item: str
     token: int
     reason: str
-    """initial | owner_failed | owner_left | declared | rebalanced"""
+    """initial | owner_failed | owner_left | declared | rebalanced | token_raised |
+    quorum_regained"""
     previous: str | None
 
 
@@ -72,45 +82,21 @@ class ItemReleased:
     token: int
     """The token this node acquired the item with."""
     reason: str
-    """member_joined | leaving | undeclared | rebalanced"""
+    """member_joined | leaving | undeclared | rebalanced | token_raised | quorum_lost"""
     successor: str | None
 
 
-OwnershipOutput = OwnershipChanged | ItemAcquired | ItemReleased
-
-
 @dataclass(frozen=True, slots=True)
-class Built:
-    table: PartitionTable
-    moved_partitions: int | None
+class TokenNote:
+    """Tell member `to` that `item` was held with `token` (or that this node heard so), so its
+    next token for the item goes above. The shell delivers it to `to`'s learn()."""
+
+    to: str
+    item: str
+    token: int
 
 
-@dataclass(frozen=True, slots=True)
-class Rebuild:
-    """A due change of the table. build() only reads immutable tables: any thread may run it."""
-
-    old: PartitionTable
-    members: Mapping[str, float]
-    eager: bool = False
-    """Build the whole table now (many declared items), even if `old` is not built."""
-
-    @property
-    def builds_table(self) -> bool:
-        """Whether build() ranks partitions (worth a worker thread) or only notes members."""
-        return self.eager or (self.old.materialized and bool(self.old.members))
-
-    def build(self) -> Built:
-        old = self.old
-        new = old.with_members(self.members)
-        if self.eager:
-            new.materialize()
-        if not old.members:  # from nobody, every partition with an owner moved
-            moved: int | None = new.partitions if new.members else 0
-        elif old.materialized and new.materialized:
-            moved = old.moved_partitions(new)
-        else:
-            moved = None
-        return Built(new, moved)
+OwnershipOutput = OwnershipChanged | ItemAcquired | ItemReleased | TokenNote
 
 
 def member_weight(member: MemberInfo) -> float:
@@ -137,6 +123,8 @@ class Ownership:
         partitions: int = DEFAULT_PARTITIONS,
         depth: int = DEFAULT_DEPTH,
         items: Iterable[str] = (),
+        quorum: bool = False,
+        probe_interval: float = 1.0,
     ) -> None:
         if settle_time < 0 or coalesce_time < 0:
             raise ValueError("settle_time and coalesce_time must be >= 0")
@@ -150,7 +138,12 @@ class Ownership:
         self._last_eval = -math.inf
         self._items: frozenset[str] = frozenset(items)
         self._held: dict[str, int] = {}
-        self._last_token = 0
+        self._fencing = Fencing()
+        self._quorum = Quorum(self_name, probe_interval) if quorum else None
+        self._hold_pending = False
+        self._regained = False
+        self._deferred: PartitionTable | None = None
+        """The table before the change whose takeovers wait for the quorum (see quorum)."""
         self._leaving = False
         self._outbox: list[OwnershipOutput] = []
         self._self_info: MemberInfo | None = None
@@ -182,10 +175,36 @@ class Ownership:
         """Declared items this node owns, with the fencing token of each acquisition."""
         return dict(self._held)
 
+    @property
+    def quorate(self) -> bool:
+        """Whether this node may hold items: always without quorum, else with a majority."""
+        return self._quorum is None or self._quorum.quorate
+
+    @property
+    def quorum_doubt(self) -> bool:
+        """Whether the shell should check the last known membership directly (see quorum)."""
+        return self._quorum is not None and self._quorum.doubt(self._view)
+
+    def reached(
+        self, now: float, asked: Iterable[str], answered: Iterable[str], wall_ms: int
+    ) -> None:
+        """The result of a direct check of the last known membership (see quorum)."""
+        if self._quorum is None:
+            return
+        self._quorum.reached(list(asked), list(answered))
+        self._last_eval = max(self._last_eval, now)
+        self._requorum(self._table, wall_ms, always=False)
+
+    @property
+    def known_members(self) -> frozenset[str]:
+        """The last known membership of the quorum (empty without quorum)."""
+        return frozenset() if self._quorum is None else self._quorum.known
+
     # ---- inputs --------------------------------------------------------------
 
-    def observe(self, now: float, members: Iterable[MemberInfo]) -> None:
-        """Take a full membership snapshot (e.g. node.members()) after any change."""
+    def observe(self, now: float, members: Iterable[MemberInfo], wall_ms: int = 0) -> None:
+        """Take a full membership snapshot (e.g. node.members()) after any change. `wall_ms`
+        stamps the tokens of items taken back at once when the quorum returns."""
         snapshot = list(members)
         self._self_info = next((m for m in snapshot if m.name == self.name), None)
         view = {m.name: m for m in snapshot if m.name != self.name}
@@ -201,12 +220,22 @@ class Ownership:
         self._alive_since.setdefault(self.name, now)
         self._view = view
         self._evaluate(now)
+        self._requorum(self._table, wall_ms, always=False)
 
     def handle_timeout(self, now: float, wall_ms: int) -> None:
         """Apply a coalesced change whose time has come (due_rebuild + build + commit)."""
         rebuild = self.due_rebuild(now)
         if rebuild is not None:
             self.commit(rebuild, rebuild.build(), wall_ms)
+        self.end_hold(now, wall_ms)
+
+    def end_hold(self, now: float, wall_ms: int) -> None:
+        """When the quorum's hold is over: update M and take over the items that waited."""
+        if self._quorum is None or not self._hold_pending or self._quorum.holding(now):
+            return
+        self._hold_pending = False
+        self._last_eval = now
+        self._requorum(self._table, wall_ms, always=True)
 
     def due_rebuild(self, now: float) -> Rebuild | None:
         """The table change due at `now`, if any. Its build() may run in another thread;
@@ -239,7 +268,27 @@ class Ownership:
                 ),
             )
         )
-        self._reconcile(old, new, wall_ms)
+        if self._quorum is not None and set(old.members) - set(new.members):
+            self._quorum.hold(self._last_eval)
+            self._hold_pending = True
+        self._requorum(old, wall_ms, always=True)
+        for item in self._fencing.heard_items():
+            self._forward(item)
+
+    def learn(self, item: str, token: int, wall_ms: int) -> None:
+        """A TokenNote for this node: `token` was issued for `item` elsewhere. Held with a token
+        not above it, the item is released and acquired again above it (token_raised); not
+        held, the token is kept for the next acquisition and passed on to the item's owner in
+        this node's table."""
+        held = self._held.get(item)
+        if held is None:
+            if self._fencing.hear(item, token):
+                self._forward(item)
+        elif token >= held:
+            self._fencing.hear(item, token)
+            self._outbox.append(ItemReleased(item, held, "token_raised", self.name))
+            self._held[item] = self._fencing.issue(item, wall_ms)
+            self._outbox.append(ItemAcquired(item, self._held[item], "token_raised", self.name))
 
     def next_deadline(self) -> float | None:
         deadlines = [
@@ -249,6 +298,8 @@ class Ownership:
         ]
         if self._pending_since is not None:
             deadlines.append(self._pending_since + self.coalesce_time)
+        if self._quorum is not None and self._hold_pending:
+            deadlines.append(self._quorum.hold_until)
         return min(deadlines, default=None)
 
     def set_items(self, now: float, items: Iterable[str], wall_ms: int) -> None:
@@ -290,25 +341,64 @@ class Ownership:
         if self._pending_since is None and self._desired(now) != dict(self._table.members):
             self._pending_since = now
 
+    def _requorum(self, old: PartitionTable, wall_ms: int, *, always: bool) -> None:
+        """Re-judge the quorum; reconcile if `always`, if the verdict changed, or if takeovers
+        were waiting (then against the table they were waiting from, for their reasons)."""
+        if self._quorum is None:
+            if always:
+                self._reconcile(old, self._table, wall_ms)
+            return
+        change = self._quorum.judge(self._last_eval, self._table.members, self._view)
+        self._regained = self._regained or change == "regained"
+        if always or change or self._deferred is not None:
+            old, self._deferred = self._deferred or old, None
+            self._reconcile(old, self._table, wall_ms)
+
     def _reconcile(self, old: PartitionTable, new: PartitionTable, wall_ms: int) -> None:
         """Release and acquire declared items so that _held matches `new`."""
-        mine = (
-            set() if self._leaving else {i for i in self._items if new.direct_owner(i) == self.name}
-        )
+        regained, quorum = self._regained, self._quorum
+        if self._leaving or not self.quorate:
+            mine: set[str] = set()
+        else:
+            mine = {i for i in self._items if new.direct_owner(i) == self.name}
+            if quorum is not None and not quorum.may_take(self._last_eval, new.members, self._view):
+                if mine - set(self._held):  # takeovers wait (see quorum)
+                    self._deferred = self._deferred or old
+                mine &= set(self._held)
+        others: dict[str, float] | None = None
         for item in sorted(set(self._held) - mine):
             successor = new.direct_owner(item)
+            if successor == self.name:  # given up while still ours: the next member in line
+                others = others or {m: w for m, w in new.members.items() if m != self.name}
+                key = hrw.partition_hash(new.partition_of(item))
+                successor = hrw.rank(key, others, 1)[0] if others else None
             reason = self._release_reason(item, old, successor)
-            self._outbox.append(ItemReleased(item, self._held.pop(item), reason, successor))
+            token = self._held.pop(item)
+            self._outbox.append(ItemReleased(item, token, reason, successor))
+            if successor is not None and reason not in ("undeclared", "quorum_lost"):
+                self._outbox.append(TokenNote(successor, item, token))
         for item in sorted(mine - set(self._held)):
             previous = old.direct_owner(item)
-            self._last_token = max(self._last_token + 1, wall_ms)
-            self._held[item] = self._last_token
-            reason = self._acquire_reason(item, old, previous)
-            self._outbox.append(ItemAcquired(item, self._last_token, reason, previous))
+            self._held[item] = self._fencing.issue(item, wall_ms)
+            reason = "quorum_regained" if regained else self._acquire_reason(item, old, previous)
+            self._outbox.append(ItemAcquired(item, self._held[item], reason, previous))
+        if self._deferred is None:
+            self._regained = False
+
+    def _forward(self, item: str) -> None:
+        """Pass a heard token for an item not held here on to its owner in this node's table."""
+        owner = self._table.direct_owner(item)
+        if item in self._held or owner is None or owner == self.name:
+            return
+        token = self._fencing.to_tell(item, owner)
+        if token is not None:
+            self._outbox.append(TokenNote(owner, item, token))
 
     def _release_reason(self, item: str, old: PartitionTable, successor: str | None) -> str:
         if self._leaving:
             return "leaving"
+        if not self.quorate:
+            return "quorum_lost"
         if item not in self._items:
             return "undeclared"
         if successor is not None and successor not in old.members:

@@ -6,8 +6,10 @@ here and a violation raises KvOpError, which the handler answers as
 {"err": reason} instead of applying anything.
   put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool}
   get   {"op": "get", "k": key}               -> {"r": record | null}
-  scan  {"op": "scan", "k": prefix, "n": max} -> {"ls": [[key, size, wall, counter, node,
-                                                          deleted], ...]}  (no values)
+  scan  {"op": "scan", "k": prefix, "n": max, "a": after (optional)}
+                                              -> {"ls": [[key, size, wall, counter, node,
+                                                          deleted], ...]}  (no values; keys
+                                                 above `after`, in key order)
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class KvOp:
     record: Record | None = None
     key: str = ""
     limit: int = 0
+    after: str = ""
+    """scan only: start above this key (a page's continuation)."""
 
 
 def encode_op(op: KvOp) -> bytes:
@@ -48,7 +52,10 @@ def encode_op(op: KvOp) -> bytes:
         return cbor2.dumps({"op": "put", "r": record_to_wire(op.record)})
     if op.op == "get":
         return cbor2.dumps({"op": "get", "k": op.key})
-    return cbor2.dumps({"op": "scan", "k": op.key, "n": op.limit})
+    scan: dict[str, Any] = {"op": "scan", "k": op.key, "n": op.limit}
+    if op.after:
+        scan["a"] = op.after
+    return cbor2.dumps(scan)
 
 
 def _loads(payload: bytes) -> dict[str, Any]:
@@ -76,7 +83,10 @@ def decode_op(payload: bytes) -> KvOp:
         limit = raw.get("n")
         if type(limit) is not int or not 0 < limit <= MAX_SCAN:
             raise KvOpError("bad scan limit")
-        return KvOp("scan", key=key, limit=limit)
+        after = raw.get("a", "")
+        if not isinstance(after, str) or len(after.encode("utf-8")) > MAX_KEY_BYTES:
+            raise KvOpError("bad scan start")
+        return KvOp("scan", key=key, limit=limit, after=after)
     raise KvOpError("unknown op")
 
 

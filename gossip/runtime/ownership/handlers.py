@@ -9,8 +9,10 @@ Rules:
   2 KiB of its output are kept, so a chatty handler cannot fill memory. The outcome is
   logged (handler_completed, handler_failed with exit_status, handler_timed_out) and counted.
 - A graceful leave waits (bounded by the agent) for running handlers, releases included.
-- Runs for one item happen in order (an acquire's handler finishes before the release's
-  starts), so an operator's script never sees them overlap for one item.
+- Runs for one item happen strictly in submission order, one at a time: each item has a FIFO
+  queue drained by one task, so an operator's script never sees two runs of one item overlap
+  or a release overtake the acquire submitted before it (a lock would not do: trio wakes
+  tasks started in one tick in random order).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +63,9 @@ class ItemHandlers:
         self.commands = dict(commands)
         self.timeout = timeout
         self._limiter = trio.CapacityLimiter(concurrency)
-        self._item_locks: dict[str, trio.Lock] = {}
+        self._queues: dict[str, deque[HandlerJob]] = {}
+        """Jobs not yet started per item; an item has a key here exactly while its drain task
+        runs."""
         self._runs = metrics.counter(
             "ownership_handler_runs_total",
             "Item handler runs by event and result",
@@ -73,28 +78,42 @@ class ItemHandlers:
         """(job, exit status or None on timeout), newest last; bounded; for tests and status."""
 
     def submit(self, nursery: trio.Nursery, job: HandlerJob) -> None:
-        if self.commands.get(job.event):
-            self._pending += 1
-            self._idle = trio.Event()
-            nursery.start_soon(self._run, job)
+        if not self.commands.get(job.event):
+            return
+        self._pending += 1
+        self._idle = trio.Event()
+        queue = self._queues.get(job.item)
+        if queue is not None:
+            queue.append(job)  # its drain task runs it after the jobs before it
+            return
+        self._queues[job.item] = deque([job])
+        nursery.start_soon(self._drain, job.item)
 
     async def wait_idle(self) -> None:
         """Until every submitted run has finished (the caller bounds the wait)."""
         await self._idle.wait()
 
+    async def _drain(self, item: str) -> None:
+        queue = self._queues[item]
+        try:
+            while queue:
+                await self._run(queue.popleft())
+        finally:
+            del self._queues[item]
+            self._pending -= len(queue)  # cancelled: the rest will not run
+            if self._pending == 0:
+                self._idle.set()
+
     async def _run(self, job: HandlerJob) -> None:
         command = self.commands[job.event]
         assert command is not None
-        lock = self._item_locks.setdefault(job.item, trio.Lock())
         try:
-            async with lock, self._limiter:
+            async with self._limiter:
                 status = await self._execute(command, job)
         finally:
             self._pending -= 1
             if self._pending == 0:
                 self._idle.set()
-        if not lock.locked() and lock.statistics().tasks_waiting == 0:
-            self._item_locks.pop(job.item, None)
         self.completed.append((job, status))
         del self.completed[:-1000]
 

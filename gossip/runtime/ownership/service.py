@@ -17,14 +17,18 @@ Rules:
   key prefix of the replicated store); handlers from `--on-acquire` / `--on-release` (or
   on_acquire / on_release); see item_handlers.
 - On a graceful leave every held item is released (reason `leaving`) before `left` is sent.
+- TokenNotes from the core go to their members through NoteSender (notes.py); notes that
+  arrive on the "ownership" channel feed the core's learn(). With `quorum` the core holds
+  items only while this node sees a majority of the last known membership.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 import trio
@@ -37,36 +41,40 @@ from gossip.core.ownership.assignment import (
     Ownership,
     OwnershipChanged,
     OwnershipOutput,
+    TokenNote,
 )
 from gossip.core.ownership.partition_table import PartitionTable
+from gossip.core.types import Address
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.ownership.handlers import DEFAULT_TIMEOUT, HandlerJob, ItemHandlers
+from gossip.runtime.ownership.notes import CHANNEL, NoteError, NoteSender, decode_notes, reach
 from gossip.runtime.ownership.settings import (
+    AGENT_PARTITIONS,
+    ENV,
     FLAGS,
-    MAX_ITEMS,
     SECTION,
     SettingsError,
     checked_items,
     command,
+    partition_count,
+    quorum_value,
+    quorum_word,
     seconds,
 )
-from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost
-from gossip.runtime.settings import flag_values, layered
+from gossip.runtime.ownership.sources import ItemSource
+from gossip.runtime.ownership.sources import store_prefix_source as store_prefix_source
+from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
+from gossip.runtime.settings import env_values, flag_values, layered
 
 log = structlog.get_logger("gossip.ownership")
 
 MAX_KEY_BYTES = 1024
 MAX_N = 64
-AGENT_PARTITIONS = 1 << 16
-"""max/mean load 1.10 at 100 members over 1M keys (2^20: 1.04), ~2.5 MB; docs/ownership.md."""
-MAX_PARTITIONS = 1 << 22
 INLINE_SCORES = 1 << 18
 """A build scoring more (members x partitions) than this runs in a worker thread."""
 
 ItemEvent = ItemAcquired | ItemReleased
 Subscriber = Callable[[ItemEvent], None]
-ItemSource = Callable[[], Awaitable[Iterable[str]]]
-"""Polled for more item names, e.g. store_prefix_source(store, "work/")."""
 DEFAULT_SOURCE_INTERVAL = 10.0
 
 
@@ -91,6 +99,7 @@ class OwnershipService(Service):
         partitions: int = AGENT_PARTITIONS,
         item_source: ItemSource | None = None,
         source_interval: float = DEFAULT_SOURCE_INTERVAL,
+        quorum: bool = False,
     ) -> None:
         if not source_interval > 0:
             raise ValueError("source_interval must be > 0 seconds")
@@ -103,6 +112,7 @@ class OwnershipService(Service):
         self._coalesce_time = coalesce_time
         self._handler_timeout = handler_timeout
         self._partitions = partitions
+        self._quorum = quorum
         self._subscribers: list[Subscriber] = []
         self._dirty = True
         self._wake = trio.Event()
@@ -119,7 +129,10 @@ class OwnershipService(Service):
             coalesce_time=self._coalesce_time,
             partitions=self._partitions,
             items=self._items,
+            quorum=self._quorum,
+            probe_interval=host.config.probe_interval if self._quorum else 1.0,
         )
+        self.notes = NoteSender(host)
         self.handlers = ItemHandlers(
             host.name, self._commands, host.metrics, timeout=self._handler_timeout
         )
@@ -132,6 +145,11 @@ class OwnershipService(Service):
             read=lambda: {(): float(len(self.ownership.held()))},
         )
         host.metrics.gauge(
+            "ownership_quorate",
+            "1 while this node may hold items (always without --ownership-quorum), else 0",
+            read=lambda: {(): float(self.ownership.quorate)},
+        )
+        host.metrics.gauge(
             "ownership_members",
             "Members in the ownership table (settled, not confirmed gone)",
             read=lambda: {(): float(len(self.ownership.table.members))},
@@ -140,6 +158,9 @@ class OwnershipService(Service):
     def routes(self) -> Mapping[RouteKey, Handler]:
         return {("GET", "/v1/owner"): self._http_owner, ("GET", "/v1/ownership"): self._http_status}
 
+    def stream_channels(self) -> Mapping[str, StreamHandler]:
+        return {CHANNEL: self._on_notes}
+
     def member_event(self, event: MemberEvent) -> None:
         self._dirty = True
         self._wake.set()
@@ -147,6 +168,9 @@ class OwnershipService(Service):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self.notes.run)
+            if self._quorum:
+                nursery.start_soon(self._check_quorum)
             if self._item_source is not None:
                 nursery.start_soon(self._poll_source, self._item_source)
             task_status.started()
@@ -156,7 +180,9 @@ class OwnershipService(Service):
         """Release every held item and let the release handlers finish (the agent bounds it)."""
         self.ownership.leave(self.host.wall_ms())
         self._drain()
-        await self.handlers.wait_idle()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.handlers.wait_idle)
+            nursery.start_soon(self.notes.wait_idle)  # successors learn our tokens
 
     # ---- library API -----------------------------------------------------------
 
@@ -219,7 +245,7 @@ class OwnershipService(Service):
             now = trio.current_time()
             if self._dirty:
                 self._dirty = False
-                own.observe(now, self.host.members())
+                own.observe(now, self.host.members(), self.host.wall_ms())
             deadline = own.next_deadline()
             if deadline is not None and deadline <= now:
                 rebuild = own.due_rebuild(now)
@@ -229,6 +255,7 @@ class OwnershipService(Service):
                         await trio.to_thread.run_sync(rebuild.build) if heavy else rebuild.build()
                     )
                     own.commit(rebuild, built, self.host.wall_ms())
+                own.end_hold(now, self.host.wall_ms())
                 self._drain()
                 continue
             self._drain()
@@ -237,11 +264,40 @@ class OwnershipService(Service):
             if self._wake.is_set():
                 self._wake = trio.Event()
 
+    async def _check_quorum(self) -> None:
+        """While the core doubts the last known membership, ask each member of it directly,
+        once per probe interval."""
+        cfg = self.host.config
+        limit = max(1.0, 2 * cfg.probe_timeout)
+        while True:
+            own = self.ownership
+            if own.quorum_doubt:
+                asked = sorted(own.known_members - {self.host.name})
+                answered = await reach(self.host, asked, limit)
+                own.reached(trio.current_time(), asked, answered, self.host.wall_ms())
+                self._drain()
+            await trio.sleep(cfg.probe_interval)
+
     def _drain(self) -> None:
         for out in self.ownership.take_outputs():
             self._emit(out)
 
+    async def _on_notes(self, src: Address, body: bytes) -> bytes | None:
+        try:
+            notes = decode_notes(body)
+        except NoteError as exc:
+            log.warning("token_note_refused", source=f"{src[0]}:{src[1]}", reason=str(exc))
+            return str(exc).encode()
+        wall_ms = self.host.wall_ms()
+        for item, token in notes:
+            self.ownership.learn(item, token, wall_ms)
+        self._drain()
+        return b""
+
     def _emit(self, out: OwnershipOutput) -> None:
+        if isinstance(out, TokenNote):
+            self.notes.post(out)
+            return
         if isinstance(out, OwnershipChanged):
             self._changes.inc()
             log.info(
@@ -302,6 +358,11 @@ class OwnershipService(Service):
                 "members": sorted(own.table.members),
                 "items": {item: own.owner(item) for item in sorted(own.items)},
                 "held": own.held(),
+                "quorum": {
+                    "on": self._quorum,
+                    "quorate": own.quorate,
+                    "known": sorted(own.known_members),
+                },
             }
         )
 
@@ -316,6 +377,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--on-acquire", metavar="CMD", help="run CMD (sh -c) when this node acquires an item")
     add("--on-release", metavar="CMD", help="run CMD when this node releases an item")
     add("--settle-time", type=float, metavar="S", help="seconds before a new member takes items")
+    add(
+        "--ownership-quorum",
+        action="store_true",
+        default=None,
+        help="hold items only while this agent sees a majority of the last known membership",
+    )
 
 
 def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
@@ -323,18 +390,23 @@ def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
 
 
 def service_from_settings(
-    section: Mapping[str, Any], args: argparse.Namespace | None
+    section: Mapping[str, Any],
+    args: argparse.Namespace | None,
+    env: Mapping[str, str] | None = None,
 ) -> OwnershipService:
-    """Build the service from the [ownership] table and flags (flags win); SettingsError if bad."""
+    """Build the service from the [ownership] table, the environment (only
+    GOSSIP_OWNERSHIP_QUORUM) and flags: flags > environment > file; SettingsError if bad."""
+    env = os.environ if env is None else env
     known = {"items", "on_acquire", "on_release", "settle_time", "coalesce_time", "handler_timeout"}
-    known.add("partitions")
+    known |= {"partitions", "quorum"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise SettingsError(f"{SECTION}.{unknown[0]}", "unknown setting")
     items = checked_items(section.get("items", []), "items")
     flag_items = getattr(args, "item", None) or []
     items += checked_items(flag_items, "--item")
-    chosen = layered(flag_values(args, FLAGS), section)
+    from_env = {name: quorum_word(word) for name, word in env_values(env, ENV).items()}
+    chosen = layered(flag_values(args, FLAGS), from_env, section)
     return OwnershipService(
         items=items,
         on_acquire=command(chosen.get("on_acquire")),
@@ -343,27 +415,5 @@ def service_from_settings(
         coalesce_time=seconds(section.get("coalesce_time"), "coalesce_time", DEFAULT_COALESCE_TIME),
         handler_timeout=seconds(section.get("handler_timeout"), "handler_timeout", DEFAULT_TIMEOUT),
         partitions=partition_count(section.get("partitions")),
+        quorum=quorum_value(chosen.get("quorum")),
     )
-
-
-def partition_count(raw: object) -> int:
-    """`[ownership] partitions`: a power of two from 2^8 to 2^22 (default AGENT_PARTITIONS)."""
-    if raw is None:
-        return AGENT_PARTITIONS
-    if type(raw) is not int or raw < 256 or raw > MAX_PARTITIONS or raw & (raw - 1):
-        raise SettingsError(f"{SECTION}.partitions", "must be a power of two from 256 to 2^22")
-    return raw
-
-
-class PrefixLister(Protocol):
-    async def list(self, prefix: str, limit: int = ...) -> tuple[list[Any], bool]: ...
-
-
-def store_prefix_source(store: PrefixLister, prefix: str) -> ItemSource:
-    """Items named by the store's keys under `prefix` (prefix removed), for item_source."""
-
-    async def source() -> list[str]:
-        records, _cut = await store.list(prefix, MAX_ITEMS)
-        return [r.key[len(prefix) :] for r in records if len(r.key) > len(prefix)]
-
-    return source

@@ -26,6 +26,7 @@ from gossip.core.store.hlc import HybridClock, Timestamp
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import (
+    MAX_SCAN,
     KvOp,
     KvOpError,
     Listed,
@@ -226,7 +227,9 @@ class StoreService(Service):
             return encode_result(ok=True, changed=self.storage.put(op.record))
         if op.op == "get":
             return encode_result(r=self.storage.get(op.key))
-        return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
+        return encode_listing(
+            [Listed.of(r) for r in self.storage.scan(op.key, op.limit, after=op.after)]
+        )
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
         try:
@@ -256,6 +259,37 @@ class StoreService(Service):
     def get_local(self, key: str) -> Record | None:
         """This node's own copy, tombstones included (for inspection and tests)."""
         return self.storage.get(key)
+
+    async def list_page(
+        self, prefix: str, limit: int = MAX_SCAN, after: str = ""
+    ) -> tuple[list[Listed], str | None]:
+        """One page of the live keys above `after` that start with `prefix`, from every alive
+        member, merged; and the key to pass as `after` for the next page (None: no more).
+        A member that filled its page may hold more keys, so the page stops at the lowest
+        last key of such members: everything up to it is complete."""
+        members = [m.name for m in self.host.members() if m.state == MemberState.ALIVE]
+        names = sorted(set(members) | {self.host.name})
+        op = KvOp("scan", key=prefix, limit=limit, after=after)
+        answers = await fan_out(self, names, op, len(names), self.settings.request_timeout)
+        merged: dict[str, Listed] = {}
+        stop: str | None = None
+        for a in answers:
+            try:
+                found = decode_scan_result(a.payload) if a.payload is not None else []
+            except KvOpError as exc:
+                log.warning("kv_scan_refused", replica=a.replica, reason=str(exc))
+                continue
+            if found and found[0].key <= after:
+                log.warning("kv_scan_refused", replica=a.replica, reason="page start ignored")
+                continue
+            if len(found) >= limit:
+                stop = found[-1].key if stop is None else min(stop, found[-1].key)
+            for item in found:
+                seen = merged.get(item.key)
+                if seen is None or item.order_key() > seen.order_key():
+                    merged[item.key] = item
+        page = (i for i in merged.values() if not i.deleted and (stop is None or i.key <= stop))
+        return sorted(page, key=lambda i: i.key), stop
 
     async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Listed], bool]:
         """Live keys that start with `prefix`, from every alive member, merged

@@ -209,10 +209,13 @@ async def test_items_from_a_source_are_polled_and_a_failing_source_keeps_the_las
         keys = ["work/a", "work/b", "work/"]
         fail = False
 
-        async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Rec], bool]:
+        async def list_page(
+            self, prefix: str, limit: int = 1000, after: str = ""
+        ) -> tuple[list[Rec], str | None]:
             if self.fail:
                 raise RuntimeError("no quorum")
-            return [Rec(k) for k in self.keys if k.startswith(prefix)][:limit], False
+            found = sorted(k for k in self.keys if k.startswith(prefix) and k > after)
+            return [Rec(k) for k in found[:limit]], found[limit - 1] if len(found) > limit else None
 
     store = FakeStore()
     host = FakeHost("a", {"a": MemberState.ALIVE})

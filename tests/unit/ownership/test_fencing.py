@@ -1,0 +1,89 @@
+"""Fencing tokens: notes from the releasing node lift the successor's token above its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from gossip.core.ownership.assignment import ItemAcquired, ItemReleased, TokenNote
+from gossip.core.ownership.fencing import Fencing
+from tests.unit.ownership.test_ownership import (
+    ALIVE,
+    COALESCE,
+    DEAD,
+    ITEMS,
+    SETTLE,
+    acquired,
+    released,
+    run_until,
+    settled,
+    view,
+)
+
+
+def notes(outputs: list[object]) -> dict[str, TokenNote]:
+    return {o.item: o for o in outputs if isinstance(o, TokenNote)}
+
+
+def test_a_token_goes_above_the_clock_the_last_token_and_what_was_heard() -> None:
+    f = Fencing()
+    assert f.issue("x", wall_ms=100) == 100
+    assert f.issue("y", wall_ms=50) == 101, "never below the last token"
+    assert f.hear("x", 5_000) and not f.hear("x", 4_000), "only a higher token is news"
+    assert f.issue("x", wall_ms=200) == 5_001
+    assert f.heard("x") is None, "an acquisition consumes what was heard"
+
+
+def test_heard_tokens_are_bounded_and_passed_on_once_per_member() -> None:
+    f = Fencing(limit=3)
+    for i in range(5):
+        f.hear(f"i{i}", 10 + i)
+    assert list(f.heard_items()) == ["i2", "i3", "i4"], "the oldest go first"
+    assert f.to_tell("i3", "b") == 13 and f.to_tell("i3", "b") is None
+    assert f.to_tell("i3", "c") == 13, "a new owner is told again"
+    f.hear("i3", 20)
+    assert f.to_tell("i3", "c") == 20, "a higher token is told again"
+    with pytest.raises(ValueError):
+        Fencing(limit=0)
+
+
+def test_a_holder_whose_token_is_not_above_a_note_acquires_again_above_it() -> None:
+    o = settled("a", ["a"])
+    first = acquired(o.take_outputs())
+    item, token = sorted(first.items())[0][0], sorted(first.items())[0][1].token
+    o.learn(item, token + 1_000_000, wall_ms=1)
+    out = o.take_outputs()
+    assert [type(e) for e in out] == [ItemReleased, ItemAcquired], "release, then acquire"
+    assert out[0].reason == out[1].reason == "token_raised"
+    assert out[1].token == token + 1_000_001 and o.held()[item] == out[1].token
+    o.learn(item, token + 5, wall_ms=1)
+    assert o.take_outputs() == [], "a lower note changes nothing"
+
+
+def test_a_note_for_an_item_not_held_waits_for_the_acquisition_and_goes_to_the_owner() -> None:
+    o = settled("a", ["a", "b"])
+    o.take_outputs()
+    theirs = next(i for i in ITEMS if o.owner(i) == "b")
+    o.learn(theirs, 9_000_000, wall_ms=1)
+    assert notes(o.take_outputs()) == {theirs: TokenNote("b", theirs, 9_000_000)}
+    o.learn(theirs, 9_000_000, wall_ms=1)
+    assert o.take_outputs() == [], "passed on once"
+    o.observe(20.0, view({"a": ALIVE, "b": DEAD}))
+    run_until(o, 20.0, 20.0 + COALESCE + 0.1)
+    got = acquired(o.take_outputs())
+    assert got[theirs].token == 9_000_001, "the takeover goes above the heard token"
+
+
+def test_a_release_tells_the_successor_its_token_and_a_leaver_tells_the_next_in_line() -> None:
+    o = settled("a", ["a", "b"])
+    held = {i: e.token for i, e in acquired(o.take_outputs()).items()}
+    o.observe(20.0, view({"a": ALIVE, "b": ALIVE, "c": ALIVE}))
+    run_until(o, 20.0, 20.0 + SETTLE + COALESCE)
+    out = o.take_outputs()
+    lost, told = released(out), notes(out)
+    assert lost and set(told) == set(lost)
+    assert all(told[i] == TokenNote("c", i, held[i]) for i in lost)
+    o.leave(wall_ms=1)
+    out = o.take_outputs()
+    left, told = released(out), notes(out)
+    assert left and all(r.successor in ("b", "c") for r in left.values())
+    assert all(told[i].to == left[i].successor for i in left)

@@ -27,6 +27,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("nft") is None, reason="needs nftables"),
 ]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+MARGIN = 2.0
+"""Seconds allowed beyond the protocol's own bounds: on a shared, loaded machine
+the agents' timers fire and their datagrams move late."""
 
 
 def summary_of(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -72,19 +75,20 @@ def test_loss_kill_and_pause_are_detected_in_time(
     assert kill["at"] == pytest.approx(offsets["fault_injected:kill"], abs=0.002)
     assert kill["at"] == pytest.approx(5.0, abs=0.3)
     assert pause["at"] == pytest.approx(14.0, abs=0.3)
-    # Every other running agent suspects and then fails the killed one. With
-    # round-robin probing some observer probes it within N - 1 periods, and
-    # suspects it one period later.
-    bound = 5 * interval + 0.5
+    # Every other running agent suspects and then fails the killed one, each
+    # within the protocol's own bounds plus MARGIN. With round-robin probing
+    # some observer probes it within N - 1 periods, and suspects it one period
+    # later.
+    bound = 5 * interval + MARGIN
     assert kill["observers"] == 4
     assert kill["suspected"]["count"] == 4 and kill["failed"]["count"] == 4
     assert 0 < kill["suspected"]["first"] <= bound
-    # Every observer fails it within a Lifeguard suspicion timeout of its own
-    # suspicion, and the dead verdict reaches most observers within one probe
-    # interval. (An observer that misses every dead broadcast under loss waits
-    # out its own, longer timeout: a protocol figure, so not bounded tighter.)
-    assert kill["failed"]["last"] <= kill["suspected"]["last"] + max_timeout + interval
-    assert kill["failed"]["median"] - kill["failed"]["first"] <= interval
+    # The worst case for one observer: no death broadcast and no second
+    # accuser reaches it, and no push-pull settles it, so it waits out the
+    # longest Lifeguard suspicion timeout of its own suspicion and then the
+    # last call (one probe interval). How soon the verdict usually spreads is
+    # a figure, not a bound: `gossip bench detection` prints it.
+    assert kill["failed"]["last"] <= kill["suspected"]["last"] + max_timeout + interval + MARGIN
     # The paused agent is suspected by the three still running, then comes
     # back after SIGCONT and the views agree again after the resume.
     assert pause["observers"] == 3
@@ -93,8 +97,9 @@ def test_loss_kill_and_pause_are_detected_in_time(
     # ...and after SIGCONT it is back in every view, within the scenario.
     assert pause["recovered_after"] is not None
     assert offsets["fault_cleared:resume"] + pause["recovered_after"] < 40.0
-    # False verdicts under 10% loss are printed, not asserted: they measure the
-    # protocol, and this test checks the tooling.
+    # No agent that kept running was declared dead (false suspicions under
+    # 10% loss are refuted in time; they are printed, not asserted).
+    assert data["false_failures"] == []
     print(
         "\nfalse suspicions:",
         len(data["false_suspicions"]),

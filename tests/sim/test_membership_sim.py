@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
+from gossip.core.membership.lifeguard import suspicion_min_timeout
 from gossip.core.types import MemberState
 from gossip.sim.checks import Verdicts, all_see_alive, dead_everywhere, views_agree
 from gossip.sim.engine import Simulation
@@ -36,6 +40,40 @@ def test_crashes_are_detected_by_everyone_without_false_deaths_under_loss() -> N
     assert r["detect_all_s"] is not None and r["detect_all_s"] < 20
     assert r["false_deaths"] == 0
     assert r["max_packet_bytes"] <= 1400
+
+
+@functools.cache
+def _small_cluster_crashes(seeds: int = 50) -> list[dict[str, Any]]:
+    """Five nodes of the local profile (as in the netns test), 10 % loss, one crash."""
+    return [
+        run_scenario(Scenario(nodes=5, duration=60, loss=0.1, crash=1, seed=seed, profile="local"))
+        for seed in range(1, seeds + 1)
+    ]
+
+
+def test_in_a_small_cluster_under_loss_no_observer_waits_out_its_longest_suspicion() -> None:
+    # An observer that the death broadcast and every other accuser missed
+    # learns the verdict from its next push-pull instead.
+    cfg = Config.for_profile("local")
+    longest = cfg.suspicion_max_timeout_mult * suspicion_min_timeout(
+        cfg.suspicion_mult, 5, cfg.probe_interval
+    )
+    for r in _small_cluster_crashes():
+        assert r["detected"] == 1 and r["false_deaths"] == 0, r["seed"]
+        assert r["detect_all_s"] < longest, r["seed"]
+
+
+def test_in_a_small_cluster_under_loss_the_death_reaches_nearly_every_observer_by_gossip() -> None:
+    # Each update is sent to at least one full gossip round's targets, so an
+    # observer left to push-pull is rare (one seed in fifty here).
+    cfg = Config.for_profile("local")
+    results = _small_cluster_crashes()
+    late = [
+        r["seed"]
+        for r in results
+        if r["detect_all_s"] - r["detect_first_s"] > 2 * cfg.probe_interval
+    ]
+    assert len(late) <= 1, late
 
 
 def test_paused_nodes_are_never_declared_dead() -> None:

@@ -4,7 +4,8 @@ Rules (memberlist's TransmitLimitedQueue):
 - One pending update per member: a newer update about the same member
   replaces (invalidates) the older one.
 - Each update is sent at most `limit` times (RetransmitMult x ceil(log10(N+1)),
-  computed by the caller), then dropped.
+  at least GossipNodes: Config.retransmit_limit, computed by the caller), then
+  dropped.
 - When filling a packet, updates sent the fewest times go first, and among
   those the most recently queued first: never-sent updates newest first, so
   fresh news spreads before old news is repeated. (Among updates already sent,

@@ -105,8 +105,14 @@ class Config:
         return self.udp_buffer_size - self.packet_overhead
 
     def retransmit_limit(self, n_members: int) -> int:
-        """How many times one update is sent: RetransmitMult x ceil(log10(N + 1))."""
-        return self.retransmit_mult * math.ceil(math.log10(n_members + 1))
+        """How many times one update is sent: RetransmitMult x ceil(log10(N + 1)),
+        but never fewer than gossip_nodes, so that a node's first gossip round
+        after it learns an update reaches all of that round's targets. (Below
+        that, as in the local profile under 10 members, an update reached only
+        2 of the 3 targets, and at 10 % loss about one small cluster in ten had
+        a member that heard neither a death nor a second accuser.)"""
+        scaled = self.retransmit_mult * math.ceil(math.log10(n_members + 1))
+        return max(scaled, self.gossip_nodes)
 
     def scaled_push_pull_interval(self, n_members: int) -> float:
         """memberlist's pushPullScale: one more interval per doubling above the threshold."""

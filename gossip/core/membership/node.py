@@ -270,7 +270,7 @@ class Node(Prober, Syncer):
         cur = self._table.get(susp.name)
         if cur is None or cur.state != SUSPECT:
             return
-        if susp.confirmations < susp.k and not susp.last_call:
+        if susp.confirmations < susp.k and not susp.last_call and not susp.settled:
             # Unconfirmed, so the timer ran long: perhaps only we missed the
             # refutation. Gossip the suspicion once more; whoever holds a newer
             # alive answers it with a correction, and the suspect refutes.
@@ -284,6 +284,22 @@ class Node(Prober, Syncer):
         del self._suspicions[susp.name]
         self._declare(now, cur, DEAD, susp.first_accuser, susp.confirmations)
         self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)
+
+    def _remote_death(self, now: float, name: str, inc: int) -> None:
+        """A push-pull peer holds `name` dead at `inc`. That alone only makes us
+        suspect it (our own timers decide); but if we already suspect it at
+        that incarnation, the peer's verdict settles our suspicion at its
+        minimum timeout. Without this an observer that every copy of the death
+        broadcast missed waits out its longest, unconfirmed timeout, however
+        many peers' tables already hold the member dead."""
+        cur = self._table.get(name)
+        susp = self._suspicions.get(name)
+        if cur is not None and cur.state == SUSPECT and cur.incarnation == inc and susp is not None:
+            if susp.settle():
+                self._count("suspicions_settled")
+                self._timers.add(susp.deadline, self._suspicion_expired, susp)
+            return
+        self._suspect(now, name, inc, self.name)
 
     def _on_dead(self, now: float, d: Dead, raw: bytes | None = None) -> None:
         if d.name == self.name:

@@ -315,6 +315,9 @@ class NodeBase:
     ) -> None:
         raise NotImplementedError
 
+    def _remote_death(self, now: float, name: str, inc: int) -> None:
+        raise NotImplementedError
+
     def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:
         raise NotImplementedError
 

@@ -4,7 +4,9 @@ Rules:
 - A push-pull is one stream request (our whole table) and one response (the
   peer's). The responder merges the request before it builds its reply, so
   one exchange lets both sides refute what the other believed about them.
-  A remote `dead` only makes us suspect; our own timers decide. Entries
+  A remote `dead` only makes us suspect; our own timers decide, but one
+  about a member we already suspect at that incarnation settles our
+  suspicion at its minimum timeout (node.py). Entries
   byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried with exponential backoff (1 s doubling up
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gossip.core.membership import outputs as out
-from gossip.core.membership.members import ALIVE, LEFT, SUSPECT
+from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT
 from gossip.core.membership.messages import (
     Ack,
     Alive,
@@ -217,7 +219,8 @@ class Syncer(NodeBase):
     ) -> None:
         """Fold a remote table into ours; what is news to us is gossiped on,
         as in memberlist (this is how a healed partition spreads). A remote
-        `dead` only makes us suspect (our own timers decide)."""
+        `dead` only makes us suspect (our own timers decide), or settles a
+        suspicion we already hold at that incarnation."""
         me, table = self.name, self._table
         for raw, e in entries:
             cur = table.get(e.name)
@@ -238,6 +241,8 @@ class Syncer(NodeBase):
                 self._on_left(now, left, encode_message(left))
             elif e.name == me:
                 self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
+            elif e.state == DEAD:
+                self._remote_death(now, e.name, e.incarnation)
             else:
                 self._suspect(now, e.name, e.incarnation, me)
 

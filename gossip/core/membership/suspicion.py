@@ -8,6 +8,9 @@ a refutation simply drops it, and the timer that still refers to it finds it
 stale (the object itself is the timer's generation token). A suspicion that
 reaches its deadline with fewer than k confirmations gets a last call (one
 more round of gossip and one probe interval) before it becomes a death.
+A suspicion that learns another member already holds the suspect dead at
+this incarnation (a push-pull carried that verdict) is settled: its timeout
+is the minimum, still measured from its start, and it needs no last call.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Suspicion:
         "max_s",
         "min_s",
         "name",
+        "settled",
         "start",
     )
 
@@ -49,6 +53,9 @@ class Suspicion:
         self.last_call = False
         """Set when an unconfirmed suspicion, at its deadline, was gossiped
         once more before it may become a death (node.py)."""
+        self.settled = False
+        """Set when another member's table held the suspect dead at this
+        incarnation: the timeout is then the minimum (see settle())."""
 
     @property
     def confirmations(self) -> int:
@@ -62,8 +69,21 @@ class Suspicion:
         self.accusers.add(accuser)
         return True
 
+    def settle(self) -> bool:
+        """Another member already declared the suspect dead at this incarnation:
+        its own suspicion ran its course, which is stronger evidence than any
+        number of accusers. The timeout drops to the minimum (never below it,
+        so the suspect keeps Lifeguard's shortest window to refute). True when
+        this changed the deadline (the caller then moves the timer)."""
+        if self.settled:
+            return False
+        self.settled = True
+        return True
+
     @property
     def timeout(self) -> float:
+        if self.settled:
+            return self.min_s
         return suspicion_timeout(self.min_s, self.max_s, self.k, self.confirmations)
 
     @property

@@ -54,6 +54,12 @@ def test_retransmit_limit_grows_with_log10_of_cluster_size() -> None:
     assert [cfg.retransmit_limit(n) for n in (1, 9, 10, 99, 100, 1000)] == [4, 4, 8, 8, 12, 16]
 
 
+def test_an_update_is_sent_at_least_to_one_gossip_rounds_targets() -> None:
+    local = Config.for_profile("local")  # retransmit_mult 2, gossip_nodes 3
+    assert [local.retransmit_limit(n) for n in (1, 5, 9, 10, 100)] == [3, 3, 3, 4, 6]
+    assert Config(gossip_nodes=5).retransmit_limit(5) == 5
+
+
 def test_push_pull_interval_scales_above_32_members() -> None:
     cfg = Config()
     assert cfg.scaled_push_pull_interval(32) == 30.0

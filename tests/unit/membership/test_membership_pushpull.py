@@ -19,7 +19,7 @@ from gossip.testing.corenet import Net, addr
 
 CFG = Config.for_profile("lan")
 CODEC = Codec(CFG)
-ALIVE, SUSPECT = MemberState.ALIVE, MemberState.SUSPECT
+ALIVE, SUSPECT, DEAD = MemberState.ALIVE, MemberState.SUSPECT, MemberState.DEAD
 
 
 def _settled(n: int = 4) -> Net:
@@ -187,3 +187,86 @@ def test_a_settling_pull_under_a_backlog_teaches_new_members_without_queueing_th
         assert node.member("new1") is not None and node.member("new2") is not None
         queued = node._queue.pending("new1", wrap(encode_message(Alive("new1", 1, addr(50), {}))))
         assert queued is not backlogged
+
+
+def _suspecting_n3(cfg: Config) -> tuple[Node, float]:
+    """Node a with members b..e, suspecting n3 by its own failed probe at t=0.2
+    (no confirmation: others' suspicions and the death broadcast missed it)."""
+    node = Node("a", addr(1), cfg, rng=random.Random(3))
+    node.start(0.0, [])
+    for i in range(2, 6):
+        alive = Alive(f"n{i}", 5, addr(i), {})
+        node.receive_datagram(0.1, addr(i), CODEC.packet([wrap(encode_message(alive))]))
+    node._suspect(0.2, "n3", 5, "a")
+    node.take_outputs()
+    return node, 0.2
+
+
+def _table_with_n3_dead(node: Node, incarnation: int = 5) -> tuple[StateEntry, ...]:
+    return tuple(
+        StateEntry(e.name, e.address, incarnation, DEAD, e.tags) if e.name == "n3" else e
+        for e in _entries(node)
+    )
+
+
+def _failed(node: Node) -> list[out.MemberFailed]:
+    return [o for o in node.take_outputs() if isinstance(o, out.MemberFailed)]
+
+
+def test_a_push_pull_holding_our_suspect_dead_settles_it_at_once_past_the_minimum() -> None:
+    # The death broadcast can miss one observer entirely under loss; the next
+    # push-pull must carry the verdict instead of leaving that observer to
+    # wait out its longest, unconfirmed timeout.
+    node, start = _suspecting_n3(CFG)
+    susp = node._suspicions["n3"]
+    assert susp.timeout == susp.max_s
+    later = start + susp.min_s + 1.0
+    frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node)))
+    assert node.handle_stream_request(later, addr(4), frame) is not None
+    node.handle_timeout(later)
+    failed = _failed(node)
+    assert [f.member.name for f in failed] == ["n3"]
+    assert node.member("n3").state == DEAD  # type: ignore[union-attr]
+
+
+def test_a_reply_holding_our_suspect_dead_settles_it_likewise() -> None:
+    node, start = _suspecting_n3(CFG)
+    later = start + node._suspicions["n3"].min_s + 1.0
+    node._push_pull_tick(later, None)
+    stream = next(o for o in node.take_outputs() if isinstance(o, out.OpenStream))
+    reply = CODEC.frame(PushPullReply(_table_with_n3_dead(node)))
+    node.receive_stream_response(later + 0.01, stream.stream_id, reply)
+    node.handle_timeout(later + 0.01)
+    assert [f.member.name for f in _failed(node)] == ["n3"]
+
+
+def test_a_remote_death_never_cuts_a_suspicion_below_its_minimum_timeout() -> None:
+    node, start = _suspecting_n3(CFG)
+    min_s = node._suspicions["n3"].min_s
+    frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node)))
+    node.handle_stream_request(start + 0.5, addr(4), frame)
+    node.handle_timeout(start + min_s - 0.01)
+    assert node.member("n3").state == SUSPECT  # type: ignore[union-attr]
+    node.handle_timeout(start + min_s)
+    assert node.member("n3").state == DEAD  # type: ignore[union-attr]
+
+
+def test_a_remote_death_of_a_member_we_hold_alive_only_makes_us_suspect() -> None:
+    net = _settled()
+    a = net.nodes[1]
+    a.take_outputs()
+    frame = CODEC.frame(PushPull(False, _table_with_n3_dead(a, a.member("n3").incarnation)))  # type: ignore[union-attr]
+    a.handle_stream_request(10.0, addr(9), frame)
+    assert a.member("n3").state == SUSPECT  # type: ignore[union-attr]
+    a.handle_timeout(10.0 + a._suspicions["n3"].min_s)
+    assert a.member("n3").state == SUSPECT  # type: ignore[union-attr]
+
+
+def test_a_remote_death_at_an_older_incarnation_does_not_settle_a_newer_suspicion() -> None:
+    node, start = _suspecting_n3(CFG)
+    susp = node._suspicions["n3"]
+    frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node, incarnation=4)))
+    node.handle_stream_request(start + susp.min_s + 1.0, addr(4), frame)
+    node.handle_timeout(start + susp.min_s + 1.0)
+    assert node.member("n3").state == SUSPECT  # type: ignore[union-attr]
+    assert susp.timeout == susp.max_s

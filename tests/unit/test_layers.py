@@ -94,6 +94,7 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "core": "rendezvous hashing",
         "core.ownership": "partition table benchmarks",
         "core.store": "Merkle sync and record benchmarks",
+        "sim": "detection benchmarks run seeded simulations",
     },
     "cli": {
         "gossip": "the version",

@@ -95,6 +95,7 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "core.ownership": "partition table benchmarks",
         "core.store": "Merkle sync and record benchmarks",
         "sim": "detection benchmarks run seeded simulations",
+        "core.membership": "detection benchmarks pick the membership profile",
     },
     "cli": {
         "gossip": "the version",

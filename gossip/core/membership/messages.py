@@ -4,29 +4,35 @@ Rules: each message is an immutable value with a fixed kind number; on the
 wire it is a CBOR array `[kind, field, ...]` (see wire.py for the envelope).
 `fields()` gives the array after the kind; wire.py validates every field's
 type and bound before a message value is built, so these classes trust their
-inputs. Kind numbers are part of the wire format: never reuse one.
+inputs. Kinds are the closed enum `Kind`, encoded as their int: the numbers
+are part of the wire format, never reuse one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, ClassVar
 
 import cbor2
 
 from gossip.core.types import Address, MemberState
 
-PING = 1
-PING_REQ = 2
-ACK = 3
-NACK = 4
-ALIVE = 5
-SUSPECT = 6
-DEAD = 7
-LEFT = 8
-PUSH_PULL = 9
-PUSH_PULL_REPLY = 10
+
+class Kind(IntEnum):
+    """The message kinds (the first item of a message's CBOR array)."""
+
+    PING = 1
+    PING_REQ = 2
+    ACK = 3
+    NACK = 4
+    ALIVE = 5
+    SUSPECT = 6
+    DEAD = 7
+    LEFT = 8
+    PUSH_PULL = 9
+    PUSH_PULL_REPLY = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +40,7 @@ class Ping:
     """Are you alive? `target` names the intended receiver, so a ping that
     reaches a different node now living at that address is not acked."""
 
-    KIND: ClassVar[int] = PING
+    KIND: ClassVar[Kind] = Kind.PING
     seq: int
     target: str
 
@@ -46,7 +52,7 @@ class Ping:
 class PingReq:
     """Please probe `target` at `address` for me and relay the ack (or a nack)."""
 
-    KIND: ClassVar[int] = PING_REQ
+    KIND: ClassVar[Kind] = Kind.PING_REQ
     seq: int
     target: str
     address: Address
@@ -57,7 +63,7 @@ class PingReq:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    KIND: ClassVar[int] = ACK
+    KIND: ClassVar[Kind] = Kind.ACK
     seq: int
 
     def fields(self) -> list[Any]:
@@ -69,7 +75,7 @@ class Nack:
     """A helper's answer to a ping-req when the target did not ack in time:
     proof that the helper (and our path to it) works, which Lifeguard uses."""
 
-    KIND: ClassVar[int] = NACK
+    KIND: ClassVar[Kind] = Kind.NACK
     seq: int
 
     def fields(self) -> list[Any]:
@@ -78,7 +84,7 @@ class Nack:
 
 @dataclass(frozen=True, slots=True)
 class Alive:
-    KIND: ClassVar[int] = ALIVE
+    KIND: ClassVar[Kind] = Kind.ALIVE
     name: str
     incarnation: int
     address: Address
@@ -90,7 +96,7 @@ class Alive:
 
 @dataclass(frozen=True, slots=True)
 class Suspect:
-    KIND: ClassVar[int] = SUSPECT
+    KIND: ClassVar[Kind] = Kind.SUSPECT
     name: str
     incarnation: int
     accuser: str
@@ -101,7 +107,7 @@ class Suspect:
 
 @dataclass(frozen=True, slots=True)
 class Dead:
-    KIND: ClassVar[int] = DEAD
+    KIND: ClassVar[Kind] = Kind.DEAD
     name: str
     incarnation: int
     accuser: str
@@ -114,7 +120,7 @@ class Dead:
 class Left:
     """A graceful leave, announced by the leaving node itself."""
 
-    KIND: ClassVar[int] = LEFT
+    KIND: ClassVar[Kind] = Kind.LEFT
     name: str
     incarnation: int
 
@@ -158,7 +164,7 @@ class PushPull:
     entry travels as a byte string of its own encoding, so a receiver can
     skip, unparsed, every entry equal to what it already holds."""
 
-    KIND: ClassVar[int] = PUSH_PULL
+    KIND: ClassVar[Kind] = Kind.PUSH_PULL
     join: bool
     entries: tuple[StateEntry, ...]
 
@@ -168,7 +174,7 @@ class PushPull:
 
 @dataclass(frozen=True, slots=True)
 class PushPullReply:
-    KIND: ClassVar[int] = PUSH_PULL_REPLY
+    KIND: ClassVar[Kind] = Kind.PUSH_PULL_REPLY
     entries: tuple[StateEntry, ...]
 
     def fields(self) -> list[Any]:

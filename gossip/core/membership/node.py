@@ -142,25 +142,25 @@ class Node(Prober, Syncer):
             self._send(src, Alive(name, cur.incarnation, cur.address, cur.tags))
 
     def _dispatch(self, now: float, src: Address, msg: Message, raw: bytes) -> None:
-        kind = type(msg)
-        if kind is Alive:
-            self._on_alive(now, msg, raw)  # type: ignore[arg-type]
-        elif kind is Ack:
-            self._on_ack(now, msg.seq)  # type: ignore[union-attr]
-        elif kind is Ping:
-            self._on_ping(now, src, msg)  # type: ignore[arg-type]
-        elif kind is Suspect:
-            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
-            self._on_suspect(now, msg, raw)  # type: ignore[arg-type]
-        elif kind is Dead:
-            self._correct_if_stale(src, msg.name, msg.incarnation)  # type: ignore[union-attr]
-            self._on_dead(now, msg, raw)  # type: ignore[arg-type]
-        elif kind is Left:
-            self._on_left(now, msg, raw)  # type: ignore[arg-type]
-        elif kind is PingReq:
-            self._on_ping_req(now, src, msg)  # type: ignore[arg-type]
-        elif kind is Nack:
-            probe = self._probes.get(msg.seq)  # type: ignore[union-attr]
+        # Most frequent kinds first: a datagram is mostly piggybacked alives.
+        if type(msg) is Alive:
+            self._on_alive(now, msg, raw)
+        elif type(msg) is Ack:
+            self._on_ack(now, msg.seq)
+        elif type(msg) is Ping:
+            self._on_ping(now, src, msg)
+        elif type(msg) is Suspect:
+            self._correct_if_stale(src, msg.name, msg.incarnation)
+            self._on_suspect(now, msg, raw)
+        elif type(msg) is Dead:
+            self._correct_if_stale(src, msg.name, msg.incarnation)
+            self._on_dead(now, msg, raw)
+        elif type(msg) is Left:
+            self._on_left(now, msg, raw)
+        elif type(msg) is PingReq:
+            self._on_ping_req(now, src, msg)
+        elif type(msg) is Nack:
+            probe = self._probes.get(msg.seq)
             if probe is not None:
                 probe.nacks += 1
                 self._count("nacks_received")

@@ -31,19 +31,10 @@ import cbor2
 from gossip.core.membership import wirefast
 from gossip.core.membership.config import MAX_UDP_PAYLOAD, Config
 from gossip.core.membership.messages import (
-    ACK,
-    ALIVE,
-    DEAD,
-    LEFT,
-    NACK,
-    PING,
-    PING_REQ,
-    PUSH_PULL,
-    PUSH_PULL_REPLY,
-    SUSPECT,
     Ack,
     Alive,
     Dead,
+    Kind,
     Left,
     Message,
     Nack,
@@ -84,11 +75,10 @@ ARRAY_HEADER_MAX = 3
 
 def encode_message(msg: Message) -> bytes:
     """The CBOR array of one message (wrap it before placing it in a packet)."""
-    kind = type(msg)
-    if kind is Ack:
-        return wirefast.encode_ack(msg.seq)  # type: ignore[union-attr]
-    if kind is Ping:
-        return wirefast.encode_ping(msg.seq, msg.target)  # type: ignore[union-attr]
+    if type(msg) is Ack:
+        return wirefast.encode_ack(msg.seq)
+    if type(msg) is Ping:
+        return wirefast.encode_ping(msg.seq, msg.target)
     out: bytes = cbor2.dumps([msg.KIND, *msg.fields()])
     return out
 
@@ -103,7 +93,7 @@ def state_row(m: MemberInfo) -> bytes:
 # An entry is [state, name, inc, host, port, tags] and an alive message
 # [5, name, inc, host, port, tags]: both 6-element arrays whose first item
 # takes one byte, so each converts to the other by swapping that byte.
-_ALIVE_HEAD = b"\x86" + bytes((ALIVE,))
+_ALIVE_HEAD = b"\x86" + bytes((Kind.ALIVE,))
 _ALIVE_ENTRY_HEAD = b"\x86" + bytes((int(MemberState.ALIVE),))
 
 
@@ -160,16 +150,16 @@ class Codec:
         self.max_stream_bytes = cfg.max_stream_bytes
         self.budget = cfg.packet_budget
         self._parsers: dict[int, Callable[[list[Any]], Message]] = {
-            PING: self._ping,
-            PING_REQ: self._ping_req,
-            ACK: self._ack,
-            NACK: self._nack,
-            ALIVE: self._alive,
-            SUSPECT: self._suspect,
-            DEAD: self._dead,
-            LEFT: self._left,
-            PUSH_PULL: self._push_pull,
-            PUSH_PULL_REPLY: self._push_pull_reply,
+            Kind.PING: self._ping,
+            Kind.PING_REQ: self._ping_req,
+            Kind.ACK: self._ack,
+            Kind.NACK: self._nack,
+            Kind.ALIVE: self._alive,
+            Kind.SUSPECT: self._suspect,
+            Kind.DEAD: self._dead,
+            Kind.LEFT: self._left,
+            Kind.PUSH_PULL: self._push_pull,
+            Kind.PUSH_PULL_REPLY: self._push_pull_reply,
         }
 
     # ---- encoding ---------------------------------------------------------
@@ -192,9 +182,9 @@ class Codec:
         PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
         same bytes as frame(), by concatenation."""
         if join is None:
-            head = b"\x82" + cbor2.dumps(PUSH_PULL_REPLY)
+            head = b"\x82" + cbor2.dumps(Kind.PUSH_PULL_REPLY)
         else:
-            head = b"\x83" + cbor2.dumps(PUSH_PULL) + (b"\xf5" if join else b"\xf4")
+            head = b"\x83" + cbor2.dumps(Kind.PUSH_PULL) + (b"\xf5" if join else b"\xf4")
         body = head + _array_header(len(rows)) + b"".join(rows)
         return self.prefix + b"\x81" + wrap(body)
 
@@ -216,8 +206,8 @@ class Codec:
     def decode_frame(self, payload: bytes) -> Message:
         """The single message of a stream frame, or WireError."""
         msg = self.decode_sync_frame(payload)
-        if type(msg) is not SyncRows:
-            return msg  # type: ignore[return-value]
+        if not isinstance(msg, SyncRows):
+            return msg
         entries = tuple(self.parse_entry(raw) for raw in msg.rows)
         return PushPullReply(entries) if msg.join is None else PushPull(msg.join, entries)
 
@@ -228,11 +218,11 @@ class Codec:
             raise WireError("oversized", f"{len(payload)} bytes")
         obj = _loads_strict(self._split(payload, 1)[0])
         kind = obj[0] if type(obj) is list and obj and type(obj[0]) is int else None
-        if kind == PUSH_PULL:
+        if kind == Kind.PUSH_PULL:
             if len(obj) != 3 or type(obj[1]) is not bool:
                 raise WireError("bad_field", "push-pull")
             return SyncRows(obj[1], _rows(obj[2]))
-        if kind == PUSH_PULL_REPLY:
+        if kind == Kind.PUSH_PULL_REPLY:
             if len(obj) != 2:
                 raise WireError("bad_field", "push-pull reply")
             return SyncRows(None, _rows(obj[1]))

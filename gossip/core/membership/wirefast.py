@@ -14,12 +14,12 @@ which gives the precise rejection. So strictness is unchanged.
 
 from __future__ import annotations
 
-from gossip.core.membership.messages import ACK, PING
+from gossip.core.membership.messages import Kind
 
 _MAX_UINT = 2**63 - 1
-ACK_HEAD = bytes((0x82, ACK))
+ACK_HEAD = bytes((0x82, Kind.ACK))
 """The first two bytes of every encoded ack."""
-PING_HEAD = bytes((0x83, PING))
+PING_HEAD = bytes((0x83, Kind.PING))
 """The first two bytes of every encoded ping."""
 _UINT_WIDTH = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
 

@@ -9,7 +9,7 @@ import cbor2
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
-from gossip.core.membership.messages import PUSH_PULL, Alive, PushPull, PushPullReply, StateEntry
+from gossip.core.membership.messages import Alive, Kind, PushPull, PushPullReply, StateEntry
 from gossip.core.membership.node import Node
 from gossip.core.membership.pushpull import SETTLE_PULLS
 from gossip.core.membership.staterows import StateRows
@@ -84,7 +84,7 @@ def test_one_bad_entry_refuses_the_whole_frame_before_any_is_applied() -> None:
     assert n3 is not None
     newer = cbor2.dumps([1, "n3", n3.incarnation + 5, n3.address[0], n3.address[1], {}])
     bad = cbor2.dumps([0, "n2", 1, "10.0.0.2", 99999, {}])  # port out of range
-    frame = CODEC.prefix + b"\x81" + wrap(cbor2.dumps([PUSH_PULL, False, [newer, bad]]))
+    frame = CODEC.prefix + b"\x81" + wrap(cbor2.dumps([Kind.PUSH_PULL, False, [newer, bad]]))
     assert a.handle_stream_request(10.0, addr(9), frame) is None
     assert a.member("n3") == n3
     assert a.take_outputs() == [out.DatagramRejected(addr(9), "bad_field")]

@@ -7,12 +7,10 @@ import pytest
 
 from gossip.core.membership.config import Config
 from gossip.core.membership.messages import (
-    PUSH_PULL as PUSH_PULL_KIND,
-)
-from gossip.core.membership.messages import (
     Ack,
     Alive,
     Dead,
+    Kind,
     Left,
     Nack,
     Ping,
@@ -177,7 +175,7 @@ def test_a_bad_entry_is_refused_as_a_bad_field(row: object) -> None:
         CODEC.parse_entry(cbor2.dumps(row))
     assert info.value.reason == "bad_field"
     # and a frame carrying it is refused whole by the typed decoder
-    body = cbor2.dumps([PUSH_PULL_KIND, False, [cbor2.dumps(row)]])
+    body = cbor2.dumps([Kind.PUSH_PULL, False, [cbor2.dumps(row)]])
     with pytest.raises(WireError):
         CODEC.decode_frame(CODEC.prefix + b"\x81" + wrap(body))
 
@@ -185,12 +183,12 @@ def test_a_bad_entry_is_refused_as_a_bad_field(row: object) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        [PUSH_PULL_KIND, 1, []],
-        [PUSH_PULL_KIND, True],
-        [PUSH_PULL_KIND, True, [b""]],
-        [PUSH_PULL_KIND, True, [["b"]]],
-        [PUSH_PULL_KIND + 1],
-        [PUSH_PULL_KIND + 1, "rows"],
+        [Kind.PUSH_PULL, 1, []],
+        [Kind.PUSH_PULL, True],
+        [Kind.PUSH_PULL, True, [b""]],
+        [Kind.PUSH_PULL, True, [["b"]]],
+        [Kind.PUSH_PULL + 1],
+        [Kind.PUSH_PULL + 1, "rows"],
     ],
 )
 def test_a_malformed_sync_frame_is_refused_before_any_entry_is_read(body: object) -> None:

@@ -359,7 +359,7 @@ class Agent:
             else:
                 self._notify(out)
 
-    def _notify(self, out: Any) -> None:
+    def _notify(self, out: o.Notification) -> None:
         now = trio.current_time()
         if isinstance(out, o.IncarnationChanged):
             if self._identity is not None:

@@ -9,7 +9,7 @@ who accused, how many confirmations, our health, the incarnation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from gossip.core.membership import outputs as o
 from gossip.core.types import Address, MemberInfo, MemberState
@@ -116,12 +116,42 @@ class Notifier:
             self._core_counters[metric.name] = counter
         counter.inc(metric.value, metric.labels)
 
-    def notification(self, out: Any, now: float) -> MemberEvent | None:
+    def notification(self, out: o.Notification, now: float) -> MemberEvent | None:
         """Log and count one notification; return the MemberEvent it makes, if any."""
-        handler = _HANDLERS.get(type(out))
-        if handler is None:
-            return None
-        return handler(self, out, now)
+        match out:
+            case o.MemberJoined():
+                return self._joined(out, now)
+            case o.MemberUpdated():
+                return self._updated(out, now)
+            case o.MemberSuspected():
+                return self._suspected(out, now)
+            case o.MemberFailed():
+                return self._failed(out, now)
+            case o.MemberRecovered():
+                return self._recovered(out, now)
+            case o.MemberLeft():
+                return self._left(out, now)
+            case o.MemberReaped():
+                return self._reaped(out, now)
+            case o.SelfRefuted():
+                self._self_refuted(out)
+            case o.ProbeTimedOut():
+                self._probe_timed_out(out)
+            case o.HealthChanged():
+                self._health(out)
+            case o.DatagramRejected():
+                self._rejected(out)
+            case o.NameConflict():
+                self._name_conflict(out)
+            case o.PushPullCompleted():
+                self._push_pull(out)
+            case o.Metric():
+                self.core_metric(out)
+            case o.IncarnationChanged() | o.Joined() | o.LeaveCompleted():
+                pass  # the agent acts on these itself
+            case _:
+                assert_never(out)
+        return None
 
     # ---- one method per notification ---------------------------------------
 
@@ -162,7 +192,7 @@ class Notifier:
         self.log.info("member_reaped", member=out.name)
         return MemberEvent("reaped", out.name, None, now)
 
-    def _self_refuted(self, out: o.SelfRefuted, now: float) -> None:
+    def _self_refuted(self, out: o.SelfRefuted) -> None:
         self.refutations.inc(labels={"who": "self"})
         self.log.warning(
             "self_refuted",
@@ -171,7 +201,7 @@ class Notifier:
             incarnation=out.incarnation,
         )
 
-    def _probe_timed_out(self, out: o.ProbeTimedOut, now: float) -> None:
+    def _probe_timed_out(self, out: o.ProbeTimedOut) -> None:
         self.probe_timeouts.inc()
         self.log.info(
             "probe_timed_out",
@@ -180,14 +210,14 @@ class Notifier:
             health=out.health,
         )
 
-    def _health(self, out: o.HealthChanged, now: float) -> None:
+    def _health(self, out: o.HealthChanged) -> None:
         self.log.info("health_changed", health=out.health, reason=out.reason)
 
-    def _rejected(self, out: o.DatagramRejected, now: float) -> None:
+    def _rejected(self, out: o.DatagramRejected) -> None:
         self.rejected.inc(labels={"reason": out.reason})
         self.log.debug("datagram_rejected", source=fmt_address(out.source), reason=out.reason)
 
-    def _name_conflict(self, out: o.NameConflict, now: float) -> None:
+    def _name_conflict(self, out: o.NameConflict) -> None:
         key = (out.name, out.holder, out.claimant)
         if key in self._conflicts_logged:
             return  # repeats with every gossip of the claimant's alive: log each pair once
@@ -200,7 +230,7 @@ class Notifier:
             winner=fmt_address(out.winner),
         )
 
-    def _push_pull(self, out: o.PushPullCompleted, now: float) -> None:
+    def _push_pull(self, out: o.PushPullCompleted) -> None:
         self.push_pulls.inc()
         self.push_pull_bytes.inc(out.bytes_sent, {"direction": "sent"})
         self.push_pull_bytes.inc(out.bytes_received, {"direction": "received"})
@@ -212,24 +242,3 @@ class Notifier:
             bytes_received=out.bytes_received,
             join=out.join,
         )
-
-    def _metric(self, out: o.Metric, now: float) -> None:
-        self.core_metric(out)
-
-
-_HANDLERS: dict[type, Callable[[Notifier, Any, float], MemberEvent | None]] = {
-    o.MemberJoined: Notifier._joined,
-    o.MemberUpdated: Notifier._updated,
-    o.MemberSuspected: Notifier._suspected,
-    o.MemberFailed: Notifier._failed,
-    o.MemberRecovered: Notifier._recovered,
-    o.MemberLeft: Notifier._left,
-    o.MemberReaped: Notifier._reaped,
-    o.SelfRefuted: Notifier._self_refuted,
-    o.ProbeTimedOut: Notifier._probe_timed_out,
-    o.HealthChanged: Notifier._health,
-    o.DatagramRejected: Notifier._rejected,
-    o.NameConflict: Notifier._name_conflict,
-    o.PushPullCompleted: Notifier._push_pull,
-    o.Metric: Notifier._metric,
-}

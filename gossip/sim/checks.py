@@ -8,8 +8,6 @@ simulator's ground truth (`crashed`, filled in by whoever crashes hosts).
 
 from __future__ import annotations
 
-from typing import Any
-
 from gossip.core.membership import outputs as out
 from gossip.core.types import MemberState
 from gossip.sim.engine import DOWN, UP, Host, Simulation
@@ -65,14 +63,13 @@ class Verdicts:
         self.crashed[name] = self.sim.now
         self.sim.crash(self.sim.by_name[name].idx)
 
-    def _on_output(self, host: Host, o: Any) -> None:
-        t = type(o)
-        if t is out.MemberSuspected:
+    def _on_output(self, host: Host, o: out.Notification) -> None:
+        if type(o) is out.MemberSuspected:
             name = o.member.name
             if name not in self.crashed:
                 self.false_suspicions += 1
                 self.suspected.add(name)
-        elif t is out.MemberFailed:
+        elif type(o) is out.MemberFailed:
             name = o.member.name
             if name not in self.crashed:
                 self.false_deaths.add(name)

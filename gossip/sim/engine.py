@@ -74,7 +74,7 @@ class Host:
         self.incarnation = 0
 
 
-Listener = Callable[[Host, Any], None]
+Listener = Callable[[Host, out.Notification], None]
 
 
 class Simulation:
@@ -210,19 +210,18 @@ class Simulation:
         node = h.node
         assert node is not None
         for o in node.take_outputs():
-            t = type(o)
-            if t is _Send:
+            if isinstance(o, _Send):
                 self._send(h, o)
-            elif t is _Metric:
+            elif isinstance(o, _Metric):
                 continue
-            elif t is _OpenStream:
+            elif isinstance(o, _OpenStream):
                 self._open_stream(h, o)
-            elif t is _IncarnationChanged:
+            elif isinstance(o, _IncarnationChanged):
                 h.incarnation = o.incarnation
             else:
                 for listener in self.listeners:
                     listener(h, o)
-                for listener in self._listeners_by_kind.get(t, ()):
+                for listener in self._listeners_by_kind.get(type(o), ()):
                     listener(h, o)
         deadline = node.next_deadline()
         if deadline is not None and (h.wake is None or deadline < h.wake):

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import heapq
 import random
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.node import Node
 from gossip.core.types import Address, MemberState
+
+OutputT = TypeVar("OutputT", bound=out.Output)
 
 
 def addr(i: int) -> Address:
@@ -27,11 +31,11 @@ class Net:
         self.by_addr = {node.address: node for node in self.nodes}
         self.now = 0.0
         self.latency = 0.001
-        self.events: list[tuple[float, int, Any]] = []
+        self.events: list[tuple[float, int, Callable[[], None]]] = []
         self.seq = 0
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()
-        self.log: list[tuple[str, Any]] = []  # (observer, output)
+        self.log: list[tuple[str, out.Output]] = []  # (observer, output)
 
     def start_all(self) -> None:
         seeds = [self.nodes[0].address]
@@ -42,7 +46,7 @@ class Net:
     def reachable(self, a: Node, b: Node) -> bool:
         return b.name not in self.down and frozenset((a.name, b.name)) not in self.cut
 
-    def at(self, t: float, fn: Any) -> None:
+    def at(self, t: float, fn: Callable[[], None]) -> None:
         self.seq += 1
         heapq.heappush(self.events, (t, self.seq, fn))
 
@@ -53,14 +57,12 @@ class Net:
                 dst = self.by_addr.get(o.to)
                 if dst is not None and self.reachable(node, dst):
                     src, payload = node.address, o.payload
-                    self.at(
-                        self.now + self.latency, lambda d=dst, s=src, p=payload: self._rx(d, s, p)
-                    )
+                    self.at(self.now + self.latency, partial(self._rx, dst, src, payload))
             elif isinstance(o, out.OpenStream):
                 self._stream(node, o)
         deadline = node.next_deadline()
         if deadline is not None:
-            self.at(deadline, lambda n=node: self._tick(n))
+            self.at(deadline, partial(self._tick, node))
 
     def _rx(self, dst: Node, src: Address, payload: bytes) -> None:
         if dst.name in self.down:
@@ -103,5 +105,5 @@ class Net:
     def view(self, observer: Node) -> dict[str, MemberState]:
         return {m.name: m.state for m in observer.members()}
 
-    def outputs_of(self, name: str, kind: type) -> list[Any]:
+    def outputs_of(self, name: str, kind: type[OutputT]) -> list[OutputT]:
         return [o for who, o in self.log if who == name and isinstance(o, kind)]

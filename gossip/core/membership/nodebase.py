@@ -115,7 +115,7 @@ class NodeBase:
         self._table = MemberTable(rng)
         self._timers = TimerHeap()
         self._queue = BroadcastQueue(BACKLOG_PACKETS * self._codec.room)
-        self._outbox: list[Any] = []
+        self._outbox: list[out.Output] = []
         self._counters: dict[str, float] = {}
         # Per-datagram traffic counts, kept as plain ints on the hot path and
         # folded into _counters when they are flushed.
@@ -159,7 +159,7 @@ class NodeBase:
         """How many members (this node included) are in `state`: O(1)."""
         return self._table.counts[state]
 
-    def take_outputs(self) -> list[Any]:
+    def take_outputs(self) -> list[out.Output]:
         outputs, self._outbox = self._outbox, []
         return outputs
 

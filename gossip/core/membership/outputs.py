@@ -2,20 +2,22 @@
 
 Rules: the core never performs I/O; it appends these values to an outbox that
 the shell drains with `take_outputs()` after every input. Commands (Send,
-OpenStream) must be carried out; notifications (everything else) are for logs,
-metrics and user callbacks and may be ignored.
+OpenStream: `Command`) must be carried out; notifications (everything else:
+`Notification`) are for logs, metrics and user callbacks and may be ignored.
+`Output` is the closed union of both: a new output is added to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import final
 
 from gossip.core.types import Address, MemberInfo
 
 # ---- commands -------------------------------------------------------------
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Send:
     """Send one UDP datagram. A failed send is simply a lost packet."""
@@ -24,6 +26,7 @@ class Send:
     payload: bytes
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class OpenStream:
     """Open a TCP stream to `to`, write `payload` as one request frame, read one
@@ -43,11 +46,13 @@ class OpenStream:
 # ---- notifications: membership ---------------------------------------------
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberJoined:
     member: MemberInfo
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberUpdated:
     """Tags or address of an alive member changed."""
@@ -55,6 +60,7 @@ class MemberUpdated:
     member: MemberInfo
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberSuspected:
     member: MemberInfo
@@ -65,6 +71,7 @@ class MemberSuspected:
     """The suspicion timeout as computed now (Lifeguard)."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberFailed:
     member: MemberInfo
@@ -74,6 +81,7 @@ class MemberFailed:
     """This node's local health score when the verdict was taken."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberRecovered:
     """A suspect member was heard alive at a higher incarnation (refuted)."""
@@ -81,11 +89,13 @@ class MemberRecovered:
     member: MemberInfo
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberLeft:
     member: MemberInfo
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class MemberReaped:
     """A dead or left member was forgotten after the reap interval."""
@@ -93,6 +103,7 @@ class MemberReaped:
     name: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class SelfRefuted:
     """This node heard itself suspected or declared dead and refuted it."""
@@ -103,6 +114,7 @@ class SelfRefuted:
     """The new incarnation this node now advertises."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class IncarnationChanged:
     """This node's incarnation changed; the shell persists it under --data-dir."""
@@ -110,6 +122,7 @@ class IncarnationChanged:
     incarnation: int
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class NameConflict:
     """Two live nodes claim one name at different addresses. Rule: the higher
@@ -127,6 +140,7 @@ class NameConflict:
 # ---- notifications: probing and diagnostics ---------------------------------
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ProbeTimedOut:
     target: str
@@ -134,12 +148,14 @@ class ProbeTimedOut:
     health: int
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class HealthChanged:
     health: int
     reason: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class DatagramRejected:
     source: Address
@@ -148,6 +164,7 @@ class DatagramRejected:
     wrong_cluster, bad_kind, bad_field, too_deep, decrypt_failed, ..."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class PushPullCompleted:
     peer: Address
@@ -157,6 +174,7 @@ class PushPullCompleted:
     join: bool
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Joined:
     """The first push-pull with a seed succeeded: this node is part of a cluster."""
@@ -164,12 +182,14 @@ class Joined:
     via: Address
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class LeaveCompleted:
     """The `left` update was disseminated (or the leave timeout passed); the
     shell may now stop."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Metric:
     """A counter increment, for the shell's metrics registry."""
@@ -179,5 +199,31 @@ class Metric:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-Output = Any
-"""Any of the dataclasses above. (A union would be exhaustive but noisy.)"""
+Command = Send | OpenStream
+"""Outputs the shell must carry out."""
+
+Notification = (
+    MemberJoined
+    | MemberUpdated
+    | MemberSuspected
+    | MemberFailed
+    | MemberRecovered
+    | MemberLeft
+    | MemberReaped
+    | SelfRefuted
+    | IncarnationChanged
+    | NameConflict
+    | ProbeTimedOut
+    | HealthChanged
+    | DatagramRejected
+    | PushPullCompleted
+    | Joined
+    | LeaveCompleted
+    | Metric
+)
+"""Outputs for logs, metrics and callbacks (the shell may ignore them)."""
+
+Output = Command | Notification
+"""Everything the core emits: a closed union of final classes, so mypy checks
+that a consumer dispatching on it (with `type(o) is` or `match`) handles or
+deliberately ignores every kind (typing.assert_never)."""

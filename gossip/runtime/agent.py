@@ -30,7 +30,7 @@ from gossip.runtime.api import control_routes
 from gossip.runtime.clock import SystemClock, WallClock
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
-from gossip.runtime.joiner import advertise_address, join_until_joined, resolve_seeds
+from gossip.runtime.joiner import advertise_address, resolve_seeds
 from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
@@ -86,6 +86,7 @@ class Agent:
         self._started = False
         self.api_address: Address | None = None
         self.joined = trio.Event()
+        self._resolving = False
         self.left = trio.Event()
         self.leaving = False
         self._stopped = trio.Event()
@@ -282,7 +283,7 @@ class Agent:
                 await nursery.start(self._network.serve_streams, bind, self.streams.serve_one)
                 nursery.start_soon(self._receive_loop)
                 seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
-                self._node.start(trio.current_time(), seeds)
+                self._node.start(trio.current_time(), seeds, named_seeds=bool(self.settings.join))
                 nursery.start_soon(self._core_loop)
                 nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
                 self.log.info(
@@ -292,8 +293,6 @@ class Agent:
                     seeds=list(self.settings.join),
                     profile=self._config.profile,
                 )
-                if self.settings.join:
-                    nursery.start_soon(join_until_joined, self, self.settings.join)
                 await self._start_services(nursery)
                 if self.settings.api is not None:
                     await self._start_api(nursery, self.settings.api)
@@ -356,6 +355,11 @@ class Agent:
             elif isinstance(out, o.OpenStream):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._member_stream, out)
+            elif isinstance(out, o.ResolveSeeds):
+                if not self._resolving:
+                    assert self._nursery is not None
+                    self._resolving = True
+                    self._nursery.start_soon(self._resolve_seeds)
             else:
                 self._notify(out)
 
@@ -419,6 +423,18 @@ class Agent:
                 handler(src, body)
             except Exception:
                 self.log.exception("datagram_handler_failed", channel=channel)
+
+    async def _resolve_seeds(self) -> None:
+        """ResolveSeeds: the seed names resolved now, handed back to the core,
+        which joins them (the retry policy is the core's: joinretry.py)."""
+        try:
+            own = self.address
+            addresses = [a for a in await resolve_seeds(self.settings.join) if a != own]
+        finally:
+            self._resolving = False
+        event = "seeds_rejoined" if self.joined.is_set() else "join_retry"
+        self.log.info(event, seeds=list(self.settings.join), resolved=len(addresses))
+        await self.call(lambda node, now: node.set_seeds(now, addresses))
 
     async def _member_stream_request(self, src: Address, body: bytes) -> bytes | None:
         return await self.call(lambda node, now: node.handle_stream_request(now, src, body))

@@ -1,49 +1,25 @@
-"""Finding the cluster: seed resolution, the advertised address, join retries.
+"""Finding the cluster: seed resolution and the advertised address.
 
 Rules: seed names are resolved again on every attempt (DNS may change while we
-wait); resolution failures are logged and retried, never fatal. Attempts back
-off exponentially with jitter from JOIN_BACKOFF_MIN to JOIN_BACKOFF_MAX until
-the core reports Joined. Afterwards, whenever this node sees no other live
-member for a jittered reconnect_interval, the seeds are resolved and joined
-again, so a node cut off (or whose seeds moved in DNS) finds its way back.
-The loop sees the agent only as `JoiningAgent`, the part of it the loop uses.
+wait); resolution failures are logged and retried, never fatal. When to try
+again is the core's join-retry policy (core/membership/joinretry.py): the
+node asks with ResolveSeeds, and the agent answers with these addresses.
 """
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import Sequence
-from typing import Protocol
 
 import structlog
 import trio
 
-from gossip.core.membership.config import Config
-from gossip.core.types import Address, MemberInfo
+from gossip.core.types import Address
 from gossip.runtime.settings import parse_hostport
 
-JOIN_BACKOFF_MIN = 1.0
-JOIN_BACKOFF_MAX = 30.0
 RESOLVE_TIMEOUT = 5.0
 
 log = structlog.get_logger("gossip.joiner")
-
-
-class JoiningAgent(Protocol):
-    """What the join loop needs of the agent."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def config(self) -> Config: ...
-    @property
-    def leaving(self) -> bool: ...
-    @property
-    def joined(self) -> trio.Event: ...
-
-    def members(self) -> list[MemberInfo]: ...
-    async def join(self, seeds: Sequence[str]) -> int: ...
 
 
 async def resolve_seeds(seeds: Sequence[str]) -> list[Address]:
@@ -82,28 +58,3 @@ def advertise_address(bind: Address) -> Address:
     finally:
         probe.close()
     return chosen, port
-
-
-async def join_until_joined(agent: JoiningAgent, seeds: Sequence[str]) -> None:
-    """Retry joining `seeds` with jittered exponential backoff until joined, then
-    rejoin them whenever this node finds itself alone."""
-    rng = random.Random()
-    await _first_join(agent, seeds, rng)
-    while not agent.leaving:
-        await trio.sleep(agent.config.reconnect_interval * (0.5 + rng.random()))
-        others = [m for m in agent.members() if m.name != agent.name and m.is_alive_or_suspect]
-        if not others and not agent.leaving:
-            resolved = await agent.join(seeds)
-            log.info("seeds_rejoined", seeds=list(seeds), resolved=resolved)
-
-
-async def _first_join(agent: JoiningAgent, seeds: Sequence[str], rng: random.Random) -> None:
-    backoff = JOIN_BACKOFF_MIN
-    while not agent.joined.is_set():
-        with trio.move_on_after(backoff * (0.5 + rng.random())):
-            await agent.joined.wait()
-        if agent.joined.is_set() or agent.leaving:
-            return
-        resolved = await agent.join(seeds)
-        log.info("join_retry", seeds=list(seeds), resolved=resolved, backoff_s=backoff)
-        backoff = min(backoff * 2, JOIN_BACKOFF_MAX)

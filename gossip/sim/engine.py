@@ -218,6 +218,8 @@ class Simulation:
                 self._open_stream(h, o)
             elif isinstance(o, _IncarnationChanged):
                 h.incarnation = o.incarnation
+            elif isinstance(o, out.ResolveSeeds):
+                continue  # never asked: the simulated seeds are addresses
             else:
                 for listener in self.listeners:
                     listener(h, o)

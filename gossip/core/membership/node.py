@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership.joinretry import join_retry_delay
 from gossip.core.membership.lifeguard import expected_confirmations, suspicion_min_timeout
 from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
 from gossip.core.membership.messages import (
@@ -43,7 +44,6 @@ from gossip.core.membership.messages import (
     Suspect,
 )
 from gossip.core.membership.nodebase import (
-    JOIN_RETRY_MIN,
     MISS,
     ReconnectState,
     check_tags,
@@ -57,8 +57,11 @@ from gossip.core.types import Address, MemberInfo, MemberState
 
 
 class Node(Prober, Syncer):
-    def start(self, now: float, seeds: Sequence[Address]) -> None:
-        """Announce ourselves with a fresh incarnation, start the timers, join."""
+    def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
+        """Announce ourselves with a fresh incarnation, start the timers, join.
+        With `named_seeds` the seeds were resolved from names: before each
+        retry the node asks for them again (ResolveSeeds, then set_seeds),
+        and it retries even when none resolved yet (joinretry.py)."""
         if self._started:
             return
         self._started = True
@@ -70,9 +73,11 @@ class Node(Prober, Syncer):
         self._timers.add(now + rng.uniform(0.5, 1.0) * cfg.push_pull_interval, self._push_pull_tick)
         self._timers.add(now + rng.uniform(0.5, 1.5) * cfg.reconnect_interval, self._reconnect_tick)
         self._seeds = [s for s in seeds if s != self.address]
+        self._named_seeds = named_seeds
         self.join(now, self._seeds)
-        if self._seeds:
-            self._timers.add(now + JOIN_RETRY_MIN * rng.uniform(1.0, 1.5), self._retry_join, 1)
+        if self._seeds or named_seeds:
+            delay = join_retry_delay(0, cfg.reconnect_interval, rng)
+            self._timers.add(now + delay, self._retry_join, 1)
 
     def leave(self, now: float) -> None:
         """Disseminate `left`; LeaveCompleted follows when it has been sent its

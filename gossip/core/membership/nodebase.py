@@ -34,9 +34,6 @@ from gossip.core.membership.timers import Timer, TimerHeap
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo, MemberState
 
-JOIN_RETRY_MIN = 1.0
-"""Seconds before the first retry of a failed join (doubling up to the
-reconnect interval)."""
 METRICS_INTERVAL = 5.0
 """Seconds between Metric flushes of the counters."""
 BACKLOG_PACKETS = 4
@@ -129,6 +126,8 @@ class NodeBase:
         self._suspicions: dict[str, Suspicion] = {}
         self._reconnects: dict[str, ReconnectState] = {}
         self._seeds: list[Address] = []
+        self._named_seeds = False
+        """The shell resolves seed names: ask it (ResolveSeeds) before retrying."""
         self._seen: dict[bytes, tuple[str, int] | None] = {}
         self._rows = StateRows()
         self._alive_cache: tuple[int, set[Address]] = (-1, set())

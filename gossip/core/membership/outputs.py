@@ -2,9 +2,10 @@
 
 Rules: the core never performs I/O; it appends these values to an outbox that
 the shell drains with `take_outputs()` after every input. Commands (Send,
-OpenStream: `Command`) must be carried out; notifications (everything else:
-`Notification`) are for logs, metrics and user callbacks and may be ignored.
-`Output` is the closed union of both: a new output is added to it.
+OpenStream, ResolveSeeds: `Command`) must be carried out; notifications
+(everything else: `Notification`) are for logs, metrics and user callbacks
+and may be ignored. `Output` is the closed union of both: a new output is
+added to it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ class OpenStream:
     timeout: float
     """Seconds from now. Zero or less when the node was stalled past the probe's
     deadline: the shell then reports a timeout at once."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ResolveSeeds:
+    """Resolve the seed names again and pass the addresses to
+    `Node.set_seeds(now, seeds)`, which joins them. Emitted only by a node
+    started with `named_seeds=True`, when the join-retry policy
+    (joinretry.py) wants its seeds tried again."""
 
 
 # ---- notifications: membership ---------------------------------------------
@@ -199,7 +209,7 @@ class Metric:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-Command = Send | OpenStream
+Command = Send | OpenStream | ResolveSeeds
 """Outputs the shell must carry out."""
 
 Notification = (

@@ -9,8 +9,9 @@ Rules:
   suspicion at its minimum timeout (node.py). Entries
   byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
-  succeeds the seeds are retried with exponential backoff (1 s doubling up
-  to the reconnect interval).
+  succeeds the seeds are retried as joinretry.py says (1 s doubling up to
+  the reconnect interval, jittered); seeds known by name are resolved again
+  first (ResolveSeeds, answered with set_seeds).
 - Settling pulls: 0.5-1 s after joining, and after answering a join that
   taught us a member, a pull-only sync with a random member fills in what
   was gossiped while others did not know us, or we them. While our member
@@ -27,7 +28,8 @@ Rules:
 - Reconnect (how partitions heal): every ~reconnect_interval (jittered) try
   one random member we declared dead within reconnect_timeout, backing off
   per member on failure; and push-pull with a seed that is not an alive
-  member of our table (it is in another cluster, e.g. after a split at start).
+  member of our table (it is in another cluster, e.g. after a split at start);
+  with named seeds, a node left alone asks for them resolved again instead.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
 from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT
 from gossip.core.membership.messages import (
     Ack,
@@ -48,7 +51,6 @@ from gossip.core.membership.messages import (
 )
 from gossip.core.membership.nodebase import (
     ALIVE_ONLY,
-    JOIN_RETRY_MIN,
     NodeBase,
     StreamState,
 )
@@ -67,6 +69,16 @@ class Syncer(NodeBase):
         for seed in seeds:
             if seed != self.address:
                 self._open_push_pull(now, seed, kind="join", join=True)
+
+    def set_seeds(self, now: float, seeds: Sequence[Address]) -> None:
+        """The seeds resolved again (the answer to ResolveSeeds): kept for later
+        retries, and joined at once while not joined yet or alone."""
+        self._seeds = [s for s in seeds if s != self.address]
+        if not self._leaving and (not self._joined or self._alone()):
+            self.join(now, self._seeds)
+
+    def _alone(self) -> bool:
+        return self._table.live <= 1
 
     # ---- streams: push-pull and the fallback ping -----------------------------------
 
@@ -276,7 +288,9 @@ class Syncer(NodeBase):
         # (a partition that outlived the dead list, or a split at start-up).
         alive = self._alive_addresses() if self._seeds else set()
         strangers = [s for s in self._seeds if s not in alive]
-        if strangers:
+        if self._named_seeds and self._joined and self._alone():
+            self._outbox.append(out.ResolveSeeds())  # set_seeds joins them all
+        elif strangers:
             self._open_push_pull(now, self.rng.choice(strangers), kind="join", join=True)
 
     def _alive_addresses(self) -> set[Address]:
@@ -287,9 +301,12 @@ class Syncer(NodeBase):
         return cached
 
     def _retry_join(self, now: float, attempt: int) -> None:
-        """Until a first join succeeds, retry the seeds with exponential backoff."""
-        if self._joined or self._leaving:
+        """Until a first join succeeds, retry the seeds (joinretry.py)."""
+        if not join_retry_wanted(joined=self._joined, leaving=self._leaving):
             return
-        self.join(now, self._seeds)
-        delay = min(JOIN_RETRY_MIN * 2**attempt, self.cfg.reconnect_interval)
-        self._timers.add(now + delay * self.rng.uniform(1.0, 1.5), self._retry_join, attempt + 1)
+        if self._named_seeds:
+            self._outbox.append(out.ResolveSeeds())  # set_seeds joins them
+        else:
+            self.join(now, self._seeds)
+        delay = join_retry_delay(attempt, self.cfg.reconnect_interval, self.rng)
+        self._timers.add(now + delay, self._retry_join, attempt + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -73,6 +74,24 @@ async def test_agents_join_through_one_seed_and_see_each_other_alive() -> None:
         metrics = agents[1].metrics.render()
         assert 'gossip_members{state="alive"} 3' in metrics
         assert "gossip_udp_packets_sent_total" in metrics
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_an_agent_whose_seed_starts_later_joins_it_on_a_retry() -> None:
+    seed = ("127.0.0.1", _free_port())
+    async with open_agent(settings("a1", seed)) as late:
+        await trio.sleep(0.3)
+        assert not late.joined.is_set()
+        first = AgentSettings(name="a0", bind=seed, api=None, profile="local", core=FAST)
+        async with open_agent(first) as a0:
+            await wait_for(late.joined.is_set)  # the core's retries: 1 s, 2 s, ... jittered
+            await wait_for(lambda: "a1" in states(a0))
 
 
 async def test_a_graceful_leave_is_seen_as_left_and_reported_to_subscribers() -> None:

@@ -90,7 +90,9 @@ async def test_an_agent_whose_seed_starts_later_joins_it_on_a_retry() -> None:
         assert not late.joined.is_set()
         first = AgentSettings(name="a0", bind=seed, api=None, profile="local", core=FAST)
         async with open_agent(first) as a0:
-            await wait_for(late.joined.is_set)  # the core's retries: 1 s, 2 s, ... jittered
+            # The core's retries come 1, 2, 4, 8, 16 s (x 1-1.5) apart: a generous
+            # bound, since a0 may start slowly on a loaded machine.
+            await wait_for(late.joined.is_set, limit=60.0)
             await wait_for(lambda: "a1" in states(a0))
 
 

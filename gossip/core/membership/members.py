@@ -25,6 +25,7 @@ ALIVE = MemberState.ALIVE
 SUSPECT = MemberState.SUSPECT
 DEAD = MemberState.DEAD
 LEFT = MemberState.LEFT
+ALIVE_ONLY = {ALIVE}
 
 
 SMALL_TABLE = 64

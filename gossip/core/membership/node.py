@@ -1,7 +1,9 @@
 """The membership state machine of one node: SWIM with Lifeguard, no I/O.
 
 The public surface (the shared core contract) and the update rules live here;
-probing.py, pushpull.py and nodebase.py hold the other parts of the class.
+pushpull.py and nodebase.py hold the other parts of the class, and the node
+owns a Prober (probing.py): it decides when to probe and what a failed probe
+means, the Prober keeps the probes in flight.
 
 Rules:
 - Inputs are method calls that take `now`; outputs are queued values drained
@@ -49,14 +51,13 @@ from gossip.core.membership.nodebase import (
     check_tags,
     freeze_tags,
 )
-from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
 from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.wire import WireError, encode_message, entry_from_alive, wrap
 from gossip.core.types import Address, MemberInfo, MemberState
 
 
-class Node(Prober, Syncer):
+class Node(Syncer):
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
         """Announce ourselves with a fresh incarnation, start the timers, join.
         With `named_seeds` the seeds were resolved from names: before each
@@ -78,6 +79,14 @@ class Node(Prober, Syncer):
         if self._seeds or named_seeds:
             delay = join_retry_delay(0, cfg.reconnect_interval, rng)
             self._timers.add(now + delay, self._retry_join, 1)
+
+    def _probe_tick(self, now: float, _: object) -> None:
+        """Flush the counters and, unless leaving, probe the next member."""
+        self._flush_counters(now)
+        if self._leaving:
+            return
+        self._timers.add(now + self._health.scale(self.cfg.probe_interval), self._probe_tick)
+        self._prober.probe_next(now)
 
     def leave(self, now: float) -> None:
         """Disseminate `left`; LeaveCompleted follows when it has been sent its
@@ -151,9 +160,9 @@ class Node(Prober, Syncer):
         if type(msg) is Alive:
             self._on_alive(now, msg, raw)
         elif type(msg) is Ack:
-            self._on_ack(now, msg.seq)
+            self._prober.on_ack(now, msg.seq)
         elif type(msg) is Ping:
-            self._on_ping(now, src, msg)
+            self._prober.on_ping(src, msg)
         elif type(msg) is Suspect:
             self._correct_if_stale(src, msg.name, msg.incarnation)
             self._on_suspect(now, msg, raw)
@@ -163,12 +172,9 @@ class Node(Prober, Syncer):
         elif type(msg) is Left:
             self._on_left(now, msg, raw)
         elif type(msg) is PingReq:
-            self._on_ping_req(now, src, msg)
+            self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
-            probe = self._probes.get(msg.seq)
-            if probe is not None:
-                probe.nacks += 1
-                self._count("nacks_received")
+            self._prober.on_nack(msg.seq)
         else:
             self._reject(src, "unexpected_kind")
 

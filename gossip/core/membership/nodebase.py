@@ -2,16 +2,18 @@
 
 Rules: this holds what every part of the node uses: the member table, the
 timers, the outbox, the broadcast queue and the counters, plus sending with
-piggybacked updates and the gossip tick. It makes no protocol decisions; the
-probing (probing.py), state sync (pushpull.py) and update rules (node.py)
-parts build on it. Methods one part calls on another are declared here.
+piggybacked updates and the gossip tick. It makes no protocol decisions. The
+Prober (probing.py) is a part it owns, handed the table, the timers and the
+node's send and suspect; state sync (pushpull.py) and the update rules
+(node.py) still build on this class, and methods one calls on the other are
+declared here.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -28,6 +30,7 @@ from gossip.core.membership.messages import (
     Message,
     Suspect,
 )
+from gossip.core.membership.probing import Prober
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.timers import Timer, TimerHeap
@@ -42,30 +45,7 @@ count as transmissions (broadcast.py)."""
 MISS = ("", -1)
 SEEN_CACHE_MIN = 4096
 """Updates remembered by their bytes (at least; 8 per member in big clusters)."""
-ALIVE_ONLY = {ALIVE}
 GOSSIP_STATES = {ALIVE, SUSPECT, DEAD}
-
-
-@dataclass(slots=True)
-class ProbeState:
-    seq: int
-    target: MemberInfo
-    start: float
-    timers: list[Timer] = field(default_factory=list)
-    expected_nacks: int = 0
-    nacks: int = 0
-    fallback_pending: bool = False
-    expired: bool = False
-    """The probe interval ended while the stream ping was still in flight."""
-
-
-@dataclass(slots=True)
-class RelayState:
-    """A ping-req we serve: our ping's seq maps back to the requester's."""
-
-    requester: Address
-    their_seq: int
-    answered: bool = False
 
 
 @dataclass(slots=True)
@@ -118,10 +98,7 @@ class NodeBase:
         # folded into _counters when they are flushed.
         self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         self._next_flush = 0.0
-        self._seq = 0
         self._stream_seq = 0
-        self._probes: dict[int, ProbeState] = {}
-        self._relays: dict[int, RelayState] = {}
         self._streams: dict[int, StreamState] = {}
         self._suspicions: dict[str, Suspicion] = {}
         self._reconnects: dict[str, ReconnectState] = {}
@@ -141,6 +118,20 @@ class NodeBase:
         self._leave_done = False
         self._left_payload = b""
         self._self_payload = b""
+        self._prober = Prober(
+            name,
+            cfg,
+            table=self._table,
+            timers=self._timers,
+            health=self._health,
+            codec=self._codec,
+            send=self._send,
+            emit=self._outbox.append,
+            count=self._count,
+            health_delta=self._health_delta,
+            open_ping=self._open_ping_stream,
+            suspect=self._suspect,
+        )
 
     # ---- public surface -----------------------------------------------------
 
@@ -159,7 +150,9 @@ class NodeBase:
         return self._table.counts[state]
 
     def take_outputs(self) -> list[out.Output]:
-        outputs, self._outbox = self._outbox, []
+        # Copied, not swapped: the parts hold this list's append.
+        outputs = self._outbox.copy()
+        self._outbox.clear()
         return outputs
 
     def next_deadline(self) -> float | None:
@@ -302,7 +295,13 @@ class NodeBase:
         self._streams[self._stream_seq] = stream
         self._outbox.append(out.OpenStream(to, self._stream_seq, payload, timeout))
 
-    # ---- provided by the other parts (probing.py, pushpull.py, node.py) ------
+    def _open_ping_stream(
+        self, now: float, to: Address, payload: bytes, probe_seq: int, timeout: float
+    ) -> None:
+        stream = StreamState("ping", to, 0, probe_seq=probe_seq)
+        self._open_stream(now, to, payload, stream, timeout)
+
+    # ---- provided by the other parts (pushpull.py, node.py) ---------------------
 
     def _suspect(
         self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
@@ -321,12 +320,6 @@ class NodeBase:
         raise NotImplementedError
 
     def _on_left(self, now: float, msg: Left, raw: bytes | None = None) -> None:
-        raise NotImplementedError
-
-    def _on_ack(self, now: float, seq: int) -> None:
-        raise NotImplementedError
-
-    def _fallback_failed(self, now: float, seq: int) -> None:
         raise NotImplementedError
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
-from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT
+from gossip.core.membership.members import ALIVE, ALIVE_ONLY, DEAD, LEFT, SUSPECT
 from gossip.core.membership.messages import (
     Ack,
     Alive,
@@ -49,11 +49,7 @@ from gossip.core.membership.messages import (
     Suspect,
     SyncRows,
 )
-from gossip.core.membership.nodebase import (
-    ALIVE_ONLY,
-    NodeBase,
-    StreamState,
-)
+from gossip.core.membership.nodebase import NodeBase, StreamState
 from gossip.core.membership.wire import WireError, alive_from_entry, encode_message
 from gossip.core.types import Address
 
@@ -139,9 +135,9 @@ class Syncer(NodeBase):
             return
         if stream.kind == "ping":
             if isinstance(msg, Ack) and msg.seq == stream.probe_seq:
-                self._on_ack(now, msg.seq)
+                self._prober.on_ack(now, msg.seq)
             else:
-                self._fallback_failed(now, stream.probe_seq)
+                self._prober.fallback_failed(now, stream.probe_seq)
             return
         if not isinstance(msg, SyncRows) or msg.join is not None:
             self._reject(stream.peer, "unexpected_kind")
@@ -216,7 +212,7 @@ class Syncer(NodeBase):
 
     def _stream_lost(self, now: float, stream: StreamState) -> None:
         if stream.kind == "ping":
-            self._fallback_failed(now, stream.probe_seq)
+            self._prober.fallback_failed(now, stream.probe_seq)
             return
         if stream.kind == "settle":
             self._settle_ended(now, again=True)  # try another member

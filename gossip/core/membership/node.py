@@ -1,9 +1,11 @@
 """The membership state machine of one node: SWIM with Lifeguard, no I/O.
 
-The public surface (the shared core contract) and the update rules live here;
-pushpull.py and nodebase.py hold the other parts of the class, and the node
-owns a Prober (probing.py): it decides when to probe and what a failed probe
-means, the Prober keeps the probes in flight.
+The public surface (the shared core contract) and the update rules live here,
+on the shared state and plumbing of nodebase.py. The node owns two parts: a
+Prober (probing.py), which keeps the probes in flight, and a Syncer
+(pushpull.py), which keeps the streams, the join and the reconnects. The node
+decides: when to probe, what a failed probe means, how a remote table is
+applied.
 
 Rules:
 - Inputs are method calls that take `now`; outputs are queued values drained
@@ -27,11 +29,12 @@ Rules:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
-from gossip.core.membership.joinretry import join_retry_delay
+from gossip.core.membership.config import Config
 from gossip.core.membership.lifeguard import expected_confirmations, suspicion_min_timeout
 from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
 from gossip.core.membership.messages import (
@@ -43,21 +46,67 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    StateEntry,
     Suspect,
 )
-from gossip.core.membership.nodebase import (
-    MISS,
-    ReconnectState,
-    check_tags,
-    freeze_tags,
-)
+from gossip.core.membership.nodebase import MISS, NodeBase, check_tags, freeze_tags
+from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
 from gossip.core.membership.suspicion import Suspicion
-from gossip.core.membership.wire import WireError, encode_message, entry_from_alive, wrap
+from gossip.core.membership.wire import (
+    WireError,
+    alive_from_entry,
+    encode_message,
+    entry_from_alive,
+    wrap,
+)
 from gossip.core.types import Address, MemberInfo, MemberState
 
 
-class Node(Syncer):
+class Node(NodeBase):
+    def __init__(
+        self,
+        name: str,
+        address: Address,
+        cfg: Config,
+        *,
+        rng: random.Random,
+        incarnation: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(name, address, cfg, rng=rng, incarnation=incarnation, tags=tags)
+        self._syncer = Syncer(
+            name,
+            address,
+            cfg,
+            rng=rng,
+            table=self._table,
+            timers=self._timers,
+            codec=self._codec,
+            rows=self._rows,
+            queue=self._queue,
+            emit=self._outbox.append,
+            count=self._count,
+            reject=self._reject,
+            merge=self._merge,
+            ping_answered=lambda now, seq: self._prober.on_ack(now, seq),
+            ping_failed=lambda now, seq: self._prober.fallback_failed(now, seq),
+        )
+        self._prober = Prober(
+            name,
+            cfg,
+            table=self._table,
+            timers=self._timers,
+            health=self._health,
+            codec=self._codec,
+            send=self._send,
+            emit=self._outbox.append,
+            count=self._count,
+            health_delta=self._health_delta,
+            open_ping=self._syncer.open_ping,
+            suspect=self._suspect,
+        )
+
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
         """Announce ourselves with a fresh incarnation, start the timers, join.
         With `named_seeds` the seeds were resolved from names: before each
@@ -69,16 +118,8 @@ class Node(Syncer):
         self._set_incarnation(self.incarnation + 1)
         self._table.put(self._self_info(now), probe=False)
         self._broadcast_self()
-        cfg, rng = self.cfg, self.rng
-        self._timers.add(now + rng.uniform(0, cfg.probe_interval), self._probe_tick)
-        self._timers.add(now + rng.uniform(0.5, 1.0) * cfg.push_pull_interval, self._push_pull_tick)
-        self._timers.add(now + rng.uniform(0.5, 1.5) * cfg.reconnect_interval, self._reconnect_tick)
-        self._seeds = [s for s in seeds if s != self.address]
-        self._named_seeds = named_seeds
-        self.join(now, self._seeds)
-        if self._seeds or named_seeds:
-            delay = join_retry_delay(0, cfg.reconnect_interval, rng)
-            self._timers.add(now + delay, self._retry_join, 1)
+        self._timers.add(now + self.rng.uniform(0, self.cfg.probe_interval), self._probe_tick)
+        self._syncer.start(now, seeds, named_seeds)
 
     def _probe_tick(self, now: float, _: object) -> None:
         """Flush the counters and, unless leaving, probe the next member."""
@@ -96,6 +137,7 @@ class Node(Syncer):
                 self._outbox.append(out.LeaveCompleted())
             return
         self._leaving = True
+        self._syncer.leave()
         self._table.put(self._self_info(now, LEFT), probe=False)
         self._left_payload = wrap(encode_message(Left(self.name, self.incarnation)))
         self._queue.enqueue(self.name, self._left_payload)
@@ -105,6 +147,15 @@ class Node(Syncer):
         else:
             self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
 
+    def join(self, now: float, seeds: Sequence[Address]) -> None:
+        """Push-pull with every seed; the first success emits Joined."""
+        self._syncer.join(now, seeds)
+
+    def set_seeds(self, now: float, seeds: Sequence[Address]) -> None:
+        """The seeds resolved again (the answer to ResolveSeeds): kept for later
+        retries, and joined at once while not joined yet or alone."""
+        self._syncer.set_seeds(now, seeds)
+
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
         self.tags = MappingProxyType(dict(tags))
         check_tags(self.cfg, self.tags)
@@ -113,6 +164,18 @@ class Node(Syncer):
             self._table.put(self._self_info(now), probe=False)
             self._broadcast_self()
             self._schedule_gossip(now)
+
+    # ---- streams (the Syncer's) ------------------------------------------------
+
+    def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
+        """Answer one request frame (push-pull or ping); None closes the stream."""
+        return self._syncer.handle_stream_request(now, src, payload)
+
+    def receive_stream_response(self, now: float, stream_id: int, payload: bytes) -> None:
+        self._syncer.receive_stream_response(now, stream_id, payload)
+
+    def stream_failed(self, now: float, stream_id: int, reason: str) -> None:
+        self._syncer.stream_failed(now, stream_id, reason)
 
     # ---- datagrams ------------------------------------------------------------
 
@@ -204,7 +267,7 @@ class Node(Syncer):
         if gossip:
             self._enqueue(now, a.name, a, raw)
         if cur is None or cur.state >= DEAD:
-            self._reconnects.pop(a.name, None)
+            self._syncer.forget(a.name)
             self._outbox.append(out.MemberJoined(info))
             return
         if cur.address != a.address:
@@ -346,6 +409,36 @@ class Node(Syncer):
         self._declare(now, cur, LEFT, msg.name, 0)
         self._enqueue(now, msg.name, msg, raw)
 
+    def _merge(self, now: float, entries: list[tuple[bytes, StateEntry]], gossip_new: bool) -> None:
+        """Fold a remote table into ours; what is news to us is gossiped on,
+        as in memberlist (this is how a healed partition spreads). A remote
+        `dead` only makes us suspect (our own timers decide), or settles a
+        suspicion we already hold at that incarnation."""
+        me, table = self.name, self._table
+        for raw, e in entries:
+            cur = table.get(e.name)
+            if (
+                cur is not None
+                and cur.incarnation == e.incarnation
+                and cur.state == e.state
+                and cur.address == e.address
+            ):
+                continue  # nothing new (the common case)
+            # Applied with the bytes gossip carries the same update in, so
+            # that its gossiped copies are then recognised unparsed.
+            if e.state == ALIVE:
+                alive = Alive(e.name, e.incarnation, e.address, e.tags)
+                self._on_alive(now, alive, alive_from_entry(raw), gossip_new or cur is not None)
+            elif e.state == LEFT:
+                left = Left(e.name, e.incarnation)
+                self._on_left(now, left, encode_message(left))
+            elif e.name == me:
+                self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
+            elif e.state == DEAD:
+                self._remote_death(now, e.name, e.incarnation)
+            else:
+                self._suspect(now, e.name, e.incarnation, me)
+
     def _declare(
         self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int
     ) -> None:
@@ -354,15 +447,9 @@ class Node(Syncer):
         self._table.put(info)
         if state == DEAD:
             self._outbox.append(out.MemberFailed(info, accuser, confirmations, self.health))
-            cfg = self.cfg
-            self._reconnects[info.name] = ReconnectState(
-                info.address,
-                now + cfg.reconnect_interval,
-                cfg.reconnect_interval,
-                now + cfg.reconnect_timeout,
-            )
+            self._syncer.member_died(now, info)
         else:
-            self._reconnects.pop(info.name, None)
+            self._syncer.forget(info.name)
             self._outbox.append(out.MemberLeft(info))
         self._timers.add(now + self.cfg.dead_reap_time, self._reap, info)
 

@@ -1,19 +1,16 @@
 """Shared state and plumbing of the membership node (see node.py).
 
-Rules: this holds what every part of the node uses: the member table, the
-timers, the outbox, the broadcast queue and the counters, plus sending with
-piggybacked updates and the gossip tick. It makes no protocol decisions. The
-Prober (probing.py) is a part it owns, handed the table, the timers and the
-node's send and suspect; state sync (pushpull.py) and the update rules
-(node.py) still build on this class, and methods one calls on the other are
-declared here.
+Rules: this holds what the node and its parts share: the member table, the
+timers, the outbox, the broadcast queue, the state rows and the counters,
+plus sending with piggybacked updates and the gossip tick. It makes no
+protocol decisions: those are the node's (node.py) and its parts' (the
+Prober in probing.py, the Syncer in pushpull.py), which it does not know.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -26,11 +23,8 @@ from gossip.core.membership.lifeguard import Health
 from gossip.core.membership.members import ALIVE, DEAD, SUSPECT, MemberTable
 from gossip.core.membership.messages import (
     Alive,
-    Left,
     Message,
-    Suspect,
 )
-from gossip.core.membership.probing import Prober
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.timers import Timer, TimerHeap
@@ -46,25 +40,6 @@ MISS = ("", -1)
 SEEN_CACHE_MIN = 4096
 """Updates remembered by their bytes (at least; 8 per member in big clusters)."""
 GOSSIP_STATES = {ALIVE, SUSPECT, DEAD}
-
-
-@dataclass(slots=True)
-class StreamState:
-    kind: str  # "join" | "push_pull" | "settle" | "reconnect" | "ping"
-    peer: Address
-    bytes_sent: int
-    probe_seq: int = 0
-    member: str = ""
-    members_before: int = 0
-    """For a settling pull: our member count when the previous one opened."""
-
-
-@dataclass(slots=True)
-class ReconnectState:
-    address: Address
-    next_try: float
-    backoff: float
-    until: float
 
 
 class NodeBase:
@@ -98,40 +73,15 @@ class NodeBase:
         # folded into _counters when they are flushed.
         self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         self._next_flush = 0.0
-        self._stream_seq = 0
-        self._streams: dict[int, StreamState] = {}
         self._suspicions: dict[str, Suspicion] = {}
-        self._reconnects: dict[str, ReconnectState] = {}
-        self._seeds: list[Address] = []
-        self._named_seeds = False
-        """The shell resolves seed names: ask it (ResolveSeeds) before retrying."""
         self._seen: dict[bytes, tuple[str, int] | None] = {}
         self._rows = StateRows()
-        self._alive_cache: tuple[int, set[Address]] = (-1, set())
         self._gossip_timer: Timer | None = None
         self._started = False
-        self._settle_pending = False
-        self._settle_budget = 0
-        self._settle_mark = 0
-        self._joined = False
         self._leaving = False
         self._leave_done = False
         self._left_payload = b""
         self._self_payload = b""
-        self._prober = Prober(
-            name,
-            cfg,
-            table=self._table,
-            timers=self._timers,
-            health=self._health,
-            codec=self._codec,
-            send=self._send,
-            emit=self._outbox.append,
-            count=self._count,
-            health_delta=self._health_delta,
-            open_ping=self._open_ping_stream,
-            suspect=self._suspect,
-        )
 
     # ---- public surface -----------------------------------------------------
 
@@ -286,41 +236,6 @@ class NodeBase:
             labels = {"reason": label} if label else {}
             self._outbox.append(out.Metric(name, value, labels))
         self._counters.clear()
-
-    def _open_stream(
-        self, now: float, to: Address, payload: bytes, stream: StreamState, timeout: float
-    ) -> None:
-        self._stream_seq += 1
-        stream.bytes_sent = len(payload)
-        self._streams[self._stream_seq] = stream
-        self._outbox.append(out.OpenStream(to, self._stream_seq, payload, timeout))
-
-    def _open_ping_stream(
-        self, now: float, to: Address, payload: bytes, probe_seq: int, timeout: float
-    ) -> None:
-        stream = StreamState("ping", to, 0, probe_seq=probe_seq)
-        self._open_stream(now, to, payload, stream, timeout)
-
-    # ---- provided by the other parts (pushpull.py, node.py) ---------------------
-
-    def _suspect(
-        self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
-    ) -> None:
-        raise NotImplementedError
-
-    def _on_alive(
-        self, now: float, a: Alive, raw: bytes | None = None, gossip: bool = True
-    ) -> None:
-        raise NotImplementedError
-
-    def _remote_death(self, now: float, name: str, inc: int) -> None:
-        raise NotImplementedError
-
-    def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:
-        raise NotImplementedError
-
-    def _on_left(self, now: float, msg: Left, raw: bytes | None = None) -> None:
-        raise NotImplementedError
 
 
 def check_tags(cfg: Config, tags: Mapping[str, str]) -> None:

@@ -30,28 +30,30 @@ Rules:
   per member on failure; and push-pull with a seed that is not an alive
   member of our table (it is in another cluster, e.g. after a split at start);
   with named seeds, a node left alone asks for them resolved again instead.
+
+The Syncer is a part the node owns: it holds the streams in flight (the
+probe's stream ping among them, whose outcome it hands back), the seeds,
+the join, settle and reconnect state, and its timers. A remote table is
+applied through the node's update rules (`merge`, which the node passes in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership.broadcast import BroadcastQueue
+from gossip.core.membership.config import Config
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
-from gossip.core.membership.members import ALIVE, ALIVE_ONLY, DEAD, LEFT, SUSPECT
-from gossip.core.membership.messages import (
-    Ack,
-    Alive,
-    Left,
-    Ping,
-    StateEntry,
-    Suspect,
-    SyncRows,
-)
-from gossip.core.membership.nodebase import NodeBase, StreamState
-from gossip.core.membership.wire import WireError, alive_from_entry, encode_message
-from gossip.core.types import Address
+from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
+from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows
+from gossip.core.membership.staterows import StateRows
+from gossip.core.membership.timers import TimerHeap
+from gossip.core.membership.wire import Codec, WireError
+from gossip.core.types import Address, MemberInfo
 
 SETTLE_DELAY = 0.5
 """Seconds (times 1..2) after joining before the settling pull, and between pulls."""
@@ -59,17 +61,127 @@ SETTLE_PULLS = 10
 """At most this many settling pulls in a row (see the rules above)."""
 
 
-class Syncer(NodeBase):
+@dataclass(slots=True)
+class StreamState:
+    kind: str  # "join" | "push_pull" | "settle" | "reconnect" | "ping"
+    peer: Address
+    bytes_sent: int
+    probe_seq: int = 0
+    member: str = ""
+    members_before: int = 0
+    """For a settling pull: our member count when the previous one opened."""
+
+
+@dataclass(slots=True)
+class ReconnectState:
+    address: Address
+    next_try: float
+    backoff: float
+    until: float
+
+
+class CountFn(Protocol):
+    def __call__(self, name: str, value: float = 1, label: str = "") -> None: ...
+
+
+MergeFn = Callable[[float, list[tuple[bytes, StateEntry]], bool], None]
+"""merge(now, entries, gossip_new): the node applies a remote table's news."""
+
+
+class Syncer:
+    """Push-pull, join, settling pulls and reconnects of one node."""
+
+    def __init__(
+        self,
+        name: str,
+        address: Address,
+        cfg: Config,
+        *,
+        rng: random.Random,
+        table: MemberTable,
+        timers: TimerHeap,
+        codec: Codec,
+        rows: StateRows,
+        queue: BroadcastQueue,
+        emit: Callable[[out.Output], None],
+        count: CountFn,
+        reject: Callable[[Address, str], None],
+        merge: MergeFn,
+        ping_answered: Callable[[float, int], None],
+        ping_failed: Callable[[float, int], None],
+    ) -> None:
+        self._name = name
+        self._address = address
+        self._cfg = cfg
+        self._rng = rng
+        self._table = table
+        self._timers = timers
+        self._codec = codec
+        self._rows = rows
+        self._queue = queue
+        self._emit = emit
+        self._count = count
+        self._reject = reject
+        self._merge = merge
+        self._ping_answered = ping_answered
+        self._ping_failed = ping_failed
+        self._stream_seq = 0
+        self._streams: dict[int, StreamState] = {}
+        self._reconnects: dict[str, ReconnectState] = {}
+        self._seeds: list[Address] = []
+        self._named_seeds = False
+        """The shell resolves seed names: ask it (ResolveSeeds) before retrying."""
+        self._alive_cache: tuple[int, set[Address]] = (-1, set())
+        self._started = False
+        self._leaving = False
+        self._joined = False
+        self._settle_pending = False
+        self._settle_budget = 0
+        self._settle_mark = 0
+
+    # ---- driven by the node ------------------------------------------------------
+
+    def start(self, now: float, seeds: Sequence[Address], named_seeds: bool) -> None:
+        """Start the periodic timers and join `seeds` (see Node.start)."""
+        self._started = True
+        cfg, rng = self._cfg, self._rng
+        self._timers.add(now + rng.uniform(0.5, 1.0) * cfg.push_pull_interval, self._push_pull_tick)
+        self._timers.add(now + rng.uniform(0.5, 1.5) * cfg.reconnect_interval, self._reconnect_tick)
+        self._seeds = [s for s in seeds if s != self._address]
+        self._named_seeds = named_seeds
+        self.join(now, self._seeds)
+        if self._seeds or named_seeds:
+            delay = join_retry_delay(0, cfg.reconnect_interval, rng)
+            self._timers.add(now + delay, self._retry_join, 1)
+
+    def leave(self) -> None:
+        """No more syncs, pulls, reconnects or join retries."""
+        self._leaving = True
+
+    def member_died(self, now: float, info: MemberInfo) -> None:
+        """`info` was declared dead: try it again at reconnect ticks, for a while."""
+        cfg = self._cfg
+        self._reconnects[info.name] = ReconnectState(
+            info.address,
+            now + cfg.reconnect_interval,
+            cfg.reconnect_interval,
+            now + cfg.reconnect_timeout,
+        )
+
+    def forget(self, name: str) -> None:
+        """`name` is alive again, or left: no reconnects to it."""
+        self._reconnects.pop(name, None)
+
     def join(self, now: float, seeds: Sequence[Address]) -> None:
         """Push-pull with every seed; the first success emits Joined."""
         for seed in seeds:
-            if seed != self.address:
+            if seed != self._address:
                 self._open_push_pull(now, seed, kind="join", join=True)
 
     def set_seeds(self, now: float, seeds: Sequence[Address]) -> None:
         """The seeds resolved again (the answer to ResolveSeeds): kept for later
         retries, and joined at once while not joined yet or alone."""
-        self._seeds = [s for s in seeds if s != self.address]
+        self._seeds = [s for s in seeds if s != self._address]
         if not self._leaving and (not self._joined or self._alone()):
             self.join(now, self._seeds)
 
@@ -77,6 +189,21 @@ class Syncer(NodeBase):
         return self._table.live <= 1
 
     # ---- streams: push-pull and the fallback ping -----------------------------------
+
+    def _open_stream(
+        self, now: float, to: Address, payload: bytes, stream: StreamState, timeout: float
+    ) -> None:
+        self._stream_seq += 1
+        stream.bytes_sent = len(payload)
+        self._streams[self._stream_seq] = stream
+        self._emit(out.OpenStream(to, self._stream_seq, payload, timeout))
+
+    def open_ping(
+        self, now: float, to: Address, payload: bytes, probe_seq: int, timeout: float
+    ) -> None:
+        """The probe's stream ping; its outcome goes to ping_answered/ping_failed."""
+        stream = StreamState("ping", to, 0, probe_seq=probe_seq)
+        self._open_stream(now, to, payload, stream, timeout)
 
     def _open_push_pull(
         self,
@@ -93,7 +220,7 @@ class Syncer(NodeBase):
         payload = self._codec.sync_frame(join, rows)
         self._count("push_pull_bytes_out", len(payload))
         stream = StreamState(kind, to, 0, member=member, members_before=members_before)
-        self._open_stream(now, to, payload, stream, self.cfg.stream_timeout)
+        self._open_stream(now, to, payload, stream, self._cfg.stream_timeout)
 
     def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
         """Answer one request frame (push-pull or ping); None closes the stream."""
@@ -106,16 +233,16 @@ class Syncer(NodeBase):
         if not self._started:
             return None
         if isinstance(msg, Ping):
-            return self._codec.frame(Ack(msg.seq)) if msg.target == self.name else None
+            return self._codec.frame(Ack(msg.seq)) if msg.target == self._name else None
         if isinstance(msg, SyncRows) and msg.join is not None:
             self._count("push_pull_bytes_in", len(payload))
             known = len(self._table)
-            self._merge(now, news)
+            self._merge(now, news, True)
             if msg.join and len(self._table) > known:
                 self._settle_soon(now)
             reply = self._codec.sync_frame(None, self._rows.wrapped(self._table))
             self._count("push_pull_bytes_out", len(reply))
-            self._outbox.append(
+            self._emit(
                 out.PushPullCompleted(src, len(msg.rows), len(reply), len(payload), msg.join)
             )
             return reply
@@ -135,9 +262,9 @@ class Syncer(NodeBase):
             return
         if stream.kind == "ping":
             if isinstance(msg, Ack) and msg.seq == stream.probe_seq:
-                self._prober.on_ack(now, msg.seq)
+                self._ping_answered(now, msg.seq)
             else:
-                self._prober.fallback_failed(now, stream.probe_seq)
+                self._ping_failed(now, stream.probe_seq)
             return
         if not isinstance(msg, SyncRows) or msg.join is not None:
             self._reject(stream.peer, "unexpected_kind")
@@ -148,8 +275,8 @@ class Syncer(NodeBase):
         # pull teaches us are not queued for gossip as well: the pulls are
         # spreading them, and gossip has no room to spare.
         quiet = stream.kind == "settle" and self._queue.backlogged
-        self._merge(now, news, gossip_new=not quiet)
-        self._outbox.append(
+        self._merge(now, news, not quiet)
+        self._emit(
             out.PushPullCompleted(
                 stream.peer,
                 len(msg.rows),
@@ -161,7 +288,7 @@ class Syncer(NodeBase):
         self._reconnects.pop(stream.member, None)
         if stream.kind == "join" and not self._joined:
             self._joined = True
-            self._outbox.append(out.Joined(stream.peer))
+            self._emit(out.Joined(stream.peer))
             self._settle_soon(now)
         elif stream.kind == "settle":
             self._settle_ended(now, again=len(self._table) > stream.members_before)
@@ -179,7 +306,7 @@ class Syncer(NodeBase):
         if self._settle_budget == 0:
             self._settle_mark = len(self._table)
         self._settle_pending = True
-        self._timers.add(now + SETTLE_DELAY * self.rng.uniform(1.0, 2.0), self._settle)
+        self._timers.add(now + SETTLE_DELAY * self._rng.uniform(1.0, 2.0), self._settle)
 
     def _settle_ended(self, now: float, again: bool) -> None:
         if again:
@@ -191,7 +318,7 @@ class Syncer(NodeBase):
         self._settle_pending = False
         if self._leaving:
             return
-        peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
+        peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self._name,))
         if peers:
             self._settle_budget += 1
             before, self._settle_mark = self._settle_mark, len(self._table)
@@ -212,63 +339,31 @@ class Syncer(NodeBase):
 
     def _stream_lost(self, now: float, stream: StreamState) -> None:
         if stream.kind == "ping":
-            self._prober.fallback_failed(now, stream.probe_seq)
+            self._ping_failed(now, stream.probe_seq)
             return
         if stream.kind == "settle":
             self._settle_ended(now, again=True)  # try another member
             return
         rec = self._reconnects.get(stream.member)
         if stream.kind == "reconnect" and rec is not None:
-            rec.backoff = min(rec.backoff * 2, self.cfg.reconnect_max_backoff)
-            rec.next_try = now + rec.backoff * self.rng.uniform(0.75, 1.25)
-
-    def _merge(
-        self, now: float, entries: list[tuple[bytes, StateEntry]], gossip_new: bool = True
-    ) -> None:
-        """Fold a remote table into ours; what is news to us is gossiped on,
-        as in memberlist (this is how a healed partition spreads). A remote
-        `dead` only makes us suspect (our own timers decide), or settles a
-        suspicion we already hold at that incarnation."""
-        me, table = self.name, self._table
-        for raw, e in entries:
-            cur = table.get(e.name)
-            if (
-                cur is not None
-                and cur.incarnation == e.incarnation
-                and cur.state == e.state
-                and cur.address == e.address
-            ):
-                continue  # nothing new (the common case)
-            # Applied with the bytes gossip carries the same update in, so
-            # that its gossiped copies are then recognised unparsed.
-            if e.state == ALIVE:
-                alive = Alive(e.name, e.incarnation, e.address, e.tags)
-                self._on_alive(now, alive, alive_from_entry(raw), gossip_new or cur is not None)
-            elif e.state == LEFT:
-                left = Left(e.name, e.incarnation)
-                self._on_left(now, left, encode_message(left))
-            elif e.name == me:
-                self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
-            elif e.state == DEAD:
-                self._remote_death(now, e.name, e.incarnation)
-            else:
-                self._suspect(now, e.name, e.incarnation, me)
+            rec.backoff = min(rec.backoff * 2, self._cfg.reconnect_max_backoff)
+            rec.next_try = now + rec.backoff * self._rng.uniform(0.75, 1.25)
 
     def _push_pull_tick(self, now: float, _: Any) -> None:
-        interval = self.cfg.scaled_push_pull_interval(len(self._table))
-        self._timers.add(now + interval * self.rng.uniform(0.9, 1.1), self._push_pull_tick)
+        interval = self._cfg.scaled_push_pull_interval(len(self._table))
+        self._timers.add(now + interval * self._rng.uniform(0.9, 1.1), self._push_pull_tick)
         if self._leaving:
             return
-        peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self.name,))
+        peers = self._table.random_members(1, ALIVE_ONLY, exclude=(self._name,))
         if peers:
             self._open_push_pull(now, peers[0].address, kind="push_pull", join=False)
 
     def _reconnect_tick(self, now: float, _: Any) -> None:
         """Try one random recently-dead member (partitions heal through this);
         when alone, try the seeds again."""
-        cfg = self.cfg
+        cfg = self._cfg
         self._timers.add(
-            now + cfg.reconnect_interval * self.rng.uniform(0.75, 1.25), self._reconnect_tick
+            now + cfg.reconnect_interval * self._rng.uniform(0.75, 1.25), self._reconnect_tick
         )
         if self._leaving:
             return
@@ -276,7 +371,7 @@ class Syncer(NodeBase):
             del self._reconnects[name]
         due = sorted(n for n, r in self._reconnects.items() if r.next_try <= now)
         if due:
-            name = self.rng.choice(due)
+            name = self._rng.choice(due)
             rec = self._reconnects[name]
             rec.next_try = now + rec.backoff  # until the attempt reports back
             self._open_push_pull(now, rec.address, kind="reconnect", join=False, member=name)
@@ -285,9 +380,9 @@ class Syncer(NodeBase):
         alive = self._alive_addresses() if self._seeds else set()
         strangers = [s for s in self._seeds if s not in alive]
         if self._named_seeds and self._joined and self._alone():
-            self._outbox.append(out.ResolveSeeds())  # set_seeds joins them all
+            self._emit(out.ResolveSeeds())  # set_seeds joins them all
         elif strangers:
-            self._open_push_pull(now, self.rng.choice(strangers), kind="join", join=True)
+            self._open_push_pull(now, self._rng.choice(strangers), kind="join", join=True)
 
     def _alive_addresses(self) -> set[Address]:
         version, cached = self._alive_cache
@@ -301,8 +396,8 @@ class Syncer(NodeBase):
         if not join_retry_wanted(joined=self._joined, leaving=self._leaving):
             return
         if self._named_seeds:
-            self._outbox.append(out.ResolveSeeds())  # set_seeds joins them
+            self._emit(out.ResolveSeeds())  # set_seeds joins them
         else:
             self.join(now, self._seeds)
-        delay = join_retry_delay(attempt, self.cfg.reconnect_interval, self.rng)
+        delay = join_retry_delay(attempt, self._cfg.reconnect_interval, self._rng)
         self._timers.add(now + delay, self._retry_join, attempt + 1)

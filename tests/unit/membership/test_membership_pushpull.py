@@ -154,7 +154,7 @@ def test_a_node_whose_member_count_keeps_growing_keeps_pulling_up_to_the_limit()
     a = net.nodes[1]
     base = _pulls(net, "n1")
     # A node that keeps learning new members between its pulls keeps pulling.
-    a._settle_soon(net.now)
+    a._syncer._settle_soon(net.now)
     net.drain(a)
     for i in range(40):
         newcomer = Alive(f"x{i}", 1, addr(100 + i), {})
@@ -165,7 +165,7 @@ def test_a_node_whose_member_count_keeps_growing_keeps_pulling_up_to_the_limit()
 
 
 def _settle_reply_teaching(node: Node, names: list[str]) -> None:
-    node._settle(1.0, None)
+    node._syncer._settle(1.0, None)
     stream = next(o for o in node.take_outputs() if isinstance(o, out.OpenStream))
     entries = tuple(
         StateEntry(n, addr(50 + i), 1, ALIVE, {}) for i, n in enumerate(names)
@@ -232,7 +232,7 @@ def test_a_push_pull_holding_our_suspect_dead_settles_it_at_once_past_the_minimu
 def test_a_reply_holding_our_suspect_dead_settles_it_likewise() -> None:
     node, start = _suspecting_n3(CFG)
     later = start + node._suspicions["n3"].min_s + 1.0
-    node._push_pull_tick(later, None)
+    node._syncer._push_pull_tick(later, None)
     stream = next(o for o in node.take_outputs() if isinstance(o, out.OpenStream))
     reply = CODEC.frame(PushPullReply(_table_with_n3_dead(node)))
     node.receive_stream_response(later + 0.01, stream.stream_id, reply)

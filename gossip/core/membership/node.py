@@ -35,7 +35,6 @@ from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
-from gossip.core.membership.lifeguard import expected_confirmations, suspicion_min_timeout
 from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
 from gossip.core.membership.messages import (
     Ack,
@@ -52,7 +51,7 @@ from gossip.core.membership.messages import (
 from gossip.core.membership.nodebase import MISS, NodeBase, check_tags, freeze_tags
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
-from gossip.core.membership.suspicion import Suspicion
+from gossip.core.membership.suspecting import Suspicions
 from gossip.core.membership.wire import (
     WireError,
     alive_from_entry,
@@ -75,6 +74,17 @@ class Node(NodeBase):
         tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name, address, cfg, rng=rng, incarnation=incarnation, tags=tags)
+        self._suspicions = Suspicions(
+            name,
+            cfg,
+            table=self._table,
+            timers=self._timers,
+            enqueue=self._enqueue,
+            remember=self._remember,
+            count=self._count,
+            emit=self._outbox.append,
+            declare_dead=self._declare_dead,
+        )
         self._syncer = Syncer(
             name,
             address,
@@ -104,7 +114,7 @@ class Node(NodeBase):
             count=self._count,
             health_delta=self._health_delta,
             open_ping=self._syncer.open_ping,
-            suspect=self._suspect,
+            suspect=self._suspicions.suspect,
         )
 
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
@@ -273,7 +283,7 @@ class Node(NodeBase):
         if cur.address != a.address:
             self._name_conflict(cur, a.address, winner=a.address)
         if cur.state == SUSPECT:
-            self._suspicions.pop(a.name, None)
+            self._suspicions.drop(a.name)
             self._outbox.append(out.MemberRecovered(info))
         elif cur.address != a.address or dict(cur.tags) != dict(a.tags):
             self._outbox.append(out.MemberUpdated(info))
@@ -298,82 +308,12 @@ class Node(NodeBase):
             else:
                 self._reassert(now)
             return
-        self._suspect(now, s.name, s.incarnation, s.accuser, raw)
+        self._suspicions.suspect(now, s.name, s.incarnation, s.accuser, raw)
 
-    def _suspect(
-        self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
-    ) -> None:
-        cur = self._table.get(name)
-        if cur is None:
-            return
-        self._remember(raw, (name, inc))
-        msg = Suspect(name, inc, accuser)
-        if cur.state == SUSPECT and inc == cur.incarnation:
-            susp = self._suspicions.get(name)
-            if susp is not None and susp.confirm(accuser):
-                self._timers.add(susp.deadline, self._suspicion_expired, susp)
-                self._enqueue(now, name, msg, raw)
-            return
-        if not supersedes(inc, SUSPECT, cur.incarnation, cur.state):
-            return
-        # A new suspicion. Over a suspicion (or death) at a lower incarnation
-        # it starts afresh: the member refuted that one, so its timer is void.
-        info = MemberInfo(name, cur.address, SUSPECT, inc, cur.tags, now)
-        self._table.put(info)
-        n = len(self._table)
-        cfg = self.cfg
-        min_s = suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
-        susp = Suspicion(
-            name,
-            inc,
-            accuser,
-            now,
-            expected_confirmations(cfg.suspicion_mult, n),
-            min_s,
-            min_s * cfg.suspicion_max_timeout_mult,
-        )
-        self._suspicions[name] = susp
-        self._timers.add(susp.deadline, self._suspicion_expired, susp)
-        self._enqueue(now, name, msg, raw)
-        self._count("suspicions")
-        self._outbox.append(out.MemberSuspected(info, accuser, 0, susp.timeout))
-
-    def _suspicion_expired(self, now: float, susp: Suspicion) -> None:
-        if self._suspicions.get(susp.name) is not susp or susp.deadline > now:
-            return  # refuted, replaced, or moved later than this timer
-        cur = self._table.get(susp.name)
-        if cur is None or cur.state != SUSPECT:
-            return
-        if susp.confirmations < susp.k and not susp.last_call and not susp.settled:
-            # Unconfirmed, so the timer ran long: perhaps only we missed the
-            # refutation. Gossip the suspicion once more; whoever holds a newer
-            # alive answers it with a correction, and the suspect refutes.
-            susp.last_call = True
-            self._count("suspicion_last_calls")
-            self._enqueue(
-                now, susp.name, Suspect(susp.name, susp.incarnation, susp.first_accuser), None
-            )
-            self._timers.add(now + self.cfg.probe_interval, self._suspicion_expired, susp)
-            return
-        del self._suspicions[susp.name]
-        self._declare(now, cur, DEAD, susp.first_accuser, susp.confirmations)
+    def _declare_dead(self, now: float, cur: MemberInfo, accuser: str, confirmations: int) -> None:
+        """A suspicion of `cur` ran its course: declare it dead and gossip that."""
+        self._declare(now, cur, DEAD, accuser, confirmations)
         self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)
-
-    def _remote_death(self, now: float, name: str, inc: int) -> None:
-        """A push-pull peer holds `name` dead at `inc`. That alone only makes us
-        suspect it (our own timers decide); but if we already suspect it at
-        that incarnation, the peer's verdict settles our suspicion at its
-        minimum timeout. Without this an observer that every copy of the death
-        broadcast missed waits out its longest, unconfirmed timeout, however
-        many peers' tables already hold the member dead."""
-        cur = self._table.get(name)
-        susp = self._suspicions.get(name)
-        if cur is not None and cur.state == SUSPECT and cur.incarnation == inc and susp is not None:
-            if susp.settle():
-                self._count("suspicions_settled")
-                self._timers.add(susp.deadline, self._suspicion_expired, susp)
-            return
-        self._suspect(now, name, inc, self.name)
 
     def _on_dead(self, now: float, d: Dead, raw: bytes | None = None) -> None:
         if d.name == self.name:
@@ -388,7 +328,7 @@ class Node(NodeBase):
         self._remember(raw, (d.name, d.incarnation))
         if not supersedes(d.incarnation, DEAD, cur.incarnation, cur.state):
             return
-        susp = self._suspicions.pop(d.name, None)
+        susp = self._suspicions.drop(d.name)
         cur = MemberInfo(cur.name, cur.address, cur.state, d.incarnation, cur.tags, now)
         self._declare(now, cur, DEAD, d.accuser, susp.confirmations if susp else 0)
         self._enqueue(now, d.name, d, raw)
@@ -404,7 +344,7 @@ class Node(NodeBase):
         self._remember(raw)
         if not supersedes(msg.incarnation, LEFT, cur.incarnation, cur.state):
             return
-        self._suspicions.pop(msg.name, None)
+        self._suspicions.drop(msg.name)
         cur = MemberInfo(cur.name, cur.address, cur.state, msg.incarnation, cur.tags, now)
         self._declare(now, cur, LEFT, msg.name, 0)
         self._enqueue(now, msg.name, msg, raw)
@@ -435,9 +375,9 @@ class Node(NodeBase):
             elif e.name == me:
                 self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
             elif e.state == DEAD:
-                self._remote_death(now, e.name, e.incarnation)
+                self._suspicions.remote_death(now, e.name, e.incarnation)
             else:
-                self._suspect(now, e.name, e.incarnation, me)
+                self._suspicions.suspect(now, e.name, e.incarnation, me)
 
     def _declare(
         self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import cbor2
 
@@ -26,7 +26,6 @@ from gossip.core.membership.messages import (
     Message,
 )
 from gossip.core.membership.staterows import StateRows
-from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.timers import Timer, TimerHeap
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo, MemberState
@@ -40,6 +39,12 @@ MISS = ("", -1)
 SEEN_CACHE_MIN = 4096
 """Updates remembered by their bytes (at least; 8 per member in big clusters)."""
 GOSSIP_STATES = {ALIVE, SUSPECT, DEAD}
+
+
+class CountFn(Protocol):
+    """The node's counter increment, as its parts are handed it."""
+
+    def __call__(self, name: str, value: float = 1, label: str = "") -> None: ...
 
 
 class NodeBase:
@@ -73,7 +78,6 @@ class NodeBase:
         # folded into _counters when they are flushed.
         self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         self._next_flush = 0.0
-        self._suspicions: dict[str, Suspicion] = {}
         self._seen: dict[bytes, tuple[str, int] | None] = {}
         self._rows = StateRows()
         self._gossip_timer: Timer | None = None

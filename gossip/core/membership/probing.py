@@ -27,6 +27,7 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.lifeguard import Health
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.timers import Timer, TimerHeap
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo
@@ -38,10 +39,6 @@ class SendFn(Protocol):
     def __call__(
         self, to: Address, first: Message | None = None, *, extra: bytes = b""
     ) -> bool: ...
-
-
-class CountFn(Protocol):
-    def __call__(self, name: str, value: float = 1, label: str = "") -> None: ...
 
 
 OpenPingFn = Callable[[float, Address, bytes, int, float], None]

@@ -42,7 +42,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.broadcast import BroadcastQueue
@@ -50,6 +50,7 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows
+from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
 from gossip.core.membership.wire import Codec, WireError
@@ -78,10 +79,6 @@ class ReconnectState:
     next_try: float
     backoff: float
     until: float
-
-
-class CountFn(Protocol):
-    def __call__(self, name: str, value: float = 1, label: str = "") -> None: ...
 
 
 MergeFn = Callable[[float, list[tuple[bytes, StateEntry]], bool], None]

@@ -197,7 +197,7 @@ def _suspecting_n3(cfg: Config) -> tuple[Node, float]:
     for i in range(2, 6):
         alive = Alive(f"n{i}", 5, addr(i), {})
         node.receive_datagram(0.1, addr(i), CODEC.packet([wrap(encode_message(alive))]))
-    node._suspect(0.2, "n3", 5, "a")
+    node._suspicions.suspect(0.2, "n3", 5, "a")
     node.take_outputs()
     return node, 0.2
 
@@ -218,7 +218,7 @@ def test_a_push_pull_holding_our_suspect_dead_settles_it_at_once_past_the_minimu
     # push-pull must carry the verdict instead of leaving that observer to
     # wait out its longest, unconfirmed timeout.
     node, start = _suspecting_n3(CFG)
-    susp = node._suspicions["n3"]
+    susp = node._suspicions.get("n3")
     assert susp.timeout == susp.max_s
     later = start + susp.min_s + 1.0
     frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node)))
@@ -231,7 +231,7 @@ def test_a_push_pull_holding_our_suspect_dead_settles_it_at_once_past_the_minimu
 
 def test_a_reply_holding_our_suspect_dead_settles_it_likewise() -> None:
     node, start = _suspecting_n3(CFG)
-    later = start + node._suspicions["n3"].min_s + 1.0
+    later = start + node._suspicions.get("n3").min_s + 1.0
     node._syncer._push_pull_tick(later, None)
     stream = next(o for o in node.take_outputs() if isinstance(o, out.OpenStream))
     reply = CODEC.frame(PushPullReply(_table_with_n3_dead(node)))
@@ -242,7 +242,7 @@ def test_a_reply_holding_our_suspect_dead_settles_it_likewise() -> None:
 
 def test_a_remote_death_never_cuts_a_suspicion_below_its_minimum_timeout() -> None:
     node, start = _suspecting_n3(CFG)
-    min_s = node._suspicions["n3"].min_s
+    min_s = node._suspicions.get("n3").min_s
     frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node)))
     node.handle_stream_request(start + 0.5, addr(4), frame)
     node.handle_timeout(start + min_s - 0.01)
@@ -258,13 +258,13 @@ def test_a_remote_death_of_a_member_we_hold_alive_only_makes_us_suspect() -> Non
     frame = CODEC.frame(PushPull(False, _table_with_n3_dead(a, a.member("n3").incarnation)))  # type: ignore[union-attr]
     a.handle_stream_request(10.0, addr(9), frame)
     assert a.member("n3").state == SUSPECT  # type: ignore[union-attr]
-    a.handle_timeout(10.0 + a._suspicions["n3"].min_s)
+    a.handle_timeout(10.0 + a._suspicions.get("n3").min_s)
     assert a.member("n3").state == SUSPECT  # type: ignore[union-attr]
 
 
 def test_a_remote_death_at_an_older_incarnation_does_not_settle_a_newer_suspicion() -> None:
     node, start = _suspecting_n3(CFG)
-    susp = node._suspicions["n3"]
+    susp = node._suspicions.get("n3")
     frame = CODEC.frame(PushPull(False, _table_with_n3_dead(node, incarnation=4)))
     node.handle_stream_request(start + susp.min_s + 1.0, addr(4), frame)
     node.handle_timeout(start + susp.min_s + 1.0)

@@ -1,11 +1,12 @@
 """The membership state machine of one node: SWIM with Lifeguard, no I/O.
 
 The public surface (the shared core contract) and the update rules live here,
-on the shared state and plumbing of nodebase.py. The node owns two parts: a
-Prober (probing.py), which keeps the probes in flight, and a Syncer
+on the shared state and plumbing of nodebase.py. The node owns three parts:
+a Prober (probing.py), which keeps the probes in flight; Suspicions
+(suspecting.py), which keeps the suspicions and their timers; and a Syncer
 (pushpull.py), which keeps the streams, the join and the reconnects. The node
-decides: when to probe, what a failed probe means, how a remote table is
-applied.
+routes each input to its part and decides: when to probe, how an update or a
+remote table is applied, what a suspicion's verdict does.
 
 Rules:
 - Inputs are method calls that take `now`; outputs are queued values drained

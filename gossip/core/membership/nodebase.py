@@ -3,8 +3,8 @@
 Rules: this holds what the node and its parts share: the member table, the
 timers, the outbox, the broadcast queue, the state rows and the counters,
 plus sending with piggybacked updates and the gossip tick. It makes no
-protocol decisions: those are the node's (node.py) and its parts' (the
-Prober in probing.py, the Syncer in pushpull.py), which it does not know.
+protocol decisions: those are the node's (node.py) and its parts' (probing.py,
+suspecting.py, pushpull.py), which it does not know.
 """
 
 from __future__ import annotations

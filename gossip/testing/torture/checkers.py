@@ -1,0 +1,233 @@
+"""The six checks of a fault run, each a pure function of what the run recorded.
+
+Rules: a checker returns a Verdict naming the keys, operations, items or members
+that break it (the first MAX_SHOWN, and how many in all). Writes that failed or
+timed out may or may not have taken effect, so they never count as lost and may
+always explain a newer value; only acknowledged operations make promises.
+Versions compare as the store orders them (wall, counter, node).
+  lost_writes      every replica of a key holds its last acknowledged write, or newer
+  resurrections    no replica, and no quorum read after the delete, shows a value
+                   older than an acknowledged delete
+  read_your_writes a client's quorum reads of its own keys return its last
+                   acknowledged quorum write or newer, and never go back
+  convergence      replica digests agree within the bound after healing
+  ownership        fencing tokens never go down after healing, handlers of an item
+                   alternate acquire/release on a node, one owner per item after healing
+  membership       no member declared dead unless a fault touched it or its observer
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gossip.testing.torture.clients import Op
+from gossip.testing.torture.schedule import Step
+
+MAX_SHOWN = 20
+Version = tuple[int, int, str]
+Final = Mapping[str, Mapping[str, tuple[Version, str | None] | None]]
+"""key -> replica -> (version, value or None for a tombstone), None when absent."""
+CHECKERS = (
+    "lost_writes",
+    "resurrections",
+    "read_your_writes",
+    "convergence",
+    "ownership",
+    "membership",
+)
+
+
+@dataclass
+class Verdict:
+    name: str
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def add(self, violation: dict[str, Any]) -> None:
+        self.total += 1
+        if len(self.violations) < MAX_SHOWN:
+            self.violations.append(violation)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "total": self.total, "note": self.note, "shown": self.violations}
+
+
+def _last_acked(ops: Sequence[Op]) -> dict[str, Op]:
+    last: dict[str, Op] = {}
+    for op in ops:
+        if op.write and op.status == "ok" and op.version is not None:
+            seen = last.get(op.key)
+            if seen is None or (seen.version is not None and op.version > seen.version):
+                last[op.key] = op
+    return last
+
+
+def lost_writes(ops: Sequence[Op], final: Final) -> Verdict:
+    v = Verdict("lost_writes")
+    for key, op in sorted(_last_acked(ops).items()):
+        if op.kind != "put" or op.version is None:
+            continue
+        for replica, held in sorted(final.get(key, {}).items()):
+            if held is None or held[0] < op.version:
+                v.add(
+                    {
+                        "key": key,
+                        "replica": replica,
+                        "op": op.id,
+                        "acked": list(op.version),
+                        "held": None if held is None else [list(held[0]), held[1]],
+                    }
+                )
+    v.note = f"{len(final)} keys checked on their replicas"
+    return v
+
+
+def resurrections(ops: Sequence[Op], final: Final) -> Verdict:
+    v = Verdict("resurrections")
+    deletes: dict[str, Op] = {}
+    for op in ops:
+        if op.kind == "delete" and op.status == "ok" and op.version is not None:
+            seen = deletes.get(op.key)
+            if seen is None or (seen.version is not None and op.version > seen.version):
+                deletes[op.key] = op
+    for key, d in sorted(deletes.items()):
+        assert d.version is not None
+        for replica, held in sorted(final.get(key, {}).items()):
+            if held is not None and held[1] is not None and held[0] < d.version:
+                v.add(
+                    {"key": key, "replica": replica, "delete": d.id, "value": held[1]}
+                    | {"deleted_at": list(d.version), "held": list(held[0])}
+                )
+    # Quorum reads that began after a quorum delete ended and saw an older write.
+    puts = {op.value: op for op in ops if op.kind == "put" and op.value is not None}
+    strong = ("quorum", "all")
+    strong_deletes: dict[str, list[Op]] = defaultdict(list)
+    for d in ops:
+        if d.kind == "delete" and d.status == "ok" and d.consistency in strong:
+            strong_deletes[d.key].append(d)
+    for op in ops:
+        if op.kind != "get" or op.status != "ok" or op.value is None:
+            continue
+        if op.consistency not in strong:
+            continue
+        w = puts.get(op.value)
+        if w is None or w.version is None:
+            continue
+        for d in strong_deletes.get(op.key, ()):
+            assert d.version is not None and d.ended is not None
+            if d.ended < op.invoked and w.version < d.version:
+                v.add({"key": op.key, "read": op.id, "value": op.value, "delete": d.id})
+                break
+    return v
+
+
+def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) -> Verdict:
+    v = Verdict("read_your_writes")
+    strong = ("quorum", "all")
+    by_client_key: dict[tuple[int, str], list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.key in private.get(op.client, ()):
+            by_client_key[(op.client, op.key)].append(op)
+    checked = 0
+    for (client, key), mine in sorted(by_client_key.items()):
+        puts = {op.value: op for op in mine if op.kind == "put"}
+        acked: Op | None = None
+        seen = -1
+        seen_op: Op | None = None
+        attempted: list[Op] = []
+        for op in mine:
+            if op.write:
+                attempted.append(op)
+                if op.status == "ok" and op.consistency in strong:
+                    acked = op
+                continue
+            if op.status != "ok" or op.consistency not in strong:
+                continue
+            checked += 1
+            if op.value is None:
+                dels = [w.id for w in attempted if w.kind == "delete"]
+                position = max(dels) if dels else -1
+            else:
+                w = puts.get(op.value)
+                position = w.id if w is not None else -1
+            if acked is not None and position < acked.id:
+                v.add(
+                    {"client": client, "key": key, "read": op.id, "value": op.value}
+                    | {"rule": "read_your_writes", "acked": acked.id, "acked_kind": acked.kind}
+                )
+            elif position < seen:
+                v.add(
+                    {"client": client, "key": key, "read": op.id, "value": op.value}
+                    | {"rule": "monotonic", "earlier_read": seen_op.id if seen_op else None}
+                )
+            if position >= seen:
+                seen, seen_op = position, op
+    v.note = f"{checked} quorum reads of private keys checked"
+    return v
+
+
+def convergence(result: Mapping[str, Any], bound: float) -> Verdict:
+    v = Verdict("convergence")
+    if not result.get("converged"):
+        for diff in result.get("differing", []):
+            v.add(diff)
+        if v.total == 0:
+            v.add({"reason": result.get("reason", "not converged")})
+    v.note = f"converged after {result.get('after')} s (bound {bound} s)"
+    return v
+
+
+def ownership(
+    owner_result: Mapping[str, Any],
+    refusals: Sequence[Mapping[str, Any]],
+    handler_runs: Sequence[Mapping[str, Any]],
+    healed: float,
+    bound: float,
+) -> Verdict:
+    v = Verdict("ownership")
+    for r in refusals:
+        if r["t"] >= healed + bound:
+            v.add({"rule": "token_went_down"} | dict(r))
+    last: dict[tuple[str, int, str], str] = {}
+    for run in handler_runs:
+        k = (run["node"], run["gen"], run["item"])
+        expected = "released" if last.get(k) == "acquired" else "acquired"
+        if run["event"] != expected:
+            v.add({"rule": "handlers_alternate", "expected": expected} | dict(run))
+        last[k] = run["event"]
+    if not owner_result.get("settled"):
+        for problem in owner_result.get("problems", []):
+            v.add({"rule": "one_owner"} | dict(problem))
+    v.note = f"one owner per item after {owner_result.get('after')} s (bound {bound} s)"
+    return v
+
+
+def membership(
+    deaths: Sequence[Mapping[str, Any]],
+    steps: Sequence[Step],
+    crashes: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    grace: float,
+    restart_delay: float,
+) -> Verdict:
+    v = Verdict("membership")
+    windows: list[tuple[float, float, set[str]]] = []
+    for s in steps:
+        if s.action != "clock":
+            windows.append((s.at, s.ends + grace, s.nodes(names)))
+    for c in crashes:
+        windows.append((c["t"], c["t"] + restart_delay + grace, {c["node"]}))
+    for d in deaths:
+        touched = {d["observer"], d["member"]}
+        if not any(lo <= d["t"] <= hi and touched & nodes for lo, hi, nodes in windows):
+            v.add(dict(d))
+    v.note = f"{len(deaths)} deaths declared"
+    return v

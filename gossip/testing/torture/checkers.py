@@ -2,8 +2,9 @@
 
 Rules: a checker returns a Verdict naming the keys, operations, items or members
 that break it (the first MAX_SHOWN, and how many in all). Writes that failed or
-timed out may or may not have taken effect, so they never count as lost and may
-always explain a newer value; only acknowledged operations make promises.
+timed out may or may not have taken effect (only a refused connection says
+not), so they never count as lost and may explain a newer value or a purged
+key; only acknowledged operations make promises.
 Versions compare as the store orders them (wall, counter, node).
   lost_writes      every replica of a key holds its last acknowledged write, or newer
   resurrections    no replica, and no quorum read after the delete, shows a value
@@ -11,9 +12,12 @@ Versions compare as the store orders them (wall, counter, node).
   read_your_writes a client's quorum reads of its own keys return its last
                    acknowledged quorum write or newer, and never go back
   convergence      replica digests agree within the bound after healing
-  ownership        fencing tokens never go down after healing, handlers of an item
-                   alternate acquire/release on a node, one owner per item after healing
+  ownership        no holder is refused by the fencing sink outside a fault (and
+                   `owner_bound` after it), handlers of an item alternate
+                   acquire/release on a node, one owner per item after healing
   membership       no member declared dead unless a fault touched it or its observer
+  crashes          no agent dies of an exception (a fault is a reason to refuse work,
+                   never to stop)
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossip.testing.torture.clients import Op
+from gossip.testing.torture.clients import REFUSED, Op
 from gossip.testing.torture.schedule import Step
 
 MAX_SHOWN = 20
@@ -37,6 +41,7 @@ CHECKERS = (
     "convergence",
     "ownership",
     "membership",
+    "crashes",
 )
 
 
@@ -70,13 +75,23 @@ def _last_acked(ops: Sequence[Op]) -> dict[str, Op]:
     return last
 
 
+def maybe_applied(op: Op) -> bool:
+    """Whether a write may have reached a replica (only a refused connection says no)."""
+    return op.write and (op.status != "fail" or op.error != REFUSED)
+
+
 def lost_writes(ops: Sequence[Op], final: Final) -> Verdict:
     v = Verdict("lost_writes")
     for key, op in sorted(_last_acked(ops).items()):
         if op.kind != "put" or op.version is None:
             continue
+        # A delete begun after this write may have won and been purged since.
+        purged = any(
+            d.kind == "delete" and d.key == key and d.invoked >= op.invoked and maybe_applied(d)
+            for d in ops
+        )
         for replica, held in sorted(final.get(key, {}).items()):
-            if held is None or held[0] < op.version:
+            if (held is None and not purged) or (held is not None and held[0] < op.version):
                 v.add(
                     {
                         "key": key,
@@ -145,7 +160,8 @@ def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) ->
         attempted: list[Op] = []
         for op in mine:
             if op.write:
-                attempted.append(op)
+                if maybe_applied(op):
+                    attempted.append(op)
                 if op.status == "ok" and op.consistency in strong:
                     acked = op
                 continue
@@ -185,16 +201,39 @@ def convergence(result: Mapping[str, Any], bound: float) -> Verdict:
     return v
 
 
+def _windows(
+    steps: Sequence[Step], crashes: Sequence[Mapping[str, Any]], grace: float, restart: float
+) -> list[tuple[float, float, set[str] | None]]:
+    """(from, to, nodes touched or None for all) of each fault, `grace` after it ends.
+    Clock steps excuse nothing: monotonic time never moves."""
+    out: list[tuple[float, float, set[str] | None]] = []
+    for s in steps:
+        if s.action != "clock":
+            out.append((s.at, s.ends + grace, set(s.nodes(())) or None))
+    for c in crashes:
+        out.append((c["t"], c["t"] + restart + grace, {c["node"]}))
+    return out
+
+
+def _excused(t: float, who: set[str], windows: list[tuple[float, float, set[str] | None]]) -> bool:
+    return any(lo <= t <= hi and (nodes is None or who & nodes) for lo, hi, nodes in windows)
+
+
 def ownership(
     owner_result: Mapping[str, Any],
     refusals: Sequence[Mapping[str, Any]],
     handler_runs: Sequence[Mapping[str, Any]],
-    healed: float,
+    steps: Sequence[Step],
+    crashes: Sequence[Mapping[str, Any]],
     bound: float,
+    restart: float,
 ) -> Verdict:
     v = Verdict("ownership")
+    # Two holders during a fault (and until `bound` after it) is what fencing is for;
+    # a holder refused at any other time holds a token below one issued before.
+    windows = _windows(steps, crashes, bound, restart)
     for r in refusals:
-        if r["t"] >= healed + bound:
+        if not _excused(r["t"], set(), [(lo, hi, None) for lo, hi, _ in windows]):
             v.add({"rule": "token_went_down"} | dict(r))
     last: dict[tuple[str, int, str], str] = {}
     for run in handler_runs:
@@ -214,20 +253,21 @@ def membership(
     deaths: Sequence[Mapping[str, Any]],
     steps: Sequence[Step],
     crashes: Sequence[Mapping[str, Any]],
-    names: Sequence[str],
     grace: float,
     restart_delay: float,
 ) -> Verdict:
     v = Verdict("membership")
-    windows: list[tuple[float, float, set[str]]] = []
-    for s in steps:
-        if s.action != "clock":
-            windows.append((s.at, s.ends + grace, s.nodes(names)))
-    for c in crashes:
-        windows.append((c["t"], c["t"] + restart_delay + grace, {c["node"]}))
+    windows = _windows(steps, crashes, grace, restart_delay)
     for d in deaths:
-        touched = {d["observer"], d["member"]}
-        if not any(lo <= d["t"] <= hi and touched & nodes for lo, hi, nodes in windows):
+        if not _excused(d["t"], {d["observer"], d["member"]}, windows):
             v.add(dict(d))
     v.note = f"{len(deaths)} deaths declared"
+    return v
+
+
+def crashes(crashed: Sequence[Mapping[str, Any]]) -> Verdict:
+    v = Verdict("crashes")
+    for c in crashed:
+        v.add(dict(c))
+    v.note = f"{len(crashed)} agents died of an exception"
     return v

@@ -23,6 +23,8 @@ import trio
 from gossip.testing.torture.cluster import Cluster
 
 LEVELS = ("one", "quorum", "all")
+REFUSED = "connection refused"
+"""The error of a request to a node that is down: it never reached the store."""
 LEVEL_WEIGHTS = (1, 3, 1)
 
 
@@ -119,7 +121,7 @@ class Clients:
         node = self.cluster.nodes[op.node]
         store, gen = node.store, node.gen
         if not node.running or store is None:
-            self._end(op, "fail", error="connection refused")
+            self._end(op, "fail", error=REFUSED)
             return
         result: Any = None
         with trio.move_on_after(self.cluster.config.client_timeout):

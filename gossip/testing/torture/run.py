@@ -9,8 +9,9 @@ thread is started. The same seed and config give the same history, byte for
 byte, within one interpreter and across interpreters started with the same
 PYTHONHASHSEED. Phases: the cluster forms; clients and the schedule run for
 `duration`; every fault is healed and every node started; then the store must
-converge and ownership settle within their bounds; then the checkers run on
-what was recorded. Wall-clock time is measured only for the figures.
+converge and ownership settle within their bounds, and the fencing sink is
+watched until FENCE_WATCH after the last fault's window; then the checkers run
+on what was recorded. Wall-clock time is measured only for the figures.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from gossip.testing.torture.schedule import Schedule, Step, generate
 
 FORM_LIMIT = 120.0
 PROGRESS_EVERY = 5.0
+FENCE_WATCH = 5.0
+"""Virtual seconds the sink is watched after the last fault's ownership window."""
 Progress = Callable[[float, float, int], None]
 """(virtual seconds so far, virtual seconds planned, operations so far)."""
 
@@ -152,9 +155,10 @@ async def _main(
                 await trio.sleep(cfg.duration)
                 clients.stopping = True
             await cluster.heal_all()
-            healed = cluster.now()
             converged = await _converge(cluster, cfg.converge_bound)
             owners = await _owners(cluster, cfg.owner_bound)
+            # Holders keep writing to the fencing sink past every fault's window.
+            await trio.sleep_until(cluster.base + cfg.duration + cfg.owner_bound + FENCE_WATCH)
             final = _snapshot(cluster, clients)
             virtual = trio.current_time()
             nursery.cancel_scope.cancel()
@@ -166,11 +170,18 @@ async def _main(
         checkers.read_your_writes(ops, private),
         checkers.convergence(converged, cfg.converge_bound),
         checkers.ownership(
-            owners, cluster.sink.refused, cluster.handler_runs, healed, cfg.owner_bound
+            owners,
+            cluster.sink.refused,
+            cluster.handler_runs,
+            schedule.steps,
+            cluster.crashes,
+            cfg.owner_bound,
+            RESTART_DELAY,
         ),
         checkers.membership(
-            cluster.deaths, schedule.steps, cluster.crashes, cfg.names, cfg.grace, RESTART_DELAY
+            cluster.deaths, schedule.steps, cluster.crashes, cfg.grace, RESTART_DELAY
         ),
+        checkers.crashes(cluster.crashes),
     ]
     counts = {s: sum(op.status == s for op in ops) for s in ("ok", "fail", "unknown")}
     figures: dict[str, Any] = {

@@ -58,7 +58,7 @@ class Step:
         return self.at + self.lasts
 
     def nodes(self, names: Sequence[str]) -> set[str]:
-        """The nodes this fault touches directly (every node for network-wide ones)."""
+        """The nodes this fault touches directly (all of `names` for network-wide ones)."""
         if self.action in NODE_KINDS:
             return {self.target}
         if self.action == "partition":
@@ -137,12 +137,13 @@ def generate(seed: int, config: TortureConfig) -> Schedule:
 def _draw(
     rng: random.Random, kind: str, at: float, config: TortureConfig, names: Sequence[str]
 ) -> Step | None:
+    at = round(at, 3)
     left = config.duration - at
     target = rng.choice(names)
-    at = round(at, 3)
 
     def lasting(low: float, high: float) -> float:
-        return round(min(left, rng.uniform(low, high)), 3)
+        # Whole milliseconds, rounded down, so that the fault ends by the end of the run.
+        return math.floor(min(left, rng.uniform(low, high)) * 1000) / 1000
 
     if kind in ("kill", "stop", "wipe"):
         return Step(at, kind, lasting(1.0, 20.0), target=target)

@@ -4,7 +4,8 @@ Rules: a checker returns a Verdict naming the keys, operations, items or members
 that break it (the first MAX_SHOWN, and how many in all). Writes that failed or
 timed out may or may not have taken effect (only a refused connection says
 not), so they never count as lost and may explain a newer value or a purged
-key; only acknowledged operations make promises.
+key; only acknowledged operations make promises, and a write whose acknowledging
+replicas may all have had their disks wiped since promises nothing more.
 Versions compare as the store orders them (wall, counter, node).
   lost_writes      every replica of a key holds its last acknowledged write, or newer
   resurrections    no replica, and no quorum read after the delete, shows a value
@@ -27,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossip.runtime.store.coordinator import needed_for
 from gossip.testing.torture.clients import REFUSED, Op
 from gossip.testing.torture.schedule import Step
 
@@ -80,10 +82,28 @@ def maybe_applied(op: Op) -> bool:
     return op.write and (op.status != "fail" or op.error != REFUSED)
 
 
-def lost_writes(ops: Sequence[Op], final: Final) -> Verdict:
+def wiped_out(op: Op, steps: Sequence[Step]) -> bool:
+    """Whether the disks of enough of the write's replicas were emptied after it began
+    that every copy it was acknowledged with may be gone (a wipe is not a store bug)."""
+    wiped = {s.target for s in steps if s.action == "wipe" and s.at >= op.invoked}
+    return len(wiped & set(op.replicas)) >= max(1, needed_for(op.consistency, len(op.replicas)))
+
+
+def _wiped_any(op: Op | None, steps: Sequence[Step]) -> bool:
+    """Whether a replica of the write had its disk emptied after the write began."""
+    return op is not None and any(
+        s.action == "wipe" and s.at >= op.invoked and s.target in op.replicas for s in steps
+    )
+
+
+def lost_writes(ops: Sequence[Op], final: Final, steps: Sequence[Step] = ()) -> Verdict:
     v = Verdict("lost_writes")
+    excused = 0
     for key, op in sorted(_last_acked(ops).items()):
         if op.kind != "put" or op.version is None:
+            continue
+        if wiped_out(op, steps):
+            excused += 1
             continue
         # A delete begun after this write may have won and been purged since.
         purged = any(
@@ -101,7 +121,7 @@ def lost_writes(ops: Sequence[Op], final: Final) -> Verdict:
                         "held": None if held is None else [list(held[0]), held[1]],
                     }
                 )
-    v.note = f"{len(final)} keys checked on their replicas"
+    v.note = f"{len(final)} keys checked on their replicas ({excused} writes wiped out)"
     return v
 
 
@@ -144,7 +164,9 @@ def resurrections(ops: Sequence[Op], final: Final) -> Verdict:
     return v
 
 
-def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) -> Verdict:
+def read_your_writes(
+    ops: Sequence[Op], private: Mapping[int, Sequence[str]], steps: Sequence[Step] = ()
+) -> Verdict:
     v = Verdict("read_your_writes")
     strong = ("quorum", "all")
     by_client_key: dict[tuple[int, str], list[Op]] = defaultdict(list)
@@ -154,6 +176,7 @@ def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) ->
     checked = 0
     for (client, key), mine in sorted(by_client_key.items()):
         puts = {op.value: op for op in mine if op.kind == "put"}
+        by_id = {op.id: op for op in mine}
         acked: Op | None = None
         seen = -1
         seen_op: Op | None = None
@@ -163,7 +186,7 @@ def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) ->
                 if maybe_applied(op):
                     attempted.append(op)
                 if op.status == "ok" and op.consistency in strong:
-                    acked = op
+                    acked = None if wiped_out(op, steps) else op
                 continue
             if op.status != "ok" or op.consistency not in strong:
                 continue
@@ -179,12 +202,12 @@ def read_your_writes(ops: Sequence[Op], private: Mapping[int, Sequence[str]]) ->
                     {"client": client, "key": key, "read": op.id, "value": op.value}
                     | {"rule": "read_your_writes", "acked": acked.id, "acked_kind": acked.kind}
                 )
-            elif position < seen:
+            elif position < seen and not _wiped_any(by_id.get(seen), steps):
                 v.add(
                     {"client": client, "key": key, "read": op.id, "value": op.value}
                     | {"rule": "monotonic", "earlier_read": seen_op.id if seen_op else None}
                 )
-            if position >= seen:
+            if position >= seen or _wiped_any(by_id.get(seen), steps):
                 seen, seen_op = position, op
     v.note = f"{checked} quorum reads of private keys checked"
     return v

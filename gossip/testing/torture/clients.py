@@ -45,6 +45,8 @@ class Op:
     ended: float | None = None
     version: tuple[int, int, str] | None = None
     error: str | None = None
+    replicas: tuple[str, ...] = ()
+    """The key's replicas in the coordinator's view when the operation began."""
 
     @property
     def write(self) -> bool:
@@ -53,6 +55,8 @@ class Op:
     def invoke_line(self) -> dict[str, Any]:
         out = {"type": "invoke", "id": self.id, "client": self.client, "f": self.kind}
         out.update(key=self.key, cl=self.consistency, node=self.node, t=self.invoked)
+        if self.replicas:
+            out["replicas"] = list(self.replicas)
         if self.kind == "put":
             out["value"] = self.value
         return out
@@ -123,6 +127,7 @@ class Clients:
         if not node.running or store is None:
             self._end(op, "fail", error=REFUSED)
             return
+        op.replicas = tuple(store.replicas_of_key(op.key))
         result: Any = None
         with trio.move_on_after(self.cluster.config.client_timeout):
             await self.cluster.net.gate(node.ip)

@@ -165,9 +165,9 @@ async def _main(
     ops = clients.ops
     private = {i: clients.private_keys(i) for i in range(cfg.clients)}
     verdicts = [
-        checkers.lost_writes(ops, final),
+        checkers.lost_writes(ops, final, schedule.steps),
         checkers.resurrections(ops, final),
-        checkers.read_your_writes(ops, private),
+        checkers.read_your_writes(ops, private, schedule.steps),
         checkers.convergence(converged, cfg.converge_bound),
         checkers.ownership(
             owners,

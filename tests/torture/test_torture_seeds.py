@@ -51,10 +51,14 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "isolate": (
-        {"read_your_writes", "ownership"},
+        {"lost_writes", "resurrections", "read_your_writes", "ownership"},
         known(
-            "cases 5 and 9",
-            "an isolated agent satisfies quorum alone; the owner keeps its old token",
+            "cases 2, 5 and 9",
+            "an isolated agent satisfies quorum alone, then forgets what it acknowledged "
+            "as stale, and brings back deletes the others purged; the owner keeps its old "
+            "token",
+            "lost_writes",
+            "resurrections",
             "read_your_writes",
             "ownership",
         ),
@@ -68,11 +72,14 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "clock": (
-        {"read_your_writes"},
+        {"read_your_writes", "convergence"},
         known(
-            "case 4",
-            "a coordinator whose clock is behind acknowledges writes that older versions hide",
+            "cases 4 and 10",
+            "a coordinator whose clock is behind acknowledges writes that older versions "
+            "hide; a node whose clock jumped refuses and purges tombstones by its own wall "
+            "clock, so replicas never agree",
             "read_your_writes",
+            "convergence",
         ),
     ),
     "outage": (
@@ -85,12 +92,24 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "disk_full": (
-        {"crashes"},
-        known("case 6", "a full disk raises out of the store and kills the agent", "crashes"),
+        {"crashes", "resurrections"},
+        known(
+            "cases 2 and 6",
+            "a full disk raises out of the store and kills the agent; a tombstone it missed "
+            "is purged elsewhere by age and the deleted value comes back",
+            "crashes",
+            "resurrections",
+        ),
     ),
     "disk_error": (
-        {"crashes"},
-        known("case 6", "an I/O error raises out of the store and kills the agent", "crashes"),
+        {"crashes", "resurrections"},
+        known(
+            "cases 2 and 6",
+            "an I/O error raises out of the store and kills the agent; a tombstone it missed "
+            "is purged elsewhere by age and the deleted value comes back",
+            "crashes",
+            "resurrections",
+        ),
     ),
     "all/2": (
         {"lost_writes", "read_your_writes", "crashes"},

@@ -1,15 +1,16 @@
 """Clients of a fault run: several at once, each one operation at a time.
 
-Rules: a client picks an operation (put, get or delete), a key (a shared one, or one
-of its own that no other client writes), a consistency level and an agent, all from
-its own seeded rng, and calls that agent's store library API (what the HTTP routes
-wrap). Every operation is recorded from invoke to its end: ok (with the version
-for writes, the value for reads), fail (with the reason), or unknown (no answer
-within `client_timeout`, or the agent died under it). A request to a node that is
-down fails at once (connection refused); one to a paused node waits for it like
-a TCP client would. Written values are unique ("c<client>.<n>"), so a read names
-the write it saw.
-"""
+Rules: a client picks an operation (put, get or delete), a key, a consistency
+level and an agent, all from its own seeded rng, and calls that agent's store
+library API (what the HTTP routes wrap). Keys are shared, or the client's own
+(no other client writes them: read-your-writes is checked on those), or one-shot
+(put once, later deleted once, never written again, so an undone delete cannot
+hide behind a later write). Every operation is recorded from invoke to its end:
+ok (with the version for writes, the value for reads), fail (with the reason), or
+unknown (no answer within `client_timeout`, or the agent died under it). A
+request to a node that is down fails at once (connection refused); one to a
+paused node waits for it like a TCP client would. Written values are unique
+("c<client>.<n>"), so a read names the write it saw."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import trio
 from gossip.testing.torture.cluster import Cluster
 
 LEVELS = ("one", "quorum", "all")
+ONE_SHOT = 0.1
+"""Share of operations on one-shot keys (each put once, later deleted once)."""
+MAX_LIVE_ONE_SHOT = 20
 REFUSED = "connection refused"
 """The error of a request to a node that is down: it never reached the store."""
 LEVEL_WEIGHTS = (1, 3, 1)
@@ -90,6 +94,7 @@ class Clients:
         self.ops: list[Op] = []
         c = cluster.config
         self.shared = [f"k{i}" for i in range(c.shared_keys)]
+        self.one_shot: list[str] = []
         self.stopping = False
 
     def private_keys(self, client: int) -> list[str]:
@@ -107,12 +112,21 @@ class Clients:
         own = self.private_keys(index)
         names = list(self.cluster.nodes)
         written = 0
+        live: list[str] = []  # this client's one-shot keys written and not yet deleted
         while not self.stopping:
             await trio.sleep(rng.expovariate(1 / period))
             if self.stopping:
                 return
             key = rng.choice(own) if own and rng.random() < 0.4 else rng.choice(self.shared)
             kind = rng.choices(("put", "get", "delete"), (5, 4, 1))[0]
+            if rng.random() < ONE_SHOT:
+                # Written once, deleted once, never again: a delete that comes undone shows.
+                if live and (len(live) >= MAX_LIVE_ONE_SHOT or rng.random() < 0.5):
+                    kind, key = "delete", live.pop(rng.randrange(len(live)))
+                else:
+                    kind, key = "put", f"c{index}/once{written + 1}"
+                    live.append(key)
+                    self.one_shot.append(key)
             level = rng.choices(LEVELS, LEVEL_WEIGHTS)[0]
             op = Op(len(self.ops), index, kind, key, level, rng.choice(names), self.cluster.now())
             if kind == "put":

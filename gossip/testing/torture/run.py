@@ -293,7 +293,7 @@ async def _owners(cluster: Cluster, bound: float) -> dict[str, Any]:
 
 def _snapshot(cluster: Cluster, clients: Clients) -> checkers.Final:
     """Every key's copy on each of its replicas (as the first running node places them)."""
-    keys = set(clients.shared)
+    keys = set(clients.shared) | set(clients.one_shot)
     for i in range(cluster.config.clients):
         keys.update(clients.private_keys(i))
     stores = [n.store for n in cluster.nodes.values() if n.running and n.store]

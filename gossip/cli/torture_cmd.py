@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
         help=f"fault kinds, comma-separated, or 'none' (default all: {','.join(FAULT_KINDS)})",
     )
     p.add_argument("--fault-every", type=float, default=15.0, help="mean s between faults")
+    p.add_argument("--replicas", type=int, default=3, help="copies of each key (3)")
     p.add_argument("--horizon", type=float, default=30.0, help="tombstone horizon, s (30)")
     p.add_argument("--reap", type=float, default=20.0, help="membership reap time, s (20)")
     p.add_argument("--rate", type=float, default=50.0, help="client ops per virtual second")
@@ -78,7 +79,7 @@ def _config(args: argparse.Namespace) -> TortureConfig:
         fault_every=args.fault_every,
         rate=args.rate,
         clients=args.clients,
-        replicas=min(3, max(1, args.nodes)),
+        replicas=min(args.replicas, max(1, args.nodes)),
         horizon=args.horizon,
         reap=args.reap,
         gc_interval=min(5.0, args.horizon / 2),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from gossip.testing.torture.config import FAULT_KINDS, TortureConfig
-from gossip.testing.torture.schedule import FORMAT, ScheduleError, generate, parse
+from gossip.testing.torture.schedule import FORMAT, ScheduleError, generate, load, parse
 
 
 def _file(steps: list[object], **config: object) -> bytes:
@@ -63,3 +64,14 @@ def test_every_kind_can_be_drawn() -> None:
     for kind in FAULT_KINDS:
         schedule = generate(1, TortureConfig(duration=200.0, faults=(kind,), fault_every=10.0))
         assert schedule.steps and {s.action for s in schedule.steps} == {kind}
+
+
+SAVED = sorted((Path(__file__).parent / "schedules").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SAVED, ids=[p.stem for p in SAVED])
+def test_the_saved_failure_schedules_still_load(path: Path) -> None:
+    """Shrunk schedules of known store bugs (docs/testing.md); replayed by hand."""
+    schedule = load(path)
+    assert f"seed{schedule.seed}" in path.stem
+    assert len(schedule.steps) <= 1

@@ -1,6 +1,7 @@
 """The fixed seed set: every fault kind on a small cluster, a few virtual minutes each.
 
-Each case is one seed of one fault kind, or of all kinds mixed (three seeds). A case that fails
+Each case is one seed of one fault kind, or of all kinds mixed (three seeds), or
+of no fault at all (with three replicas, and with one). A case that fails
 today because of a known store or ownership bug (issue 12) is marked xfail with
 strict=True: when the fix lands it passes, turns red, and the marker must go.
 An xfail case still fails outright (not xfail) if a checker other than the known
@@ -8,6 +9,8 @@ ones breaks, so the marker never hides a new failure.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -111,6 +114,15 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "resurrections",
         ),
     ),
+    "r1": (
+        {"lost_writes"},
+        known(
+            "case 1",
+            "with R = 1 a replica has no fellow to sync with, so it never records contact, "
+            "finds itself stale after one horizon and forgets every older record",
+            "lost_writes",
+        ),
+    ),
     "all/2": (
         {"lost_writes", "read_your_writes", "crashes"},
         known(
@@ -137,7 +149,8 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
 
 def _cases() -> list[object]:
     out: list[object] = []
-    runs = [(kind, SEED) for kind in ("none", *FAULT_KINDS)] + [("all", 1), ("all", 2), ("all", 6)]
+    runs = [(kind, SEED) for kind in ("none", "r1", *FAULT_KINDS)]
+    runs += [("all", 1), ("all", 2), ("all", 6)]
     for kind, seed in runs:
         name = kind if kind != "all" else f"all/{seed}"
         marks = [KNOWN[name][1]] if name in KNOWN else []
@@ -147,8 +160,11 @@ def _cases() -> list[object]:
 
 @pytest.mark.parametrize(("kind", "seed"), _cases())
 def test_a_seed_of_each_fault_kind_passes_every_checker(kind: str, seed: int) -> None:
-    faults = () if kind == "none" else FAULT_KINDS if kind == "all" else (kind,)
-    result = run_torture(seed, config(faults))
+    faults = () if kind in ("none", "r1") else FAULT_KINDS if kind == "all" else (kind,)
+    cfg = config(faults)
+    if kind == "r1":  # one copy of each key, no faults at all
+        cfg = replace(cfg, replicas=1)
+    result = run_torture(seed, cfg)
     if faults:
         assert result.figures["faults_applied"] >= 3  # the kind was exercised
     name = kind if kind != "all" else f"all/{seed}"

@@ -63,6 +63,7 @@ class Node:
     store: StoreService | None = None
     ownership: OwnershipService | None = None
     running: bool = False
+    starting: bool = False
     down: int = 0
     wipe: bool = False
     scope: trio.CancelScope | None = None
@@ -192,6 +193,16 @@ class Cluster:
         return agent
 
     async def launch(self, node: Node) -> None:
+        assert self._nursery is not None
+        if node.starting or node.running:
+            return  # a supervisor restart and the end of a fault may meet here
+        node.starting = True
+        try:
+            await self._launch(node)
+        finally:
+            node.starting = False
+
+    async def _launch(self, node: Node) -> None:
         assert self._nursery is not None
         node.gen += 1
         self.net.down.discard(node.ip)

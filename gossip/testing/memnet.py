@@ -225,11 +225,12 @@ class _MemoryStream(trio.abc.Stream):
         return chunk
 
     async def aclose(self) -> None:
+        # No checkpoint: closing never blocks, and the agent closes every stream with
+        # aclose_forcefully, whose cancelled checkpoint would cost a scheduler pass each.
         self._closed = True
         for pipe in (self._out, self._in):
             pipe.closed = True
             pipe.waiting.unpark_all()
-        await trio.lowlevel.checkpoint()
 
 
 def _stream_pair(net: MemoryNetwork, a: str, b: str) -> tuple[_MemoryStream, _MemoryStream]:

@@ -11,7 +11,8 @@ PYTHONHASHSEED. Phases: the cluster forms; clients and the schedule run for
 `duration`; every fault is healed and every node started; then the store must
 converge and ownership settle within their bounds, and the fencing sink is
 watched until FENCE_WATCH after the last fault's window; then the checkers run
-on what was recorded. Wall-clock time is measured only for the figures.
+on what was recorded. Wall-clock and CPU time are measured only for the figures
+(for the whole run, and for the load phase alone: `load_speed`).
 """
 
 from __future__ import annotations
@@ -149,11 +150,14 @@ async def _main(
             cluster.base = trio.current_time()
             if progress is not None:
                 nursery.start_soon(_report, cluster, clients, progress)
+            load_started = time.perf_counter(), time.process_time()
             async with trio.open_nursery() as load:
                 load.start_soon(clients.run)
                 load.start_soon(_play, cluster, schedule.steps)
                 await trio.sleep(cfg.duration)
                 clients.stopping = True
+            load_wall = time.perf_counter() - load_started[0]
+            load_cpu = time.process_time() - load_started[1]
             await cluster.heal_all()
             converged = await _converge(cluster, cfg.converge_bound)
             owners = await _owners(cluster, cfg.owner_bound)
@@ -193,6 +197,10 @@ async def _main(
         "crashes": len(cluster.crashes),
         "formed_after": round(formed, 3),
         "virtual_seconds": round(virtual, 3),
+        "load_wall_seconds": round(load_wall, 3),
+        "load_cpu_seconds": round(load_cpu, 3),
+        "load_speed": round(cfg.duration / load_wall, 1) if load_wall else None,
+        "load_speed_cpu": round(cfg.duration / load_cpu, 1) if load_cpu else None,
         "datagrams_delivered": net.delivered,
         "datagrams_dropped": net.dropped,
     }

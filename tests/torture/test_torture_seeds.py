@@ -95,23 +95,27 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "disk_full": (
-        {"crashes", "resurrections"},
+        {"crashes", "resurrections", "read_your_writes"},
         known(
-            "cases 2 and 6",
-            "a full disk raises out of the store and kills the agent; a tombstone it missed "
-            "is purged elsewhere by age and the deleted value comes back",
+            "cases 2, 5 and 6",
+            "a full disk raises out of the store and kills the agent; a quorum read counts "
+            "replicas that came back without the data; a tombstone a replica missed is "
+            "purged elsewhere by age and the deleted value comes back",
             "crashes",
             "resurrections",
+            "read_your_writes",
         ),
     ),
     "disk_error": (
-        {"crashes", "resurrections"},
+        {"crashes", "resurrections", "read_your_writes"},
         known(
-            "cases 2 and 6",
-            "an I/O error raises out of the store and kills the agent; a tombstone it missed "
-            "is purged elsewhere by age and the deleted value comes back",
+            "cases 2, 5 and 6",
+            "an I/O error raises out of the store and kills the agent; a quorum read counts "
+            "replicas that came back without the data; a tombstone a replica missed is "
+            "purged elsewhere by age and the deleted value comes back",
             "crashes",
             "resurrections",
+            "read_your_writes",
         ),
     ),
     "r1": (

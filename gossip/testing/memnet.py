@@ -156,6 +156,7 @@ class _Endpoint:
         self._net = net
         self._address = address
         self.queue, self._recv = trio.open_memory_channel[tuple[bytes, Address]](QUEUE)
+        self._held: tuple[bytes, Address] | None = None
 
     @property
     def local_address(self) -> Address:
@@ -167,8 +168,13 @@ class _Endpoint:
         return True  # a lost datagram is not a failed send
 
     async def receive(self) -> tuple[bytes, Address]:
-        item = await self._recv.receive()
+        if self._held is None:
+            self._held = await self._recv.receive()
+        else:
+            await trio.lowlevel.checkpoint()
+        # Cancelled while paused: the datagram stays here for the next call.
         await self._net.hold(self._address[0])
+        item, self._held = self._held, None
         return item
 
     def close(self) -> None:

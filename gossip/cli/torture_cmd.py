@@ -127,8 +127,9 @@ def _progress(schedule: Schedule, tty: bool) -> Any:
         return None
 
     def show(t: float, planned: float, ops: int) -> None:
+        phase = f"{t:6.0f}/{planned:.0f} virtual s" if t <= planned else "healing, checking"
         print(
-            f"\rseed {schedule.seed}: {t:6.0f}/{planned:.0f} virtual s, {ops} ops",
+            f"\r\033[Kseed {schedule.seed}: {phase}, {ops} ops",
             end="",
             file=sys.stderr,
             flush=True,

@@ -293,7 +293,9 @@ class Agent:
                     profile=self._config.profile,
                 )
                 if self.settings.join:
-                    nursery.start_soon(join_until_joined, self, self.settings.join)
+                    # Jitter from the agent's rng, so that a seeded agent is repeatable.
+                    jitter = random.Random(self._rng.getrandbits(64))
+                    nursery.start_soon(join_until_joined, self, self.settings.join, jitter)
                 await self._start_services(nursery)
                 if self.settings.api is not None:
                     await self._start_api(nursery, self.settings.api)

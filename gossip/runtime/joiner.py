@@ -84,10 +84,12 @@ def advertise_address(bind: Address) -> Address:
     return chosen, port
 
 
-async def join_until_joined(agent: JoiningAgent, seeds: Sequence[str]) -> None:
+async def join_until_joined(
+    agent: JoiningAgent, seeds: Sequence[str], rng: random.Random | None = None
+) -> None:
     """Retry joining `seeds` with jittered exponential backoff until joined, then
-    rejoin them whenever this node finds itself alone."""
-    rng = random.Random()
+    rejoin them whenever this node finds itself alone (jitter from `rng`)."""
+    rng = rng or random.Random()
     await _first_join(agent, seeds, rng)
     while not agent.leaving:
         await trio.sleep(agent.config.reconnect_interval * (0.5 + rng.random()))

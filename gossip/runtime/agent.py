@@ -6,6 +6,8 @@ core task drains the outputs: Send and OpenStream are carried out, notifications
 become log lines, metrics and MemberEvents. Reads (members(), member()) are
 synchronous and safe from any task. Everything runs in the nursery of `serve`,
 which returns after `stop()` (or a completed `leave()` when asked to stop).
+The core task tells the Node how late its timers fire (Node.loop_lagged):
+that lateness is the event-loop stall Lifeguard's health score answers.
 """
 
 from __future__ import annotations
@@ -341,8 +343,13 @@ class Agent:
         await self._drain()
         while True:
             deadline = node.next_deadline()
-            if deadline is not None and deadline <= trio.current_time():
-                node.handle_timeout(trio.current_time())
+            now = trio.current_time()
+            if deadline is not None and deadline <= now:
+                # How late the timers fire is how long the loop was stalled; the
+                # core hears it first, so it can restart the probes that the stall
+                # (not the target) made late, before they expire below.
+                node.loop_lagged(now, now - deadline)
+                node.handle_timeout(now)
                 await self._drain()
                 continue
             item: Callable[[float], None] | None = None

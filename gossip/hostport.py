@@ -63,7 +63,7 @@ def _ipv6(inside: str, text: str) -> str:
 
 def _port(port_text: str, text: str) -> int:
     if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-        raise ValueError(f"bad port in {text!r} (want HOST:PORT, port 0..65535)")
+        raise ValueError(f"bad port in {text!r} (want HOST:PORT)")
     return int(port_text)
 
 

@@ -44,15 +44,16 @@ def _log_events(path: Path, event: str) -> list[dict[str, Any]]:
     return lines
 
 
-def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path) -> None:
-    with LocalCluster(5, tmp_path, config_text=FAST) as cluster:
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path, host: str) -> None:
+    with LocalCluster(5, tmp_path, config_text=FAST, host=host) as cluster:
         cluster.start()
         cluster.wait_all_alive(30)
         names = [a.name for a in cluster.agents]
         first, victim, leaver = cluster.agents[0], cluster.agents[4], cluster.agents[3]
         monitor = subprocess.Popen(
             [sys.executable, "-m", "gossip", "monitor", "--json", "--api",
-             f"127.0.0.1:{first.api_port}"],
+             first.api().address],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

@@ -2,9 +2,9 @@
 
 Rules: names go through getaddrinfo (so /etc/hosts and the host's resolver
 settings apply), asking for every family; SRV records through dnspython, which
-reads the host's resolver configuration and parses the untrusted answer. Each
-lookup is bounded by RESOLVE_TIMEOUT and by MAX_RECORDS kept; any failure
-becomes ResolveError with the reason.
+reads the host's resolver configuration (or asks the one nameserver given)
+and parses the untrusted answer. Each lookup is bounded by RESOLVE_TIMEOUT and
+by MAX_RECORDS kept; any failure becomes ResolveError with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ MAX_RECORDS = 64
 
 
 class SystemResolver:
+    def __init__(self, nameserver: Address | None = None) -> None:
+        self._nameserver = nameserver
+        """Where SRV queries go; None: the host's resolver configuration."""
+
     async def addresses(self, host: str, port: int) -> list[Address]:
         try:
             with trio.fail_after(RESOLVE_TIMEOUT):
@@ -46,7 +50,13 @@ class SystemResolver:
         import dns.exception
 
         try:
-            answer = await dns.asyncresolver.resolve(name, "SRV", lifetime=RESOLVE_TIMEOUT)
+            if self._nameserver is None:
+                resolver = dns.asyncresolver.Resolver()
+            else:
+                resolver = dns.asyncresolver.Resolver(configure=False)
+                resolver.nameservers = [self._nameserver[0]]
+                resolver.port = self._nameserver[1]
+            answer = await resolver.resolve(name, "SRV", lifetime=RESOLVE_TIMEOUT)
         except dns.exception.DNSException as exc:
             raise ResolveError(str(exc) or type(exc).__name__) from None
         records: list[SrvRecord] = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+from contextlib import AsyncExitStack
 
 import pytest
 import trio
@@ -11,6 +13,7 @@ import trio.testing
 from gossip.core.types import Address
 from gossip.runtime.agent import Agent
 from gossip.runtime.dnsresolver import SystemResolver
+from gossip.runtime.embed import open_agent
 from gossip.runtime.seeds import (
     MAX_ADDRESSES_PER_SEED,
     HostSeed,
@@ -149,3 +152,91 @@ async def test_srv_seeds_are_resolved_again_on_every_join_attempt(
         assert asked >= 3  # at start, then on each retry until the records appeared
         assert {m.name for m in first.members()} == {"seed", "late"}
         nursery.cancel_scope.cancel()
+
+
+async def test_a_name_with_three_records_joins_all_three_and_merges_their_clusters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Three agents that know nothing of each other stand behind one name: only a
+    newcomer that joins every record brings them into one cluster."""
+    net = MemoryNetwork(random.Random(4))
+    ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    resolver = FakeResolver({"seeds.cluster.test": ips})
+    async with trio.open_nursery() as nursery:
+        agents = []
+        for i, ip in enumerate(ips):
+            alone = AgentSettings(name=f"s{i}", bind=(ip, 7946), api=None)
+            agents.append(Agent(alone, network=net.host(ip), rng=random.Random(i)))
+        newcomer = AgentSettings(
+            name="new", bind=("10.0.0.9", 7946), api=None, join=("seeds.cluster.test:7946",)
+        )
+        agents.append(
+            Agent(newcomer, network=net.host("10.0.0.9"), rng=random.Random(9), resolver=resolver)
+        )
+        for agent in agents:
+            await nursery.start(agent.serve)
+        names = {a.name for a in agents}
+        with trio.fail_after(30):
+            while not all({m.name for m in a.members()} == names for a in agents):  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+
+
+QUICK = {"gossip_interval": 0.05, "leave_timeout": 0.5}
+
+
+async def _serve_srv(sock: trio.socket.SocketType, records: list[str]) -> None:
+    """A one-zone DNS server: every SRV question gets `records` (SRV rdata text)."""
+    import dns.message
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    while True:
+        wire, peer = await sock.recvfrom(4096)
+        query = dns.message.from_wire(wire)
+        reply = dns.message.make_response(query)
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.SRV:
+            reply.answer.append(
+                dns.rrset.from_text_list(question.name, 60, dns.rdataclass.IN, "SRV", records)
+            )
+        await sock.sendto(reply.to_wire(), peer)
+
+
+async def test_srv_records_from_a_real_dns_answer_join_every_target() -> None:
+    """Three separate agents on loopback, named by three SRV records that a DNS
+    server on loopback serves: a newcomer joins all three, over the real wire."""
+    dns_sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await dns_sock.bind(("127.0.0.1", 0))
+    async with AsyncExitStack() as stack:
+        seeds = []
+        for i in range(3):
+            alone = AgentSettings(
+                name=f"s{i}", bind=("127.0.0.1", 0), api=None, profile="local", core=QUICK
+            )
+            seeds.append(await stack.enter_async_context(open_agent(alone)))
+        records = [f"{i} 0 {a.address[1]} localhost." for i, a in enumerate(seeds)]
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        nursery.start_soon(_serve_srv, dns_sock, records)
+        resolver = SystemResolver(nameserver=dns_sock.getsockname())
+        answer = await resolver.srv("_gossip._udp.cluster.test")
+        assert sorted((r.port, r.target) for r in answer) == sorted(
+            (a.address[1], "localhost") for a in seeds
+        )
+        newcomer = AgentSettings(
+            name="new",
+            bind=("127.0.0.1", 0),
+            api=None,
+            profile="local",
+            core=QUICK,
+            join=("srv:_gossip._udp.cluster.test",),
+        )
+        agent = await stack.enter_async_context(open_agent(newcomer, resolver=resolver))
+        everyone = [*seeds, agent]
+        names = {a.name for a in everyone}
+        with trio.fail_after(20):
+            while not all({m.name for m in a.members()} == names for a in everyone):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    dns_sock.close()

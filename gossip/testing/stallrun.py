@@ -172,4 +172,4 @@ def _settings(name: str, join: tuple[str, ...], core: Mapping[str, Any]) -> Agen
 
 
 def _seed(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"
+    return f"{address[0]}:{address[1]}"  # always 127.0.0.1 here

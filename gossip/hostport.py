@@ -56,9 +56,13 @@ def is_ipv6(host: str) -> bool:
 
 def _ipv6(inside: str, text: str) -> str:
     try:
-        return str(ipaddress.IPv6Address(inside))
+        address = ipaddress.IPv6Address(inside)
     except ValueError:
         raise ValueError(f"bad IPv6 address in {text!r}") from None
+    # ipaddress takes any zone text after "%"; an interface name is all we want.
+    if address.scope_id is not None and not set(address.scope_id) <= _NAME_CHARS:
+        raise ValueError(f"bad IPv6 zone in {text!r}")
+    return str(address)
 
 
 def _port(port_text: str, text: str) -> int:

@@ -35,6 +35,8 @@ def test_addresses_parse_to_host_and_port(text: str, expected: tuple[str, int]) 
         ("[::1]7946", "after ']'"),
         ("[10.0.0.1]:7946", "bad IPv6"),
         ("[nonsense]:1", "bad IPv6"),
+        ("[fe80::1%a b]:1", "bad IPv6 zone"),
+        ("[fe80::1%]:1", "bad IPv6"),
         ("host:65536", "bad port"),
         ("host:-1", "bad port"),
         ("host:", "bad port"),

@@ -5,9 +5,9 @@ when the settings are read. Resolution goes through a `Resolver` (the seam tests
 fake) and happens again on every attempt, since DNS may change while we wait.
 A name joins every A and AAAA record it has, a `srv:` seed every target of its
 SRV records (each target's A and AAAA records at the record's port), lowest
-priority first; at most MAX_ADDRESSES_PER_SEED addresses per seed. Only the
-families the local socket can reach are kept. A failed lookup is logged and
-skipped, never fatal.
+priority first. Only the families the local socket can reach are kept, then
+at most MAX_ADDRESSES_PER_SEED addresses per seed (of at most MAX_SRV_TARGETS
+targets). A failed lookup is logged and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gossip.hostport import is_ipv6, parse_hostport
 DEFAULT_PORT = 7946
 SRV_PREFIX = "srv:"
 MAX_ADDRESSES_PER_SEED = 64
+MAX_SRV_TARGETS = 64
 MAX_NAME = 253
 
 log = structlog.get_logger("gossip.seeds")
@@ -105,8 +106,9 @@ async def resolve_seeds(
         except (ResolveError, ValueError) as exc:
             log.warning("seed_unresolved", seed=text, error=str(exc))
             continue
-        for address in addresses[:MAX_ADDRESSES_PER_SEED]:
-            if family_of(address[0]) in families and address not in found:
+        reachable = [a for a in addresses if family_of(a[0]) in families]
+        for address in reachable[:MAX_ADDRESSES_PER_SEED]:
+            if address not in found:
                 found.append(address)
     return found
 
@@ -120,9 +122,7 @@ async def _resolve_one(seed: Seed, resolver: Resolver) -> list[Address]:
     if not targets:
         raise ResolveError(f"no SRV targets for {seed.name}")
     found: list[Address] = []
-    for record in targets:
-        if len(found) >= MAX_ADDRESSES_PER_SEED:
-            break
+    for record in targets[:MAX_SRV_TARGETS]:
         try:
             # The answer is untrusted: its target must be a DNS name, its port not 0.
             if not 0 < record.port <= 65535:

@@ -240,3 +240,9 @@ async def test_srv_records_from_a_real_dns_answer_join_every_target() -> None:
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
     dns_sock.close()
+
+
+async def test_the_bound_applies_to_the_addresses_our_socket_can_reach() -> None:
+    many_v6 = [f"fd00::{i + 1:x}" for i in range(100)]
+    resolver = FakeResolver({"mixed.test": [*many_v6, "10.0.0.1"]})
+    assert await resolve_seeds(["mixed.test:1"], resolver, {4}) == [("10.0.0.1", 1)]

@@ -2,7 +2,7 @@
 """Join, crash-detection and leave times of real agents on IPv4 and on IPv6 loopback, in one run.
 
 For each family (127.0.0.1, then ::1) and each of --runs rounds: --agents agent
-processes (LocalCluster, local profile with the e2e tests' shorter intervals)
+processes (LocalCluster, local profile with QUICK_CONFIG, the e2e tests' intervals)
 start and join through the first; measured are the seconds until every agent
 sees all alive, from SIGKILL of the last agent until every survivor sees it dead,
 and from SIGTERM of the next one until the rest see it left. Printed: the median
@@ -20,22 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from gossip.client.localcluster import LocalCluster
+from gossip.client.localcluster import QUICK_CONFIG, LocalCluster
 
-FAST = """
-[core]
-probe_interval = 0.4
-probe_timeout = 0.15
-gossip_interval = 0.1
-suspicion_mult = 3
-push_pull_interval = 5.0
-leave_timeout = 1.0
-"""
 LIMIT_S = 60.0
 
 
 def one_round(host: str, agents: int, workdir: Path) -> tuple[float, float, float]:
-    with LocalCluster(agents, workdir, config_text=FAST, host=host) as cluster:
+    with LocalCluster(agents, workdir, config_text=QUICK_CONFIG, host=host) as cluster:
         start = time.monotonic()
         cluster.start()
         cluster.wait_all_alive(LIMIT_S)

@@ -26,6 +26,16 @@ from gossip.client.api import ApiClient, ApiClientError
 from gossip.hostport import format_hostport, is_ipv6
 
 HOST = "127.0.0.1"
+QUICK_CONFIG = """
+[core]
+probe_interval = 0.4
+probe_timeout = 0.15
+gossip_interval = 0.1
+suspicion_mult = 3
+push_pull_interval = 5.0
+leave_timeout = 1.0
+"""
+"""A config file for scenarios that should take seconds (tests, benchmarks)."""
 
 
 @dataclass

@@ -17,19 +17,11 @@ from typing import Any
 
 import pytest
 
-from gossip.client.localcluster import LocalCluster, find_free_base
+from gossip.client.localcluster import QUICK_CONFIG, LocalCluster, find_free_base
 
 pytestmark = pytest.mark.e2e
 
-FAST = """
-[core]
-probe_interval = 0.4
-probe_timeout = 0.15
-gossip_interval = 0.1
-suspicion_mult = 3
-push_pull_interval = 5.0
-leave_timeout = 1.0
-"""
+FAST = QUICK_CONFIG
 
 
 def _log_events(path: Path, event: str) -> list[dict[str, Any]]:

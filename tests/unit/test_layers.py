@@ -89,7 +89,10 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "core": "addresses and member information",
         "core.membership": "the simulator drives Nodes",
     },
-    "emulate": {"logs": "the players read and write the log records"},
+    "emulate": {
+        "logs": "the players read and write the log records",
+        "hostport": "agents' addresses on their command lines, IPv6 in brackets",
+    },
     "logs": {},
     "bench": {
         "client": "store benchmarks run against a local cluster through the API client",

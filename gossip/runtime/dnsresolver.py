@@ -46,8 +46,11 @@ class SystemResolver:
 
     async def srv(self, name: str) -> list[SrvRecord]:
         # Imported here: only agents given a srv: seed pay for loading it.
-        import dns.asyncresolver
-        import dns.exception
+        try:
+            import dns.asyncresolver
+            import dns.exception
+        except ImportError:  # a build without it: the seed fails, the agent runs on
+            raise ResolveError("SRV lookups need dnspython, which is not installed") from None
 
         try:
             if self._nameserver is None:
@@ -59,6 +62,8 @@ class SystemResolver:
             answer = await resolver.resolve(name, "SRV", lifetime=RESOLVE_TIMEOUT)
         except dns.exception.DNSException as exc:
             raise ResolveError(str(exc) or type(exc).__name__) from None
+        except ImportError as exc:  # its trio backend is loaded on first use
+            raise ResolveError(f"dnspython cannot run under trio here: {exc}") from None
         records: list[SrvRecord] = []
         for rdata in list(answer)[:MAX_RECORDS]:
             target = rdata.target.to_text(omit_final_dot=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import sys
 from contextlib import AsyncExitStack
 
 import pytest
@@ -124,8 +125,6 @@ async def test_the_system_resolver_reads_literals_and_localhost_without_a_networ
     assert await resolver.addresses("127.0.0.1", 5) == [("127.0.0.1", 5)]
     assert await resolver.addresses("::1", 5) == [("::1", 5)]
     assert ("127.0.0.1", 7) in await resolver.addresses("localhost", 7)
-    with pytest.raises(ResolveError):
-        await resolver.addresses("no-such-host.invalid", 1)
 
 
 async def test_srv_seeds_are_resolved_again_on_every_join_attempt(
@@ -246,3 +245,14 @@ async def test_the_bound_applies_to_the_addresses_our_socket_can_reach() -> None
     many_v6 = [f"fd00::{i + 1:x}" for i in range(100)]
     resolver = FakeResolver({"mixed.test": [*many_v6, "10.0.0.1"]})
     assert await resolve_seeds(["mixed.test:1"], resolver, {4}) == [("10.0.0.1", 1)]
+
+
+async def test_without_a_usable_dnspython_an_srv_seed_fails_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "dns.asyncresolver", None)  # as if not installed
+    with pytest.raises(ResolveError, match="dnspython"):
+        await SystemResolver().srv("_gossip._udp.example")
+    assert await resolve_seeds(["srv:_gossip._udp.example", "127.0.0.1:5"], SystemResolver()) == [
+        ("127.0.0.1", 5)
+    ]

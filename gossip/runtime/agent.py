@@ -278,10 +278,11 @@ class Agent:
         self._udp = udp
         try:
             bind = (self.settings.bind[0], udp.local_address[1])
-            address = advertise_address(bind)
             if self.settings.advertise is not None:
                 host, port = self.settings.advertise
-                address = (host, port or bind[1])
+                address = (host, port or bind[1])  # port 0: the one we bound
+            else:
+                address = advertise_address(bind)
             self._identity = IdentityKeeper(self.data_dir, self.name)
             incarnation = self._identity.identity.incarnation
             self._node = Node(

@@ -70,6 +70,10 @@ def peer_host(host: str) -> str:
     return host[len(_MAPPED) :] if host.startswith(_MAPPED) and "." in host else host
 
 
+def _is_ipv4_literal(host: str) -> bool:
+    return host.count(".") == 3 and host.replace(".", "").isdigit()
+
+
 def _socket(bind_host: str, kind: socket.SocketKind) -> trio.socket.SocketType:
     family = socket.AF_INET6 if is_ipv6(bind_host) else socket.AF_INET
     sock = trio.socket.socket(family, kind)
@@ -91,7 +95,7 @@ class UdpEndpoint:
         return self._local
 
     async def send(self, to: Address, data: bytes) -> bool:
-        if self._v6 and not is_ipv6(to[0]):
+        if self._v6 and _is_ipv4_literal(to[0]):
             to = (_MAPPED + to[0], to[1])  # fails unless the socket is dual-stack: lost
         try:
             await self._sock.sendto(data, to)

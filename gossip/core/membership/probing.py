@@ -10,6 +10,11 @@ target. Any ack lowers the health score by one; a failed probe raises it by
 the number of nacks the helpers owed us (our own network may be the problem),
 or by one when there were no helpers. A suspect is told it is suspected with
 every probe (Lifeguard's buddy system), so it can refute at once.
+A stall of this node's own event loop (reported by the shell, which saw its
+timers fire late) raises the health score (lifeguard.stall_penalty) and
+restarts every probe in flight from the end of the stall: acks that arrived
+while the loop was blocked are still queued, and time this node could not run
+does not count against the target.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership.lifeguard import stall_penalty
 from gossip.core.membership.members import SUSPECT
 from gossip.core.membership.messages import (
     Ack,
@@ -37,6 +43,38 @@ from gossip.core.types import Address, MemberInfo
 
 
 class Prober(NodeBase):
+    def loop_lagged(self, now: float, lag_s: float) -> None:
+        """The shell ran its timers `lag_s` seconds late (call it before
+        handle_timeout): a stall long enough to matter makes this node more
+        patient, and its probes in flight start over."""
+        cfg = self.cfg
+        penalty = stall_penalty(lag_s, cfg.probe_timeout, cfg.probe_interval)
+        if not penalty or not cfg.stall_awareness:
+            return
+        self._count("loop_stalls")
+        self._health_delta(penalty, "loop_stalled")
+        for probe in self._probes.values():
+            self._restart_probe(now, probe)
+
+    def _restart_probe(self, now: float, probe: ProbeState) -> None:
+        for timer in probe.timers:
+            timer.cancel()
+        probe.timers.clear()
+        probe.start = now
+        probe.expired = False
+        timers = self._timers
+        if not probe.expected_nacks:  # the indirect round has not started yet
+            probe.timers.append(
+                timers.add(
+                    now + self._health.scale(self.cfg.probe_timeout), self._probe_timeout, probe.seq
+                )
+            )
+        probe.timers.append(
+            timers.add(
+                now + self._health.scale(self.cfg.probe_interval), self._probe_end, probe.seq
+            )
+        )
+
     # ---- probing ------------------------------------------------------------------
 
     def _probe_tick(self, now: float, _: Any) -> None:

@@ -8,6 +8,10 @@ background. Reads ask every replica, merge the answers that arrive (last
 writer wins) and, when answers disagree, write the winner back to the stale
 replicas (read repair) in the background. Not enough answers within the
 timeout is `NotEnoughReplicas`, which names how many answered.
+A write is never acknowledged while an answering replica holds a newer version
+of the key (or refused it below the partition's purge watermark): the
+coordinator stamps it again above that version and resends it, at most
+RESTAMPS times, then fails with `WriteHidden`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import trio
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, merge, validate_key, validate_value
-from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, decode_put_result
+from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, decode_put_answer
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
+RESTAMPS = 3
 log = structlog.get_logger("gossip.kv")
 
 
@@ -35,6 +40,17 @@ class NotEnoughReplicas(Exception):
             f" {needed} needed"
         )
         self.acks, self.needed, self.replicas = acks, needed, replicas
+
+
+class WriteHidden(Exception):
+    """Replicas kept answering with a newer version than every stamp tried."""
+
+    def __init__(self, key: str, newer: tuple[int, int]) -> None:
+        super().__init__(
+            f"write of {key!r} not acknowledged: replicas hold a newer version"
+            f" ({newer[0]}.{newer[1]}) after {RESTAMPS} new stamps"
+        )
+        self.newer = newer
 
 
 def needed_for(consistency: str, n: int) -> int:
@@ -52,6 +68,7 @@ class Cluster(Protocol):
 
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
     def stamp(self) -> Timestamp: ...
+    def stamp_after(self, newer: tuple[int, int]) -> Timestamp: ...
     async def call(self, replica: str, op: KvOp) -> bytes: ...
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -104,24 +121,46 @@ class Coordinator:
         validate_key(key)
         if value is not None:
             validate_value(value)
+        stamp = self.cluster.stamp()
+        for _ in range(RESTAMPS):
+            record, newer = await self._write_once(key, value, consistency, stamp)
+            if newer is None:
+                return record
+            log.info("kv_write_restamped", key=key, version=str(stamp), newer=list(newer))
+            stamp = self.cluster.stamp_after(newer)
+        record, newer = await self._write_once(key, value, consistency, stamp)
+        if newer is not None:
+            raise WriteHidden(key, newer)
+        return record
+
+    async def _write_once(
+        self, key: str, value: bytes | None, consistency: str, stamp: Timestamp
+    ) -> tuple[Record, tuple[int, int] | None]:
+        """One fan-out of the write; (record, the newest version that hides it)."""
         replicas = self.cluster.replicas_of_key(key)
         needed = needed_for(consistency, len(replicas))
-        record = Record(key, value, self.cluster.stamp())
+        record = Record(key, value, stamp)
         answers = await fan_out(
             self.cluster, replicas, KvOp("put", record=record), needed, self.timeout
         )
         acks = 0
+        hidden: tuple[int, int] | None = None
         for a in answers:
             if a.payload is not None:
                 try:
-                    decode_put_result(a.payload)
+                    _, newer = decode_put_answer(a.payload)
                     acks += 1
                 except KvOpError as exc:
                     log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
+                    continue
+                if newer is not None and (hidden is None or newer > hidden):
+                    hidden = newer
+        if hidden is not None:
+            return record, hidden
         if acks < needed or not replicas:
             op = "delete" if value is None else "put"
             raise NotEnoughReplicas(op, consistency, acks, max(needed, 1), len(replicas))
-        return record
+        return record, None
 
     async def read(self, key: str, consistency: str) -> Record | None:
         """The winning record (a tombstone for a deleted key), or None."""

@@ -3,7 +3,8 @@
 Rules: keys are the rest of the path after /v1/kv/, percent-decoded (UTF-8);
 values are the raw request body, at most 1 MiB (kvrecord.MAX_VALUE_BYTES;
 the API also caps bodies at 1 MiB). `?consistency=one|quorum|all` (default
-quorum). Not enough replicas answering is a 503 whose body says how many did.
+quorum). Not enough replicas answering is a 503 whose body says how many did; a
+write that replicas keep hiding behind a newer version is a 409 that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
@@ -22,7 +23,7 @@ from urllib.parse import unquote
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, RecordError
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
-from gossip.runtime.store.coordinator import NotEnoughReplicas, parse_consistency
+from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
 
 if TYPE_CHECKING:
     from gossip.runtime.store.service import StoreService
@@ -82,6 +83,8 @@ def _guarded(work: Work) -> Handler:
             return ApiResponse.json(body, 503)
         except RecordError as exc:
             raise ApiError(400, str(exc)) from None
+        except WriteHidden as exc:
+            return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
 
     return handler
 

@@ -8,6 +8,10 @@ request (gossip.runtime.store.coordinator); replicas talk over two stream channe
 (gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
 without one). The HTTP routes are thin wrappers over the library methods
 `put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
+A replica refuses a record stamped more than the clock's max offset ahead of its
+own wall clock (counted in kv_records_refused_total and logged), and answers a put
+that a newer version (or the partition's purge watermark) would hide with that
+version, so the coordinator can stamp above it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import trio
 
-from gossip.core.store.hlc import HybridClock, Timestamp
+from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import Record
+from gossip.core.store.record import Record, wins
 from gossip.core.store.replica_ops import (
     KvOp,
     KvOpError,
@@ -40,14 +44,10 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import KVStorage, StoredReplica
-from gossip.runtime.store.sync import (
-    ROOTS_CHANNEL,
-    SYNC_CHANNEL,
-    AntiEntropy,
-    HorizonReplica,
-)
+from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
 
 if TYPE_CHECKING:
     from gossip.runtime.agent import Agent
@@ -91,7 +91,13 @@ class StoreService(Service):
             path, self._partition_of, synchronous=s.synchronous, connect=self._connect
         )
         self.clock = HybridClock(host.name)
-        self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
+        # Past every stored version, even one far ahead of the wall clock now: this
+        # node's new writes must outrank what it wrote before a restart.
+        self.clock.advance(*self.storage.max_version())
+        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon, trio.current_time())
+        self._refused = host.metrics.counter(
+            "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
+        )
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
@@ -174,6 +180,10 @@ class StoreService(Service):
     def stamp(self) -> Timestamp:
         return self.clock.now(self.host.wall_ms())
 
+    def stamp_after(self, newer: tuple[int, int]) -> Timestamp:
+        """A stamp above a version a replica holds (or its purge watermark)."""
+        return self.clock.now_after(self.host.wall_ms(), Timestamp(*newer, self.host.name))
+
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
             raise RuntimeError("the store service is not running")
@@ -183,24 +193,32 @@ class StoreService(Service):
         member = self.host.member(name)
         return member.address if member is not None and member.state in LIVE_STATES else None
 
-    def known_peers(self) -> bool:
-        return any(m.name != self.host.name for m in self.host.members())
-
-    def alive_peers(self) -> bool:
-        return any(m.name != self.host.name and m.state in LIVE_STATES for m in self.host.members())
-
-    def _observe(self, records: Sequence[Record]) -> None:
+    def accept(self, records: Sequence[Record]) -> list[Record]:
+        """The records whose stamps are plausible here (the rest are refused and
+        counted); the clock moves past the ones kept."""
         now = self.host.wall_ms()
-        for r in records:
+        limit = now + self.clock.max_offset_ms
+        kept = [r for r in records if r.version.wall <= limit]
+        if len(kept) < len(records):
+            ahead = [r for r in records if r.version.wall > limit]
+            self._refused.inc(len(ahead), labels={"reason": "clock_ahead"})
+            log.warning(
+                "kv_record_refused",
+                reason="clock_ahead",
+                records=len(ahead),
+                key=ahead[0].key,
+                version=str(ahead[0].version),
+                ahead_ms=ahead[0].version.wall - now,
+                max_offset_ms=self.clock.max_offset_ms,
+            )
+        for r in kept:
             self.clock.observe(now, r.version)
+        return kept
 
-    def replica(self, part: int) -> StoredReplica:
-        horizon = self.settings.horizon_ms
-        return HorizonReplica(
-            self.storage, part, self._observe, horizon_ms=horizon, wall_ms=self.host.wall_ms
-        )
+    def replica(self, part: int) -> ScreenedReplica:
+        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
 
-    def replica_if_held(self, part: int) -> StoredReplica | None:
+    def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a
         peer only starts a session with a node it believes replicates it (or,
         when leaving, will), and a copy this node should not keep is handed
@@ -223,14 +241,32 @@ class StoreService(Service):
     # ---- the replica side ----------------------------------------------------------
 
     def handle_op(self, op: KvOp) -> bytes:
-        self.sync.ensure_fresh()
         if op.op == "put":
             assert op.record is not None
-            self._observe([op.record])
-            return encode_result(ok=True, changed=self.storage.put(op.record))
+            return self._put(op.record)
         if op.op == "get":
             return encode_result(r=self.storage.get(op.key))
         return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
+
+    def _put(self, record: Record) -> bytes:
+        if not self.accept([record]):
+            ahead = record.version.wall - self.host.wall_ms()
+            return encode_result(err=f"clock_ahead: version is {ahead} ms ahead of this replica")
+        current = self.storage.get(record.key)
+        if current is not None and not wins(record, current):
+            if current.version > record.version:
+                return encode_result(ok=True, changed=False, newer=_packed(current.version))
+            return encode_result(ok=True, changed=False)
+        part = self.placement.partition_of(record.key)
+        mark = self.storage.watermark(part)
+        if current is None and record.version.packed <= mark:
+            # A record this old for a key held nowhere here may be one deleted and
+            # purged: not stored; a fresh write is stamped above the mark and retried.
+            self._refused.inc(labels={"reason": "below_watermark"})
+            return encode_result(
+                ok=True, changed=False, newer=[mark >> COUNTER_BITS, mark & MAX_COUNTER]
+            )
+        return encode_result(ok=True, changed=self.storage.put(record))
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
         try:
@@ -311,6 +347,10 @@ class StoreService(Service):
             raise
         self._requests.inc(labels={"op": op, "result": "ok"})
         return result
+
+
+def _packed(ts: Timestamp) -> list[int]:
+    return [ts.wall, ts.counter]
 
 
 def _c(consistency: str) -> str:

@@ -56,27 +56,32 @@ def test_incremental_trees_equal_scratch_trees_after_mixed_changes(tmp_path: Pat
     s = KVStorage(None, part)
     s.apply([Record(f"k{i}", b"v", ts(i)) for i in range(200)])
     s.apply([Record(f"k{i}", None, ts(500 + i)) for i in range(0, 200, 3)])
-    s.purge_tombstones(550)
+    for p in range(4):
+        s.purge_tombstones(p, s.seq - 20)
     s.drop_partition(2)
     for p in range(4):
         assert s.tree(p).root == scratch_root(s, p)
 
 
-def test_tombstone_gc_removes_only_old_tombstones() -> None:
-    s = KVStorage(None, part)
-    s.apply(
-        [Record("old", None, ts(10)), Record("new", None, ts(100)), Record("live", b"v", ts(1))]
-    )
-    assert s.purge_tombstones(50) == 1
-    assert s.get("old") is None
-    assert s.get("new") is not None and s.get("live") is not None
+def test_tombstone_gc_removes_only_tombstones_stored_up_to_the_bound() -> None:
+    s = KVStorage(None, lambda key: 0)
+    s.apply([Record("first", None, ts(100)), Record("live", b"v", ts(1))])
+    bound = s.seq
+    s.apply([Record("later", None, ts(10))])
+    assert s.purge_tombstones(0, bound) == 1
+    assert s.get("first") is None
+    assert s.get("later") is not None and s.get("live") is not None
+    assert s.watermark(0) == ts(100).packed, "the watermark is the greatest version purged"
+    assert s.tree(0).root == scratch_root(s, 0)
 
 
-def test_a_node_away_too_long_forgets_records_older_than_the_horizon() -> None:
-    s = KVStorage(None, part)
-    s.apply([Record("ancient", b"v", ts(10)), Record("recent", b"v", ts(100))])
-    assert s.forget_older_than(50) == 1
-    assert s.get("ancient") is None and s.get("recent") is not None
+def test_a_dropped_partition_gets_a_new_generation() -> None:
+    s = KVStorage(None, lambda key: 0)
+    s.apply([Record("k", b"v", ts(1))])
+    before = s.generation(0)
+    assert s.generation(0) == before
+    s.drop_partition(0)
+    assert s.generation(0) != before
 
 
 def test_a_peer_cannot_write_into_another_partition_through_sync() -> None:

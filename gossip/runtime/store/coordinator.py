@@ -11,7 +11,10 @@ timeout is `NotEnoughReplicas`, which names how many answered.
 A write is never acknowledged while an answering replica holds a newer version
 of the key (or refused it below the partition's purge watermark): the
 coordinator stamps it again above that version and resends it, at most
-RESTAMPS times, then fails with `WriteHidden`.
+RESTAMPS times, then fails with `WriteHidden`. A version stamped more than the
+clock's max offset ahead of this node's wall clock is implausible: a replica that
+reports one is not counted (for a write: it will hide the write; for a read:
+its record would outrank every honest write), and the reason is logged.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, de
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 RESTAMPS = 3
+VERSION_AHEAD = "version_ahead"
 log = structlog.get_logger("gossip.kv")
 
 
@@ -69,6 +73,7 @@ class Cluster(Protocol):
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
     def stamp(self) -> Timestamp: ...
     def stamp_after(self, newer: tuple[int, int]) -> Timestamp: ...
+    def plausible(self, wall_ms: int) -> bool: ...
     async def call(self, replica: str, op: KvOp) -> bytes: ...
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -81,10 +86,16 @@ class Answer:
 
 
 async def fan_out(
-    cluster: Cluster, replicas: Sequence[str], op: KvOp, needed: int, limit_s: float
+    cluster: Cluster,
+    replicas: Sequence[str],
+    op: KvOp,
+    needed: int,
+    limit_s: float,
+    valid: Callable[[bytes], str | None] | None = None,
 ) -> list[Answer]:
     """Send `op` to every replica; return once `needed` succeeded, all answered,
-    or the timeout passed. Calls still running go on in the background."""
+    or the timeout passed. Calls still running go on in the background. `valid`
+    names what is wrong with an answer (None: nothing), which then counts as failed."""
     send, recv = trio.open_memory_channel[Answer](len(replicas))
 
     def task(name: str) -> Callable[[], Awaitable[None]]:
@@ -92,7 +103,9 @@ async def fan_out(
             answer = Answer(name, None, "timeout")
             with trio.move_on_after(limit_s):
                 try:
-                    answer = Answer(name, await cluster.call(name, op), None)
+                    payload = await cluster.call(name, op)
+                    wrong = None if valid is None else valid(payload)
+                    answer = Answer(name, None if wrong else payload, wrong)
                 except Exception as exc:  # any failure of one replica is a missing answer
                     answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
@@ -141,11 +154,13 @@ class Coordinator:
         needed = needed_for(consistency, len(replicas))
         record = Record(key, value, stamp)
         answers = await fan_out(
-            self.cluster, replicas, KvOp("put", record=record), needed, self.timeout
+            self.cluster, replicas, KvOp("put", record=record), needed, self.timeout, self._ahead
         )
         acks = 0
         hidden: tuple[int, int] | None = None
         for a in answers:
+            if a.error == VERSION_AHEAD:
+                log.warning("kv_write_refused", replica=a.replica, reason="newer_version_ahead")
             if a.payload is not None:
                 try:
                     _, newer = decode_put_answer(a.payload)
@@ -167,7 +182,9 @@ class Coordinator:
         validate_key(key)
         replicas = self.cluster.replicas_of_key(key)
         needed = needed_for(consistency, len(replicas))
-        answers = await fan_out(self.cluster, replicas, KvOp("get", key=key), needed, self.timeout)
+        answers = await fan_out(
+            self.cluster, replicas, KvOp("get", key=key), needed, self.timeout, self._implausible
+        )
         seen: dict[str, Record | None] = {}
         for a in answers:
             if a.payload is not None:
@@ -175,6 +192,8 @@ class Coordinator:
                     seen[a.replica] = decode_get_result(a.payload)
                 except KvOpError as exc:
                     log.warning("kv_read_refused", replica=a.replica, reason=str(exc))
+            elif a.error == VERSION_AHEAD:
+                log.warning("kv_read_refused", replica=a.replica, reason=VERSION_AHEAD)
         if len(seen) < needed or not replicas:
             raise NotEnoughReplicas("get", consistency, len(seen), max(needed, 1), len(replicas))
         winner: Record | None = None
@@ -185,6 +204,28 @@ class Coordinator:
             if stale:
                 self.cluster.spawn(self._repair(winner, stale))
         return winner
+
+    def _ahead(self, payload: bytes) -> str | None:
+        """A replica that holds a version stamped beyond the max clock offset will
+        hide the write: it does not count as an acknowledgement."""
+        try:
+            _, newer = decode_put_answer(payload)
+        except KvOpError:
+            return None  # reported by the caller
+        if newer is not None and not self.cluster.plausible(newer[0]):
+            return VERSION_AHEAD
+        return None
+
+    def _implausible(self, payload: bytes) -> str | None:
+        """A read answer whose record is stamped beyond the max clock offset would
+        outrank every honest write: it does not count."""
+        try:
+            got = decode_get_result(payload)
+        except KvOpError:
+            return None  # reported by the caller
+        if got is not None and not self.cluster.plausible(got.version.wall):
+            return VERSION_AHEAD
+        return None
 
     def _repair(self, winner: Record, stale: list[str]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:

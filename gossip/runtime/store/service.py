@@ -193,14 +193,18 @@ class StoreService(Service):
         member = self.host.member(name)
         return member.address if member is not None and member.state in LIVE_STATES else None
 
+    def plausible(self, wall_ms: int) -> bool:
+        """Whether a version's wall time is within the max clock offset of ours (or of
+        this node's clock, which after a restart may run ahead of the wall clock)."""
+        return wall_ms <= max(self.host.wall_ms(), self.clock.last[0]) + self.clock.max_offset_ms
+
     def accept(self, records: Sequence[Record]) -> list[Record]:
         """The records whose stamps are plausible here (the rest are refused and
         counted); the clock moves past the ones kept."""
         now = self.host.wall_ms()
-        limit = now + self.clock.max_offset_ms
-        kept = [r for r in records if r.version.wall <= limit]
+        kept = [r for r in records if self.plausible(r.version.wall)]
         if len(kept) < len(records):
-            ahead = [r for r in records if r.version.wall > limit]
+            ahead = [r for r in records if not self.plausible(r.version.wall)]
             self._refused.inc(len(ahead), labels={"reason": "clock_ahead"})
             log.warning(
                 "kv_record_refused",

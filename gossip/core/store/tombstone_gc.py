@@ -3,21 +3,27 @@
 Rules: every row a node stores gets the next local sequence number. When two
 nodes find equal roots for a partition, each records a `Proof` for the other:
 the peer then held everything this node held up to `seq` (both sides' sets
-were equal). A tombstone may be purged once it is `horizon` old here (judged on
-the monotonic clock: every row stored up to `aged_seq`) and every current
-replica of its partition has a proof that covers its seq. A purge raises the
-partition's watermark, the greatest version purged there, which replicas pass
-on in every sync exchange.
+were equal), and each adopts the other's watermark (equal sets: each has, in
+effect, applied the other's purges). A tombstone may be purged once it is
+`horizon` old here (judged on the monotonic clock: every row stored up to
+`aged_seq`), the partition's replica set holds a majority of the configured
+replicas, and every other current replica has a proof that covers its seq. A
+purge raises the partition's watermark, the greatest version purged there.
 
 A record this node holds and a peer lacks (or holds older) is judged deleted,
 not shipped, when either
 1. a proof about the peer's same copy (`gen`) covers the record: the peer held
-   it, so only a purge of a newer tombstone can have removed it; or
-2. this node has no proof about the peer's copy from the last `horizon` (it was
-   down, cut off, restarted, or the peer is new) and the record is not newer
-   than the peer's watermark: it may be a copy of a key deleted and purged while
-   this node was away, and bringing it back would undo that delete.
-Everything else is shipped. Nothing here reads a clock: `now` is passed in.
+   it, so only a purge of a newer tombstone can have removed it (exact); or
+2. this node is returning (it has no proof from the last `horizon` with any
+   current replica of the partition: it was down, cut off or restarted) and
+   the record is not newer than the peer's watermark: it may be a copy of a
+   key deleted and purged while this node was away. This is a judgement, not
+   a proof, so a removal by this rule starts a new data generation here: the
+   peers' proofs about the old copy no longer apply, and the judgement
+   cannot spread by rule 1 to replicas that were never away.
+Everything else is shipped. A receiver refuses a record for a key it does not
+hold that is not newer than its own watermark. Nothing here reads a clock:
+`now` is passed in.
 """
 
 from __future__ import annotations
@@ -56,13 +62,23 @@ def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: 
     return bound
 
 
-def judged_deleted(
-    seq: int, version: int, proof: Proof | None, peer: PeerCopy, now: float, horizon: float
+def returning(
+    proofs: Mapping[str, Proof], others: Iterable[str], now: float, horizon: float
 ) -> bool:
+    """No proof from the last `horizon` with any of the partition's other current
+    replicas: this node cannot show it saw the purges made meanwhile."""
+    recent = [name for name in others if (p := proofs.get(name)) and now - p.at < horizon]
+    return not recent
+
+
+def judged_deleted(
+    seq: int, version: int, proof: Proof | None, peer: PeerCopy, away: bool
+) -> tuple[bool, bool]:
     """Whether a record (stored here at `seq`, packed `version`) that `peer` lacks
-    or holds older is one the peer deleted and purged (see the rules above)."""
-    same_copy = proof is not None and proof.gen == peer.gen
-    if same_copy and proof is not None and seq <= proof.seq:
-        return True
-    recent = same_copy and proof is not None and now - proof.at < horizon
-    return not recent and version <= peer.watermark
+    or holds older is one the peer deleted and purged, and whether that is a
+    judgement by rule 2 (see the rules above) rather than a proof by rule 1."""
+    if proof is not None and proof.gen == peer.gen and seq <= proof.seq:
+        return True, False
+    if away and version <= peer.watermark:
+        return True, True
+    return False, False

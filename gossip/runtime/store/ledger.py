@@ -18,7 +18,13 @@ from collections.abc import Callable, Iterable, Sequence
 import structlog
 
 from gossip.core.store.record import Record
-from gossip.core.store.tombstone_gc import PeerCopy, Proof, judged_deleted, purge_bound
+from gossip.core.store.tombstone_gc import (
+    PeerCopy,
+    Proof,
+    judged_deleted,
+    purge_bound,
+    returning,
+)
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 
 log = structlog.get_logger("gossip.kv")
@@ -41,11 +47,15 @@ class Ledger:
 
     def heard(self, part: int, peer: PeerCopy) -> None:
         self.peers.setdefault(part, {})[peer.name] = peer
-        self.storage.raise_watermark(part, peer.watermark)
 
     def proven(self, part: int, peer: PeerCopy, seq: int, now: float) -> None:
-        """Equal roots with `peer`: it held everything this node held at `seq`."""
+        """Equal roots with `peer`: it held everything this node held at `seq`, and
+        this copy now reflects the purges behind the peer's watermark."""
         self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
+        self.storage.raise_watermark(part, peer.watermark)
+
+    def returning(self, part: int, others: Iterable[str], now: float) -> bool:
+        return returning(self.proofs.get(part, {}), others, now, self.horizon)
 
     def tick(self, now: float) -> None:
         """Note how far the sequence has got, and which rows are now horizon old."""
@@ -78,11 +88,14 @@ class ScreenedReplica(StoredReplica):
         part: int,
         accept: Callable[[Sequence[Record]], list[Record]],
         now: Callable[[], float],
+        others: Sequence[str],
     ) -> None:
         super().__init__(ledger.storage, part)
         self.ledger = ledger
         self.accept = accept
         self.now = now
+        self.others = others
+        """The partition's other current replicas."""
 
     def apply(self, records: Sequence[Record]) -> int:
         return self.storage.apply(self.accept(records), part=self.part)
@@ -92,15 +105,19 @@ class ScreenedReplica(StoredReplica):
             return list(records)
         proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
         seqs = self.storage.seqs(self.part, [r.key for r in records])
-        now, horizon = self.now(), self.ledger.horizon
+        away = self.ledger.returning(self.part, self.others, self.now())
         keep: list[Record] = []
         gone: list[Record] = []
+        guessed = False
         for r in records:
-            deleted = judged_deleted(
-                seqs.get(r.key, 0), r.version.packed, proof, peer, now, horizon
+            deleted, judged = judged_deleted(
+                seqs.get(r.key, 0), r.version.packed, proof, peer, away
             )
             (gone if deleted else keep).append(r)
+            guessed |= judged
         if gone:
+            if guessed:
+                self.storage.new_generation(self.part)
             for r in gone:
                 if r.deleted:  # dropping a tombstone is a purge: the watermark covers it
                     self.storage.raise_watermark(self.part, r.version.packed)
@@ -111,5 +128,6 @@ class ScreenedReplica(StoredReplica):
                 peer=peer.name,
                 records=len(gone),
                 tombstones=sum(r.deleted for r in gone),
+                returning=guessed,
             )
         return keep

@@ -99,6 +99,7 @@ class StoreService(Service):
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
         )
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self._most_members = 1
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -169,10 +170,17 @@ class StoreService(Service):
             return False
         s = self.settings
         self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
+        self._most_members = max(self._most_members, len(names))
         log.info("kv_placement_changed", members=len(names))
         return True
 
     # ---- what the coordinator and anti-entropy need -------------------------------
+
+    def purge_quorum(self) -> int:
+        """Replicas a partition's set must hold before its tombstones may be purged: a
+        majority of the configured count (of the most members seen, for "all")."""
+        configured = self.settings.replicas or self._most_members
+        return configured // 2 + 1
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         return self.placement.replicas_of_key(key)
@@ -219,8 +227,32 @@ class StoreService(Service):
             self.clock.observe(now, r.version)
         return kept
 
+    def below_watermark(self, records: Sequence[Record], part: int) -> list[Record]:
+        """Records for keys not held here that are no newer than this copy's purge
+        watermark: they may be copies of keys deleted and purged here, so a replica
+        refuses them (counted)."""
+        mark = self.storage.watermark(part)
+        low = [r for r in records if r.version.packed <= mark and self.storage.get(r.key) is None]
+        if low:
+            self._refused.inc(len(low), labels={"reason": "below_watermark"})
+            log.info(
+                "kv_record_refused", reason="below_watermark", records=len(low), partition=part
+            )
+        return low
+
+    def _accept_synced(self, part: int) -> Callable[[Sequence[Record]], list[Record]]:
+        def accept(records: Sequence[Record]) -> list[Record]:
+            kept = self.accept(records)
+            low = self.below_watermark(kept, part)
+            return [r for r in kept if r not in low] if low else kept
+
+        return accept
+
     def replica(self, part: int) -> ScreenedReplica:
-        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
+        others = [r for r in self.placement.replicas(part) if r != self.host.name]
+        return ScreenedReplica(
+            self.ledger, part, self._accept_synced(part), trio.current_time, others
+        )
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a

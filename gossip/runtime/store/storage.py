@@ -282,8 +282,7 @@ class KVStorage:
     def drop_partition(self, part: int) -> int:
         n = self._delete_where("part = ?", (part,))
         self.trees.pop(part, None)
-        self._db.execute("DELETE FROM meta WHERE name = ?", (GENERATION.format(part),))
-        self._gens.pop(part, None)
+        self.new_generation(part)
         return n
 
     # ---- small persistent facts ----------------------------------------------
@@ -319,6 +318,11 @@ class KVStorage:
                 self.set_meta(name, gen)
             self._gens[part] = gen
         return gen
+
+    def new_generation(self, part: int) -> None:
+        """Forget this copy's generation: the next `generation(part)` is a new one."""
+        self._db.execute("DELETE FROM meta WHERE name = ?", (GENERATION.format(part),))
+        self._gens.pop(part, None)
 
     def max_version(self) -> tuple[int, int]:
         """The greatest (wall, counter) stored: a restarted clock starts past it."""

@@ -15,7 +15,8 @@ Rules:
 - Equal roots, found by a roots check or a session, are proofs (both sides
   record one): the peer held everything this node held when its root was
   taken. A tombstone is purged once it has been here `tombstone_horizon` (on
-  the monotonic clock) and proofs cover it for every current replica of its
+  the monotonic clock), the partition's replica set holds a majority of the
+  configured replicas, and proofs cover it for every current replica of the
   partition (gossip.runtime.store.ledger); time alone never removes a record.
 - Every roots check and session message carries the sender's copy (its data
   generation and purge watermark), so that records a peer deleted and purged
@@ -88,7 +89,9 @@ class AntiEntropy:
         n = 0
         for part in svc.storage.partitions():
             replicas = svc.placement.replicas(part)
-            if me in replicas:
+            # A side holding fewer than a majority of the configured replicas (an agent
+            # alone, say) purges nothing: its peers may be elsewhere, holding old copies.
+            if me in replicas and len(replicas) >= svc.purge_quorum():
                 bound = ledger.purgeable(part, [r for r in replicas if r != me])
                 if bound:
                     n += svc.storage.purge_tombstones(part, bound)

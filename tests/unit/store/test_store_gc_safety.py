@@ -103,3 +103,25 @@ async def test_a_wall_clock_step_past_the_horizon_on_running_agents_loses_nothin
         for i in range(20):
             assert c.holders(f"k{i}") == {"a", "b", "c"}
             assert await c.stores["c"].get(f"k{i}", "all") == b"v%d" % i
+
+
+async def test_a_new_replica_is_filled_with_records_older_than_purged_deletes(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, STORE, "abc") as c:
+        for i in range(30):
+            await c.stores["a"].put(f"old{i}", b"v", "all")
+        await doomed_and_kept(c)
+        await c.stores["b"].delete("doomed", "all")
+        await purged_on(c, "abc")
+        assert all(
+            s.storage.watermark(s.placement.partition_of("doomed")) for s in c.stores.values()
+        )
+        await c.start("d")
+        await wait_until(c.see_each_other, 60)
+        await wait_until(c.digests_agree, 60)
+        await trio.sleep(5)
+        for i in range(30):
+            assert len(c.holders(f"old{i}")) == 3
+            assert await c.stores["d"].get(f"old{i}", "all") == b"v"
+        assert c.holders("doomed") == set()

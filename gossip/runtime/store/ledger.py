@@ -31,13 +31,14 @@ log = structlog.get_logger("gossip.kv")
 
 
 class Ledger:
-    def __init__(self, storage: KVStorage, name: str, horizon: float, now: float) -> None:
+    def __init__(self, storage: KVStorage, name: str, horizon: float) -> None:
         self.storage = storage
         self.name = name
         self.horizon = horizon
         self.proofs: dict[int, dict[str, Proof]] = {}
         self.peers: dict[int, dict[str, PeerCopy]] = {}
-        self._checkpoints: deque[tuple[float, int]] = deque([(now, storage.seq)])
+        self._checkpoints: deque[tuple[float, int]] = deque()
+        """(monotonic time, seq) noted by `tick`, the first when the service starts."""
         self.aged_seq = 0
         """Every row stored up to this seq has been here at least `horizon`."""
 

@@ -94,7 +94,7 @@ class StoreService(Service):
         # Past every stored version, even one far ahead of the wall clock now: this
         # node's new writes must outrank what it wrote before a restart.
         self.clock.advance(*self.storage.max_version())
-        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon, trio.current_time())
+        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
         self._refused = host.metrics.counter(
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
         )
@@ -130,6 +130,7 @@ class StoreService(Service):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self.ledger.tick(trio.current_time())
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()

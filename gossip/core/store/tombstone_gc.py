@@ -14,8 +14,9 @@ A record this node holds and a peer lacks (or holds older) is judged deleted,
 not shipped, when either
 1. a proof about the peer's same copy (`gen`) covers the record: the peer held
    it, so only a purge of a newer tombstone can have removed it (exact); or
-2. this node is returning (it has no proof from the last `horizon` with any
-   current replica of the partition: it was down, cut off or restarted) and
+2. this node is returning (it has proofs from the last `horizon` with at most
+   half of the partition's other current replicas: it was down, cut off or
+   restarted) and
    the record is not newer than the peer's watermark: it may be a copy of a
    key deleted and purged while this node was away. This is a judgement, not
    a proof, so a removal by this rule starts a new data generation here: the
@@ -65,10 +66,12 @@ def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: 
 def returning(
     proofs: Mapping[str, Proof], others: Iterable[str], now: float, horizon: float
 ) -> bool:
-    """No proof from the last `horizon` with any of the partition's other current
-    replicas: this node cannot show it saw the purges made meanwhile."""
-    recent = [name for name in others if (p := proofs.get(name)) and now - p.at < horizon]
-    return not recent
+    """Proofs from the last `horizon` with at most half of the partition's other
+    current replicas: this node cannot show it saw the purges made meanwhile
+    (two replicas cut off together keep proving to each other, so one is not enough)."""
+    names = list(others)
+    recent = sum(1 for n in names if (p := proofs.get(n)) is not None and now - p.at < horizon)
+    return bool(names) and 2 * recent <= len(names)
 
 
 def judged_deleted(

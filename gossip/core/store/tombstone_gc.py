@@ -63,25 +63,20 @@ def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: 
     return bound
 
 
-def returning(
-    proofs: Mapping[str, Proof], others: Iterable[str], now: float, horizon: float
-) -> bool:
-    """Proofs from the last `horizon` with at most half of the partition's other
-    current replicas: this node cannot show it saw the purges made meanwhile
-    (two replicas cut off together keep proving to each other, so one is not enough)."""
-    names = list(others)
-    recent = sum(1 for n in names if (p := proofs.get(n)) is not None and now - p.at < horizon)
-    return bool(names) and 2 * recent <= len(names)
+def away(last_proof: Proof | None, now: float, horizon: float) -> bool:
+    """Whether this node is returning: no proof from the last `horizon` with any
+    replica of the partition (or none at all since it started)."""
+    return last_proof is None or now - last_proof.at >= horizon
 
 
 def judged_deleted(
-    seq: int, version: int, proof: Proof | None, peer: PeerCopy, away: bool
+    seq: int, version: int, proof: Proof | None, peer: PeerCopy, returning: bool
 ) -> tuple[bool, bool]:
     """Whether a record (stored here at `seq`, packed `version`) that `peer` lacks
     or holds older is one the peer deleted and purged, and whether that is a
     judgement by rule 2 (see the rules above) rather than a proof by rule 1."""
     if proof is not None and proof.gen == peer.gen and seq <= proof.seq:
         return True, False
-    if away and version <= peer.watermark:
+    if returning and version <= peer.watermark:
         return True, True
     return False, False

@@ -2,12 +2,14 @@
 
 Rules: proofs, peers' copies and age checkpoints live in memory only, so after a
 restart nothing is purged until new proofs are made and `horizon` has passed in
-this life, and the node counts as away from every peer (see
-gossip.core.store.tombstone_gc for the rules themselves). Ages are judged on the
-monotonic clock (trio.current_time()), never on wall-time differences, so a
-wall-clock step purges nothing early. Watermarks are persisted with the data;
-a peer's watermark is adopted (max) as soon as it is heard. Metadata is per
-partition and peer, never per key.
+this life, and the node is returning until it proves equal roots with a peer
+(see gossip.core.store.tombstone_gc for the rules themselves). Ages are judged
+on the monotonic clock (trio.current_time()), never on wall-time differences,
+so a wall-clock step purges nothing early. Watermarks are persisted with the
+data; a peer's is adopted only with an equal-roots proof. Proofs about a member
+that was reaped are kept (it may come back with its data); what is kept about a
+partition goes when this node no longer holds it. Metadata is per partition and
+peer, never per key.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from gossip.core.store.record import Record
 from gossip.core.store.tombstone_gc import (
     PeerCopy,
     Proof,
+    away,
     judged_deleted,
     purge_bound,
-    returning,
 )
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 
@@ -37,6 +39,8 @@ class Ledger:
         self.horizon = horizon
         self.proofs: dict[int, dict[str, Proof]] = {}
         self.peers: dict[int, dict[str, PeerCopy]] = {}
+        self.last_proof: dict[int, Proof] = {}
+        """Per partition, the latest proof with any peer."""
         self._checkpoints: deque[tuple[float, int]] = deque()
         """(monotonic time, seq) noted by `tick`, the first when the service starts."""
         self.aged_seq = 0
@@ -52,11 +56,13 @@ class Ledger:
     def proven(self, part: int, peer: PeerCopy, seq: int, now: float) -> None:
         """Equal roots with `peer`: it held everything this node held at `seq`, and
         this copy now reflects the purges behind the peer's watermark."""
-        self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
+        proof = self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
+        self.last_proof[part] = proof
         self.storage.raise_watermark(part, peer.watermark)
 
-    def returning(self, part: int, others: Iterable[str], now: float) -> bool:
-        return returning(self.proofs.get(part, {}), others, now, self.horizon)
+    def returning(self, part: int, now: float) -> bool:
+        """Whether this node is returning for `part` (no recent proof with anyone)."""
+        return away(self.last_proof.get(part), now, self.horizon)
 
     def tick(self, now: float) -> None:
         """Note how far the sequence has got, and which rows are now horizon old."""
@@ -69,14 +75,11 @@ class Ledger:
         current replicas."""
         return purge_bound(self.proofs.get(part, {}), others, self.aged_seq)
 
-    def forget(self, known: set[str]) -> None:
-        """Drop what is kept about members no longer known (keeps the ledger bounded)."""
-        for proofs in self.proofs.values():
-            for name in [n for n in proofs if n not in known]:
-                del proofs[name]
-        for peers in self.peers.values():
-            for name in [n for n in peers if n not in known]:
-                del peers[name]
+    def keep_only(self, held: set[int]) -> None:
+        """Drop what is kept about partitions this node no longer holds (bounds the ledger)."""
+        for table in (self.proofs, self.peers, self.last_proof):
+            for part in [p for p in table if p not in held]:
+                del table[part]
 
 
 class ScreenedReplica(StoredReplica):
@@ -89,14 +92,11 @@ class ScreenedReplica(StoredReplica):
         part: int,
         accept: Callable[[Sequence[Record]], list[Record]],
         now: Callable[[], float],
-        others: Sequence[str],
     ) -> None:
         super().__init__(ledger.storage, part)
         self.ledger = ledger
         self.accept = accept
         self.now = now
-        self.others = others
-        """The partition's other current replicas."""
 
     def apply(self, records: Sequence[Record]) -> int:
         return self.storage.apply(self.accept(records), part=self.part)
@@ -106,7 +106,7 @@ class ScreenedReplica(StoredReplica):
             return list(records)
         proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
         seqs = self.storage.seqs(self.part, [r.key for r in records])
-        away = self.ledger.returning(self.part, self.others, self.now())
+        away = self.ledger.returning(self.part, self.now())
         keep: list[Record] = []
         gone: list[Record] = []
         guessed = False

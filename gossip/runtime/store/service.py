@@ -231,7 +231,9 @@ class StoreService(Service):
     def below_watermark(self, records: Sequence[Record], part: int) -> list[Record]:
         """Records for keys not held here that are no newer than this copy's purge
         watermark: they may be copies of keys deleted and purged here, so a replica
-        refuses them (counted)."""
+        refuses them as direct writes (counted); a coordinator stamps a fresh write
+        above the mark. Anti-entropy does not refuse them: after a split both sides
+        hold writes older than the other side's purges, and the senders screen."""
         mark = self.storage.watermark(part)
         low = [r for r in records if r.version.packed <= mark and self.storage.get(r.key) is None]
         if low:
@@ -241,19 +243,8 @@ class StoreService(Service):
             )
         return low
 
-    def _accept_synced(self, part: int) -> Callable[[Sequence[Record]], list[Record]]:
-        def accept(records: Sequence[Record]) -> list[Record]:
-            kept = self.accept(records)
-            low = self.below_watermark(kept, part)
-            return [r for r in kept if r not in low] if low else kept
-
-        return accept
-
     def replica(self, part: int) -> ScreenedReplica:
-        others = [r for r in self.placement.replicas(part) if r != self.host.name]
-        return ScreenedReplica(
-            self.ledger, part, self._accept_synced(part), trio.current_time, others
-        )
+        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a

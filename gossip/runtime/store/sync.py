@@ -85,7 +85,7 @@ class AntiEntropy:
         me = svc.host.name
         ledger = svc.ledger
         ledger.tick(trio.current_time())
-        ledger.forget({m.name for m in svc.host.members()})
+        ledger.keep_only(set(svc.storage.partitions()))
         n = 0
         for part in svc.storage.partitions():
             replicas = svc.placement.replicas(part)

@@ -125,3 +125,30 @@ async def test_a_new_replica_is_filled_with_records_older_than_purged_deletes(
             assert len(c.holders(f"old{i}")) == 3
             assert await c.stores["d"].get(f"old{i}", "all") == b"v"
         assert c.holders("doomed") == set()
+
+
+async def test_both_sides_of_a_healed_split_keep_their_writes_though_both_purged_deletes(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, replace(STORE, tombstone_horizon=20.0), "abcdef") as c:
+        sides = {"a": "abc", "d": "def"}
+        c.net.partition(*([c.ip(n) for n in side] for side in sides.values()))
+        await wait_until(
+            lambda: all(c.agents[x].member(y) is None for x in "abc" for y in "def"), 120
+        )
+        for i in range(20):  # written first: older than either side's purged deletes
+            for writer in sides:
+                await c.stores[writer].put(f"{writer}-kept{i}", b"v", "quorum")
+        for i in range(5):
+            for writer in sides:
+                await c.stores[writer].put(f"{writer}-gone{i}", b"v", "quorum")
+                await c.stores[writer].delete(f"{writer}-gone{i}", "quorum")
+        gone = [f"{w}-gone{i}" for w in sides for i in range(5)]
+        await wait_until(lambda: not any(c.holders(k) for k in gone), 120)
+        c.net.heal()
+        await wait_until(c.see_each_other, 120)
+        await wait_until(c.digests_agree, 60)
+        for i in range(20):
+            for writer in sides:
+                assert await c.stores["b"].get(f"{writer}-kept{i}", "all") == b"v"
+        assert not any(c.holders(k) for k in gone)

@@ -14,17 +14,18 @@ A record this node holds and a peer lacks (or holds older) is judged deleted,
 not shipped, when either
 1. a proof about the peer's same copy (`gen`) covers the record: the peer held
    it, so only a purge of a newer tombstone can have removed it (exact); or
-2. this node is returning (it has proofs from the last `horizon` with at most
-   half of the partition's other current replicas: it was down, cut off or
-   restarted) and
-   the record is not newer than the peer's watermark: it may be a copy of a
-   key deleted and purged while this node was away. This is a judgement, not
-   a proof, so a removal by this rule starts a new data generation here: the
-   peers' proofs about the old copy no longer apply, and the judgement
-   cannot spread by rule 1 to replicas that were never away.
-Everything else is shipped. A receiver refuses a record for a key it does not
-hold that is not newer than its own watermark. Nothing here reads a clock:
-`now` is passed in.
+2. this node is returning (no proof from the last `horizon` with any replica of
+   the partition: it was down, cut off alone, or restarted) and the record is
+   not newer than the peer's watermark: it may be a copy of a key deleted and
+   purged while this node was away. A node that kept proving equal roots with
+   some replica is never returning, so neither side of a healed split judges
+   the other side's writes by this rule. This is a judgement, not a proof, so a
+   removal by this rule starts a new data generation here: the peers' proofs
+   about the old copy no longer apply, and the judgement cannot spread by rule
+   1 to replicas that were never away.
+Everything else is shipped. A replica refuses a direct write (not a synced
+record) for a key it does not hold that is not newer than its own watermark.
+Nothing here reads a clock: `now` is passed in.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -154,3 +155,29 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert all(s.get(f"key-{i}") is not None for i in range(acked + 1))
     for p in range(4):
         assert s.tree(p).root == scratch_root(s, p)
+
+
+OLD_LAYOUT = """
+CREATE TABLE kv (
+    part INTEGER NOT NULL, key TEXT NOT NULL, khash INTEGER NOT NULL,
+    version INTEGER NOT NULL, tag INTEGER NOT NULL, fp INTEGER NOT NULL, node TEXT NOT NULL,
+    value BLOB,
+    PRIMARY KEY (part, key)) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO kv VALUES (0, 'old', 5, 655360, 7, 9, 'a', X'76');
+"""
+
+
+def test_a_database_of_the_previous_layout_gets_full_entries_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "kv.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_LAYOUT)
+    db.close()
+    s = KVStorage(path, lambda key: 0)
+    old = Record("old", b"v", Timestamp(10, 0, "a"))
+    assert s.get("old") == old
+    assert s.entries(0, 0, (1 << 64) - 1) == [old.entry()]
+    assert s.tree(0).root == MerkleTree.from_entries([old.entry()]).root
+    s.put(Record("new", b"w", ts(20)))
+    assert s.seqs(0, ["old", "new"]) == {"old": 0, "new": 1}
+    s.close()

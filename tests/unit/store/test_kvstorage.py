@@ -14,7 +14,7 @@ from gossip.core.store.antientropy import SyncSession, answer
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.merkle import MerkleTree
-from gossip.core.store.record import Record
+from gossip.core.store.record import Record, key_hash
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 
 
@@ -164,7 +164,6 @@ CREATE TABLE kv (
     value BLOB,
     PRIMARY KEY (part, key)) WITHOUT ROWID;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT INTO kv VALUES (0, 'old', 5, 655360, 7, 9, 'a', X'76');
 """
 
 
@@ -172,6 +171,9 @@ def test_a_database_of_the_previous_layout_gets_full_entries_when_opened(tmp_pat
     path = tmp_path / "kv.db"
     db = sqlite3.connect(path)
     db.executescript(OLD_LAYOUT)
+    stored_hash = key_hash("old") - (1 << 63)  # hashes are stored shifted into sqlite's range
+    db.execute("INSERT INTO kv VALUES (0, 'old', ?, 655360, 7, 9, 'a', X'76')", (stored_hash,))
+    db.commit()
     db.close()
     s = KVStorage(path, lambda key: 0)
     old = Record("old", b"v", Timestamp(10, 0, "a"))

@@ -228,20 +228,18 @@ class StoreService(Service):
             self.clock.observe(now, r.version)
         return kept
 
-    def below_watermark(self, records: Sequence[Record], part: int) -> list[Record]:
-        """Records for keys not held here that are no newer than this copy's purge
-        watermark: they may be copies of keys deleted and purged here, so a replica
-        refuses them as direct writes (counted); a coordinator stamps a fresh write
-        above the mark. Anti-entropy does not refuse them: after a split both sides
-        hold writes older than the other side's purges, and the senders screen."""
-        mark = self.storage.watermark(part)
-        low = [r for r in records if r.version.packed <= mark and self.storage.get(r.key) is None]
-        if low:
-            self._refused.inc(len(low), labels={"reason": "below_watermark"})
-            log.info(
-                "kv_record_refused", reason="below_watermark", records=len(low), partition=part
-            )
-        return low
+    def _below_watermark(self, record: Record) -> int | None:
+        """The partition's purge watermark if `record`, for a key not held here, is no
+        newer than it: it may be a copy of a key deleted and purged here, so a replica
+        refuses it as a direct write (counted), and a coordinator stamps a fresh write
+        above the mark. Anti-entropy does not refuse such records: after a split both
+        sides hold writes older than the other side's purges, and the senders screen."""
+        mark = self.storage.watermark(self.placement.partition_of(record.key))
+        if record.version.packed > mark:
+            return None
+        self._refused.inc(labels={"reason": "below_watermark"})
+        log.info("kv_record_refused", reason="below_watermark", key=record.key)
+        return mark
 
     def replica(self, part: int) -> ScreenedReplica:
         return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
@@ -285,12 +283,8 @@ class StoreService(Service):
             if current.version > record.version:
                 return encode_result(ok=True, changed=False, newer=_packed(current.version))
             return encode_result(ok=True, changed=False)
-        part = self.placement.partition_of(record.key)
-        mark = self.storage.watermark(part)
-        if current is None and record.version.packed <= mark:
-            # A record this old for a key held nowhere here may be one deleted and
-            # purged: not stored; a fresh write is stamped above the mark and retried.
-            self._refused.inc(labels={"reason": "below_watermark"})
+        mark = None if current is not None else self._below_watermark(record)
+        if mark is not None:
             return encode_result(
                 ok=True, changed=False, newer=[mark >> COUNTER_BITS, mark & MAX_COUNTER]
             )

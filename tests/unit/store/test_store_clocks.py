@@ -4,6 +4,7 @@ past everything stored (store agents on the in-memory network, in virtual time).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -11,7 +12,7 @@ import trio.testing
 
 from gossip.runtime.metrics import Counter
 from gossip.runtime.store.settings import StoreSettings
-from tests.unit.store.memcluster import MemCluster, running
+from tests.unit.store.memcluster import MemCluster, running, wait_until
 
 STORE = StoreSettings(partitions=8, replicas=3, sync_interval=0.5)
 HOUR_MS = 3_600_000
@@ -63,3 +64,24 @@ async def test_a_coordinator_behind_stamps_its_write_above_the_replicas_newer_ve
         assert await c.stores["a"].get(key, "all") == b"second"
         first = c.stores[writer].get_local(key)
         assert first is not None and first.version == second.version
+
+
+async def test_a_write_stamped_below_the_purge_watermark_is_stamped_above_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(
+        tmp_path, replace(STORE, tombstone_horizon=3.0, gc_interval=0.5), "abcd"
+    ) as c:
+        placement = c.stores["a"].placement
+        keys = [f"k{i}" for i in range(400) if "d" not in placement.replicas_of_key(f"k{i}")]
+        part = placement.partition_of(keys[0])
+        doomed, fresh = [k for k in keys if placement.partition_of(k) == part][:2]
+        writer = placement.replicas_of_key(doomed)[0]
+        await c.stores[writer].put(doomed, b"old", "all")
+        await c.stores[writer].delete(doomed, "all")
+        await wait_until(lambda: not c.holders(doomed), 60)
+        mark = c.stores[writer].storage.watermark(part)
+        c.walls["d"].offset_ms = -30_000  # its stamps fall below the watermark
+        written = await c.stores["d"].put(fresh, b"new", "quorum")
+        assert written.version.packed > mark
+        assert await c.stores[writer].get(fresh, "all") == b"new"

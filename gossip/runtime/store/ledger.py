@@ -38,7 +38,6 @@ class Ledger:
         self.name = name
         self.horizon = horizon
         self.proofs: dict[int, dict[str, Proof]] = {}
-        self.peers: dict[int, dict[str, PeerCopy]] = {}
         self.last_proof: dict[int, Proof] = {}
         """Per partition, the latest proof with any peer."""
         self._checkpoints: deque[tuple[float, int]] = deque()
@@ -49,9 +48,6 @@ class Ledger:
     def copy(self, part: int) -> PeerCopy:
         """This node's copy of a partition, as it tells peers."""
         return PeerCopy(self.name, self.storage.generation(part), self.storage.watermark(part))
-
-    def heard(self, part: int, peer: PeerCopy) -> None:
-        self.peers.setdefault(part, {})[peer.name] = peer
 
     def proven(self, part: int, peer: PeerCopy, seq: int, now: float) -> None:
         """Equal roots with `peer`: it held everything this node held at `seq`, and
@@ -76,10 +72,12 @@ class Ledger:
         return purge_bound(self.proofs.get(part, {}), others, self.aged_seq)
 
     def keep_only(self, held: set[int]) -> None:
-        """Drop what is kept about partitions this node no longer holds (bounds the ledger)."""
-        for table in (self.proofs, self.peers, self.last_proof):
-            for part in [p for p in table if p not in held]:
-                del table[part]
+        """Drop what is kept about partitions this node neither holds nor replicates
+        (bounds the ledger)."""
+        for part in [p for p in self.proofs if p not in held]:
+            del self.proofs[part]
+        for part in [p for p in self.last_proof if p not in held]:
+            del self.last_proof[part]
 
 
 class ScreenedReplica(StoredReplica):

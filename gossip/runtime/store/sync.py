@@ -85,7 +85,7 @@ class AntiEntropy:
         me = svc.host.name
         ledger = svc.ledger
         ledger.tick(trio.current_time())
-        ledger.keep_only(set(svc.storage.partitions()))
+        ledger.keep_only(set(svc.storage.partitions()) | set(svc.placement.partitions_of(me)))
         n = 0
         for part in svc.storage.partitions():
             replicas = svc.placement.replicas(part)
@@ -145,11 +145,8 @@ class AntiEntropy:
             return []
         now = trio.current_time()
         for p, (gen, mark) in copies.items():
-            if p in roots:
-                copy = PeerCopy(name, gen, mark)
-                ledger.heard(p, copy)
-                if p not in differ:
-                    ledger.proven(p, copy, seq, now)
+            if p in roots and p not in differ:
+                ledger.proven(p, PeerCopy(name, gen, mark), seq, now)
         return [p for p in differ if p in roots]
 
     async def on_roots(self, body: bytes) -> bytes:
@@ -169,7 +166,6 @@ class AntiEntropy:
         for p, info in roots.items():
             if p >= count:
                 continue
-            ledger.heard(p, PeerCopy(name, info.gen, info.watermark))
             if storage.tree(p).root == info.root:
                 ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
             else:
@@ -215,10 +211,9 @@ class AntiEntropy:
         if scope.cancelled_caught:
             session.fail("timeout")
         st = session.stats
-        if session.peer is not None:
-            ledger.heard(part, session.peer)
-            if st.error is None and st.complete and st.round_trips == 1:
-                ledger.proven(part, session.peer, seq, trio.current_time())
+        equal = st.error is None and st.complete and st.round_trips == 1
+        if session.peer is not None and equal:
+            ledger.proven(part, session.peer, seq, trio.current_time())
         moved = st.records_sent + st.records_received
         (log.info if moved else log.debug)(
             "sync_completed",
@@ -244,10 +239,8 @@ class AntiEntropy:
         if rep is None:
             return encode(SyncMessage(msg.partition, error="not_replica"))
         ledger = self.svc.ledger
-        if msg.sender is not None:
-            ledger.heard(msg.partition, msg.sender)
-            if msg.root is not None and msg.root == rep.tree.root:
-                now = trio.current_time()
-                ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
+        if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
+            now = trio.current_time()
+            ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
         out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
         return encode(out)

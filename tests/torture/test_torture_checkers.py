@@ -88,8 +88,16 @@ def test_read_your_writes_catches_a_coordinator_whose_clock_skips_the_hlc() -> N
         store = node.store
         assert store is not None
         if node.name == "n1":
-            # Stamps straight from a wall clock 5 s behind, ignoring the hybrid clock.
+            # Stamps straight from a wall clock 5 s behind, ignoring the hybrid clock, and
+            # acknowledges a write even when a replica answers with a newer version.
             store.stamp = lambda: Timestamp(node.clock.wall_ms() - 5000, 0, node.name)  # type: ignore[method-assign]
+            once = store.coordinator._write_once
+
+            async def blind(*args: Any) -> tuple[Record, None]:
+                record, _ = await once(*args)
+                return record, None
+
+            store.coordinator._write_once = blind  # type: ignore[method-assign]
 
     verdict = _run(hook).verdicts["read_your_writes"]
     assert not verdict.ok

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gossip.cli import main
+from gossip.core.store.record import Record
+from gossip.runtime.store.storage import KVStorage
 
 
 def test_a_passing_run_prints_its_figures_and_verdicts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,8 +23,16 @@ def test_a_passing_run_prints_its_figures_and_verdicts(capsys: pytest.CaptureFix
 
 
 def test_a_failing_seed_writes_a_schedule_that_replays_the_failure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A broken build: every replica silently drops the writes of keys ending in 1.
+    apply = KVStorage.apply
+
+    def dropping(self: KVStorage, records: Sequence[Record], **kw: Any) -> int:
+        kept = [r for r in records if not r.key.endswith("1")]
+        return apply(self, kept, **kw) + len(records) - len(kept)
+
+    monkeypatch.setattr(KVStorage, "apply", dropping)
     args = ["torture", "--seed", "1", "--faults", "outage", "--duration", "45", "--horizon", "10"]
     args += ["--reap", "8", "--fault-every", "6", "--rate", "20"]
     assert main([*args, "--shrink-runs", "0", "--out", str(tmp_path)]) == 1

@@ -67,23 +67,14 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "clock": (
-        {"read_your_writes", "convergence"},
+        {"lost_writes", "resurrections"},
         known(
-            "cases 4 and 10",
-            "a coordinator whose clock is behind acknowledges writes that older versions "
-            "hide; a node whose clock jumped refuses and purges tombstones by its own wall "
-            "clock, so replicas never agree",
-            "read_your_writes",
-            "convergence",
-        ),
-    ),
-    "outage": (
-        {"lost_writes"},
-        known(
-            "case 1",
-            "after a whole-cluster outage longer than the horizon every agent forgets its "
-            "live records",
+            "case 4",
+            "a write or delete stamped by clocks far ahead and acknowledged by replicas "
+            "whose clocks are ahead too is refused by the other replicas' sync as too far "
+            "ahead, so they keep the older value",
             "lost_writes",
+            "resurrections",
         ),
     ),
     "disk_full": (
@@ -110,15 +101,6 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "read_your_writes",
         ),
     ),
-    "r1": (
-        {"lost_writes"},
-        known(
-            "case 1",
-            "with R = 1 a replica has no fellow to sync with, so it never records contact, "
-            "finds itself stale after one horizon and forgets every older record",
-            "lost_writes",
-        ),
-    ),
     "all/2": (
         {"lost_writes", "read_your_writes", "crashes"},
         known(
@@ -130,7 +112,7 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
         ),
     ),
     "all/6": (
-        {"convergence", "ownership", "crashes", "read_your_writes"},
+        {"convergence", "ownership", "crashes", "read_your_writes", "lost_writes"},
         known(
             "cases 5, 6 and 9",
             "a failed commit leaves the Merkle tree unlike the database, so replicas never "
@@ -140,6 +122,7 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "ownership",
             "crashes",
             "read_your_writes",
+            "lost_writes",
         ),
     ),
 }

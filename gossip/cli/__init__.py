@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "gossip.cli.keys_cmd",
     "gossip.cli.bench_cmd",
     "gossip.cli.emulate_cmd",
+    "gossip.cli.torture_cmd",
 )
 
 

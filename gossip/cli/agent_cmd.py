@@ -46,9 +46,16 @@ FLAG_SETTINGS = (
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("agent", help="run an agent", description=__doc__)
     p.add_argument("--name", help="member name (default: host name)")
-    p.add_argument("--bind", help="HOST:PORT for UDP and TCP (default 0.0.0.0:7946)")
-    p.add_argument("--advertise", help="HOST:PORT others use to reach this agent")
-    p.add_argument("--join", action="append", metavar="HOST:PORT", help="seed (repeatable)")
+    p.add_argument(
+        "--bind",
+        help="HOST:PORT for UDP and TCP, IPv6 as [ADDR]:PORT, [::] for both (default 0.0.0.0:7946)",
+    )
+    p.add_argument(
+        "--advertise", help="HOST:PORT others use to reach this agent (port 0: the bound one)"
+    )
+    p.add_argument(
+        "--join", action="append", metavar="SEED", help="seed HOST:PORT or srv:NAME (repeatable)"
+    )
     p.add_argument("--api", help="control API HOST:PORT (default 127.0.0.1:7947; 'off')")
     p.add_argument("--api-token", help="token the API requires (needed off loopback)")
     p.add_argument("--data-dir", help="directory for the persisted identity and data")

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("join", help="ask an agent to join seeds")
     add_client_arguments(p)
-    p.add_argument("addresses", nargs="+", metavar="HOST:PORT")
+    p.add_argument("addresses", nargs="+", metavar="SEED", help="HOST:PORT or srv:NAME")
     p.set_defaults(func=api_command("join", join))
 
     p = subparsers.add_parser("leave", help="ask an agent to leave gracefully and stop")

@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
         help="how to start gossip (e.g. dist/gossip); default: this Python",
     )
     run.add_argument("--report", action="store_true", help="then write report.html and summarise")
+    run.add_argument(
+        "--ipv6", action="store_true", help="give the namespaces IPv6 addresses (fd00:213::/64)"
+    )
     run.set_defaults(func=run_run)
     show = sub.add_parser("plan", help="check a scenario and print its plan")
     show.add_argument("scenario", type=Path)
@@ -83,7 +86,7 @@ def run_run(args: argparse.Namespace) -> int:
     from gossip.emulate.namespace_run import run_emulation
 
     try:
-        run_emulation(loaded[0], args.out, command=shlex.split(args.agent_command))
+        run_emulation(loaded[0], args.out, command=shlex.split(args.agent_command), ipv6=args.ipv6)
     except KeyboardInterrupt:
         print("gossip emulate: interrupted; cleaned up", file=sys.stderr)
         return 130

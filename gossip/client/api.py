@@ -14,7 +14,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-DEFAULT_API = "127.0.0.1:7947"
+from gossip.hostport import format_hostport, parse_hostport
+
+DEFAULT_API_PORT = 7947
+DEFAULT_API = f"127.0.0.1:{DEFAULT_API_PORT}"
 TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -31,11 +34,15 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 class ApiClient:
     def __init__(self, address: str | None = None, token: str | None = None) -> None:
         address = address or os.environ.get("GOSSIP_API") or DEFAULT_API
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ApiClientError(f"bad API address {address!r} (want HOST:PORT)")
-        self.host, self.port = host, int(port)
+        try:
+            self.host, self.port = parse_hostport(address, DEFAULT_API_PORT, "127.0.0.1")
+        except ValueError as exc:
+            raise ApiClientError(f"bad API address: {exc}") from None
         self.token = token or os.environ.get("GOSSIP_API_TOKEN") or None
+
+    @property
+    def address(self) -> str:
+        return format_hostport(self.host, self.port)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiClient:
@@ -52,9 +59,7 @@ class ApiClient:
             return conn, conn.getresponse()
         except OSError as exc:
             conn.close()
-            raise ApiClientError(
-                f"cannot reach the agent API at {self.host}:{self.port}: {exc}"
-            ) from None
+            raise ApiClientError(f"cannot reach the agent API at {self.address}: {exc}") from None
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = TIMEOUT_S) -> Any:
         conn, resp = self._open(method, path, body, timeout)

@@ -29,9 +29,7 @@ def request(
         resp = conn.getresponse()
         return resp.status, resp.getheader("content-type", ""), resp.read(MAX_ANSWER)
     except OSError as exc:
-        raise ApiClientError(
-            f"cannot reach the agent API at {client.host}:{client.port}: {exc}"
-        ) from None
+        raise ApiClientError(f"cannot reach the agent API at {client.address}: {exc}") from None
     finally:
         conn.close()
 

@@ -2,8 +2,9 @@
 
 Rules: every process started here is remembered by PID and stopped by PID
 (SIGTERM, then SIGKILL after a grace period); nothing else is ever signalled.
-Agent i uses UDP/TCP port base+2i and API port base+2i+1 on 127.0.0.1, logs
-JSON lines to workdir/<name>.log, and keeps its data in workdir/<name>/.
+Agent i uses UDP/TCP port base+2i and API port base+2i+1 on 127.0.0.1 (or the
+loopback host given, such as ::1), logs JSON lines to workdir/<name>.log, and
+keeps its data in workdir/<name>/.
 """
 
 from __future__ import annotations
@@ -22,8 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from gossip.client.api import ApiClient, ApiClientError
+from gossip.hostport import format_hostport, is_ipv6
 
 HOST = "127.0.0.1"
+QUICK_CONFIG = """
+[core]
+probe_interval = 0.4
+probe_timeout = 0.15
+gossip_interval = 0.1
+suspicion_mult = 3
+push_pull_interval = 5.0
+leave_timeout = 1.0
+"""
+"""A config file for scenarios that should take seconds (tests, benchmarks)."""
 
 
 @dataclass
@@ -36,13 +48,14 @@ class AgentProcess:
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
+    host: str = HOST
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        return format_hostport(self.host, self.port)
 
     def api(self) -> ApiClient:
-        return ApiClient(f"{HOST}:{self.api_port}")
+        return ApiClient(format_hostport(self.host, self.api_port))
 
     def members(self) -> dict[str, dict[str, Any]]:
         """name -> member JSON as this agent sees it ({} if the API does not answer)."""
@@ -86,24 +99,25 @@ class AgentProcess:
         return code
 
 
-def ports_free(base: int, count: int) -> bool:
+def ports_free(base: int, count: int, host: str = HOST) -> bool:
+    family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
     for port in range(base, base + count):
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            with socket.socket(socket.AF_INET, kind) as s:
+            with socket.socket(family, kind) as s:
                 try:
-                    s.bind((HOST, port))
+                    s.bind((host, port))
                 except OSError:
                     return False
     return True
 
 
-def find_free_base(count: int, low: int = 20000, high: int = 32000) -> int:
+def find_free_base(count: int, low: int = 20000, high: int = 32000, host: str = HOST) -> int:
     """A block of ports free now; kept below Linux's ephemeral range (32768+) so that
     outgoing connections cannot grab one of them before the agents bind."""
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(low, high - count)
-        if ports_free(base, count):
+        if ports_free(base, count, host):
             return base
     raise RuntimeError(f"no block of {count} free ports found")
 
@@ -120,9 +134,13 @@ class LocalCluster:
         config_text: str | None = None,
         name_prefix: str = "node",
         python: str = sys.executable,
+        host: str = HOST,
     ) -> None:
         self.workdir = workdir
-        self.base_port = base_port if base_port is not None else find_free_base(2 * size)
+        self.host = host
+        if base_port is None:
+            base_port = find_free_base(2 * size, host=host)
+        self.base_port = base_port
         config: list[str] = []
         if config_text is not None:
             workdir.mkdir(parents=True, exist_ok=True)
@@ -136,8 +154,8 @@ class LocalCluster:
             args = [
                 python, "-m", "gossip", "agent",
                 "--name", name,
-                "--bind", f"{HOST}:{port}",
-                "--api", f"{HOST}:{port + 1}",
+                "--bind", format_hostport(host, port),
+                "--api", format_hostport(host, port + 1),
                 "--profile", profile,
                 "--log-format", "json",
                 "--data-dir", str(workdir / name),
@@ -145,9 +163,11 @@ class LocalCluster:
                 *extra_args,
             ]  # fmt: skip
             if i > 0:
-                args += ["--join", f"{HOST}:{self.base_port}"]
+                args += ["--join", format_hostport(host, self.base_port)]
             self.agents.append(
-                AgentProcess(name, port, port + 1, workdir / f"{name}.log", workdir / name, args)
+                AgentProcess(
+                    name, port, port + 1, workdir / f"{name}.log", workdir / name, args, host=host
+                )
             )
 
     def start(self) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gossip.hostport import format_hostport
+
 GOSSIP_PORT = 7946
 API_PORT = 7947
 
@@ -40,7 +42,7 @@ class AgentSpec:
         return self.out_dir / f"{self.node}.log"
 
     def argv(self) -> list[str]:
-        address = f"{self.ip}:{GOSSIP_PORT}"
+        address = format_hostport(self.ip, GOSSIP_PORT)
         argv = [*self.prefix, *self.command, "agent", "--name", self.node]
         argv += ["--bind", address, "--advertise", address, "--api", f"127.0.0.1:{API_PORT}"]
         argv += ["--data-dir", str(self.out_dir / "data" / self.node)]
@@ -53,7 +55,7 @@ class AgentSpec:
             self.profile,
         ]
         for seed in self.seeds:
-            argv += ["--join", f"{seed}:{GOSSIP_PORT}"]
+            argv += ["--join", format_hostport(seed, GOSSIP_PORT)]
         return argv
 
 

@@ -100,6 +100,7 @@ def run_emulation(
     *,
     command: Sequence[str],
     echo: Callable[[str], None] = print,
+    ipv6: bool = False,
 ) -> Path:
     """Play `scenario`; returns the scenario log's path. Logs go to `out_dir`."""
     planned = plan(scenario)  # a bad scenario fails before anything is created
@@ -108,7 +109,7 @@ def run_emulation(
     agents: list[Agent] = []
     outcome = "interrupted"
     try:
-        with _sigterm_interrupts(), Topology(scenario.nodes) as topo:
+        with _sigterm_interrupts(), Topology(scenario.nodes, ipv6=ipv6) as topo:
             seeds = [topo.hosts[n].ip for n in scenario.nodes[:SEEDS]]
             for node, host in topo.hosts.items():
                 spec = AgentSpec(

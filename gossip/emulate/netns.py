@@ -22,6 +22,7 @@ from gossip.emulate.rules import bridge_ruleset, qdisc_commands
 
 PREFIX = "gsp"
 SUBNET = "10.213.0"  # addresses exist only inside namespaces this module creates
+SUBNET6 = "fd00:213::"  # the same, for IPv6 runs (a unique local prefix)
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-")
 
 
@@ -48,11 +49,14 @@ class Host:
 class Topology:
     """K hosts on one bridge. Use as a context manager: teardown always runs."""
 
-    def __init__(self, nodes: Sequence[str], *, owner: int | None = None) -> None:
+    def __init__(
+        self, nodes: Sequence[str], *, owner: int | None = None, ipv6: bool = False
+    ) -> None:
         owner = os.getpid() if owner is None else owner
         self.hub = f"{PREFIX}{owner}-hub"
+        self.ipv6 = ipv6
         self.hosts = {
-            node: Host(node, f"{PREFIX}{owner}-{node}", f"{SUBNET}.{10 + i}", f"p{i}")
+            node: Host(node, f"{PREFIX}{owner}-{node}", _address(i, ipv6), f"p{i}")
             for i, node in enumerate(nodes, start=1)
         }
         self._created: list[str] = []
@@ -101,7 +105,10 @@ class Topology:
                     self.hub,
                 ]
             )
-            run([*here, "addr", "add", f"{host.ip}/24", "dev", "eth0"])
+            if self.ipv6:  # nodad: usable at once, not after duplicate detection
+                run([*here, "addr", "add", f"{host.ip}/64", "dev", "eth0", "nodad"])
+            else:
+                run([*here, "addr", "add", f"{host.ip}/24", "dev", "eth0"])
             run([*here, "link", "set", "eth0", "up"])
             run([*hub, "link", "set", host.hub_device, "master", "br0"])
             run([*hub, "link", "set", host.hub_device, "up"])
@@ -173,6 +180,10 @@ class Topology:
 
     def exec_prefix(self, node: str) -> list[str]:
         return ["ip", "netns", "exec", self.hosts[node].netns]
+
+
+def _address(i: int, ipv6: bool) -> str:
+    return f"{SUBNET6}{10 + i:x}" if ipv6 else f"{SUBNET}.{10 + i}"
 
 
 def leftovers() -> list[str]:

@@ -3,7 +3,8 @@
 Rules: loss and partitions are enforced where packets arrive — on the bridge
 (every sender/receiver pair) or in the receiver's own input chain — never on
 the sender's output path, so a sender never sees a local send error for an
-emulated loss. Only IPv4 between cluster members is matched: ARP and traffic
+emulated loss. Only IP between cluster members is matched (IPv4 or IPv6, by
+the members' addresses): ARP, IPv6 neighbour discovery (ICMPv6) and traffic
 from outside the cluster pass. Rendering is pure; players run the result.
 """
 
@@ -26,6 +27,14 @@ def _pair_rule(net: NetState, sender: str, receiver: str) -> str | None:
     return f"numgen random mod 10000 < {round(percent * 100)} drop"
 
 
+def _match(src: str, dst: str | None = None) -> str:
+    """An nft match of a source (and destination) address; IPv6 matches spare
+    neighbour discovery, as IPv4 ones spare ARP."""
+    family = "ip6" if ":" in src else "ip"
+    text = f"{family} saddr {src}" + (f" {family} daddr {dst}" if dst else "")
+    return text + " meta l4proto != ipv6-icmp" if family == "ip6" else text
+
+
 def bridge_ruleset(net: NetState, addresses: Mapping[str, str]) -> str:
     """An nft script that replaces the bridge's filter table (family bridge,
     forward hook): one rule per sender/receiver pair that loses packets."""
@@ -42,7 +51,7 @@ def bridge_ruleset(net: NetState, addresses: Mapping[str, str]) -> str:
                 continue
             verdict = _pair_rule(net, sender, receiver)
             if verdict:
-                lines.append(f"    ip saddr {src} ip daddr {dst} {verdict}")
+                lines.append(f"    {_match(src, dst)} {verdict}")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
@@ -60,7 +69,7 @@ def input_ruleset(net: NetState, addresses: Mapping[str, str], receiver: str) ->
         if sender != receiver:
             verdict = _pair_rule(net, sender, receiver)
             if verdict:
-                lines.append(f"    ip saddr {src} {verdict}")
+                lines.append(f"    {_match(src)} {verdict}")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,8 @@ core task drains the outputs: Send and OpenStream are carried out, notifications
 become log lines, metrics and MemberEvents. Reads (members(), member()) are
 synchronous and safe from any task. Everything runs in the nursery of `serve`,
 which returns after `stop()` (or a completed `leave()` when asked to stop).
+The core task tells the Node how late its timers fire (Node.loop_lagged):
+that lateness is the event-loop stall Lifeguard's health score answers.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
 from gossip.runtime.clock import SystemClock, WallClock
+from gossip.runtime.dnsresolver import SystemResolver
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
-from gossip.runtime.joiner import advertise_address, resolve_seeds
+from gossip.runtime.joiner import advertise_address
 from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
-from gossip.runtime.network import Network, SocketNetwork
+from gossip.runtime.network import Network, SocketNetwork, families
 from gossip.runtime.notify import Notifier, fmt_address
+from gossip.runtime.seeds import Resolver, resolve_seeds
 from gossip.runtime.service import (
     LEAVE_HOOK_TIMEOUT,
     DatagramHandler,
@@ -63,10 +67,12 @@ class Agent:
         sealer: Sealer | None = None,
         rng: random.Random | None = None,
         clock: WallClock | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.settings = settings
         self.clock: WallClock = clock or SystemClock()
         self._network: Network = network or SocketNetwork()
+        self._resolver: Resolver = resolver or SystemResolver()
         self._sealer: Sealer = sealer or PlainSealer()
         self._rng = rng or random.Random(secrets.randbits(64))
         self._services: list[Service] = []
@@ -215,12 +221,18 @@ class Agent:
         return box[0]
 
     async def join(self, seeds: Sequence[str]) -> int:
-        """One join attempt to `seeds` (HOST:PORT, resolved now); returns how many resolved."""
-        own = self.address
-        addresses = [a for a in await resolve_seeds(seeds) if a != own]
+        """One join attempt to `seeds` (HOST:PORT or srv:NAME, resolved now); returns
+        how many addresses they resolved to."""
+        addresses = await self._resolve(seeds)
         if addresses:
             await self.call(lambda node, now: node.join(now, addresses))
         return len(addresses)
+
+    async def _resolve(self, seeds: Sequence[str]) -> list[Address]:
+        """The seeds' addresses in the families our socket reaches, ourselves left out."""
+        own = self.address
+        reach = families(self.settings.bind[0])
+        return [a for a in await resolve_seeds(seeds, self._resolver, reach) if a != own]
 
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         await self.call(lambda node, now: node.set_tags(now, dict(tags)))
@@ -267,7 +279,11 @@ class Agent:
         self._udp = udp
         try:
             bind = (self.settings.bind[0], udp.local_address[1])
-            address = self.settings.advertise or advertise_address(bind)
+            if self.settings.advertise is not None:
+                host, port = self.settings.advertise
+                address = (host, port or bind[1])  # port 0: the one we bound
+            else:
+                address = advertise_address(bind)
             self._identity = IdentityKeeper(self.data_dir, self.name)
             incarnation = self._identity.identity.incarnation
             self._node = Node(
@@ -282,7 +298,7 @@ class Agent:
                 self._nursery = nursery
                 await nursery.start(self._network.serve_streams, bind, self.streams.serve_one)
                 nursery.start_soon(self._receive_loop)
-                seeds = [s for s in await resolve_seeds(self.settings.join) if s != address]
+                seeds = await self._resolve(self.settings.join)
                 self._node.start(trio.current_time(), seeds, named_seeds=bool(self.settings.join))
                 nursery.start_soon(self._core_loop)
                 nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
@@ -327,8 +343,13 @@ class Agent:
         await self._drain()
         while True:
             deadline = node.next_deadline()
-            if deadline is not None and deadline <= trio.current_time():
-                node.handle_timeout(trio.current_time())
+            now = trio.current_time()
+            if deadline is not None and deadline <= now:
+                # How late the timers fire is how long the loop was stalled; the
+                # core hears it first, so it can restart the probes that the stall
+                # (not the target) made late, before they expire below.
+                node.loop_lagged(now, now - deadline)
+                node.handle_timeout(now)
                 await self._drain()
                 continue
             item: Callable[[float], None] | None = None
@@ -428,8 +449,7 @@ class Agent:
         """ResolveSeeds: the seed names resolved now, handed back to the core,
         which joins them (the retry policy is the core's: joinretry.py)."""
         try:
-            own = self.address
-            addresses = [a for a in await resolve_seeds(self.settings.join) if a != own]
+            addresses = await self._resolve(self.settings.join)
         finally:
             self._resolving = False
         event = "seeds_rejoined" if self.joined.is_set() else "join_retry"

@@ -19,7 +19,7 @@ from gossip.core.types import MemberInfo
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address
-from gossip.runtime.settings import parse_hostport
+from gossip.runtime.seeds import parse_seed
 from gossip.runtime.subscribe import Subscription
 
 HEARTBEAT_S = 10.0
@@ -89,10 +89,10 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
             or not 0 < len(addresses) <= MAX_JOIN_ADDRESSES
             or not all(isinstance(a, str) for a in addresses)
         ):
-            raise ApiError(400, 'addresses: expected a list of "HOST:PORT" strings')
+            raise ApiError(400, 'addresses: expected a list of "HOST:PORT" or "srv:NAME" strings')
         for a in addresses:
             try:
-                parse_hostport(a)
+                parse_seed(a)
             except ValueError as exc:
                 raise ApiError(400, f"addresses: {exc}") from None
         resolved = await agent.join(addresses)

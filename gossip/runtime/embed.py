@@ -15,6 +15,7 @@ import trio
 from gossip.runtime.agent import Agent
 from gossip.runtime.clock import WallClock
 from gossip.runtime.network import Network
+from gossip.runtime.seeds import Resolver
 from gossip.runtime.service import Service
 from gossip.runtime.settings import AgentSettings
 from gossip.security.sealing import Sealer
@@ -29,8 +30,9 @@ async def open_agent(
     network: Network | None = None,
     clock: WallClock | None = None,
     leave_on_exit: bool = True,
+    resolver: Resolver | None = None,
 ) -> AsyncIterator[Agent]:
-    agent = Agent(settings, network=network, sealer=sealer, clock=clock)
+    agent = Agent(settings, network=network, sealer=sealer, clock=clock, resolver=resolver)
     for service in services:
         agent.add_service(service)
     async with trio.open_nursery() as nursery:

@@ -23,7 +23,9 @@ import h11
 import structlog
 import trio
 
+from gossip.hostport import format_hostport
 from gossip.runtime.metrics import Counter
+from gossip.runtime.network import open_stream_listeners, peer_host
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
@@ -108,7 +110,7 @@ class HttpServer:
         *,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_stream_listeners((host, port))
         task_status.started(listeners)
         await trio.serve_listeners(self.handle, listeners)
 
@@ -196,7 +198,7 @@ def _peer_of(stream: trio.abc.Stream) -> str:
         return ""
     try:
         host, port = stream.socket.getpeername()[:2]
-        return f"{host}:{port}"
+        return format_hostport(peer_host(str(host)), int(port))
     except (OSError, ValueError):
         return ""
 

@@ -1,60 +1,40 @@
-"""Finding the cluster: seed resolution and the advertised address.
+"""Finding the cluster: the address this agent advertises to it.
 
-Rules: seed names are resolved again on every attempt (DNS may change while we
-wait); resolution failures are logged and retried, never fatal. When to try
-again is the core's join-retry policy (core/membership/joinretry.py): the
-node asks with ResolveSeeds, and the agent answers with these addresses.
+Rules: the bind address is advertised as it is, unless it is a wildcard; then
+the host's outgoing address stands in (IPv4 for 0.0.0.0; for :: the IPv4 one
+when the host has an IPv4 route, else the IPv6 one). Seed names become
+addresses in seeds.py, again on every attempt; when to try again is the
+core's join-retry policy (core/membership/joinretry.py): the node asks with
+ResolveSeeds, and the agent answers with the resolved addresses.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-
-import structlog
-import trio
 
 from gossip.core.types import Address
-from gossip.runtime.settings import parse_hostport
-
-RESOLVE_TIMEOUT = 5.0
-
-log = structlog.get_logger("gossip.joiner")
-
-
-async def resolve_seeds(seeds: Sequence[str]) -> list[Address]:
-    """Resolve HOST:PORT strings to IPv4 addresses; unresolvable ones are skipped."""
-    found: list[Address] = []
-    for seed in seeds:
-        host, port = parse_hostport(seed)
-        try:
-            with trio.fail_after(RESOLVE_TIMEOUT):
-                infos = await trio.socket.getaddrinfo(
-                    host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
-                )
-        except (OSError, trio.TooSlowError) as exc:
-            log.warning("seed_unresolved", seed=seed, error=str(exc))
-            continue
-        for info in infos[:1]:
-            ip, p = info[4][:2]
-            address = (str(ip), int(p))
-            if address not in found:
-                found.append(address)
-    return found
 
 
 def advertise_address(bind: Address) -> Address:
-    """The bind address, or when bound to 0.0.0.0 this host's outgoing IPv4 address."""
+    """The bind address, or for a wildcard this host's outgoing address: IPv4 for
+    0.0.0.0; for :: the IPv4 one when the host has an IPv4 route, else the IPv6 one."""
     host, port = bind
-    if host not in ("0.0.0.0", ""):
-        return host, port
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        # connect() on UDP only picks a route; no packet is sent.
-        probe.connect(("10.255.255.255", 1))
+    if host in ("0.0.0.0", ""):
+        return _outgoing(socket.AF_INET) or "127.0.0.1", port
+    if host == "::":
+        return _outgoing(socket.AF_INET) or _outgoing(socket.AF_INET6) or "::1", port
+    return host, port
+
+
+def _outgoing(family: socket.AddressFamily) -> str | None:
+    """The source address the kernel would pick for a remote destination, if any."""
+    # Private / documentation addresses: connect() on UDP only picks a route, no
+    # packet is sent.
+    remote = ("10.255.255.255", 1) if family == socket.AF_INET else ("2001:db8::1", 1)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(remote)
+        except OSError:
+            return None
         chosen = str(probe.getsockname()[0])
-    except OSError:
-        chosen = "127.0.0.1"
-    finally:
-        probe.close()
-    return chosen, port
+    return None if chosen in ("0.0.0.0", "::") else chosen

@@ -4,6 +4,8 @@ Rules: one task per agent; it observes every lateness in a histogram and logs
 `event_loop_stalled` at most once a minute when a stall reaches LAG_WARN_S. A
 blocked loop delays acks, so other nodes suspect this one: the metric tells an
 operator that the cause is local (a slow synchronous call), not the network.
+This task only measures; the health score hears of stalls from the core task
+itself (how late its timers fire, agent.py), so one stall counts once.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any, assert_never
 
 from gossip.core.membership import outputs as o
 from gossip.core.types import Address, MemberInfo, MemberState
+from gossip.hostport import format_hostport
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent
 
@@ -35,7 +36,7 @@ RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 
 def fmt_address(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
+    return format_hostport(address[0], address[1])
 
 
 def member_fields(member: MemberInfo) -> dict[str, Any]:

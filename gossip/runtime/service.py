@@ -29,6 +29,7 @@ import trio
 
 from gossip.core.membership.config import Config
 from gossip.core.types import Address, MemberInfo
+from gossip.hostport import format_hostport
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.metrics import Registry
 from gossip.security.sealing import Sealer
@@ -59,7 +60,7 @@ class MemberEvent:
         out: dict[str, Any] = {"event": f"member_{self.kind}", "member": self.name}
         if self.member is not None:
             out.update(
-                address=f"{self.member.address[0]}:{self.member.address[1]}",
+                address=format_hostport(*self.member.address),
                 state=self.member.state.label,
                 incarnation=self.member.incarnation,
                 tags=dict(self.member.tags),

@@ -22,14 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gossip import hostport
 from gossip.core.membership.config import Config, ConfigError
 from gossip.core.types import Address
+from gossip.runtime.seeds import parse_seed
 
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_PORT = 7946
 DEFAULT_API_PORT = 7947
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ENV_PREFIX = "GOSSIP_"
+MAX_SEEDS = 256
 
 
 class SettingsError(ValueError):
@@ -44,8 +47,9 @@ class AgentSettings:
     name: str = field(default_factory=socket.gethostname)
     bind: Address = ("0.0.0.0", DEFAULT_PORT)
     advertise: Address | None = None
+    """Port 0 stands for the bound port."""
     join: tuple[str, ...] = ()
-    """Seed addresses as given (HOST:PORT); names are resolved again on every attempt."""
+    """Seeds as given (HOST:PORT, [IPv6]:PORT or srv:NAME); resolved again on every attempt."""
     api: Address | None = ("127.0.0.1", DEFAULT_API_PORT)
     """None disables the control API."""
     api_token: str | None = None
@@ -84,18 +88,8 @@ class AgentSettings:
 
 
 def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
-    text = text.strip()
-    if text.startswith("["):
-        raise ValueError("IPv6 addresses are not supported")
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = text, str(default_port)
-    host = host or "0.0.0.0"
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"bad port in {text!r} (want HOST:PORT)")
-    if not host or any(c.isspace() for c in host) or len(host) > 253:
-        raise ValueError(f"bad host in {text!r}")
-    return host, int(port_text)
+    """HOST:PORT or [IPv6]:PORT (gossip.hostport); an empty host is the IPv4 wildcard."""
+    return hostport.parse_hostport(text, default_port)
 
 
 def _is_loopback(host: str) -> bool:
@@ -127,9 +121,11 @@ def _parse_tags(items: list[str] | str) -> dict[str, str]:
 
 def _parse_join(items: list[str] | str) -> tuple[str, ...]:
     parts = items.split(",") if isinstance(items, str) else items
+    if len(parts) > MAX_SEEDS:
+        raise ValueError(f"at most {MAX_SEEDS} seeds")
     seeds = tuple(p.strip() for p in parts if p.strip())
     for seed in seeds:
-        parse_hostport(seed)
+        parse_seed(seed)
     return seeds
 
 

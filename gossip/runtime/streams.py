@@ -16,6 +16,7 @@ import structlog
 import trio
 
 from gossip.core.types import Address
+from gossip.hostport import format_hostport
 from gossip.runtime import framing as fr
 from gossip.runtime.metrics import Counter
 from gossip.runtime.network import Network
@@ -70,7 +71,7 @@ class StreamChannels:
         except Exception:
             # A bug reached by one stream must not stop the listener (or the agent).
             self._rejected.inc(labels={"reason": "internal_error"})
-            log.exception("stream_failed", source=f"{src[0]}:{src[1]}")
+            log.exception("stream_failed", source=format_hostport(*src))
         finally:
             self._inbound -= 1
             await trio.aclose_forcefully(stream)
@@ -86,7 +87,7 @@ class StreamChannels:
         try:
             reply = await handler(src, body)
         except Exception as exc:
-            log.exception("stream_handler_failed", channel=channel, source=f"{src[0]}:{src[1]}")
+            log.exception("stream_handler_failed", channel=channel, source=format_hostport(*src))
             response = fr.encode_response(fr.STATUS_ERROR, type(exc).__name__.encode())
         else:
             if reply is None:

@@ -2,22 +2,27 @@
 
 Rules: each agent gets its own `HostNetwork` (one IP) from a shared
 `MemoryNetwork`, which implements the Network protocol without sockets:
-datagrams are delivered at once into a bounded queue (a full queue drops,
-like a kernel buffer), streams are trio memory stream pairs. Faults come from
-the shared object: a loss rate (seeded rng), hosts taken down (crash: nothing in
-or out, connects refused) and partitions between groups of IPs. Nothing here
-reads a clock, so it runs as fast as trio's MockClock lets it.
+datagrams go into a bounded queue per endpoint (a full queue drops, like a
+kernel buffer), streams are in-memory pipes. Faults are one model on
+the shared object, all random draws from its seeded rng: loss, duplication,
+latency with jitter, reordering (a fraction of datagrams held back), hosts taken
+down (crash: nothing in or out, connects refused), partitions between groups of
+IPs, one-way cuts (a connect needs both directions, like TCP), and paused hosts
+(every datagram or stream operation of a paused host waits until it resumes,
+so its core task blocks on its first send, as a stopped process would).
+Delayed datagrams need `run` in a nursery; without it they go at once. Time is
+trio's, so it runs as fast as MockClock lets it.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import itertools
 import random
 from collections.abc import Iterable
 
 import trio
-import trio.testing
 
 from gossip.core.types import Address
 from gossip.runtime.network import DatagramEndpoint, StreamServer
@@ -30,35 +35,98 @@ class MemoryNetwork:
     def __init__(self, rng: random.Random, loss: float = 0.0) -> None:
         self.rng = rng
         self.loss = loss
+        self.duplicate = 0.0
+        """Fraction of datagrams delivered twice."""
+        self.reorder = 0.0
+        """Fraction of datagrams held back by up to `reorder_ms` (overtaken by later ones)."""
+        self.reorder_ms = 50.0
+        self.delay_ms = 0.0
+        self.jitter_ms = 0.0
         self.down: set[str] = set()
         self._groups: list[set[str]] = []
+        self._cuts: set[tuple[str, str]] = set()
+        self._paused: dict[str, trio.Event] = {}
         self._endpoints: dict[Address, _Endpoint] = {}
         self._listeners: dict[Address, trio.MemorySendChannel[_Incoming]] = {}
         self._ports = itertools.count(40000)
+        self._later: list[tuple[float, int, Address, Address, bytes]] = []
+        self._seq = itertools.count()
+        self._courier: trio.Event | None = None
         self.delivered = 0
         self.dropped = 0
 
     def host(self, ip: str) -> HostNetwork:
         return HostNetwork(self, ip)
 
+    # ---- faults ------------------------------------------------------------
+
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut every path between different groups (IPs not named stay connected)."""
         self._groups = [set(g) for g in groups]
 
+    def cut(self, src: str, dst: str) -> None:
+        """Drop everything from `src` to `dst` (one way)."""
+        self._cuts.add((src, dst))
+
     def heal(self) -> None:
         self._groups = []
+        self._cuts.clear()
+
+    def pause(self, ip: str) -> None:
+        self._paused.setdefault(ip, trio.Event())
+
+    def resume(self, ip: str) -> None:
+        gate = self._paused.pop(ip, None)
+        if gate is not None:
+            gate.set()
+
+    def paused(self, ip: str) -> bool:
+        return ip in self._paused
+
+    async def gate(self, ip: str) -> None:
+        """Wait while `ip` is paused (a checkpoint either way)."""
+        gate = self._paused.get(ip)
+        if gate is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await gate.wait()
+
+    async def hold(self, ip: str) -> None:
+        """Wait while `ip` is paused; no checkpoint otherwise (for callers that just had one)."""
+        gate = self._paused.get(ip)
+        if gate is not None:
+            await gate.wait()
 
     def reachable(self, a: str, b: str) -> bool:
-        if a in self.down or b in self.down:
+        if a in self.down or b in self.down or (a, b) in self._cuts:
             return False
         ga = next((i for i, g in enumerate(self._groups) if a in g), None)
         gb = next((i for i, g in enumerate(self._groups) if b in g), None)
         return ga is None or gb is None or ga == gb
 
+    # ---- delivery ------------------------------------------------------------
+
+    def _send(self, src: Address, to: Address, data: bytes) -> None:
+        if self.loss > 0 and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        copies = 2 if self.duplicate > 0 and self.rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            delay = self.delay_ms
+            if self.jitter_ms > 0:
+                delay += self.rng.uniform(0.0, self.jitter_ms)
+            if self.reorder > 0 and self.rng.random() < self.reorder:
+                delay += self.rng.uniform(0.0, self.reorder_ms)
+            if delay <= 0 or self._courier is None:
+                self._deliver(src, to, data)
+            else:
+                due = trio.current_time() + delay / 1000
+                heapq.heappush(self._later, (due, next(self._seq), src, to, data))
+                self._courier.set()
+
     def _deliver(self, src: Address, to: Address, data: bytes) -> None:
         endpoint = self._endpoints.get(to)
-        lost = self.loss > 0 and self.rng.random() < self.loss
-        if endpoint is None or lost or not self.reachable(src[0], to[0]):
+        if endpoint is None or not self.reachable(src[0], to[0]):
             self.dropped += 1
             return
         try:
@@ -66,6 +134,18 @@ class MemoryNetwork:
             self.delivered += 1
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self.dropped += 1
+
+    async def run(self) -> None:
+        """Deliver delayed datagrams when due (run in a nursery for latency and reordering)."""
+        while True:
+            self._courier = trio.Event()
+            now = trio.current_time()
+            while self._later and self._later[0][0] <= now:
+                _, _, src, to, data = heapq.heappop(self._later)
+                self._deliver(src, to, data)
+            deadline = self._later[0][0] if self._later else float("inf")
+            with trio.move_on_at(deadline):
+                await self._courier.wait()
 
     def _port(self, bind: Address) -> Address:
         return bind if bind[1] else (bind[0], next(self._ports))
@@ -76,23 +156,92 @@ class _Endpoint:
         self._net = net
         self._address = address
         self.queue, self._recv = trio.open_memory_channel[tuple[bytes, Address]](QUEUE)
+        self._held: tuple[bytes, Address] | None = None
 
     @property
     def local_address(self) -> Address:
         return self._address
 
     async def send(self, to: Address, data: bytes) -> bool:
-        await trio.lowlevel.checkpoint()
-        self._net._deliver(self._address, to, bytes(data))
+        await self._net.gate(self._address[0])
+        self._net._send(self._address, to, bytes(data))
         return True  # a lost datagram is not a failed send
 
     async def receive(self) -> tuple[bytes, Address]:
-        return await self._recv.receive()
+        if self._held is None:
+            self._held = await self._recv.receive()
+        else:
+            await trio.lowlevel.checkpoint()
+        # Cancelled while paused: the datagram stays here for the next call.
+        await self._net.hold(self._address[0])
+        item, self._held = self._held, None
+        return item
 
     def close(self) -> None:
         if self._net._endpoints.get(self._address) is self:
             del self._net._endpoints[self._address]
         self._recv.close()
+
+
+class _Pipe:
+    """One direction of a stream: bytes written and not yet read."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+        self.waiting = trio.lowlevel.ParkingLot()
+
+
+class _MemoryStream(trio.abc.Stream):
+    """One end of an in-memory stream pair (lighter than trio.testing's, which a
+    fault run opens tens of thousands of times); its operations wait while its
+    host is paused."""
+
+    def __init__(self, net: MemoryNetwork, ip: str, out: _Pipe, into: _Pipe) -> None:
+        self._net = net
+        self._ip = ip
+        self._out = out
+        self._in = into
+        self._closed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._net.gate(self._ip)
+        if self._closed:
+            raise trio.ClosedResourceError("this end is closed")
+        if self._out.closed:
+            raise trio.BrokenResourceError("the other end is closed")
+        self._out.data += data
+        self._out.waiting.unpark_all()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._closed:
+            raise trio.ClosedResourceError("this end is closed")
+        if self._in.data or self._in.closed:
+            await self._net.gate(self._ip)
+        else:
+            while not self._in.data and not self._in.closed:
+                await self._in.waiting.park()
+            await self._net.hold(self._ip)
+        n = len(self._in.data) if max_bytes is None else max_bytes
+        chunk = bytes(self._in.data[:n])
+        del self._in.data[:n]
+        return chunk
+
+    async def aclose(self) -> None:
+        # No checkpoint: closing never blocks, and the agent closes every stream with
+        # aclose_forcefully, whose cancelled checkpoint would cost a scheduler pass each.
+        self._closed = True
+        for pipe in (self._out, self._in):
+            pipe.closed = True
+            pipe.waiting.unpark_all()
+
+
+def _stream_pair(net: MemoryNetwork, a: str, b: str) -> tuple[_MemoryStream, _MemoryStream]:
+    ab, ba = _Pipe(), _Pipe()
+    return _MemoryStream(net, a, ab, ba), _MemoryStream(net, b, ba, ab)
 
 
 class HostNetwork:
@@ -131,11 +280,12 @@ class HostNetwork:
                 del self.net._listeners[address]
 
     async def connect(self, to: Address) -> trio.abc.Stream:
-        await trio.lowlevel.checkpoint()
+        await self.net.gate(self.ip)
         listener = self.net._listeners.get(to)
-        if listener is None or not self.net.reachable(self.ip, to[0]):
+        reachable = self.net.reachable(self.ip, to[0]) and self.net.reachable(to[0], self.ip)
+        if listener is None or not reachable:
             raise OSError(errno.ECONNREFUSED, f"connection to {to} refused")
-        ours, theirs = trio.testing.memory_stream_pair()
+        ours, theirs = _stream_pair(self.net, self.ip, to[0])
         try:
             listener.send_nowait((theirs, (self.ip, next(self.net._ports))))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):

@@ -17,19 +17,11 @@ from typing import Any
 
 import pytest
 
-from gossip.client.localcluster import LocalCluster, find_free_base
+from gossip.client.localcluster import QUICK_CONFIG, LocalCluster, find_free_base
 
 pytestmark = pytest.mark.e2e
 
-FAST = """
-[core]
-probe_interval = 0.4
-probe_timeout = 0.15
-gossip_interval = 0.1
-suspicion_mult = 3
-push_pull_interval = 5.0
-leave_timeout = 1.0
-"""
+FAST = QUICK_CONFIG
 
 
 def _log_events(path: Path, event: str) -> list[dict[str, Any]]:
@@ -44,15 +36,16 @@ def _log_events(path: Path, event: str) -> list[dict[str, Any]]:
     return lines
 
 
-def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path) -> None:
-    with LocalCluster(5, tmp_path, config_text=FAST) as cluster:
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path, host: str) -> None:
+    with LocalCluster(5, tmp_path, config_text=FAST, host=host) as cluster:
         cluster.start()
         cluster.wait_all_alive(30)
         names = [a.name for a in cluster.agents]
         first, victim, leaver = cluster.agents[0], cluster.agents[4], cluster.agents[3]
         monitor = subprocess.Popen(
             [sys.executable, "-m", "gossip", "monitor", "--json", "--api",
-             f"127.0.0.1:{first.api_port}"],
+             first.api().address],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_helpers import bridge_namespaces, sh, stop_agents, why_no_netns
 
 from gossip.client.api import ApiClient, ApiClientError
 
@@ -31,27 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 AGENTS = 5
 NETNS_SECONDS = 60.0
 LOSS_PERCENT = 10
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces (CI runs it as root)"
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` (apt-get install iproute2 nftables)"
-    probe = f"gprobe{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if made.returncode != 0:
-        return f"cannot create a network namespace here: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
-def _sh(*args: str) -> str:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 class Topology:
@@ -63,35 +41,17 @@ class Topology:
         self.host_ip = f"10.77.{subnet}.254"
 
     def up(self) -> None:
-        _sh("ip", "netns", "add", self.switch)
+        bridge_namespaces(self.switch, self.nodes, self.ips, 24, (f"gh{self.tag}", self.host_ip))
         ns = ["ip", "netns", "exec", self.switch]
-        _sh(*ns, "ip", "link", "add", "br0", "type", "bridge")
-        _sh(*ns, "ip", "link", "set", "br0", "up")
-        for i, (node, ip) in enumerate(zip(self.nodes, self.ips, strict=True)):
-            _sh("ip", "netns", "add", node)
-            # Both ends are created inside the switch namespace; one moves to the node.
-            _sh(*ns, "ip", "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0")
-            _sh(*ns, "ip", "link", "set", "eth0", "netns", node)
-            _sh(*ns, "ip", "link", "set", f"p{i}", "master", "br0", "up")
-            inside = ["ip", "netns", "exec", node]
-            _sh(*inside, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-            _sh(*inside, "ip", "link", "set", "eth0", "up")
-            _sh(*inside, "ip", "link", "set", "lo", "up")
-        host_if = f"gh{self.tag}"
-        _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", "hp", "netns",
-            self.switch)  # fmt: skip
-        _sh(*ns, "ip", "link", "set", "hp", "master", "br0", "up")
-        _sh("ip", "addr", "add", f"{self.host_ip}/24", "dev", host_if)
-        _sh("ip", "link", "set", host_if, "up")
-        _sh(*ns, "nft", "add", "table", "bridge", "gossiploss")
-        _sh(*ns, "nft", "add", "chain", "bridge", "gossiploss", "lossy",
+        sh(*ns, "nft", "add", "table", "bridge", "gossiploss")
+        sh(*ns, "nft", "add", "chain", "bridge", "gossiploss", "lossy",
             "{ type filter hook forward priority 0; }")  # fmt: skip
         loss = ["numgen", "random", "mod", "100", "<", str(LOSS_PERCENT), "counter", "drop"]
-        _sh(*ns, "nft", "add", "rule", "bridge", "gossiploss", "lossy", "meta", "l4proto", "udp",
+        sh(*ns, "nft", "add", "rule", "bridge", "gossiploss", "lossy", "meta", "l4proto", "udp",
             *loss)  # fmt: skip
 
     def dropped(self) -> int:
-        text = _sh("ip", "netns", "exec", self.switch, "nft", "-j", "list", "table", "bridge",
+        text = sh("ip", "netns", "exec", self.switch, "nft", "-j", "list", "table", "bridge",
                    "gossiploss")  # fmt: skip
         for item in json.loads(text)["nftables"]:
             for expr in item.get("rule", {}).get("expr", []):
@@ -106,7 +66,7 @@ class Topology:
 
 @pytest.fixture
 def topology() -> Iterator[Topology]:
-    reason = _why_not()
+    reason = why_no_netns()
     if reason is not None:
         pytest.skip(reason)
     topo = Topology(str(os.getpid() % 100000), 1 + os.getpid() % 250)
@@ -156,15 +116,7 @@ def test_five_agents_under_ten_percent_udp_loss_report_no_false_failures(
         views = [_members(topology, i) for i in range(AGENTS)]
         dropped = topology.dropped()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_agents(procs)
     assert dropped > 0, "the loss rule never dropped a packet"
     assert views == [dict.fromkeys(names, "alive")] * AGENTS
     failed = []

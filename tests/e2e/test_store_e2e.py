@@ -116,3 +116,45 @@ def test_a_killed_replica_rejoins_without_losing_or_resurrecting_keys(tmp_path: 
         for key in rng.sample(sorted(k for k in acked if k not in deleted | uncertain), 100):
             status, _, body = request(agents[0].api(), "GET", key_path(key, consistency="all"))
             assert (status, body) == (200, acked[key][1]), key
+
+
+HORIZON_S = 2.0
+
+
+def test_every_agent_killed_at_once_for_longer_than_the_horizon_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Five agents, a short tombstone horizon, writes and deletes at quorum, kill -9
+    of all five at once, a wait longer than the horizon, restart: every acknowledged
+    write reads back and no acknowledged delete comes back."""
+    args = ["--kv-sync-interval", "0.5", "--kv-tombstone-horizon", str(HORIZON_S)]
+    with LocalCluster(5, tmp_path, extra_args=args) as cluster:
+        cluster.start()
+        cluster.wait_all_alive(timeout=30)
+        agents = cluster.agents
+        acked: dict[str, bytes | None] = {}
+        for i in range(200):
+            key, value = f"k{i:03d}", b"v-%d" % i
+            if write(agents[i % 5], "PUT", key, value) is not None:
+                acked[key] = value
+        for i in range(0, 200, 10):
+            key = f"k{i:03d}"
+            if write(agents[i % 5], "DELETE", key) is not None:
+                acked[key] = None
+        assert len(acked) == 200
+
+        for agent in agents:
+            agent.signal(signal.SIGKILL)
+        for agent in agents:
+            agent.wait(5)
+        time.sleep(2 * HORIZON_S)
+        cluster.start()
+        cluster.wait_all_alive(timeout=30)
+        cluster.wait_until(lambda: converged(cluster, 3), CONVERGE_S, what="equal digests")
+
+        for i, (key, value) in enumerate(sorted(acked.items())):
+            status, _, body = request(agents[i % 5].api(), "GET", key_path(key, consistency="all"))
+            if value is None:
+                assert status == 404, f"deleted key {key} came back"
+            else:
+                assert (status, body) == (200, value), f"acknowledged write of {key} lost"

@@ -45,6 +45,9 @@ class Config:
     max_health: int = 8
     """The local health score ranges over 0..max_health; probe interval and
     timeout are scaled by (health + 1)."""
+    stall_awareness: bool = True
+    """An event-loop stall the shell reports (Node.loop_lagged) raises the
+    health score and restarts the probes in flight; off, stalls are ignored."""
 
     # dissemination
     gossip_interval: float = 0.2

@@ -9,10 +9,11 @@ Rules (Lifeguard, as in memberlist):
   where k = SuspicionMult - 2 confirmations are expected (0 in clusters too
   small to supply them, which makes the timeout the minimum at once).
 - The local health score (0..max) rises when this node misses acks, misses
-  the nacks its indirect helpers owe it, or has to refute a suspicion of
-  itself; it falls by one on every successful probe. Probe interval and probe
-  timeout are multiplied by (score + 1), so a slow node probes more patiently
-  instead of accusing healthy peers.
+  the nacks its indirect helpers owe it, has to refute a suspicion of itself,
+  or its event loop stalls for at least a probe timeout (by one, plus one per
+  probe interval the stall lasted); it falls by one on every successful probe.
+  Probe interval and probe timeout are multiplied by (score + 1), so a slow
+  node probes more patiently instead of accusing healthy peers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def suspicion_timeout(min_s: float, max_s: float, k: int, confirmations: int) ->
         return min_s
     frac = math.log(confirmations + 1) / math.log(k + 1)
     return max(min_s, max_s - frac * (max_s - min_s))
+
+
+def stall_penalty(lag_s: float, probe_timeout: float, probe_interval: float) -> int:
+    """How far a stall of `lag_s` seconds raises the health score.
+
+    Shorter than a probe timeout, every ack could still be read in time: 0.
+    Longer, this node is slow right now: 1, plus 1 for every probe interval
+    the stall lasted (the rounds it could not have judged fairly).
+    """
+    if lag_s < probe_timeout:
+        return 0
+    return 1 + int(lag_s // probe_interval)
 
 
 class Health:

@@ -6,7 +6,8 @@ a Prober (probing.py), which keeps the probes in flight; Suspicions
 (suspecting.py), which keeps the suspicions and their timers; and a Syncer
 (pushpull.py), which keeps the streams, the join and the reconnects. The node
 routes each input to its part and decides: when to probe, how an update or a
-remote table is applied, what a suspicion's verdict does.
+remote table is applied, what a suspicion's verdict does, what a stall of the
+shell's loop costs (loop_lagged: health, then the Prober restarts its probes).
 
 Rules:
 - Inputs are method calls that take `now`; outputs are queued values drained
@@ -36,6 +37,7 @@ from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
+from gossip.core.membership.lifeguard import stall_penalty
 from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
 from gossip.core.membership.messages import (
     Ack,
@@ -139,6 +141,18 @@ class Node(NodeBase):
             return
         self._timers.add(now + self._health.scale(self.cfg.probe_interval), self._probe_tick)
         self._prober.probe_next(now)
+
+    def loop_lagged(self, now: float, lag_s: float) -> None:
+        """The shell ran its timers `lag_s` seconds late (call it before
+        handle_timeout): a stall long enough to matter makes this node more
+        patient (lifeguard.stall_penalty), and its probes in flight start over."""
+        cfg = self.cfg
+        penalty = stall_penalty(lag_s, cfg.probe_timeout, cfg.probe_interval)
+        if not penalty or not cfg.stall_awareness:
+            return
+        self._count("loop_stalls")
+        self._health_delta(penalty, "loop_stalled")
+        self._prober.restart_probes(now)
 
     def leave(self, now: float) -> None:
         """Disseminate `left`; LeaveCompleted follows when it has been sent its

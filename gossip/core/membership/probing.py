@@ -10,6 +10,11 @@ target. Any ack lowers the health score by one; a failed probe raises it by
 the number of nacks the helpers owed us (our own network may be the problem),
 or by one when there were no helpers. A suspect is told it is suspected with
 every probe (Lifeguard's buddy system), so it can refute at once.
+A stall of this node's own event loop (reported by the shell, which saw its
+timers fire late) raises the health score (lifeguard.stall_penalty, applied
+by the node) and restarts every probe in flight from the end of the stall:
+acks that arrived while the loop was blocked are still queued, and time this
+node could not run does not count against the target.
 
 The Prober is a part the node owns: it holds the probes and ping-req relays
 in flight and their timers; the node decides when to probe (its probe tick)
@@ -130,6 +135,31 @@ class Prober:
         probe.timers.append(
             timers.add(now + self._health.scale(self._cfg.probe_interval), self._probe_end, seq)
         )
+
+    def restart_probes(self, now: float) -> None:
+        """Start every probe in flight over from `now` (the end of a stall of
+        this node's loop): its timeout and interval run again from here; a
+        probe whose indirect round has started keeps it and only waits anew."""
+        for probe in self._probes.values():
+            for timer in probe.timers:
+                timer.cancel()
+            probe.timers.clear()
+            probe.start = now
+            probe.expired = False
+            timers = self._timers
+            if not probe.expected_nacks:  # the indirect round has not started yet
+                probe.timers.append(
+                    timers.add(
+                        now + self._health.scale(self._cfg.probe_timeout),
+                        self._probe_timeout,
+                        probe.seq,
+                    )
+                )
+            probe.timers.append(
+                timers.add(
+                    now + self._health.scale(self._cfg.probe_interval), self._probe_end, probe.seq
+                )
+            )
 
     def _probe_timeout(self, now: float, seq: int) -> None:
         probe = self._probes.get(seq)

@@ -10,6 +10,11 @@ full key hash) or expand it into its 16 children. Equal subtrees are never
 descended, so two replicas in sync exchange one small message each way.
 The session ends when a side has nothing left to say, or after `max_rounds`.
 
+Before records go out, the replica screens them against what the peer said
+of its copy (`Replica.screen`): records the peer deleted and purged are not
+shipped back (gossip.core.store.tombstone_gc). Messages carry their sender's
+copy (`sender`) so that each side can screen.
+
 Every outgoing message stays within `max_bytes` (estimated while building);
 what does not fit is dropped and found again by the next session, so a
 session is bounded in size and rounds and the caller bounds it in time.
@@ -32,6 +37,7 @@ from gossip.core.store.merkle import (
 )
 from gossip.core.store.record import ENTRY_SIZE, Entry, Record
 from gossip.core.store.syncwire import SyncMessage, SyncWireError, decode, encode
+from gossip.core.store.tombstone_gc import PeerCopy
 
 DEFAULT_LEAF_SIZE = 16
 DEFAULT_MAX_BYTES = 4 << 20
@@ -56,6 +62,11 @@ class Replica(Protocol):
 
     def apply(self, records: Sequence[Record]) -> int:
         """Merge records in (last writer wins); return how many changed something."""
+        ...
+
+    def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
+        """Of records the peer lacks or holds older, those that may be sent; the rest
+        this replica judges deleted and removes."""
         ...
 
 
@@ -84,9 +95,18 @@ def node_children(rep: Replica, level: int, prefix: int) -> list[Summary]:
 class _Builder:
     """One outgoing message under a byte budget."""
 
-    def __init__(self, rep: Replica, partition: int, leaf_size: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        rep: Replica,
+        partition: int,
+        leaf_size: int,
+        max_bytes: int,
+        peer: PeerCopy | None,
+        sender: PeerCopy | None,
+    ) -> None:
         self.rep = rep
-        self.out = SyncMessage(partition)
+        self.peer = peer
+        self.out = SyncMessage(partition, sender=sender)
         self.leaf_size = leaf_size
         self.left = max_bytes
         self.tally = Tally()
@@ -99,7 +119,7 @@ class _Builder:
         return True
 
     def push(self, records: Sequence[Record]) -> None:
-        for r in records:
+        for r in self.rep.screen(records, self.peer) if records else ():
             if not self._spend(r.size()):
                 return
             self.out.records.append(r)
@@ -171,9 +191,11 @@ def reply_to(
     *,
     leaf_size: int = DEFAULT_LEAF_SIZE,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    sender: PeerCopy | None = None,
 ) -> tuple[SyncMessage, Tally]:
-    """The message that answers `msg`, after applying what it carried."""
-    b = _Builder(rep, msg.partition, leaf_size, max_bytes)
+    """The message that answers `msg`, after applying what it carried; `sender`
+    is this side's copy, sent along."""
+    b = _Builder(rep, msg.partition, leaf_size, max_bytes, msg.sender, sender)
     if msg.records:
         b.tally.records_received = len(msg.records)
         b.tally.records_applied = rep.apply(msg.records)
@@ -230,8 +252,12 @@ class SyncSession:
         leaf_size: int = DEFAULT_LEAF_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
+        sender: PeerCopy | None = None,
     ) -> None:
         self.rep = rep
+        self.sender = sender
+        self.peer: PeerCopy | None = None
+        """The responder's copy, as its first answer said."""
         self.partition = partition
         self.leaf_size = leaf_size
         self.max_bytes = max_bytes
@@ -245,7 +271,7 @@ class SyncSession:
         return payload
 
     def start(self) -> bytes:
-        return self._send(SyncMessage(self.partition, root=self.rep.tree.root))
+        return self._send(SyncMessage(self.partition, root=self.rep.tree.root, sender=self.sender))
 
     def receive(self, payload: bytes) -> bytes | None:
         """Handle a response; the next request, or None when the session is over."""
@@ -261,7 +287,12 @@ class SyncSession:
             return self._finish(error="wrong_partition")
         if msg.error:
             return self._finish(error=msg.error)
-        out, tally = reply_to(self.rep, msg, leaf_size=self.leaf_size, max_bytes=self.max_bytes)
+        if msg.sender is not None:
+            self.peer = msg.sender
+        msg.sender = self.peer
+        out, tally = reply_to(
+            self.rep, msg, leaf_size=self.leaf_size, max_bytes=self.max_bytes, sender=self.sender
+        )
         self.stats.records_sent += tally.records_sent
         self.stats.records_received += tally.records_received
         self.stats.records_applied += tally.records_applied

@@ -7,7 +7,9 @@ ties within one millisecond and the node name breaks ties between nodes.
 The counter fits 16 bits; on overflow the clock borrows the next millisecond
 (it may run ahead of wall time by a little, never behind its own past).
 A remote timestamp more than `max_offset_ms` ahead of our wall time is not
-adopted (a broken clock elsewhere must not drag ours into the future).
+adopted (a broken clock elsewhere must not drag ours into the future); the
+store's own data (`advance`, on restart) and a version a replica reports as
+newer than a write (`now_after`) are adopted whatever the offset.
 """
 
 from __future__ import annotations
@@ -71,3 +73,15 @@ class HybridClock:
         if (remote.wall, remote.counter) > (self._wall, self._counter):
             self._wall, self._counter = remote.wall, remote.counter
         return True
+
+    def advance(self, wall: int, counter: int) -> None:
+        """Move past (wall, counter) unconditionally: the store's own stored versions,
+        so a restarted node's writes outrank what it wrote before, even when its wall
+        clock now runs far behind them."""
+        if (wall, counter) > (self._wall, self._counter):
+            self._wall, self._counter = wall, counter
+
+    def now_after(self, wall_ms: int, newer: Timestamp) -> Timestamp:
+        """A timestamp above `newer` (and above everything this clock has seen)."""
+        self.advance(newer.wall, newer.counter)
+        return self.now(wall_ms)

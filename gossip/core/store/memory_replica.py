@@ -15,6 +15,7 @@ from operator import attrgetter
 
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree, prefix_of
 from gossip.core.store.record import Entry, Record, wins
+from gossip.core.store.tombstone_gc import PeerCopy
 
 _khash = attrgetter("khash")
 
@@ -74,6 +75,10 @@ class MemoryReplica:
 
     def apply(self, records: Sequence[Record]) -> int:
         return sum(self.put(r) for r in records)
+
+    def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
+        """Everything may be sent: this reference replica keeps no GC state."""
+        return list(records)
 
     def load(self, records: Iterable[Record]) -> None:
         for r in records:

@@ -9,7 +9,10 @@ records that (impossibly, for correct clocks) share a version. Concurrent
 writes to one key therefore keep the later one; the other is lost.
 
 Each record also has a fixed-size summary (an `Entry`: key hash, packed
-version, tag) that anti-entropy exchanges instead of the record itself.
+version, tag) that anti-entropy exchanges instead of the record itself. The
+tag is a 64-bit digest of the writer's name, the tombstone flag and the value,
+so two writes of one key in one millisecond by two writers have different
+entries (a 32-bit tag let such a pair collide and look in sync for ever).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ MAX_NODE_BYTES = 128
 _KEY_PERSON = b"gossip-kv-key"
 _TAG_PERSON = b"gossip-kv-tag"
 _FP_PERSON = b"gossip-kv-fp"
-_ENTRY = struct.Struct(">QQI")
+_ENTRY = struct.Struct(">QQQ")
 
 
 class RecordError(ValueError):
@@ -56,14 +59,14 @@ def key_hash(key: str) -> int:
 
 
 class Entry(NamedTuple):
-    """What anti-entropy knows of a record without its body: 20 bytes on the wire
+    """What anti-entropy knows of a record without its body: 24 bytes on the wire
     (the fingerprint is derived, kept only so it is computed once)."""
 
     khash: int
     version: int
     """Timestamp.packed: (wall, counter)."""
     tag: int
-    """32 bits over (node, tombstone flag, value): tells same-version records apart."""
+    """64 bits over (writer node, tombstone flag, value): tells same-version records apart."""
     fp: int
     """64-bit hash of the three fields above; a tree node sums its entries' fp."""
 
@@ -111,8 +114,9 @@ class Record:
         return make_entry(key_hash(self.key), self.version.packed, self._tag())
 
     def _tag(self) -> int:
-        h = hashlib.blake2b(digest_size=4, person=_TAG_PERSON)
-        h.update(self.version.node.encode("utf-8"))
+        h = hashlib.blake2b(digest_size=8, person=_TAG_PERSON)
+        node = self.version.node.encode("utf-8")
+        h.update(len(node).to_bytes(2, "big") + node)
         h.update(b"\x00" if self.value is None else b"\x01" + self.value)
         return int.from_bytes(h.digest(), "big")
 

@@ -4,7 +4,10 @@ Rules: a request is a CBOR map {"op": put|get|scan, ...}; a response is a CBOR
 map too. Everything decoded is untrusted: types, sizes and counts are checked
 here and a violation raises KvOpError, which the handler answers as
 {"err": reason} instead of applying anything.
-  put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool}
+  put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool,
+                                                "newer": [wall, counter]}  (newer: the
+                                                replica holds a version above the record,
+                                                or refused it below its purge watermark)
   get   {"op": "get", "k": key}               -> {"r": record | null}
   scan  {"op": "scan", "k": prefix, "n": max, "a": after (optional)}
                                               -> {"ls": [[key, size, wall, counter, node,
@@ -101,12 +104,28 @@ def encode_result(**fields: Any) -> bytes:
 
 
 def decode_put_result(payload: bytes) -> bool:
+    return decode_put_answer(payload)[0]
+
+
+def decode_put_answer(payload: bytes) -> tuple[bool, tuple[int, int] | None]:
+    """(changed, the (wall, counter) of a newer version that hides the write, if any)."""
     raw = _loads(payload)
     if "err" in raw:
         raise KvOpError(str(raw["err"])[:200])
     if raw.get("ok") is not True:
         raise KvOpError("put not acknowledged")
-    return bool(raw.get("changed"))
+    newer = raw.get("newer")
+    if newer is None:
+        return bool(raw.get("changed")), None
+    if not isinstance(newer, list) or len(newer) != 2:
+        raise KvOpError("bad newer version")
+    try:
+        ts = Timestamp(newer[0], newer[1], "-") if all(type(v) is int for v in newer) else None
+    except ValueError:
+        ts = None
+    if ts is None:
+        raise KvOpError("bad newer version")
+    return bool(raw.get("changed")), (ts.wall, ts.counter)
 
 
 def decode_get_result(payload: bytes) -> Record | None:

@@ -14,17 +14,21 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
   d  records: [[key, value|null, wall_ms, counter, node]]
   w  wanted key hashes, packed u64s
   x  error token (e.g. not_replica)
+  i  the sender's copy: [node name, data generation, purge watermark]
 
 A roots check batches the first step for many partitions shared with one
-peer: {"roots": [[partition, fingerprint, count], ...]} is answered with
-{"differ": [partition, ...]}, and only those get a full session.
+peer: {"from": name, "roots": [[partition, fingerprint, count, generation,
+watermark], ...]} is answered with {"from": name, "differ": [partition, ...],
+"copies": [[partition, generation, watermark], ...]}, and only the differing
+partitions get a full session. Equal roots are what tombstone GC's proofs
+are made of (gossip.core.store.tombstone_gc).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
@@ -32,6 +36,7 @@ from gossip.core.store.cbormap import loads_map
 from gossip.core.store.merkle import FANOUT, MAX_LEVEL, Summary, check_node
 from gossip.core.store.record import (
     ENTRY_SIZE,
+    MAX_NODE_BYTES,
     Entry,
     Record,
     RecordError,
@@ -39,6 +44,7 @@ from gossip.core.store.record import (
     record_to_wire,
     unpack_entries,
 )
+from gossip.core.store.tombstone_gc import PeerCopy
 
 MAX_PARTITIONS = 1 << 16
 MAX_ITEMS = 200_000
@@ -60,6 +66,7 @@ class SyncMessage:
     records: list[Record] = field(default_factory=list)
     wants: list[int] = field(default_factory=list)
     error: str | None = None
+    sender: PeerCopy | None = None
 
     def is_empty(self) -> bool:
         return self.root is None and not (
@@ -130,6 +137,8 @@ def encode(msg: SyncMessage) -> bytes:
         out["w"] = b"".join(_U64.pack(h) for h in msg.wants)
     if msg.error:
         out["x"] = msg.error
+    if msg.sender is not None:
+        out["i"] = list(msg.sender)
     return cbor2.dumps(out)
 
 
@@ -193,40 +202,75 @@ def decode(payload: bytes) -> SyncMessage:
         if not isinstance(error, str) or len(error) > 64:
             raise SyncWireError("bad error field")
         msg.error = error
+    sender = raw.get("i")
+    if sender is not None:
+        if not isinstance(sender, list) or len(sender) != 3:
+            raise SyncWireError("bad sender")
+        msg.sender = PeerCopy(_name(sender[0]), _u64(sender[1]), _u64(sender[2]))
     return msg
 
 
-def encode_roots(roots: dict[int, Summary]) -> bytes:
-    return cbor2.dumps({"roots": [[p, fp, n] for p, (fp, n) in sorted(roots.items())]})
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value.encode("utf-8")) > MAX_NODE_BYTES:
+        raise SyncWireError("bad node name")
+    return value
 
 
-def decode_roots(payload: bytes) -> dict[int, Summary]:
+class RootInfo(NamedTuple):
+    """One partition in a roots check: the sender's root and its copy's identity."""
+
+    root: Summary
+    gen: int
+    watermark: int
+
+
+def encode_roots(name: str, roots: dict[int, RootInfo]) -> bytes:
+    items = [[p, i.root[0], i.root[1], i.gen, i.watermark] for p, i in sorted(roots.items())]
+    return cbor2.dumps({"from": name, "roots": items})
+
+
+def _partition(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < MAX_PARTITIONS:
+        raise SyncWireError("bad partition")
+    return value
+
+
+def decode_roots(payload: bytes) -> tuple[str, dict[int, RootInfo]]:
     raw = _map(payload)
     items = raw.get("roots")
     if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
         raise SyncWireError("bad roots list")
-    out: dict[int, Summary] = {}
+    out: dict[int, RootInfo] = {}
     for item in items:
-        if not isinstance(item, list) or len(item) != 3:
+        if not isinstance(item, list) or len(item) != 5:
             raise SyncWireError("bad roots item")
-        part = item[0]
-        if type(part) is not int or not 0 <= part < MAX_PARTITIONS:
-            raise SyncWireError("bad partition")
-        out[part] = (_u64(item[1]), _u64(item[2]))
-    return out
+        out[_partition(item[0])] = RootInfo(
+            (_u64(item[1]), _u64(item[2])), _u64(item[3]), _u64(item[4])
+        )
+    return _name(raw.get("from")), out
 
 
-def encode_differ(parts: list[int]) -> bytes:
-    return cbor2.dumps({"differ": sorted(parts)})
+def encode_differ(name: str, parts: list[int], copies: dict[int, tuple[int, int]]) -> bytes:
+    listed = [[p, gen, mark] for p, (gen, mark) in sorted(copies.items())]
+    return cbor2.dumps({"from": name, "differ": sorted(parts), "copies": listed})
 
 
-def decode_differ(payload: bytes) -> list[int]:
-    items = _map(payload).get("differ")
+def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, int]]]:
+    """(responder, partitions whose roots differ, partition -> (generation, watermark))."""
+    raw = _map(payload)
+    items = raw.get("differ")
     if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
         raise SyncWireError("bad differ list")
-    if not all(type(p) is int and 0 <= p < MAX_PARTITIONS for p in items):
-        raise SyncWireError("bad partition")
-    return list(items)
+    differ = [_partition(p) for p in items]
+    listed = raw.get("copies", [])
+    if not isinstance(listed, list) or len(listed) > MAX_PARTITIONS:
+        raise SyncWireError("bad copies list")
+    copies: dict[int, tuple[int, int]] = {}
+    for item in listed:
+        if not isinstance(item, list) or len(item) != 3:
+            raise SyncWireError("bad copies item")
+        copies[_partition(item[0])] = (_u64(item[1]), _u64(item[2]))
+    return _name(raw.get("from")), differ, copies
 
 
 def _map(payload: bytes) -> dict[str, Any]:

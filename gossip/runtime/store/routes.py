@@ -3,7 +3,8 @@
 Rules: keys are the rest of the path after /v1/kv/, percent-decoded (UTF-8);
 values are the raw request body, at most 1 MiB (kvrecord.MAX_VALUE_BYTES;
 the API also caps bodies at 1 MiB). `?consistency=one|quorum|all` (default
-quorum). Not enough replicas answering is a 503 whose body says how many did.
+quorum). Not enough replicas answering is a 503 whose body says how many did; a
+write that replicas keep hiding behind a newer version is a 409 that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
@@ -23,7 +24,7 @@ from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
-from gossip.runtime.store.coordinator import NotEnoughReplicas, parse_consistency
+from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
 
 PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
@@ -91,6 +92,8 @@ def _guarded(work: Work) -> Handler:
             return ApiResponse.json(body, 503)
         except RecordError as exc:
             raise ApiError(400, str(exc)) from None
+        except WriteHidden as exc:
+            return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
 
     return handler
 

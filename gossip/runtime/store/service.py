@@ -8,6 +8,10 @@ request (gossip.runtime.store.coordinator); replicas talk over two stream channe
 (gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
 without one). The HTTP routes are thin wrappers over the library methods
 `put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
+A replica refuses a record stamped more than the clock's max offset ahead of its
+own wall clock (counted in kv_records_refused_total and logged), and answers a put
+that a newer version (or the partition's purge watermark) would hide with that
+version, so the coordinator can stamp above it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from gossip.core.store.hlc import HybridClock, Timestamp
+from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import Record
+from gossip.core.store.record import Record, wins
 from gossip.core.store.replica_ops import (
     MAX_SCAN,
     KvOp,
@@ -41,15 +45,11 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import KVStorage, StoredReplica
-from gossip.runtime.store.sync import (
-    ROOTS_CHANNEL,
-    SYNC_CHANNEL,
-    AntiEntropy,
-    HorizonReplica,
-)
+from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
@@ -90,8 +90,15 @@ class StoreService(Service):
             path, self._partition_of, synchronous=s.synchronous, connect=self._connect
         )
         self.clock = HybridClock(host.name)
-        self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
+        # Past every stored version, even one far ahead of the wall clock now: this
+        # node's new writes must outrank what it wrote before a restart.
+        self.clock.advance(*self.storage.max_version())
+        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
+        self._refused = host.metrics.counter(
+            "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
+        )
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self._most_members = 1
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -120,6 +127,7 @@ class StoreService(Service):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self.ledger.tick(trio.current_time())
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()
@@ -160,16 +168,27 @@ class StoreService(Service):
             return False
         s = self.settings
         self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
+        self._most_members = max(self._most_members, len(names))
         log.info("kv_placement_changed", members=len(names))
         return True
 
     # ---- what the coordinator and anti-entropy need -------------------------------
+
+    def purge_quorum(self) -> int:
+        """Replicas a partition's set must hold before its tombstones may be purged: a
+        majority of the configured count (of the most members seen, for "all")."""
+        configured = self.settings.replicas or self._most_members
+        return configured // 2 + 1
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         return self.placement.replicas_of_key(key)
 
     def stamp(self) -> Timestamp:
         return self.clock.now(self.host.wall_ms())
+
+    def stamp_after(self, newer: tuple[int, int]) -> Timestamp:
+        """A stamp above a version a replica holds (or its purge watermark)."""
+        return self.clock.now_after(self.host.wall_ms(), Timestamp(*newer, self.host.name))
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
@@ -180,24 +199,49 @@ class StoreService(Service):
         member = self.host.member(name)
         return member.address if member is not None and member.state in LIVE_STATES else None
 
-    def known_peers(self) -> bool:
-        return any(m.name != self.host.name for m in self.host.members())
+    def plausible(self, wall_ms: int) -> bool:
+        """Whether a version's wall time is within the max clock offset of ours (or of
+        this node's clock, which after a restart may run ahead of the wall clock)."""
+        return wall_ms <= max(self.host.wall_ms(), self.clock.last[0]) + self.clock.max_offset_ms
 
-    def alive_peers(self) -> bool:
-        return any(m.name != self.host.name and m.state in LIVE_STATES for m in self.host.members())
-
-    def _observe(self, records: Sequence[Record]) -> None:
+    def accept(self, records: Sequence[Record]) -> list[Record]:
+        """The records whose stamps are plausible here (the rest are refused and
+        counted); the clock moves past the ones kept."""
         now = self.host.wall_ms()
-        for r in records:
+        kept = [r for r in records if self.plausible(r.version.wall)]
+        if len(kept) < len(records):
+            ahead = [r for r in records if not self.plausible(r.version.wall)]
+            self._refused.inc(len(ahead), labels={"reason": "clock_ahead"})
+            log.warning(
+                "kv_record_refused",
+                reason="clock_ahead",
+                records=len(ahead),
+                key=ahead[0].key,
+                version=str(ahead[0].version),
+                ahead_ms=ahead[0].version.wall - now,
+                max_offset_ms=self.clock.max_offset_ms,
+            )
+        for r in kept:
             self.clock.observe(now, r.version)
+        return kept
 
-    def replica(self, part: int) -> StoredReplica:
-        horizon = self.settings.horizon_ms
-        return HorizonReplica(
-            self.storage, part, self._observe, horizon_ms=horizon, wall_ms=self.host.wall_ms
-        )
+    def _below_watermark(self, record: Record) -> int | None:
+        """The partition's purge watermark if `record`, for a key not held here, is no
+        newer than it: it may be a copy of a key deleted and purged here, so a replica
+        refuses it as a direct write (counted), and a coordinator stamps a fresh write
+        above the mark. Anti-entropy does not refuse such records: after a split both
+        sides hold writes older than the other side's purges, and the senders screen."""
+        mark = self.storage.watermark(self.placement.partition_of(record.key))
+        if record.version.packed > mark:
+            return None
+        self._refused.inc(labels={"reason": "below_watermark"})
+        log.info("kv_record_refused", reason="below_watermark", key=record.key)
+        return mark
 
-    def replica_if_held(self, part: int) -> StoredReplica | None:
+    def replica(self, part: int) -> ScreenedReplica:
+        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
+
+    def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with. Any valid partition is accepted: a
         peer only starts a session with a node it believes replicates it (or,
         when leaving, will), and a copy this node should not keep is handed
@@ -220,16 +264,30 @@ class StoreService(Service):
     # ---- the replica side ----------------------------------------------------------
 
     def handle_op(self, op: KvOp) -> bytes:
-        self.sync.ensure_fresh()
         if op.op == "put":
             assert op.record is not None
-            self._observe([op.record])
-            return encode_result(ok=True, changed=self.storage.put(op.record))
+            return self._put(op.record)
         if op.op == "get":
             return encode_result(r=self.storage.get(op.key))
         return encode_listing(
             [Listed.of(r) for r in self.storage.scan(op.key, op.limit, after=op.after)]
         )
+
+    def _put(self, record: Record) -> bytes:
+        if not self.accept([record]):
+            ahead = record.version.wall - self.host.wall_ms()
+            return encode_result(err=f"clock_ahead: version is {ahead} ms ahead of this replica")
+        current = self.storage.get(record.key)
+        if current is not None and not wins(record, current):
+            if current.version > record.version:
+                return encode_result(ok=True, changed=False, newer=_packed(current.version))
+            return encode_result(ok=True, changed=False)
+        mark = None if current is not None else self._below_watermark(record)
+        if mark is not None:
+            return encode_result(
+                ok=True, changed=False, newer=[mark >> COUNTER_BITS, mark & MAX_COUNTER]
+            )
+        return encode_result(ok=True, changed=self.storage.put(record))
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
         try:
@@ -341,6 +399,10 @@ class StoreService(Service):
             raise
         self._requests.inc(labels={"op": op, "result": "ok"})
         return result
+
+
+def _packed(ts: Timestamp) -> list[int]:
+    return [ts.wall, ts.counter]
 
 
 def _c(consistency: str) -> str:

@@ -8,12 +8,19 @@ and its anti-entropy entry (key hash, packed version, tag), indexed by
 (partition, key hash) so a tree node's entries are one range read.
 The Merkle trees live in memory, are built by one scan when the store opens,
 and afterwards change only by delta on each write.
+Every stored row gets the next local sequence number (`seq`): the order in which
+this node came to hold its rows, which tombstone GC compares with the points
+at which peers were proven to hold the same data (gossip.runtime.store.ledger).
+Per partition the meta table keeps the purge watermark (the greatest version of
+a tombstone purged there) and the data generation (a random id, new whenever
+this node's copy of the partition starts from empty).
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -21,13 +28,14 @@ from pathlib import Path
 from gossip.core.store.hlc import COUNTER_BITS, Timestamp
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
 from gossip.core.store.record import Entry, Record, wins
+from gossip.core.store.tombstone_gc import PeerCopy
 
 _SIGN = 1 << 63
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     part INTEGER NOT NULL, key TEXT NOT NULL, khash INTEGER NOT NULL,
     version INTEGER NOT NULL, tag INTEGER NOT NULL, fp INTEGER NOT NULL, node TEXT NOT NULL,
-    value BLOB,
+    value BLOB, seq INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (part, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_hash ON kv (part, khash);
 CREATE INDEX IF NOT EXISTS kv_key ON kv (key);
@@ -35,14 +43,28 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _COLUMNS = "key, value, version, node"
 _ENTRY_COLUMNS = "khash, version, tag, fp"
+SCHEMA_VERSION = 2
+"""1: 32-bit tags and no seq column; 2: 64-bit tags (stored shifted like the hashes), seq."""
+WATERMARK = "watermark:{}"
+GENERATION = "generation:{}"
 
 
-def _to_row(part: int, r: Record, e: Entry) -> tuple[object, ...]:
-    return (part, r.key, e.khash - _SIGN, e.version, e.tag, e.fp - _SIGN, r.version.node, r.value)
+def _to_row(part: int, r: Record, e: Entry, seq: int) -> tuple[object, ...]:
+    return (
+        part,
+        r.key,
+        e.khash - _SIGN,
+        e.version,
+        e.tag - _SIGN,
+        e.fp - _SIGN,
+        r.version.node,
+        r.value,
+        seq,
+    )
 
 
 def _entry(khash: int, version: int, tag: int, fp: int) -> Entry:
-    return Entry(khash + _SIGN, version, tag, fp + _SIGN)
+    return Entry(khash + _SIGN, version, tag + _SIGN, fp + _SIGN)
 
 
 def _record(key: str, value: bytes | None, version: int, node: str) -> Record:
@@ -82,8 +104,34 @@ class KVStorage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        row = self._db.execute("SELECT max(seq) FROM kv").fetchone()
+        self.seq = int(row[0] or 0)
+        """The greatest sequence number given out; rows stored from now on get higher ones."""
         self.trees: dict[int, MerkleTree] = {}
         self._reload_trees()
+        self._marks: dict[int, int] = {}
+        self._gens: dict[int, int] = {}
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older schema up to SCHEMA_VERSION."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(kv)")}
+        self._db.execute("BEGIN IMMEDIATE")
+        if "seq" not in columns:
+            self._db.execute("ALTER TABLE kv ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+        rows = self._db.execute(f"SELECT part, {_COLUMNS} FROM kv").fetchall()
+        for part, *fields in rows:
+            r = _record(*fields)
+            e = r.entry()
+            self._db.execute(
+                "UPDATE kv SET tag = ?, fp = ? WHERE part = ? AND key = ?",
+                (e.tag - _SIGN, e.fp - _SIGN, part, r.key),
+            )
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -169,8 +217,10 @@ class KVStorage:
         if not wins(r, current):
             return 0
         new = r.entry()
+        self.seq += 1
         self._db.execute(
-            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, new)
+            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _to_row(part, r, new, self.seq),
         )
         old = None if row is None else _entry(*row[4:])
         self.tree(part).update(old, new)
@@ -199,21 +249,40 @@ class KVStorage:
             raise
         return len(rows)
 
-    def purge_tombstones(self, before_wall_ms: int) -> int:
-        """Garbage-collect tombstones written before `before_wall_ms`."""
-        return self._delete_where(
-            "value IS NULL AND version < ?", (before_wall_ms << COUNTER_BITS,)
-        )
+    def purge_tombstones(self, part: int, up_to_seq: int) -> int:
+        """Garbage-collect the partition's tombstones stored at or before `up_to_seq`,
+        raising its purge watermark to the greatest version purged."""
+        row = self._db.execute(
+            "SELECT max(version) FROM kv WHERE part = ? AND value IS NULL AND seq <= ?",
+            (part, up_to_seq),
+        ).fetchone()
+        if row[0] is None:
+            return 0
+        self.raise_watermark(part, int(row[0]))
+        return self._delete_where("part = ? AND value IS NULL AND seq <= ?", (part, up_to_seq))
 
-    def forget_older_than(self, before_wall_ms: int) -> int:
-        """Drop every record (live or not) written before `before_wall_ms`: what a
-        node that was away longer than the tombstone horizon must do, since it
-        cannot tell its old records from keys deleted while it was away."""
-        return self._delete_where("version < ?", (before_wall_ms << COUNTER_BITS,))
+    def remove(self, part: int, keys: Sequence[str]) -> int:
+        """Remove these keys' rows outright (records judged deleted by a purge elsewhere)."""
+        n = 0
+        for key in keys:
+            n += self._delete_where("part = ? AND key = ?", (part, key))
+        return n
+
+    def seqs(self, part: int, keys: Sequence[str]) -> dict[str, int]:
+        """The sequence number of each listed key's row (missing keys are left out)."""
+        out: dict[str, int] = {}
+        for key in keys:
+            row = self._db.execute(
+                "SELECT seq FROM kv WHERE part = ? AND key = ?", (part, key)
+            ).fetchone()
+            if row is not None:
+                out[key] = int(row[0])
+        return out
 
     def drop_partition(self, part: int) -> int:
         n = self._delete_where("part = ?", (part,))
         self.trees.pop(part, None)
+        self.new_generation(part)
         return n
 
     # ---- small persistent facts ----------------------------------------------
@@ -224,6 +293,36 @@ class KVStorage:
 
     def set_meta(self, name: str, value: int) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def watermark(self, part: int) -> int:
+        """The greatest packed version of a tombstone purged in `part` (0: none)."""
+        mark = self._marks.get(part)
+        if mark is None:
+            mark = self._marks[part] = self.get_meta(WATERMARK.format(part)) or 0
+        return mark
+
+    def raise_watermark(self, part: int, version: int) -> None:
+        if version > self.watermark(part):
+            self.set_meta(WATERMARK.format(part), version)
+            self._marks[part] = version
+
+    def generation(self, part: int) -> int:
+        """A random id of this node's copy of `part`; a new one after it was dropped
+        (or the database was lost), so peers' proofs about the old copy no longer apply."""
+        gen = self._gens.get(part)
+        if gen is None:
+            name = GENERATION.format(part)
+            gen = self.get_meta(name)
+            if gen is None:
+                gen = secrets.randbits(62) + 1
+                self.set_meta(name, gen)
+            self._gens[part] = gen
+        return gen
+
+    def new_generation(self, part: int) -> None:
+        """Forget this copy's generation: the next `generation(part)` is a new one."""
+        self._db.execute("DELETE FROM meta WHERE name = ?", (GENERATION.format(part),))
+        self._gens.pop(part, None)
 
     def max_version(self) -> tuple[int, int]:
         """The greatest (wall, counter) stored: a restarted clock starts past it."""
@@ -260,3 +359,7 @@ class StoredReplica:
         if self.observe is not None:
             self.observe(records)
         return self.storage.apply(records, part=self.part)
+
+    def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
+        """Everything may be sent (the store service's replica screens; see ledger.py)."""
+        return list(records)

@@ -12,40 +12,44 @@ Rules:
 - A partition this node holds but no longer replicates is synced with every
   current replica; only when each of them reports equal roots (a session that
   ends after one round trip) is it dropped here.
-- Tombstones older than the hard horizon are purged. A node out of contact
-  with its peers for longer than the horizon (down, or cut off while others
-  were known) forgets every record older than the horizon before it exchanges
-  data again: it cannot tell them from keys deleted meanwhile.
-- A tombstone past the horizon that arrives by sync for a key not held here is
-  refused (HorizonReplica): it is being purged everywhere, and storing it let two
-  replicas that purge at different moments hand it back and forth for ever.
+- Equal roots, found by a roots check or a session, are proofs (both sides
+  record one): the peer held everything this node held when its root was
+  taken. A tombstone is purged once it has been here `tombstone_horizon` (on
+  the monotonic clock), the partition's replica set holds a majority of the
+  configured replicas, and proofs cover it for every current replica of the
+  partition (gossip.runtime.store.ledger); time alone never removes a record.
+- Every roots check and session message carries the sender's copy (its data
+  generation and purge watermark), so that records a peer deleted and purged
+  are not shipped back to it (gossip.core.store.tombstone_gc).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 import trio
 
-from gossip.core.store.antientropy import SyncSession, SyncStats, answer
+from gossip.core.store.antientropy import SyncSession, SyncStats, reply_to
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import Record
 from gossip.core.store.syncwire import (
+    RootInfo,
     SyncMessage,
     SyncWireError,
+    decode,
     decode_differ,
     decode_roots,
     encode,
     encode_differ,
     encode_roots,
 )
+from gossip.core.store.tombstone_gc import PeerCopy
 from gossip.core.types import Address
 from gossip.runtime.service import ServiceHost, StreamError
+from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
-from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.storage import KVStorage
 
 
 class SyncedStore(Protocol):
@@ -59,18 +63,17 @@ class SyncedStore(Protocol):
     def storage(self) -> KVStorage: ...
     @property
     def placement(self) -> Placement: ...
+    @property
+    def ledger(self) -> Ledger: ...
 
-    def known_peers(self) -> bool: ...
-    def alive_peers(self) -> bool: ...
+    def purge_quorum(self) -> int: ...
     def address_of(self, name: str) -> Address | None: ...
-    def replica(self, part: int) -> StoredReplica: ...
-    def replica_if_held(self, part: int) -> StoredReplica | None: ...
+    def replica(self, part: int) -> ScreenedReplica: ...
+    def replica_if_held(self, part: int) -> ScreenedReplica | None: ...
 
 
 SYNC_CHANNEL = "kv-sync"
 ROOTS_CHANNEL = "kv-roots"
-LAST_SEEN = "last_seen_ms"
-PERSIST_EVERY_MS = 10_000
 
 log = structlog.get_logger("gossip.kv")
 
@@ -80,40 +83,9 @@ class AntiEntropy:
         self.svc = svc
         self.rng = rng
         self.wakeup = trio.Event()
-        last = svc.storage.get_meta(LAST_SEEN)
-        now = self.svc.host.wall_ms()
-        self.last_contact = now if last is None else last
-        self.stale = last is not None and now - last > svc.settings.horizon_ms
-        self._persisted = 0
         self.rounds = 0
-        # Persist "last in contact" often enough that a restart is judged by it
-        # to well within the horizon.
-        self.persist_every_ms = min(PERSIST_EVERY_MS, svc.settings.horizon_ms // 4)
         # Messages stay well inside the agent's stream frame limit.
         self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
-
-    # ---- staleness ---------------------------------------------------------
-
-    def contact(self) -> None:
-        """We exchanged data with a peer (or have none to diverge from)."""
-        now = self.svc.host.wall_ms()
-        self.last_contact = now
-        if now - self._persisted >= self.persist_every_ms:
-            self.svc.storage.set_meta(LAST_SEEN, now)
-            self._persisted = now
-
-    def ensure_fresh(self) -> None:
-        """Before exchanging data: forget what a long absence made unsafe."""
-        now = self.svc.host.wall_ms()
-        horizon = self.svc.settings.horizon_ms
-        if not (self.stale or now - self.last_contact > horizon):
-            return
-        if not self.svc.alive_peers():
-            return
-        n = self.svc.storage.forget_older_than(now - horizon)
-        log.warning("kv_stale_replica_forgotten", records=n, away_ms=now - self.last_contact)
-        self.stale = False
-        self.contact()
 
     # ---- the loop ----------------------------------------------------------
 
@@ -130,18 +102,27 @@ class AntiEntropy:
                 next_gc = trio.current_time() + self.svc.settings.gc_interval
 
     def collect_garbage(self) -> int:
-        n = self.svc.storage.purge_tombstones(
-            self.svc.host.wall_ms() - self.svc.settings.horizon_ms
-        )
+        """Purge the tombstones that every current replica is proven to hold."""
+        svc = self.svc
+        me = svc.host.name
+        ledger = svc.ledger
+        ledger.tick(trio.current_time())
+        ledger.keep_only(set(svc.storage.partitions()) | set(svc.placement.partitions_of(me)))
+        n = 0
+        for part in svc.storage.partitions():
+            replicas = svc.placement.replicas(part)
+            # A side holding fewer than a majority of the configured replicas (an agent
+            # alone, say) purges nothing: its peers may be elsewhere, holding old copies.
+            if me in replicas and len(replicas) >= svc.purge_quorum():
+                bound = ledger.purgeable(part, [r for r in replicas if r != me])
+                if bound:
+                    n += svc.storage.purge_tombstones(part, bound)
         if n:
             log.info("kv_tombstones_purged", count=n)
         return n
 
     async def round(self) -> None:
         self.rounds += 1
-        if not self.svc.known_peers():
-            self.contact()  # alone: nothing to diverge from
-            return
         me = self.svc.host.name
         # Each partition goes to whichever of its fellow replicas comes first in a random
         # order of all members: still a uniform pick per partition, but partitions share
@@ -164,34 +145,56 @@ class AntiEntropy:
 
     async def differing(self, peer: str, parts: list[int]) -> list[int]:
         """One round trip comparing the roots of many partitions with a peer;
-        the partitions whose roots differ (none if the peer cannot be asked)."""
+        the partitions whose roots differ (none if the peer cannot be asked).
+        Equal roots are recorded as proofs."""
         address = self.svc.address_of(peer)
         if address is None:
             return []
-        self.ensure_fresh()
-        roots = {p: self.svc.storage.tree(p).root for p in parts}
+        ledger = self.svc.ledger
+        seq = self.svc.storage.seq
+        roots = {}
+        for p in parts:
+            mine = ledger.copy(p)
+            roots[p] = RootInfo(self.svc.storage.tree(p).root, mine.gen, mine.watermark)
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
-                reply = await self.svc.host.request(address, ROOTS_CHANNEL, encode_roots(roots))
-            differ = decode_differ(reply or b"")
+                reply = await self.svc.host.request(
+                    address, ROOTS_CHANNEL, encode_roots(self.svc.host.name, roots)
+                )
+            name, differ, copies = decode_differ(reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
             return []
-        self.contact()
+        now = trio.current_time()
+        for p, (gen, mark) in copies.items():
+            if p in roots and p not in differ:
+                ledger.proven(p, PeerCopy(name, gen, mark), seq, now)
         return [p for p in differ if p in roots]
 
     async def on_roots(self, body: bytes) -> bytes:
         """The responder side of a roots check."""
+        me = self.svc.host.name
         try:
-            roots = decode_roots(body)
+            name, roots = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
-            return encode_differ([])
+            return encode_differ(me, [], {})
         count = self.svc.settings.partitions
         storage = self.svc.storage
-        return encode_differ(
-            [p for p, root in roots.items() if p < count and storage.tree(p).root != root]
-        )
+        ledger = self.svc.ledger
+        now = trio.current_time()
+        differ: list[int] = []
+        copies: dict[int, tuple[int, int]] = {}
+        for p, info in roots.items():
+            if p >= count:
+                continue
+            if storage.tree(p).root == info.root:
+                ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
+            else:
+                differ.append(p)
+            mine = ledger.copy(p)
+            copies[p] = (mine.gen, mine.watermark)
+        return encode_differ(me, differ, copies)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]
@@ -209,9 +212,12 @@ class AntiEntropy:
         address = self.svc.address_of(peer)
         if address is None:
             return None
-        self.ensure_fresh()
         s = self.svc.settings
-        session = SyncSession(self.svc.replica(part), part, max_bytes=self.max_bytes)
+        ledger = self.svc.ledger
+        seq = self.svc.storage.seq
+        session = SyncSession(
+            self.svc.replica(part), part, max_bytes=self.max_bytes, sender=ledger.copy(part)
+        )
         request: bytes | None = session.start()
         with trio.move_on_after(s.session_timeout) as scope:
             while request is not None:
@@ -227,8 +233,9 @@ class AntiEntropy:
         if scope.cancelled_caught:
             session.fail("timeout")
         st = session.stats
-        if st.error is None:
-            self.contact()
+        equal = st.error is None and st.complete and st.round_trips == 1
+        if session.peer is not None and equal:
+            ledger.proven(part, session.peer, seq, trio.current_time())
         moved = st.records_sent + st.records_received
         (log.info if moved else log.debug)(
             "sync_completed",
@@ -245,37 +252,17 @@ class AntiEntropy:
 
     async def on_request(self, body: bytes) -> bytes:
         """The responder side of a session started by a peer."""
-        self.ensure_fresh()
         try:
-            reply, _ = answer(self.svc.replica_if_held, body, max_bytes=self.max_bytes)
+            msg = decode(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode(SyncMessage(0, error="bad_request"))
-        self.contact()
-        return reply
-
-
-class HorizonReplica(StoredReplica):
-    """A replica that refuses tombstones past the horizon for keys it does not hold.
-
-    Such a tombstone is due for purging everywhere; storing it would only let two
-    replicas that purge at different moments hand it back and forth (a copy this node
-    purged returns from a peer that has not yet). A tombstone that deletes a live copy
-    held here is still applied.
-    """
-
-    def __init__(
-        self, *args: Any, horizon_ms: int, wall_ms: Callable[[], int], **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.horizon_ms = horizon_ms
-        self.wall_ms = wall_ms
-
-    def apply(self, records: Sequence[Record]) -> int:
-        cutoff = self.wall_ms() - self.horizon_ms
-        kept = [
-            r
-            for r in records
-            if not (r.deleted and r.version.wall < cutoff and self.storage.get(r.key) is None)
-        ]
-        return super().apply(kept)
+        rep = self.svc.replica_if_held(msg.partition)
+        if rep is None:
+            return encode(SyncMessage(msg.partition, error="not_replica"))
+        ledger = self.svc.ledger
+        if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
+            now = trio.current_time()
+            ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
+        out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
+        return encode(out)

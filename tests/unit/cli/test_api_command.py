@@ -42,7 +42,7 @@ def test_a_bad_api_address_is_reported_like_an_api_error(
     def command(client: ApiClient, args: argparse.Namespace) -> int:
         return 0
 
-    args = argparse.Namespace(api="no-port", api_token=None)
+    args = argparse.Namespace(api="[::1", api_token=None)
     assert api_command("info", command)(args) == 1
     assert capsys.readouterr().err.startswith("gossip info: bad API address")
 

@@ -9,6 +9,7 @@ import pytest
 from gossip.core.membership.lifeguard import (
     Health,
     expected_confirmations,
+    stall_penalty,
     suspicion_min_timeout,
     suspicion_timeout,
 )
@@ -57,3 +58,11 @@ def test_a_suspicion_counts_each_other_accuser_once_up_to_k() -> None:
     assert s.confirm("c")
     assert not s.confirm("d")  # k reached
     assert s.deadline == pytest.approx(18.0)
+
+
+def test_a_stall_costs_nothing_below_a_probe_timeout_then_one_per_probe_interval() -> None:
+    assert stall_penalty(0.49, 0.5, 1.0) == 0
+    assert stall_penalty(0.5, 0.5, 1.0) == 1
+    assert stall_penalty(0.99, 0.5, 1.0) == 1
+    assert stall_penalty(2.5, 0.5, 1.0) == 3
+    assert stall_penalty(30.0, 3.0, 5.0) == 7

@@ -90,6 +90,11 @@ def test_core_overrides_and_service_sections_come_from_the_file(tmp_path: Path) 
         ({"name": "has space"}, {}, "name"),
         ({"api": "0.0.0.0:7947"}, {}, "api_token"),
         ({"join": ["host:port"]}, {}, "join"),
+        ({"join": ["srv:not a name"]}, {}, "join"),
+        ({}, {"GOSSIP_JOIN": "fd00::1:7946"}, "join"),
+        ({"bind": "::1:7946"}, {}, "bind"),
+        ({"advertise": "[::1"}, {}, "advertise"),
+        ({"api": "[::]:7947"}, {}, "api_token"),
     ],
 )
 def test_invalid_settings_name_the_setting(

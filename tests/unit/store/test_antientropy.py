@@ -12,6 +12,7 @@ from gossip.core.store.hlc import Timestamp
 from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.record import NO_FP, Record
 from gossip.core.store.syncwire import (
+    RootInfo,
     SyncMessage,
     SyncWireError,
     decode,
@@ -21,6 +22,7 @@ from gossip.core.store.syncwire import (
     encode_differ,
     encode_roots,
 )
+from gossip.core.store.tombstone_gc import PeerCopy
 
 
 def filled(n: int, node: str = "a") -> MemoryReplica:
@@ -119,6 +121,7 @@ def test_messages_round_trip() -> None:
         entries=[(0, 0, [e._replace(fp=NO_FP) for e in rep.entries(0, (1 << 64) - 1)])],
         records=[rep.get("key-1"), Record("gone", None, Timestamp(5, 1, "z"))],  # type: ignore[list-item]
         wants=[0, (1 << 64) - 1],
+        sender=PeerCopy("n", 5, (1 << 64) - 1),
     )
     assert decode(encode(msg)) == msg
 
@@ -135,11 +138,23 @@ def test_records_sharing_a_version_settle_on_the_merge_winner_both_ways() -> Non
 
 
 def test_a_roots_check_round_trips_and_rejects_garbage() -> None:
-    roots = {0: (5, 1), 63: ((1 << 64) - 1, 10**6)}
-    assert decode_roots(encode_roots(roots)) == roots
-    assert decode_differ(encode_differ([3, 1])) == [1, 3]
-    for bad in ({"roots": [[1, 2]]}, {"roots": [[-1, 0, 0]]}, {"roots": 5}, [1]):
+    roots = {0: RootInfo((5, 1), 7, 0), 63: RootInfo(((1 << 64) - 1, 10**6), 1, 99)}
+    assert decode_roots(encode_roots("a", roots)) == ("a", roots)
+    assert decode_differ(encode_differ("b", [3, 1], {1: (7, 0)})) == ("b", [1, 3], {1: (7, 0)})
+    for bad in (
+        {"from": "a", "roots": [[1, 2]]},
+        {"from": "a", "roots": [[-1, 0, 0, 0, 0]]},
+        {"from": "a", "roots": 5},
+        {"roots": []},
+        {"from": "", "roots": []},
+        [1],
+    ):
         with pytest.raises(SyncWireError):
             decode_roots(cbor2.dumps(bad))
-    with pytest.raises(SyncWireError):
-        decode_differ(cbor2.dumps({"differ": ["x"]}))
+    for bad_differ in (
+        {"from": "b", "differ": ["x"]},
+        {"from": "b", "differ": [], "copies": [[1, -1, 0]]},
+        {"differ": []},
+    ):
+        with pytest.raises(SyncWireError):
+            decode_differ(cbor2.dumps(bad_differ))

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -13,7 +14,7 @@ from gossip.core.store.antientropy import SyncSession, answer
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.merkle import MerkleTree
-from gossip.core.store.record import Record
+from gossip.core.store.record import Record, key_hash
 from gossip.runtime.store.storage import KVStorage, StoredReplica
 
 
@@ -56,27 +57,32 @@ def test_incremental_trees_equal_scratch_trees_after_mixed_changes(tmp_path: Pat
     s = KVStorage(None, part)
     s.apply([Record(f"k{i}", b"v", ts(i)) for i in range(200)])
     s.apply([Record(f"k{i}", None, ts(500 + i)) for i in range(0, 200, 3)])
-    s.purge_tombstones(550)
+    for p in range(4):
+        s.purge_tombstones(p, s.seq - 20)
     s.drop_partition(2)
     for p in range(4):
         assert s.tree(p).root == scratch_root(s, p)
 
 
-def test_tombstone_gc_removes_only_old_tombstones() -> None:
-    s = KVStorage(None, part)
-    s.apply(
-        [Record("old", None, ts(10)), Record("new", None, ts(100)), Record("live", b"v", ts(1))]
-    )
-    assert s.purge_tombstones(50) == 1
-    assert s.get("old") is None
-    assert s.get("new") is not None and s.get("live") is not None
+def test_tombstone_gc_removes_only_tombstones_stored_up_to_the_bound() -> None:
+    s = KVStorage(None, lambda key: 0)
+    s.apply([Record("first", None, ts(100)), Record("live", b"v", ts(1))])
+    bound = s.seq
+    s.apply([Record("later", None, ts(10))])
+    assert s.purge_tombstones(0, bound) == 1
+    assert s.get("first") is None
+    assert s.get("later") is not None and s.get("live") is not None
+    assert s.watermark(0) == ts(100).packed, "the watermark is the greatest version purged"
+    assert s.tree(0).root == scratch_root(s, 0)
 
 
-def test_a_node_away_too_long_forgets_records_older_than_the_horizon() -> None:
-    s = KVStorage(None, part)
-    s.apply([Record("ancient", b"v", ts(10)), Record("recent", b"v", ts(100))])
-    assert s.forget_older_than(50) == 1
-    assert s.get("ancient") is None and s.get("recent") is not None
+def test_a_dropped_partition_gets_a_new_generation() -> None:
+    s = KVStorage(None, lambda key: 0)
+    s.apply([Record("k", b"v", ts(1))])
+    before = s.generation(0)
+    assert s.generation(0) == before
+    s.drop_partition(0)
+    assert s.generation(0) != before
 
 
 def test_a_peer_cannot_write_into_another_partition_through_sync() -> None:
@@ -149,3 +155,31 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert all(s.get(f"key-{i}") is not None for i in range(acked + 1))
     for p in range(4):
         assert s.tree(p).root == scratch_root(s, p)
+
+
+OLD_LAYOUT = """
+CREATE TABLE kv (
+    part INTEGER NOT NULL, key TEXT NOT NULL, khash INTEGER NOT NULL,
+    version INTEGER NOT NULL, tag INTEGER NOT NULL, fp INTEGER NOT NULL, node TEXT NOT NULL,
+    value BLOB,
+    PRIMARY KEY (part, key)) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def test_a_database_of_the_previous_layout_gets_full_entries_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "kv.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_LAYOUT)
+    stored_hash = key_hash("old") - (1 << 63)  # hashes are stored shifted into sqlite's range
+    db.execute("INSERT INTO kv VALUES (0, 'old', ?, 655360, 7, 9, 'a', X'76')", (stored_hash,))
+    db.commit()
+    db.close()
+    s = KVStorage(path, lambda key: 0)
+    old = Record("old", b"v", Timestamp(10, 0, "a"))
+    assert s.get("old") == old
+    assert s.entries(0, 0, (1 << 64) - 1) == [old.entry()]
+    assert s.tree(0).root == MerkleTree.from_entries([old.entry()]).root
+    s.put(Record("new", b"w", ts(20)))
+    assert s.seqs(0, ["old", "new"]) == {"old": 0, "new": 1}
+    s.close()

@@ -1,0 +1,83 @@
+"""When a tombstone may be purged, and what a peer's missing record means.
+
+Rules: every row a node stores gets the next local sequence number. When two
+nodes find equal roots for a partition, each records a `Proof` for the other:
+the peer then held everything this node held up to `seq` (both sides' sets
+were equal), and each adopts the other's watermark (equal sets: each has, in
+effect, applied the other's purges). A tombstone may be purged once it is
+`horizon` old here (judged on the monotonic clock: every row stored up to
+`aged_seq`), the partition's replica set holds a majority of the configured
+replicas, and every other current replica has a proof that covers its seq. A
+purge raises the partition's watermark, the greatest version purged there.
+
+A record this node holds and a peer lacks (or holds older) is judged deleted,
+not shipped, when either
+1. a proof about the peer's same copy (`gen`) covers the record: the peer held
+   it, so only a purge of a newer tombstone can have removed it (exact); or
+2. this node is returning (no proof from the last `horizon` with any replica of
+   the partition: it was down, cut off alone, or restarted) and the record is
+   not newer than the peer's watermark: it may be a copy of a key deleted and
+   purged while this node was away. A node that kept proving equal roots with
+   some replica is never returning, so neither side of a healed split judges
+   the other side's writes by this rule. This is a judgement, not a proof, so a
+   removal by this rule starts a new data generation here: the peers' proofs
+   about the old copy no longer apply, and the judgement cannot spread by rule
+   1 to replicas that were never away.
+Everything else is shipped. A replica refuses a direct write (not a synced
+record) for a key it does not hold that is not newer than its own watermark.
+Nothing here reads a clock: `now` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+
+class Proof(NamedTuple):
+    gen: int
+    """The peer's data generation for the partition when the proof was made."""
+    seq: int
+    """This node's sequence number when its (equal) root was taken."""
+    at: float
+    """Monotonic time of the proof."""
+
+
+class PeerCopy(NamedTuple):
+    """What a peer says of its copy of a partition (sent in every sync exchange)."""
+
+    name: str
+    gen: int
+    watermark: int
+    """Packed version of the greatest tombstone purged in that copy (0: none)."""
+
+
+def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: int) -> int:
+    """The greatest seq up to which this node's tombstones in a partition may be
+    purged, given its proofs about the partition's other current replicas."""
+    bound = aged_seq
+    for name in replicas:
+        proof = proofs.get(name)
+        if proof is None:
+            return 0
+        bound = min(bound, proof.seq)
+    return bound
+
+
+def away(last_proof: Proof | None, now: float, horizon: float) -> bool:
+    """Whether this node is returning: no proof from the last `horizon` with any
+    replica of the partition (or none at all since it started)."""
+    return last_proof is None or now - last_proof.at >= horizon
+
+
+def judged_deleted(
+    seq: int, version: int, proof: Proof | None, peer: PeerCopy, returning: bool
+) -> tuple[bool, bool]:
+    """Whether a record (stored here at `seq`, packed `version`) that `peer` lacks
+    or holds older is one the peer deleted and purged, and whether that is a
+    judgement by rule 2 (see the rules above) rather than a proof by rule 1."""
+    if proof is not None and proof.gen == peer.gen and seq <= proof.seq:
+        return True, False
+    if returning and version <= peer.watermark:
+        return True, True
+    return False, False

@@ -1,0 +1,132 @@
+"""Tombstone GC for the store service: proofs, purges and the screening replica.
+
+Rules: proofs, peers' copies and age checkpoints live in memory only, so after a
+restart nothing is purged until new proofs are made and `horizon` has passed in
+this life, and the node is returning until it proves equal roots with a peer
+(see gossip.core.store.tombstone_gc for the rules themselves). Ages are judged
+on the monotonic clock (trio.current_time()), never on wall-time differences,
+so a wall-clock step purges nothing early. Watermarks are persisted with the
+data; a peer's is adopted only with an equal-roots proof. Proofs about a member
+that was reaped are kept (it may come back with its data); what is kept about a
+partition goes when this node no longer holds it. Metadata is per partition and
+peer, never per key.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+import structlog
+
+from gossip.core.store.record import Record
+from gossip.core.store.tombstone_gc import (
+    PeerCopy,
+    Proof,
+    away,
+    judged_deleted,
+    purge_bound,
+)
+from gossip.runtime.store.storage import KVStorage, StoredReplica
+
+log = structlog.get_logger("gossip.kv")
+
+
+class Ledger:
+    def __init__(self, storage: KVStorage, name: str, horizon: float) -> None:
+        self.storage = storage
+        self.name = name
+        self.horizon = horizon
+        self.proofs: dict[int, dict[str, Proof]] = {}
+        self.last_proof: dict[int, Proof] = {}
+        """Per partition, the latest proof with any peer."""
+        self._checkpoints: deque[tuple[float, int]] = deque()
+        """(monotonic time, seq) noted by `tick`, the first when the service starts."""
+        self.aged_seq = 0
+        """Every row stored up to this seq has been here at least `horizon`."""
+
+    def copy(self, part: int) -> PeerCopy:
+        """This node's copy of a partition, as it tells peers."""
+        return PeerCopy(self.name, self.storage.generation(part), self.storage.watermark(part))
+
+    def proven(self, part: int, peer: PeerCopy, seq: int, now: float) -> None:
+        """Equal roots with `peer`: it held everything this node held at `seq`, and
+        this copy now reflects the purges behind the peer's watermark."""
+        proof = self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
+        self.last_proof[part] = proof
+        self.storage.raise_watermark(part, peer.watermark)
+
+    def returning(self, part: int, now: float) -> bool:
+        """Whether this node is returning for `part` (no recent proof with anyone)."""
+        return away(self.last_proof.get(part), now, self.horizon)
+
+    def tick(self, now: float) -> None:
+        """Note how far the sequence has got, and which rows are now horizon old."""
+        self._checkpoints.append((now, self.storage.seq))
+        while self._checkpoints and self._checkpoints[0][0] <= now - self.horizon:
+            self.aged_seq = max(self.aged_seq, self._checkpoints.popleft()[1])
+
+    def purgeable(self, part: int, others: Iterable[str]) -> int:
+        """The seq up to which tombstones of `part` may be purged, given its other
+        current replicas."""
+        return purge_bound(self.proofs.get(part, {}), others, self.aged_seq)
+
+    def keep_only(self, held: set[int]) -> None:
+        """Drop what is kept about partitions this node neither holds nor replicates
+        (bounds the ledger)."""
+        for part in [p for p in self.proofs if p not in held]:
+            del self.proofs[part]
+        for part in [p for p in self.last_proof if p not in held]:
+            del self.last_proof[part]
+
+
+class ScreenedReplica(StoredReplica):
+    """A partition as one sync session sees it: incoming records pass `accept`
+    (clock checks), outgoing ones are screened against the peer's copy."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        part: int,
+        accept: Callable[[Sequence[Record]], list[Record]],
+        now: Callable[[], float],
+    ) -> None:
+        super().__init__(ledger.storage, part)
+        self.ledger = ledger
+        self.accept = accept
+        self.now = now
+
+    def apply(self, records: Sequence[Record]) -> int:
+        return self.storage.apply(self.accept(records), part=self.part)
+
+    def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
+        if peer is None:
+            return list(records)
+        proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
+        seqs = self.storage.seqs(self.part, [r.key for r in records])
+        away = self.ledger.returning(self.part, self.now())
+        keep: list[Record] = []
+        gone: list[Record] = []
+        guessed = False
+        for r in records:
+            deleted, judged = judged_deleted(
+                seqs.get(r.key, 0), r.version.packed, proof, peer, away
+            )
+            (gone if deleted else keep).append(r)
+            guessed |= judged
+        if gone:
+            if guessed:
+                self.storage.new_generation(self.part)
+            for r in gone:
+                if r.deleted:  # dropping a tombstone is a purge: the watermark covers it
+                    self.storage.raise_watermark(self.part, r.version.packed)
+            self.storage.remove(self.part, [r.key for r in gone])
+            log.info(
+                "kv_records_judged_deleted",
+                partition=self.part,
+                peer=peer.name,
+                records=len(gone),
+                tombstones=sum(r.deleted for r in gone),
+                returning=guessed,
+            )
+        return keep

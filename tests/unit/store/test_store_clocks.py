@@ -1,0 +1,87 @@
+"""Clock rules of the store: a record stamped too far ahead is refused and counted,
+a write is never acknowledged behind a newer version, and a restarted clock starts
+past everything stored (store agents on the in-memory network, in virtual time)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from gossip.runtime.metrics import Counter
+from gossip.runtime.store.settings import StoreSettings
+from tests.unit.store.memcluster import MemCluster, running, wait_until
+
+STORE = StoreSettings(partitions=8, replicas=3, sync_interval=0.5)
+HOUR_MS = 3_600_000
+
+
+def refused(c: MemCluster, name: str, reason: str) -> float:
+    metric = c.agents[name].metrics.get("kv_records_refused_total")
+    return metric.value({"reason": reason}) if isinstance(metric, Counter) else 0.0
+
+
+async def test_an_hour_fast_clock_cannot_hide_later_writes(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, STORE, "abc") as c:
+        c.walls["c"].offset_ms = HOUR_MS
+        await c.stores["c"].put("k", b"future", "one")
+        await trio.sleep(3)  # the fast node's sync rounds offer it too
+        await c.stores["a"].put("k", b"now", "quorum")
+        for name in "ab":
+            assert await c.stores[name].get("k", "quorum") == b"now"
+            local = c.stores[name].get_local("k")
+            assert local is not None and local.value == b"now"
+        assert refused(c, "a", "clock_ahead") + refused(c, "b", "clock_ahead") >= 2
+
+
+async def test_a_restarted_clock_starts_past_stored_versions_far_ahead_of_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, STORE, "a") as c:
+        await c.stores["a"].put("k", b"before", "quorum")
+        await c.crash("a")
+        c.walls["a"].offset_ms = -120_000  # two minutes behind: beyond the 60 s max offset
+        await c.start("a")
+        written = await c.stores["a"].put("k", b"after", "quorum")
+        assert await c.stores["a"].get("k", "quorum") == b"after"
+        assert written.version.wall > c.walls["a"].wall_ms()
+
+
+async def test_a_coordinator_behind_stamps_its_write_above_the_replicas_newer_version(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, STORE, "abcd") as c:
+        placement = c.stores["a"].placement
+        key = next(f"k{i}" for i in range(100) if "d" not in placement.replicas_of_key(f"k{i}"))
+        writer = placement.replicas_of_key(key)[0]
+        await c.stores[writer].put(key, b"first", "all")
+        c.walls["d"].offset_ms = -30_000  # behind, within the max offset
+        second = await c.stores["d"].put(key, b"second", "quorum")
+        assert await c.stores["a"].get(key, "all") == b"second"
+        first = c.stores[writer].get_local(key)
+        assert first is not None and first.version == second.version
+
+
+async def test_a_write_stamped_below_the_purge_watermark_is_stamped_above_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(
+        tmp_path, replace(STORE, tombstone_horizon=3.0, gc_interval=0.5), "abcd"
+    ) as c:
+        placement = c.stores["a"].placement
+        keys = [f"k{i}" for i in range(400) if "d" not in placement.replicas_of_key(f"k{i}")]
+        part = placement.partition_of(keys[0])
+        doomed, fresh = [k for k in keys if placement.partition_of(k) == part][:2]
+        writer = placement.replicas_of_key(doomed)[0]
+        await c.stores[writer].put(doomed, b"old", "all")
+        await c.stores[writer].delete(doomed, "all")
+        await wait_until(lambda: not c.holders(doomed), 60)
+        mark = c.stores[writer].storage.watermark(part)
+        c.walls["d"].offset_ms = -30_000  # its stamps fall below the watermark
+        written = await c.stores["d"].put(fresh, b"new", "quorum")
+        assert written.version.packed > mark
+        assert await c.stores[writer].get(fresh, "all") == b"new"

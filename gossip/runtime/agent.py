@@ -36,7 +36,6 @@ from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
 from gossip.runtime.notify import Notifier, fmt_address
 from gossip.runtime.service import (
-    LEAVE_HOOK_TIMEOUT,
     DatagramHandler,
     MemberEvent,
     Service,
@@ -232,7 +231,7 @@ class Agent:
         self.leaving = True
         self.log.info("agent_leaving")
         for service in self._services:
-            with trio.move_on_after(LEAVE_HOOK_TIMEOUT):
+            with trio.move_on_after(service.leave_timeout):
                 try:
                     await service.before_leave()
                 except Exception:

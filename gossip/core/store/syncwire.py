@@ -17,7 +17,9 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
 
 A roots check batches the first step for many partitions shared with one
 peer: {"roots": [[partition, fingerprint, count], ...]} is answered with
-{"differ": [partition, ...]}, and only those get a full session.
+{"differ": [partition, ...], "pending": [partition, ...]} (the ones asked about
+that the responder is still being filled with), and only differing ones get a
+full session.
 """
 
 from __future__ import annotations
@@ -216,14 +218,26 @@ def decode_roots(payload: bytes) -> dict[int, Summary]:
     return out
 
 
-def encode_differ(parts: list[int]) -> bytes:
-    return cbor2.dumps({"differ": sorted(parts)})
+def encode_differ(parts: list[int], pending: list[int] | None = None) -> bytes:
+    out: dict[str, Any] = {"differ": sorted(parts)}
+    if pending:
+        out["pending"] = sorted(pending)
+    return cbor2.dumps(out)
 
 
 def decode_differ(payload: bytes) -> list[int]:
-    items = _map(payload).get("differ")
+    return decode_roots_reply(payload)[0]
+
+
+def decode_roots_reply(payload: bytes) -> tuple[list[int], list[int]]:
+    """The differing partitions and the responder's pending ones."""
+    raw = _map(payload)
+    return _parts(raw.get("differ"), "differ"), _parts(raw.get("pending", []), "pending")
+
+
+def _parts(items: Any, what: str) -> list[int]:
     if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
-        raise SyncWireError("bad differ list")
+        raise SyncWireError(f"bad {what} list")
     if not all(type(p) is int and 0 <= p < MAX_PARTITIONS for p in items):
         raise SyncWireError("bad partition")
     return list(items)

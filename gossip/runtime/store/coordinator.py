@@ -1,19 +1,30 @@
 """The request coordinator: any agent serves PUT/GET/DELETE for any key.
 
-Rules: the coordinator stamps a write with its hybrid clock, sends it to every
-replica of the key's partition at once and answers as soon as the consistency
-level is met (one: 1, quorum: n//2+1, all: n, where n is the partition's
-replica count in the current view). Replicas still answering finish in the
-background. Reads ask every replica, merge the answers that arrive (last
-writer wins) and, when answers disagree, write the winner back to the stale
-replicas (read repair) in the background. Not enough answers within the
-timeout is `NotEnoughReplicas`, which names how many answered.
+Rules:
+- Quorum is taken over the configured replica count R (capped by the members
+  this agent knows, whatever their state, so only a cluster that is really
+  smaller than R uses fewer): one needs 1, quorum R//2+1, all R. A side that
+  reaches fewer of the key's replicas than that answers at once with
+  `NotEnoughReplicas` naming needed and reachable, instead of answering alone.
+- A write is stamped with the hybrid clock and sent to every replica of the
+  key at once; it is acknowledged when `needed` replicas stored it, pending
+  ones included (they hold the write durably). A replica that refuses because
+  it is leaving is replaced by the members that take its partitions over.
+- A read asks every replica and merges every answer (last writer wins), but
+  counts toward the quorum only replicas already filled with the partition's
+  data; when pending answers are all that is missing it nudges anti-entropy and
+  asks again within the timeout. Read repair (writing the winner to the
+  replicas that answered older or nothing) completes before the answer, and
+  the answer fails unless `needed` filled replicas hold the winner: so
+  successive quorum reads never go back.
+- Replicas still answering finish in the background. A refusal carries a
+  reason; storage reasons (no_space, io_error) reach the client.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,19 +33,51 @@ import trio
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, merge, validate_key, validate_value
-from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, decode_put_result
+from gossip.core.store.replica_ops import (
+    LEAVING,
+    GetAnswer,
+    KvOp,
+    KvOpError,
+    decode_get_answer,
+    decode_put_result,
+)
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
+STORAGE_REASONS = ("no_space", "io_error")
+FILL_RETRY_S = 0.05
 log = structlog.get_logger("gossip.kv")
 
 
 class NotEnoughReplicas(Exception):
-    def __init__(self, op: str, consistency: str, acks: int, needed: int, replicas: int) -> None:
-        super().__init__(
-            f"{op} at consistency {consistency}: {acks} of {replicas} replicas answered in time,"
-            f" {needed} needed"
-        )
+    def __init__(
+        self,
+        op: str,
+        consistency: str,
+        acks: int,
+        needed: int,
+        replicas: int,
+        *,
+        reachable: int | None = None,
+        reasons: Sequence[str] = (),
+    ) -> None:
+        if reachable is not None and reachable < needed:
+            text = f"{reachable} of {replicas} replicas reachable, {needed} needed"
+        else:
+            text = f"{acks} of {replicas} replicas answered in time, {needed} needed"
+        why = sorted(set(reasons))
+        tail = f" ({'; '.join(why)[:300]})" if why else ""
+        super().__init__(f"{op} at consistency {consistency}: {text}{tail}")
         self.acks, self.needed, self.replicas = acks, needed, replicas
+        self.reachable = replicas if reachable is None else reachable
+        self.reasons = why
+
+    @property
+    def storage_reason(self) -> str | None:
+        """no_space or io_error when a replica's storage refused the request."""
+        for kind in STORAGE_REASONS:
+            if any(r.startswith(kind) for r in self.reasons):
+                return kind
+        return None
 
 
 def needed_for(consistency: str, n: int) -> int:
@@ -51,6 +94,18 @@ class Cluster(Protocol):
     """What the coordinator needs from the store service."""
 
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
+    def replication(self) -> int:
+        """R: the configured replica count, capped by the members known."""
+        ...
+
+    def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
+        """The key's replicas once the members `gone` have left."""
+        ...
+
+    def fill_soon(self) -> None:
+        """Pending replicas exist: run anti-entropy now rather than at the next period."""
+        ...
+
     def stamp(self) -> Timestamp: ...
     async def call(self, replica: str, op: KvOp) -> bytes: ...
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
@@ -64,10 +119,16 @@ class Answer:
 
 
 async def fan_out(
-    cluster: Cluster, replicas: Sequence[str], op: KvOp, needed: int, limit_s: float
+    cluster: Cluster,
+    replicas: Sequence[str],
+    op: KvOp,
+    needed: int,
+    limit_s: float,
+    counts: Callable[[Answer], bool] | None = None,
 ) -> list[Answer]:
-    """Send `op` to every replica; return once `needed` succeeded, all answered,
-    or the timeout passed. Calls still running go on in the background."""
+    """Send `op` to every replica; return once `needed` answers count (by default:
+    any answer that is not an error), all answered, or the timeout passed. Calls
+    still running go on in the background."""
     send, recv = trio.open_memory_channel[Answer](len(replicas))
 
     def task(name: str) -> Callable[[], Awaitable[None]]:
@@ -91,8 +152,22 @@ async def fan_out(
         while ok < needed and len(answers) < len(replicas):
             answer = await recv.receive()
             answers.append(answer)
-            ok += answer.error is None
+            ok += answer.error is None and (counts is None or counts(answer))
     return answers
+
+
+def _get_answer(a: Answer) -> GetAnswer | None:
+    if a.payload is None:
+        return None
+    try:
+        return decode_get_answer(a.payload)
+    except KvOpError:
+        return None
+
+
+def _filled(a: Answer) -> bool:
+    got = _get_answer(a)
+    return got is not None and not got.pending
 
 
 class Coordinator:
@@ -100,62 +175,131 @@ class Coordinator:
         self.cluster = cluster
         self.timeout = timeout
 
+    def _plan(self, op: str, key: str, consistency: str) -> tuple[list[str], int, int]:
+        """The key's replicas, R and the answers needed; a minority side fails here."""
+        replicas = list(self.cluster.replicas_of_key(key))
+        r = self.cluster.replication()
+        needed = max(1, needed_for(consistency, r))
+        if len(replicas) < needed:
+            raise NotEnoughReplicas(op, consistency, 0, needed, r, reachable=len(replicas))
+        return replicas, r, needed
+
     async def write(self, key: str, value: bytes | None, consistency: str) -> Record:
         validate_key(key)
         if value is not None:
             validate_value(value)
-        replicas = self.cluster.replicas_of_key(key)
-        needed = needed_for(consistency, len(replicas))
+        op = "delete" if value is None else "put"
+        replicas, r, needed = self._plan(op, key, consistency)
         record = Record(key, value, self.cluster.stamp())
-        answers = await fan_out(
-            self.cluster, replicas, KvOp("put", record=record), needed, self.timeout
+        put = KvOp("put", record=record)
+        acks, leaving, reasons = _tally(
+            await fan_out(self.cluster, replicas, put, needed, self.timeout)
         )
-        acks = 0
-        for a in answers:
-            if a.payload is not None:
-                try:
-                    decode_put_result(a.payload)
-                    acks += 1
-                except KvOpError as exc:
-                    log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
-        if acks < needed or not replicas:
-            op = "delete" if value is None else "put"
-            raise NotEnoughReplicas(op, consistency, acks, max(needed, 1), len(replicas))
+        if leaving and acks < needed:
+            # A leaving replica refused: its successors take the write instead.
+            extra = [n for n in self.cluster.replacements(key, leaving) if n not in replicas]
+            more = await fan_out(self.cluster, extra, put, needed - acks, self.timeout)
+            more_acks, _, more_reasons = _tally(more)
+            acks += more_acks
+            reasons += more_reasons
+        if acks < needed:
+            raise NotEnoughReplicas(op, consistency, acks, needed, r, reasons=reasons)
         return record
 
     async def read(self, key: str, consistency: str) -> Record | None:
         """The winning record (a tombstone for a deleted key), or None."""
         validate_key(key)
-        replicas = self.cluster.replicas_of_key(key)
-        needed = needed_for(consistency, len(replicas))
-        answers = await fan_out(self.cluster, replicas, KvOp("get", key=key), needed, self.timeout)
-        seen: dict[str, Record | None] = {}
-        for a in answers:
-            if a.payload is not None:
-                try:
-                    seen[a.replica] = decode_get_result(a.payload)
-                except KvOpError as exc:
-                    log.warning("kv_read_refused", replica=a.replica, reason=str(exc))
-        if len(seen) < needed or not replicas:
-            raise NotEnoughReplicas("get", consistency, len(seen), max(needed, 1), len(replicas))
+        deadline = trio.current_time() + self.timeout
+        while True:
+            replicas, r, needed = self._plan("get", key, consistency)
+            seen, counted, waiting = await self._ask(key, replicas, needed)
+            if len(counted) >= needed:
+                break
+            left = deadline - trio.current_time()
+            if not waiting or left <= FILL_RETRY_S:
+                raise NotEnoughReplicas("get", consistency, len(counted), needed, r)
+            self.cluster.fill_soon()  # pending replicas answered: let anti-entropy fill them
+            await trio.sleep(FILL_RETRY_S)
         winner: Record | None = None
-        for r in seen.values():
-            winner = merge(winner, r)
-        if winner is not None:
-            stale = [name for name, r in seen.items() if r != winner]
-            if stale:
-                self.cluster.spawn(self._repair(winner, stale))
+        for rec in seen.values():
+            winner = merge(winner, rec)
+        if winner is None:
+            return None
+        holders = {name for name in counted if seen[name] == winner}
+        stale = [name for name, rec in seen.items() if rec != winner]
+        if stale:
+            holders |= await self._repair(winner, stale) & counted
+        if len(holders) < needed:
+            raise NotEnoughReplicas("get", consistency, len(holders), needed, r)
         return winner
 
-    def _repair(self, winner: Record, stale: list[str]) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            answers = await fan_out(
-                self.cluster, stale, KvOp("put", record=winner), len(stale), self.timeout
-            )
-            repaired = [a.replica for a in answers if a.error is None]
-            log.info("kv_repaired", key=winner.key, replicas=repaired, version=str(winner.version))
+    async def _ask(
+        self, key: str, replicas: list[str], needed: int
+    ) -> tuple[dict[str, Record | None], set[str], bool]:
+        """Every answer's record, the filled replicas that answered, and whether
+        a pending (not leaving) replica answered."""
+        get = KvOp("get", key=key)
+        answers = await fan_out(self.cluster, replicas, get, needed, self.timeout, _filled)
+        leavers = {a.replica for a in answers if (g := _get_answer(a)) is not None and g.leaving}
+        if leavers:
+            extra = [n for n in self.cluster.replacements(key, leavers) if n not in replicas]
+            answers += await fan_out(self.cluster, extra, get, len(extra), self.timeout, _filled)
+        seen: dict[str, Record | None] = {}
+        counted: set[str] = set()
+        waiting = False
+        for a in answers:
+            got = _get_answer(a)
+            if got is None:
+                if a.payload is not None:
+                    log.warning("kv_read_refused", replica=a.replica, reason="bad answer")
+                continue
+            seen[a.replica] = got.record
+            if not got.pending:
+                counted.add(a.replica)
+            waiting |= got.pending and not got.leaving
+        return seen, counted, waiting
 
-        return run
+    async def _repair(self, winner: Record, stale: list[str]) -> set[str]:
+        """Write the winner to the replicas that answered older; the ones that took it."""
+        answers = await fan_out(
+            self.cluster, stale, KvOp("put", record=winner), len(stale), self.timeout
+        )
+        repaired = {a.replica for a in _acked(answers)}
+        log.info(
+            "kv_repaired", key=winner.key, replicas=sorted(repaired), version=str(winner.version)
+        )
+        return repaired
+
+
+def _acked(answers: list[Answer]) -> list[Answer]:
+    out = []
+    for a in answers:
+        if a.payload is None:
+            continue
+        with contextlib.suppress(KvOpError):
+            decode_put_result(a.payload)
+            out.append(a)
+    return out
+
+
+def _tally(answers: list[Answer]) -> tuple[int, set[str], list[str]]:
+    """Acknowledgements, the replicas that refused as leaving, and refusal reasons."""
+    acks = 0
+    leaving: set[str] = set()
+    reasons: list[str] = []
+    for a in answers:
+        if a.payload is None:
+            continue
+        try:
+            decode_put_result(a.payload)
+            acks += 1
+        except KvOpError as exc:
+            if str(exc) == LEAVING:
+                leaving.add(a.replica)
+            else:
+                reasons.append(str(exc))
+                log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
+    return acks, leaving, reasons
 
 
 def parse_consistency(value: str | None) -> str:

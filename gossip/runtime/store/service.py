@@ -8,15 +8,21 @@ request (gossip.runtime.store.coordinator); replicas talk over two stream channe
 (gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
 without one). The HTTP routes are thin wrappers over the library methods
 `put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
+Each agent gossips a hash of the settings that decide placement (member tag
+"kv"); a member whose hash differs is kept out of placement, with a log line and
+a metric. A replica reports the partitions it is still being filled with
+(gossip.runtime.store.fill) and refuses writes once it is leaving; storage
+errors are answered as refusals with their reason, never raised into a task.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -26,6 +32,7 @@ from gossip.core.store.hlc import HybridClock, Timestamp
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import (
+    LEAVING,
     KvOp,
     KvOpError,
     Listed,
@@ -40,8 +47,9 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.fill import FillState
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.storage import KVStorage, StorageError, StoredReplica
 from gossip.runtime.store.sync import (
     ROOTS_CHANNEL,
     SYNC_CHANNEL,
@@ -56,6 +64,7 @@ T = TypeVar("T")
 KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
 LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
+SETTINGS_TAG = "kv"
 
 log = structlog.get_logger("gossip.kv")
 
@@ -74,6 +83,8 @@ class StoreService(Service):
         self._connect = connect
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
+        self.leaving = False
+        self._mismatched: dict[str, str] = {}
 
     # ---- wiring ----------------------------------------------------------------
 
@@ -92,11 +103,24 @@ class StoreService(Service):
         )
         self.clock = HybridClock(host.name)
         self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
+        self.settings_hash = settings_hash(s)
+        self.fill = FillState(s.partitions)
+        self.leave_timeout = s.handover_timeout
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self._near = self._near_placement(self.placement.members)
+        self._mine = frozenset(self.placement.partitions_of(host.name))
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
             "kv_requests_total", "Store requests coordinated here", ("op", "result")
+        )
+        self._storage_errors = host.metrics.counter(
+            "kv_storage_errors_total", "Store writes the database refused", ("reason",)
+        )
+        host.metrics.gauge(
+            "kv_settings_mismatched_members",
+            "Members kept out of placement: their store settings hash differs from ours",
+            read=lambda: {(): float(len(self._mismatched))},
         )
         host.metrics.gauge(
             "kv_records",
@@ -123,6 +147,7 @@ class StoreService(Service):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await self._announce_settings()
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()
@@ -131,45 +156,139 @@ class StoreService(Service):
             self._nursery = None
             self.storage.close()
 
+    async def _announce_settings(self) -> None:
+        me = self.host.member(self.host.name)
+        tags = dict(me.tags) if me is not None else {}
+        if tags.get(SETTINGS_TAG) != self.settings_hash:
+            await self.host.set_tags({**tags, SETTINGS_TAG: self.settings_hash})
+
     async def before_leave(self) -> None:
-        """Leaving gracefully: hand each partition to the replicas that will
-        replace this node, so that even R = 1 loses nothing (bounded by the
-        agent's leave-hook timeout)."""
+        """Leaving gracefully: refuse writes as a replica from now on (coordinators
+        send them to the members that replace this one), then hand each partition
+        to those members, until each session ends in sync (bounded by
+        `handover_timeout`, which the agent applies to this hook)."""
+        self.leaving = True
         me = self.host.name
         rest = set(self.placement.members) - {me}
         if not rest:
             return
         s = self.settings
         after = Placement(rest, partitions=s.partitions, replicas=s.replicas)
-        for part in self.storage.partitions():
-            for name in after.replicas(part):
-                if name not in self.placement.replicas(part):
-                    stats = await self.sync.sync(part, name)
-                    log.info(
-                        "kv_partition_handed_over",
-                        partition=part,
-                        to=name,
-                        complete=stats is not None and stats.complete,
-                    )
+        todo = [
+            (part, name)
+            for part in self.storage.partitions()
+            for name in after.replicas(part)
+            if name not in self.placement.replicas(part)
+        ]
+        log.info("kv_handover_started", pairs=len(todo), records=self.storage.count())
+        done = sent = 0
+        for part, name in todo:
+            complete = False
+            while not complete:
+                stats = await self.sync.sync(part, name)
+                if stats is None or stats.error is not None:
+                    break
+                sent += stats.records_sent
+                complete = stats.complete
+            done += complete
+            log.info(
+                "kv_partition_handed_over",
+                partition=part,
+                to=name,
+                complete=complete,
+                progress=f"{done}/{len(todo)}",
+                records_sent=sent,
+            )
+        (log.info if done == len(todo) else log.warning)(
+            "kv_handover_finished", complete=done, pairs=len(todo), records_sent=sent
+        )
 
     def member_event(self, event: MemberEvent) -> None:
         if self._rebuild_placement():
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
 
     def _rebuild_placement(self) -> bool:
-        names = {m.name for m in self.host.members() if m.state in LIVE_STATES}
-        names.add(self.host.name)
+        names = {self.host.name}
+        for m in self.host.members():
+            if m.state not in LIVE_STATES or m.name == self.host.name:
+                continue
+            theirs = m.tags.get(SETTINGS_TAG)
+            if theirs is not None and theirs != self.settings_hash:
+                if self._mismatched.get(m.name) != theirs:
+                    log.error(
+                        "kv_settings_mismatch",
+                        member=m.name,
+                        theirs=theirs,
+                        ours=self.settings_hash,
+                        action="kept out of data placement",
+                    )
+                self._mismatched[m.name] = theirs
+                continue
+            self._mismatched.pop(m.name, None)
+            names.add(m.name)
         if tuple(sorted(names)) == self.placement.members:
             return False
         s = self.settings
+        me = self.host.name
         self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
+        self._near = self._near_placement(self.placement.members)
+        mine = frozenset(self.placement.partitions_of(me))
+        self.fill.entered(mine - self._mine)
+        self._mine = mine
         log.info("kv_placement_changed", members=len(names))
         return True
+
+    def _near_placement(self, names: Sequence[str]) -> Placement | None:
+        """Placement one rank deeper: the partitions this node would replicate if
+        one member left (what a leaving member hands over). None for "all"."""
+        s = self.settings
+        if s.replicas is None:
+            return None
+        return Placement(names, partitions=s.partitions, replicas=s.replicas + 1)
 
     # ---- what the coordinator and anti-entropy need -------------------------------
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         return self.placement.replicas_of_key(key)
+
+    def replication(self) -> int:
+        """R for quorums: the configured count, capped by the members known in any
+        state but left (so an isolated agent still counts the ones it lost)."""
+        known = sum(
+            m.state != MemberState.LEFT for m in self.host.members() if m.name != self.host.name
+        )
+        r = self.settings.replicas
+        return known + 1 if r is None else min(r, known + 1)
+
+    def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
+        s = self.settings
+        rest = set(self.placement.members) - set(gone)
+        return Placement(rest, partitions=s.partitions, replicas=s.replicas).replicas_of_key(key)
+
+    def fill_soon(self) -> None:
+        self.sync.wakeup.set()
+
+    def is_pending(self, part: int) -> bool:
+        """Still being filled with the partition's data (never when alone)."""
+        return self.fill.is_pending(part) and self.known_peers()
+
+    def holds(self, part: int) -> bool:
+        """A partition a peer may sync with here: one this node stores, replicates,
+        or would replicate if one member left. Others never get a tree."""
+        if not 0 <= part < self.settings.partitions:
+            return False
+        if part in self._mine or self.storage.count(part):
+            return True
+        return self._near is None or self.host.name in self._near.replicas(part)
+
+    def note_in_sync(self, part: int, peer: str, peer_pending: bool) -> None:
+        fellows = [r for r in self.placement.replicas(part) if r != self.host.name]
+        if self.fill.synced(part, peer, peer_pending, fellows):
+            log.info("kv_partition_filled", partition=part, peer=peer)
+
+    def storage_failed(self, exc: StorageError, op: str) -> None:
+        self._storage_errors.inc(labels={"reason": exc.reason})
+        log.error("kv_storage_failed", op=op, reason=exc.reason, error=str(exc))
 
     def stamp(self) -> Timestamp:
         return self.clock.now(self.host.wall_ms())
@@ -201,13 +320,8 @@ class StoreService(Service):
         )
 
     def replica_if_held(self, part: int) -> StoredReplica | None:
-        """The replica a peer may sync with. Any valid partition is accepted: a
-        peer only starts a session with a node it believes replicates it (or,
-        when leaving, will), and a copy this node should not keep is handed
-        off and dropped by the sync loop."""
-        if not 0 <= part < self.settings.partitions:
-            return None
-        return self.replica(part)
+        """The replica a peer may sync with (see `holds`); None is a clean refusal."""
+        return self.replica(part) if self.holds(part) else None
 
     async def call(self, replica: str, op: KvOp) -> bytes:
         if replica == self.host.name:
@@ -223,13 +337,21 @@ class StoreService(Service):
     # ---- the replica side ----------------------------------------------------------
 
     def handle_op(self, op: KvOp) -> bytes:
-        self.sync.ensure_fresh()
-        if op.op == "put":
-            assert op.record is not None
-            self._observe([op.record])
-            return encode_result(ok=True, changed=self.storage.put(op.record))
+        try:
+            self.sync.ensure_fresh()
+            if op.op == "put":
+                assert op.record is not None
+                if self.leaving:
+                    return encode_result(err=LEAVING)
+                self._observe([op.record])
+                return encode_result(ok=True, changed=self.storage.put(op.record))
+        except StorageError as exc:
+            self.storage_failed(exc, op.op)
+            return encode_result(err=str(exc))
         if op.op == "get":
-            return encode_result(r=self.storage.get(op.key))
+            part = self.placement.partition_of(op.key)
+            pending = self.leaving or self.is_pending(part)
+            return encode_result(r=self.storage.get(op.key), pend=pending, lv=self.leaving)
         return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
@@ -315,6 +437,12 @@ class StoreService(Service):
 
 def _c(consistency: str) -> str:
     return parse_consistency(consistency)
+
+
+def settings_hash(s: StoreSettings) -> str:
+    """What must match on every agent of a cluster, hashed: where keys live."""
+    text = f"partitions={s.partitions};replicas={'all' if s.replicas is None else s.replicas}"
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
 # ---- plugin hooks (gossip/runtime/plugins.py) ----------------------------------------

@@ -36,6 +36,8 @@ class StoreSettings:
     gc_interval: float = 60.0
     sync_max_bytes: int = 4 << 20
     synchronous: str = "NORMAL"
+    handover_timeout: float = 30.0
+    """How long a graceful leave may spend handing partitions over, s."""
 
     def for_profile(self, profile: str) -> StoreSettings:
         """These settings with an unset sync_interval taken from the membership profile."""
@@ -57,7 +59,13 @@ class StoreSettings:
             raise SettingsError("store.partitions", "must be a power of two from 1 to 4096")
         if self.replicas is not None and not 1 <= self.replicas <= 64:
             raise SettingsError("store.replicas", "must be 1..64 or 'all'")
-        for name in ("sync_interval", "session_timeout", "request_timeout", "gc_interval"):
+        for name in (
+            "sync_interval",
+            "session_timeout",
+            "request_timeout",
+            "gc_interval",
+            "handover_timeout",
+        ):
             value = getattr(self, name)
             if value is not None and not 0 < value <= DAY_S:
                 raise SettingsError(f"store.{name}", "must be a positive number of seconds")

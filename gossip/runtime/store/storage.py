@@ -10,10 +10,14 @@ The Merkle trees live in memory, are built by one scan when the store opens,
 and afterwards change only by delta on each write.
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
+A failed write (disk full, I/O error) rolls the transaction back, undoes the
+trees' deltas so they stay equal to the database, and raises StorageError
+naming the reason (no_space or io_error); the next write simply tries again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -59,6 +63,26 @@ def _upper_bound(prefix: str) -> str:
     return "\U0010ffff" * 130
 
 
+SQLITE_FULL = 13
+
+
+class StorageError(Exception):
+    """A write the database refused; `reason` is no_space or io_error."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+    @classmethod
+    def of(cls, exc: sqlite3.Error) -> StorageError:
+        full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc)
+        return cls("no_space" if full else "io_error", str(exc)[:200])
+
+
+TreeUndo = list[tuple[int, Entry | None, Entry | None]]
+"""(partition, old, new) tree updates of one transaction, to undo on failure."""
+
+
 def _connect(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
@@ -93,6 +117,11 @@ class KVStorage:
         if tree is None:
             tree = self.trees[part] = MerkleTree(self.stored_depth)
         return tree
+
+    def root(self, part: int) -> tuple[int, int]:
+        """A partition's root summary, without allocating a tree for an empty one."""
+        tree = self.trees.get(part)
+        return (0, 0) if tree is None else tree.root
 
     # ---- reads -------------------------------------------------------------
 
@@ -134,7 +163,8 @@ class KVStorage:
     def count(self, part: int | None = None) -> int:
         if part is None:
             return sum(t.count for t in self.trees.values())
-        return self.tree(part).count
+        tree = self.trees.get(part)
+        return 0 if tree is None else tree.count
 
     # ---- writes ------------------------------------------------------------
 
@@ -146,21 +176,36 @@ class KVStorage:
         """Merge records in one transaction. With `part`, records of other
         partitions are ignored (a peer may only repair the partition it syncs)."""
         changed = 0
-        self._db.execute("BEGIN IMMEDIATE")
+        undo: TreeUndo = []
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             for r in records:
                 p = self.partition_of(r.key)
                 if part is not None and p != part:
                     continue
-                changed += self._merge_one(p, r)
+                changed += self._merge_one(p, r, undo)
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._reload_trees()
+        except BaseException as exc:
+            self._abort(undo)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.of(exc) from exc
             raise
         return changed
 
-    def _merge_one(self, part: int, r: Record) -> int:
+    def _abort(self, undo: TreeUndo) -> None:
+        """Roll back a failed transaction (sqlite may have done so already) and
+        undo its tree deltas; reload the trees if the rollback itself failed."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self._reload_trees()
+            return
+        for part, old, new in reversed(undo):
+            self.tree(part).update(new, old)
+
+    def _merge_one(self, part: int, r: Record, undo: TreeUndo) -> int:
         row = self._db.execute(
             f"SELECT {_COLUMNS}, {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND key = ?",
             (part, r.key),
@@ -174,6 +219,7 @@ class KVStorage:
         )
         old = None if row is None else _entry(*row[4:])
         self.tree(part).update(old, new)
+        undo.append((part, old, new))
         return 1
 
     def _reload_trees(self) -> None:
@@ -184,18 +230,22 @@ class KVStorage:
 
     def _delete_where(self, where: str, args: tuple[object, ...]) -> int:
         """Remove rows entirely (no tombstone), keeping the trees in step."""
-        self._db.execute("BEGIN IMMEDIATE")
+        undo: TreeUndo = []
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             rows = self._db.execute(
                 f"SELECT part, key, {_ENTRY_COLUMNS} FROM kv WHERE {where}", args
             ).fetchall()
             for part, key, *entry in rows:
                 self._db.execute("DELETE FROM kv WHERE part = ? AND key = ?", (part, key))
-                self.tree(part).update(_entry(*entry), None)
+                old = _entry(*entry)
+                self.tree(part).update(old, None)
+                undo.append((part, old, None))
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._reload_trees()
+        except BaseException as exc:
+            self._abort(undo)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.of(exc) from exc
             raise
         return len(rows)
 
@@ -223,7 +273,10 @@ class KVStorage:
         return None if row is None else int(row[0])
 
     def set_meta(self, name: str, value: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        try:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        except sqlite3.Error as exc:
+            raise StorageError.of(exc) from exc
 
     def max_version(self) -> tuple[int, int]:
         """The greatest (wall, counter) stored: a restarted clock starts past it."""

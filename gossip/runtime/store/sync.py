@@ -35,15 +35,15 @@ from gossip.core.store.record import Record
 from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
-    decode_differ,
     decode_roots,
+    decode_roots_reply,
     encode,
     encode_differ,
     encode_roots,
 )
 from gossip.runtime.service import StreamError
 from gossip.runtime.store.settings import SYNC_JITTER
-from gossip.runtime.store.storage import StoredReplica
+from gossip.runtime.store.storage import StorageError, StoredReplica
 
 if TYPE_CHECKING:
     from gossip.runtime.store.service import StoreService
@@ -80,7 +80,11 @@ class AntiEntropy:
         now = self.svc.host.wall_ms()
         self.last_contact = now
         if now - self._persisted >= self.persist_every_ms:
-            self.svc.storage.set_meta(LAST_SEEN, now)
+            try:
+                self.svc.storage.set_meta(LAST_SEEN, now)
+            except StorageError as exc:
+                self.svc.storage_failed(exc, "meta")
+                return
             self._persisted = now
 
     def ensure_fresh(self) -> None:
@@ -105,10 +109,13 @@ class AntiEntropy:
             with trio.move_on_after(period * self.rng.uniform(1 - SYNC_JITTER, 1 + SYNC_JITTER)):
                 await self.wakeup.wait()
             self.wakeup = trio.Event()
-            await self.round()
-            if trio.current_time() >= next_gc:
-                self.collect_garbage()
-                next_gc = trio.current_time() + self.svc.settings.gc_interval
+            try:
+                await self.round()
+                if trio.current_time() >= next_gc:
+                    next_gc = trio.current_time() + self.svc.settings.gc_interval
+                    self.collect_garbage()
+            except StorageError as exc:  # disk full: keep running, try again next round
+                self.svc.storage_failed(exc, "sync")
 
     def collect_garbage(self) -> int:
         n = self.svc.storage.purge_tombstones(
@@ -126,53 +133,70 @@ class AntiEntropy:
         me = self.svc.host.name
         # Each partition goes to whichever of its fellow replicas comes first in a random
         # order of all members: still a uniform pick per partition, but partitions share
-        # peers, so a round opens fewer connections than independent picks would.
+        # peers, so a round opens fewer connections than independent picks would. A
+        # pending partition is checked with every fellow, so that it is filled soon.
         order = list(self.svc.placement.members)
         self.rng.shuffle(order)
         rank = {name: i for i, name in enumerate(order)}
         by_peer: dict[str, list[int]] = {}
         for part in self.svc.placement.partitions_of(me):
             peers = [r for r in self.svc.placement.replicas(part) if r != me]
-            if peers:
+            if not peers:  # no fellow can hold more than this node does
+                self.svc.note_in_sync(part, me, False)
+                continue
+            if self.svc.is_pending(part):
+                for peer in peers:
+                    by_peer.setdefault(peer, []).append(part)
+            else:
                 by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
         for peer, parts in by_peer.items():
-            for part in await self.differing(peer, parts):
-                if me in self.svc.placement.replicas(part):  # the view may have changed
-                    await self.sync(part, peer)
+            checked = await self.differing(peer, parts)
+            if checked is None:
+                continue
+            differ, peer_pending = checked
+            for part in parts:
+                if me not in self.svc.placement.replicas(part):  # the view may have changed
+                    continue
+                if part in differ:
+                    stats = await self.sync(part, peer)
+                    if stats is None or not stats.complete or stats.error is not None:
+                        continue
+                self.svc.note_in_sync(part, peer, part in peer_pending)
         for part in self.svc.storage.partitions():
             if me not in self.svc.placement.replicas(part):
                 await self.hand_off(part)
 
-    async def differing(self, peer: str, parts: list[int]) -> list[int]:
-        """One round trip comparing the roots of many partitions with a peer;
-        the partitions whose roots differ (none if the peer cannot be asked)."""
+    async def differing(self, peer: str, parts: list[int]) -> tuple[set[int], set[int]] | None:
+        """One round trip comparing the roots of many partitions with a peer: the
+        partitions whose roots differ and those the peer is still being filled
+        with (None if the peer cannot be asked)."""
         address = self.svc.address_of(peer)
         if address is None:
-            return []
+            return None
         self.ensure_fresh()
-        roots = {p: self.svc.storage.tree(p).root for p in parts}
+        roots = {p: self.svc.storage.root(p) for p in parts}
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
                 reply = await self.svc.host.request(address, ROOTS_CHANNEL, encode_roots(roots))
-            differ = decode_differ(reply or b"")
+            differ, pending = decode_roots_reply(reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
-            return []
+            return None
         self.contact()
-        return [p for p in differ if p in roots]
+        return set(differ) & roots.keys(), set(pending)
 
     async def on_roots(self, body: bytes) -> bytes:
-        """The responder side of a roots check."""
+        """The responder side of a roots check: only partitions this node holds or
+        replicates are compared (others answer as differing, without a tree)."""
         try:
             roots = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ([])
-        count = self.svc.settings.partitions
-        storage = self.svc.storage
-        return encode_differ(
-            [p for p, root in roots.items() if p < count and storage.tree(p).root != root]
-        )
+        svc = self.svc
+        differ = [p for p, root in roots.items() if not svc.holds(p) or svc.storage.root(p) != root]
+        pending = [p for p in roots if not svc.holds(p) or svc.is_pending(p)]
+        return encode_differ(differ, pending)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]
@@ -204,7 +228,12 @@ class AntiEntropy:
                 if reply is None:
                     session.fail("no_reply")
                     break
-                request = session.receive(reply)
+                try:
+                    request = session.receive(reply)
+                except StorageError as exc:
+                    self.svc.storage_failed(exc, "sync")
+                    session.fail(exc.reason)
+                    break
         if scope.cancelled_caught:
             session.fail("timeout")
         st = session.stats
@@ -226,12 +255,15 @@ class AntiEntropy:
 
     async def on_request(self, body: bytes) -> bytes:
         """The responder side of a session started by a peer."""
-        self.ensure_fresh()
         try:
+            self.ensure_fresh()
             reply, _ = answer(self.svc.replica_if_held, body, max_bytes=self.max_bytes)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode(SyncMessage(0, error="bad_request"))
+        except StorageError as exc:
+            self.svc.storage_failed(exc, "sync")
+            return encode(SyncMessage(0, error=exc.reason))
         self.contact()
         return reply
 

@@ -12,7 +12,10 @@ The session ends when a side has nothing left to say, or after `max_rounds`.
 
 Every outgoing message stays within `max_bytes` (estimated while building);
 what does not fit is dropped and found again by the next session, so a
-session is bounded in size and rounds and the caller bounds it in time.
+session is bounded in size and rounds and the caller bounds it in time. The
+one exception: a record bigger than the whole budget travels as the only
+record of a message, which then takes nothing more (the caller keeps its
+frame limit above budget plus the biggest record); so no record is ever stuck.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class _Builder:
         self.rep = rep
         self.out = SyncMessage(partition)
         self.leaf_size = leaf_size
+        self.budget = max_bytes
         self.left = max_bytes
         self.tally = Tally()
 
@@ -100,8 +104,11 @@ class _Builder:
 
     def push(self, records: Sequence[Record]) -> None:
         for r in records:
-            if not self._spend(r.size()):
-                return
+            size = r.size()
+            if size > self.budget and not self.out.records and self.left > 0:
+                self.left = 0  # too big for any message: it goes alone
+            elif not self._spend(size):
+                continue  # a smaller one behind it may still fit
             self.out.records.append(r)
             self.tally.records_sent += 1
 

@@ -30,7 +30,7 @@ import trio
 
 from gossip.core.store.hlc import HybridClock, Timestamp
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import Record
+from gossip.core.store.record import MAX_KEY_BYTES, MAX_NODE_BYTES, MAX_VALUE_BYTES, Record
 from gossip.core.store.replica_ops import (
     LEAVING,
     KvOp,
@@ -45,6 +45,7 @@ from gossip.core.store.replica_ops import (
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
+from gossip.runtime.settings import SettingsError
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
 from gossip.runtime.store.fill import FillState
@@ -65,6 +66,8 @@ KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
 LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
 SETTINGS_TAG = "kv"
+BIGGEST_RECORD = MAX_KEY_BYTES + MAX_VALUE_BYTES + MAX_NODE_BYTES + 1024
+"""Bytes of the largest record on the wire, with room for its encoding."""
 
 log = structlog.get_logger("gossip.kv")
 
@@ -95,6 +98,7 @@ class StoreService(Service):
             settings = settings.for_profile(host.config.profile)
         self.settings = settings
         s = self.settings
+        check_frame_limit(s, host.config.max_stream_bytes)
         path = None if host.data_dir is None else host.data_dir / DB_FILE
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -437,6 +441,18 @@ class StoreService(Service):
 
 def _c(consistency: str) -> str:
     return parse_consistency(consistency)
+
+
+def check_frame_limit(s: StoreSettings, max_stream_bytes: int) -> None:
+    """The biggest record must fit one stream message beside a full sync budget
+    (it then travels alone: gossip.core.store.antientropy)."""
+    need = min(s.sync_max_bytes, max_stream_bytes // 2) + BIGGEST_RECORD
+    if max_stream_bytes < need:
+        raise SettingsError(
+            "max_stream_bytes",
+            f"must be at least {need} with these store settings, so that the biggest"
+            f" record ({MAX_VALUE_BYTES} byte value) fits in one stream message",
+        )
 
 
 def settings_hash(s: StoreSettings) -> str:

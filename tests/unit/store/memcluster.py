@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -84,3 +85,11 @@ async def wait_until(check: Callable[[], bool], limit: float) -> None:
     with trio.fail_after(limit):
         while not check():  # noqa: ASYNC110 - virtual time: polling is free
             await trio.sleep(0.05)
+
+
+@asynccontextmanager
+async def running(store: StoreSettings) -> AsyncIterator[MemCluster]:
+    """A MemCluster whose agents are all stopped when the block ends."""
+    async with trio.open_nursery() as nursery:
+        yield MemCluster(nursery, store)
+        nursery.cancel_scope.cancel()

@@ -126,6 +126,11 @@ class Agent:
             raise RuntimeError("set the sealer before the agent starts")
         self._sealer = sealer
 
+    @property
+    def sealer(self) -> Sealer:
+        """The sealer in use (its keyring, if any, holds the cluster secret)."""
+        return self._sealer
+
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         _add_unique(self._routes, (method, path), handler, f"route {method} {path}")
 

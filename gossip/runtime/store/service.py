@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import trio
 
+from gossip.core.store.fingerprint import derive_key
 from gossip.core.store.hlc import HybridClock, Timestamp
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import MAX_KEY_BYTES, MAX_NODE_BYTES, MAX_VALUE_BYTES, Record
@@ -57,6 +58,7 @@ from gossip.runtime.store.sync import (
     AntiEntropy,
     HorizonReplica,
 )
+from gossip.security.keyring import Keyring
 
 if TYPE_CHECKING:
     from gossip.runtime.agent import Agent
@@ -81,9 +83,13 @@ class StoreService(Service):
         rng: random.Random | None = None,
         *,
         connect: Callable[[str], sqlite3.Connection] | None = None,
+        fingerprint_secret: Callable[[], bytes | None] | None = None,
     ) -> None:
+        """`fingerprint_secret` returns the cluster secret (or None) that keys the
+        Merkle fingerprints; it is read again every sync round, as keys rotate."""
         self._given = settings
         self._connect = connect
+        self._secret = fingerprint_secret
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
         self.leaving = False
@@ -103,7 +109,11 @@ class StoreService(Service):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.storage = KVStorage(
-            path, self._partition_of, synchronous=s.synchronous, connect=self._connect
+            path,
+            self._partition_of,
+            synchronous=s.synchronous,
+            connect=self._connect,
+            fingerprint_key=self._fingerprint_key(),
         )
         self.clock = HybridClock(host.name)
         self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
@@ -131,6 +141,17 @@ class StoreService(Service):
             "Records (tombstones included) stored on this node",
             read=lambda: {(): float(self.storage.count())},
         )
+
+    def _fingerprint_key(self) -> bytes | None:
+        secret = None if self._secret is None else self._secret()
+        return None if secret is None else derive_key(secret)
+
+    def refresh_fingerprint_key(self) -> None:
+        """Follow a rotated cluster secret: rebuild the trees with the new key."""
+        key = self._fingerprint_key()
+        if key != self.storage.fingerprint_key:
+            self.storage.rekey(key)
+            log.info("kv_fingerprint_key_changed", keyed=key is not None)
 
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
@@ -470,4 +491,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def setup(agent: Agent, args: argparse.Namespace | None) -> None:
     settings = kvsettings.from_sources(agent.settings_section("store"), args)
-    agent.add_service(StoreService(settings))
+    agent.add_service(StoreService(settings, fingerprint_secret=lambda: cluster_secret(agent)))
+
+
+def cluster_secret(agent: Agent) -> bytes | None:
+    """The primary key of the agent's keyring (gossip.runtime.keys), if it has one."""
+    keyring = getattr(agent.sealer, "keyring", None)
+    return keyring.primary if isinstance(keyring, Keyring) else None

@@ -7,7 +7,9 @@ at a cost in writes per second). One row per key holds the winning record
 and its anti-entropy entry (key hash, packed version, tag), indexed by
 (partition, key hash) so a tree node's entries are one range read.
 The Merkle trees live in memory, are built by one scan when the store opens,
-and afterwards change only by delta on each write.
+and afterwards change only by delta on each write. With a fingerprint key the
+trees sum keyed fingerprints (gossip.core.store.fingerprint) while the rows
+keep the plain ones, so a new key only means rebuilding the trees.
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
 A failed write (disk full, I/O error) rolls the transaction back, undoes the
@@ -22,6 +24,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from gossip.core.store.fingerprint import Fingerprinter
 from gossip.core.store.hlc import COUNTER_BITS, Timestamp
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
 from gossip.core.store.record import Entry, Record, wins
@@ -96,10 +99,12 @@ class KVStorage:
         stored_depth: int = DEFAULT_STORED_DEPTH,
         synchronous: str = "NORMAL",
         connect: Callable[[str], sqlite3.Connection] | None = None,
+        fingerprint_key: bytes | None = None,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.partition_of = partition_of
+        self._fp = Fingerprinter(fingerprint_key)
         self.stored_depth = stored_depth
         # `connect` is the disk seam: fault runs pass one whose connection fails on demand.
         self._db = (connect or _connect)(":memory:" if path is None else str(path))
@@ -111,6 +116,19 @@ class KVStorage:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def fingerprint_key(self) -> bytes | None:
+        return self._fp.key
+
+    def rekey(self, fingerprint_key: bytes | None) -> None:
+        """Sum keyed fingerprints with a new key from now on (one scan)."""
+        self._fp = Fingerprinter(fingerprint_key)
+        self._reload_trees()
+
+    def _tree_entry(self, khash: int, version: int, tag: int, fp: int) -> Entry:
+        """A stored row's entry as the trees see it (keyed when there is a key)."""
+        return self._fp.keyed(_entry(khash, version, tag, fp))
 
     def tree(self, part: int) -> MerkleTree:
         tree = self.trees.get(part)
@@ -146,7 +164,7 @@ class KVStorage:
             " ORDER BY khash, version, tag LIMIT ?",
             (part, lo - _SIGN, hi - _SIGN, -1 if limit is None else limit),
         )
-        return [_entry(*row) for row in rows]
+        return [self._tree_entry(*row) for row in rows]
 
     def records_by_hash(self, part: int, khashes: Sequence[int]) -> list[Record]:
         out: list[Record] = []
@@ -213,11 +231,12 @@ class KVStorage:
         current = None if row is None else _record(*row[:4])
         if not wins(r, current):
             return 0
-        new = r.entry()
+        plain = r.entry()
         self._db.execute(
-            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, new)
+            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _to_row(part, r, plain)
         )
-        old = None if row is None else _entry(*row[4:])
+        new = self._fp.keyed(plain)
+        old = None if row is None else self._tree_entry(*row[4:])
         self.tree(part).update(old, new)
         undo.append((part, old, new))
         return 1
@@ -226,7 +245,7 @@ class KVStorage:
         """Rebuild the in-memory trees by one scan (on open, or after a failed write)."""
         self.trees = {}
         for part, *row in self._db.execute(f"SELECT part, {_ENTRY_COLUMNS} FROM kv"):
-            self.tree(part).update(None, _entry(*row))
+            self.tree(part).update(None, self._tree_entry(*row))
 
     def _delete_where(self, where: str, args: tuple[object, ...]) -> int:
         """Remove rows entirely (no tombstone), keeping the trees in step."""
@@ -238,7 +257,7 @@ class KVStorage:
             ).fetchall()
             for part, key, *entry in rows:
                 self._db.execute("DELETE FROM kv WHERE part = ? AND key = ?", (part, key))
-                old = _entry(*entry)
+                old = self._tree_entry(*entry)
                 self.tree(part).update(old, None)
                 undo.append((part, old, None))
             self._db.execute("COMMIT")

@@ -41,6 +41,7 @@ class MemCluster:
         *,
         store: StoreSettings | None = None,
         connect: Callable[[str], sqlite3.Connection] | None = None,
+        secret: Callable[[], bytes | None] | None = None,
     ) -> StoreService:
         """Start agent n{i} (joining through n0) and return its store."""
         name = f"n{i}"
@@ -51,7 +52,9 @@ class MemCluster:
             profile="local",
             join=() if i == 0 else (f"{self.ip(0)}:{PORT}",),
         )
-        svc = StoreService(store or self.store, rng=random.Random(i), connect=connect)
+        svc = StoreService(
+            store or self.store, rng=random.Random(i), connect=connect, fingerprint_secret=secret
+        )
         agent = Agent(settings, network=self.net.host(self.ip(i)), rng=random.Random(i))
         agent.add_service(svc)
         self.net.down.discard(self.ip(i))

@@ -13,7 +13,10 @@ Rules:
 - A read asks every replica and merges every answer (last writer wins), but
   counts toward the quorum only replicas already filled with the partition's
   data; when pending answers are all that is missing it nudges anti-entropy and
-  asks again within the timeout. Read repair (writing the winner to the
+  asks again within the timeout. For a while after a placement change it also
+  asks the key's earlier replicas, which hold its data until their hand-off
+  ends: one that still holds the partition counts, one that dropped it answers
+  as pending. Read repair (writing the winner to the
   replicas that answered older or nothing) completes before the answer, and
   the answer fails unless `needed` filled replicas hold the winner: so
   successive quorum reads never go back.
@@ -102,6 +105,11 @@ class Cluster(Protocol):
         """The key's replicas once the members `gone` have left."""
         ...
 
+    def earlier_replicas(self, key: str) -> Sequence[str]:
+        """Live members that replicated the key before a recent placement change
+        and no longer do (empty when there was none)."""
+        ...
+
     def fill_soon(self) -> None:
         """Pending replicas exist: run anti-entropy now rather than at the next period."""
         ...
@@ -170,6 +178,17 @@ def _filled(a: Answer) -> bool:
     return got is not None and not got.pending
 
 
+def _counted(replicas: Sequence[str]) -> Callable[[Answer], bool]:
+    """When to stop waiting: filled answers of current replicas count one each and
+    every answer of an earlier replica counts too, but `needed` was raised by
+    their number, so all of them are awaited."""
+
+    def counts(a: Answer) -> bool:
+        return a.replica not in replicas or _filled(a)
+
+    return counts
+
+
 class Coordinator:
     def __init__(self, cluster: Cluster, timeout: float) -> None:
         self.cluster = cluster
@@ -192,13 +211,12 @@ class Coordinator:
         replicas, r, needed = self._plan(op, key, consistency)
         record = Record(key, value, self.cluster.stamp())
         put = KvOp("put", record=record)
-        acks, leaving, reasons = _tally(
-            await fan_out(self.cluster, replicas, put, needed, self.timeout)
-        )
+        answers = await fan_out(self.cluster, replicas, put, needed, self.timeout, _put_ok)
+        acks, leaving, reasons = _tally(answers)
         if leaving and acks < needed:
             # A leaving replica refused: its successors take the write instead.
             extra = [n for n in self.cluster.replacements(key, leaving) if n not in replicas]
-            more = await fan_out(self.cluster, extra, put, needed - acks, self.timeout)
+            more = await fan_out(self.cluster, extra, put, needed - acks, self.timeout, _put_ok)
             more_acks, _, more_reasons = _tally(more)
             acks += more_acks
             reasons += more_reasons
@@ -239,10 +257,16 @@ class Coordinator:
         """Every answer's record, the filled replicas that answered, and whether
         a pending (not leaving) replica answered."""
         get = KvOp("get", key=key)
-        answers = await fan_out(self.cluster, replicas, get, needed, self.timeout, _filled)
+        earlier = [n for n in self.cluster.earlier_replicas(key) if n not in replicas]
+        asked = replicas + earlier
+        # Earlier replicas still holding the partition count like current ones; all of
+        # their answers are awaited, since they may hold what new replicas lack.
+        answers = await fan_out(
+            self.cluster, asked, get, needed + len(earlier), self.timeout, _counted(replicas)
+        )
         leavers = {a.replica for a in answers if (g := _get_answer(a)) is not None and g.leaving}
         if leavers:
-            extra = [n for n in self.cluster.replacements(key, leavers) if n not in replicas]
+            extra = [n for n in self.cluster.replacements(key, leavers) if n not in asked]
             answers += await fan_out(self.cluster, extra, get, len(extra), self.timeout, _filled)
         seen: dict[str, Record | None] = {}
         counted: set[str] = set()
@@ -256,7 +280,7 @@ class Coordinator:
             seen[a.replica] = got.record
             if not got.pending:
                 counted.add(a.replica)
-            waiting |= got.pending and not got.leaving
+            waiting |= got.pending and not got.leaving and a.replica not in earlier
         return seen, counted, waiting
 
     async def _repair(self, winner: Record, stale: list[str]) -> set[str]:
@@ -271,15 +295,19 @@ class Coordinator:
         return repaired
 
 
+def _put_ok(a: Answer) -> bool:
+    """A replica stored the write (a refusal is an answer, not an acknowledgement)."""
+    if a.payload is None:
+        return False
+    try:
+        decode_put_result(a.payload)
+    except KvOpError:
+        return False
+    return True
+
+
 def _acked(answers: list[Answer]) -> list[Answer]:
-    out = []
-    for a in answers:
-        if a.payload is None:
-            continue
-        with contextlib.suppress(KvOpError):
-            decode_put_result(a.payload)
-            out.append(a)
-    return out
+    return [a for a in answers if _put_ok(a)]
 
 
 def _tally(answers: list[Answer]) -> tuple[int, set[str], list[str]]:

@@ -4,10 +4,13 @@ Rules:
 - When the store opens every partition is pending: a restarted or empty
   replica cannot tell what it missed while it was away.
 - Entering a partition's replica set (a placement change) makes it pending.
-- A pending partition becomes filled after an in-sync exchange with a fellow
-  replica that is itself filled (equal roots, or a session that ended with
-  nothing left to exchange), or once every fellow replica has been met that way
-  while pending too: nobody holds more (a whole cluster starting together).
+- A pending partition becomes filled after an in-sync exchange (equal roots, or
+  a session that ended with nothing left to exchange) with a member that holds
+  the partition and is not pending for it: a fellow replica, or a former one
+  that still holds a copy it is handing off.
+- Or, when every other member answered in one round that it holds no such copy
+  and every fellow replica was found in sync while pending too: nobody holds
+  more (a whole cluster starting or restarting together).
 - Pending replicas take writes but do not count toward a read quorum.
 """
 
@@ -19,26 +22,39 @@ from collections.abc import Collection, Iterable
 class FillState:
     def __init__(self, partitions: int) -> None:
         self.pending: set[int] = set(range(partitions))
-        self._met: dict[int, set[str]] = {}
-        """Per pending partition, the pending fellows it was found in sync with."""
 
     def is_pending(self, part: int) -> bool:
         return part in self.pending
 
     def entered(self, parts: Iterable[int]) -> None:
-        for p in parts:
-            self.pending.add(p)
-            self._met.pop(p, None)
+        self.pending.update(parts)
 
-    def synced(self, part: int, peer: str, peer_pending: bool, fellows: Collection[str]) -> bool:
-        """Record that this replica of `part` is in sync with `peer`; True when
-        that made the partition filled."""
+    def filled(self, part: int) -> bool:
+        """Mark a partition filled; True if it was pending."""
         if part not in self.pending:
             return False
-        met = self._met.setdefault(part, set())
-        met.add(peer)
-        if peer_pending and not set(fellows) <= met:
-            return False
         self.pending.discard(part)
-        self._met.pop(part, None)
         return True
+
+
+class FillRound:
+    """What one anti-entropy round learned about this node's pending partitions."""
+
+    def __init__(self) -> None:
+        self.answered: dict[int, set[str]] = {}
+        """Per partition, the members that answered a roots check about it."""
+        self.in_sync_pending: dict[int, set[str]] = {}
+        """Per partition, the pending fellows found in sync with this node."""
+
+    def answer(self, part: int, peer: str) -> None:
+        self.answered.setdefault(part, set()).add(peer)
+
+    def in_sync_with_pending(self, part: int, peer: str) -> None:
+        self.in_sync_pending.setdefault(part, set()).add(peer)
+
+    def nobody_holds_more(
+        self, part: int, members: Collection[str], fellows: Collection[str]
+    ) -> bool:
+        return set(members) <= self.answered.get(part, set()) and set(
+            fellows
+        ) <= self.in_sync_pending.get(part, set())

@@ -121,6 +121,8 @@ class StoreService(Service):
         self.fill = FillState(s.partitions)
         self.leave_timeout = s.handover_timeout
         self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self._earlier: Placement | None = None
+        self._changed_at = 0.0
         self._near = self._near_placement(self.placement.members)
         self._mine = frozenset(self.placement.partitions_of(host.name))
         self.coordinator = Coordinator(self, s.request_timeout)
@@ -255,6 +257,7 @@ class StoreService(Service):
             return False
         s = self.settings
         me = self.host.name
+        self._earlier, self._changed_at = self.placement, trio.current_time()
         self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
         self._near = self._near_placement(self.placement.members)
         mine = frozenset(self.placement.partitions_of(me))
@@ -290,6 +293,21 @@ class StoreService(Service):
         rest = set(self.placement.members) - set(gone)
         return Placement(rest, partitions=s.partitions, replicas=s.replicas).replicas_of_key(key)
 
+    def earlier_replicas(self, key: str) -> Sequence[str]:
+        """The key's replicas before the last placement change that no longer are
+        (and are still live), for a while after it: they hold its data until their
+        hand-off to the new replicas has ended."""
+        s = self.settings
+        window = 3 * s.sync_period + s.session_timeout
+        if self._earlier is None or trio.current_time() - self._changed_at > window:
+            return ()
+        now = set(self.placement.replicas_of_key(key))
+        return [
+            n
+            for n in self._earlier.replicas_of_key(key)
+            if n not in now and n in self.placement.members
+        ]
+
     def fill_soon(self) -> None:
         self.sync.wakeup.set()
 
@@ -306,10 +324,17 @@ class StoreService(Service):
             return True
         return self._near is None or self.host.name in self._near.replicas(part)
 
-    def note_in_sync(self, part: int, peer: str, peer_pending: bool) -> None:
-        fellows = [r for r in self.placement.replicas(part) if r != self.host.name]
-        if self.fill.synced(part, peer, peer_pending, fellows):
-            log.info("kv_partition_filled", partition=part, peer=peer)
+    def mark_filled(self, part: int, source: str) -> None:
+        if self.fill.filled(part):
+            log.info("kv_partition_filled", partition=part, source=source)
+
+    def counts_for_reads(self, part: int) -> bool:
+        """Whether this node's copy of a partition may count toward a read quorum:
+        not while it is being filled or leaving, and not for a partition it neither
+        replicates nor holds."""
+        if self.leaving or self.is_pending(part):
+            return False
+        return part in self._mine or self.storage.count(part) > 0
 
     def storage_failed(self, exc: StorageError, op: str) -> None:
         self._storage_errors.inc(labels={"reason": exc.reason})
@@ -374,8 +399,7 @@ class StoreService(Service):
             self.storage_failed(exc, op.op)
             return encode_result(err=str(exc))
         if op.op == "get":
-            part = self.placement.partition_of(op.key)
-            pending = self.leaving or self.is_pending(part)
+            pending = not self.counts_for_reads(self.placement.partition_of(op.key))
             return encode_result(r=self.storage.get(op.key), pend=pending, lv=self.leaving)
         return encode_listing([Listed.of(r) for r in self.storage.scan(op.key, op.limit)])
 

@@ -42,6 +42,7 @@ from gossip.core.store.syncwire import (
     encode_roots,
 )
 from gossip.runtime.service import StreamError
+from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.settings import SYNC_JITTER
 from gossip.runtime.store.storage import StorageError, StoredReplica
 
@@ -132,40 +133,62 @@ class AntiEntropy:
             self.contact()  # alone: nothing to diverge from
             return
         me = self.svc.host.name
+        placement = self.svc.placement
+        others = [m for m in placement.members if m != me]
         # Each partition goes to whichever of its fellow replicas comes first in a random
         # order of all members: still a uniform pick per partition, but partitions share
         # peers, so a round opens fewer connections than independent picks would. A
-        # pending partition is checked with every fellow, so that it is filled soon.
-        order = list(self.svc.placement.members)
+        # pending partition is checked with every member: its fellows, and any former
+        # replica still holding a copy (gossip.runtime.store.fill).
+        order = list(placement.members)
         self.rng.shuffle(order)
         rank = {name: i for i, name in enumerate(order)}
         by_peer: dict[str, list[int]] = {}
-        for part in self.svc.placement.partitions_of(me):
-            peers = [r for r in self.svc.placement.replicas(part) if r != me]
-            if not peers:  # no fellow can hold more than this node does
-                self.svc.note_in_sync(part, me, False)
-                continue
+        pending: list[int] = []
+        for part in placement.partitions_of(me):
             if self.svc.is_pending(part):
-                for peer in peers:
+                pending.append(part)
+                for peer in others:
                     by_peer.setdefault(peer, []).append(part)
-            else:
-                by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
-        for peer, parts in by_peer.items():
-            checked = await self.differing(peer, parts)
-            if checked is None:
                 continue
-            differ, peer_pending = checked
-            for part in parts:
-                if me not in self.svc.placement.replicas(part):  # the view may have changed
-                    continue
-                if part in differ:
-                    stats = await self.sync(part, peer)
-                    if stats is None or not stats.complete or stats.error is not None:
-                        continue
-                self.svc.note_in_sync(part, peer, part in peer_pending)
+            peers = [r for r in placement.replicas(part) if r != me]
+            if peers:
+                by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
+        learned = FillRound()
+        for peer, parts in by_peer.items():
+            await self._check_peer(peer, parts, learned)
+        for part in pending:
+            replicas = self.svc.placement.replicas(part)
+            fellows = [r for r in replicas if r != me]
+            if me in replicas and learned.nobody_holds_more(part, others, fellows):
+                self.svc.mark_filled(part, "every member")
         for part in self.svc.storage.partitions():
             if me not in self.svc.placement.replicas(part):
                 await self.hand_off(part)
+
+    async def _check_peer(self, peer: str, parts: list[int], learned: FillRound) -> None:
+        """Compare roots with one peer, sync the partitions that differ, and note what
+        that says about this node's pending partitions."""
+        checked = await self.differing(peer, parts)
+        if checked is None:
+            return
+        differ, peer_pending = checked
+        me = self.svc.host.name
+        for part in parts:
+            replicas = self.svc.placement.replicas(part)
+            if me not in replicas:  # the view may have changed
+                continue
+            learned.answer(part, peer)
+            if peer not in replicas and part in peer_pending:
+                continue  # neither replicates nor holds a full copy
+            if part in differ:
+                stats = await self.sync(part, peer)
+                if stats is None or not stats.complete or stats.error is not None:
+                    continue
+            if part in peer_pending:
+                learned.in_sync_with_pending(part, peer)
+            else:
+                self.svc.mark_filled(part, peer)
 
     async def differing(self, peer: str, parts: list[int]) -> tuple[set[int], set[int]] | None:
         """One round trip comparing the roots of many partitions with a peer: the
@@ -196,7 +219,7 @@ class AntiEntropy:
             return encode_differ([])
         svc = self.svc
         differ = [p for p, root in roots.items() if not svc.holds(p) or svc.storage.root(p) != root]
-        pending = [p for p in roots if not svc.holds(p) or svc.is_pending(p)]
+        pending = [p for p in roots if not svc.holds(p) or not svc.counts_for_reads(p)]
         return encode_differ(differ, pending)
 
     async def hand_off(self, part: int) -> None:

@@ -52,9 +52,8 @@ class MemCluster:
             profile="local",
             join=() if i == 0 else (f"{self.ip(0)}:{PORT}",),
         )
-        svc = StoreService(
-            store or self.store, rng=random.Random(i), connect=connect, fingerprint_secret=secret
-        )
+        keyed = {} if secret is None else {"fingerprint_secret": secret}
+        svc = StoreService(store or self.store, rng=random.Random(i), connect=connect, **keyed)
         agent = Agent(settings, network=self.net.host(self.ip(i)), rng=random.Random(i))
         agent.add_service(svc)
         self.net.down.discard(self.ip(i))

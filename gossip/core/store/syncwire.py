@@ -17,9 +17,10 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
 
 A roots check batches the first step for many partitions shared with one
 peer: {"roots": [[partition, fingerprint, count], ...]} is answered with
-{"differ": [partition, ...], "pending": [partition, ...]} (the ones asked about
-that the responder is still being filled with), and only differing ones get a
-full session.
+{"differ": [partition, ...], "pending": [...], "holds": [...]} (of the ones
+asked about: those the responder does not count for reads, being filled with
+them or not replicating them, and those it holds any copy of), and only
+differing ones get a full session.
 """
 
 from __future__ import annotations
@@ -218,10 +219,14 @@ def decode_roots(payload: bytes) -> dict[int, Summary]:
     return out
 
 
-def encode_differ(parts: list[int], pending: list[int] | None = None) -> bytes:
+def encode_differ(
+    parts: list[int], pending: list[int] | None = None, holds: list[int] | None = None
+) -> bytes:
     out: dict[str, Any] = {"differ": sorted(parts)}
     if pending:
         out["pending"] = sorted(pending)
+    if holds:
+        out["holds"] = sorted(holds)
     return cbor2.dumps(out)
 
 
@@ -229,10 +234,14 @@ def decode_differ(payload: bytes) -> list[int]:
     return decode_roots_reply(payload)[0]
 
 
-def decode_roots_reply(payload: bytes) -> tuple[list[int], list[int]]:
-    """The differing partitions and the responder's pending ones."""
+def decode_roots_reply(payload: bytes) -> tuple[list[int], list[int], list[int]]:
+    """The differing partitions, the responder's pending ones and those it holds."""
     raw = _map(payload)
-    return _parts(raw.get("differ"), "differ"), _parts(raw.get("pending", []), "pending")
+    return (
+        _parts(raw.get("differ"), "differ"),
+        _parts(raw.get("pending", []), "pending"),
+        _parts(raw.get("holds", []), "holds"),
+    )
 
 
 def _parts(items: Any, what: str) -> list[int]:

@@ -244,7 +244,8 @@ class Coordinator:
         if winner is None:
             return None
         holders = {name for name in counted if seen[name] == winner}
-        stale = [name for name, rec in seen.items() if rec != winner]
+        # Only current replicas are repaired: a former one keeps no new copies.
+        stale = [name for name, rec in seen.items() if rec != winner and name in replicas]
         if stale:
             holders |= await self._repair(winner, stale) & counted
         if len(holders) < needed:

@@ -8,9 +8,10 @@ Rules:
   a session that ended with nothing left to exchange) with a member that holds
   the partition and is not pending for it: a fellow replica, or a former one
   that still holds a copy it is handing off.
-- Or, when every other member answered in one round that it holds no such copy
-  and every fellow replica was found in sync while pending too: nobody holds
-  more (a whole cluster starting or restarting together).
+- Or, when every other member known (suspect and dead ones too, until reaped)
+  was found in one round to hold nothing this node lacks (in sync with it, or
+  holding no copy at all, pending or not): nobody holds more (a whole cluster
+  starting or restarting together). A member cut off from this one blocks it.
 - Pending replicas take writes but do not count toward a read quorum.
 """
 
@@ -41,20 +42,12 @@ class FillRound:
     """What one anti-entropy round learned about this node's pending partitions."""
 
     def __init__(self) -> None:
-        self.answered: dict[int, set[str]] = {}
-        """Per partition, the members that answered a roots check about it."""
-        self.in_sync_pending: dict[int, set[str]] = {}
-        """Per partition, the pending fellows found in sync with this node."""
+        self.clear: dict[int, set[str]] = {}
+        """Per partition, the members known to hold nothing this node lacks: found
+        in sync with it, or holding no copy at all."""
 
-    def answer(self, part: int, peer: str) -> None:
-        self.answered.setdefault(part, set()).add(peer)
+    def holds_no_more(self, part: int, peer: str) -> None:
+        self.clear.setdefault(part, set()).add(peer)
 
-    def in_sync_with_pending(self, part: int, peer: str) -> None:
-        self.in_sync_pending.setdefault(part, set()).add(peer)
-
-    def nobody_holds_more(
-        self, part: int, members: Collection[str], fellows: Collection[str]
-    ) -> bool:
-        return set(members) <= self.answered.get(part, set()) and set(
-            fellows
-        ) <= self.in_sync_pending.get(part, set())
+    def nobody_holds_more(self, part: int, members: Collection[str]) -> bool:
+        return set(members) <= self.clear.get(part, set())

@@ -18,7 +18,6 @@ errors are answered as refusals with their reason, never raised into a task.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
 import secrets
 import sqlite3
@@ -31,7 +30,7 @@ import trio
 from gossip.core.store.fingerprint import derive_key
 from gossip.core.store.hlc import HybridClock, Timestamp
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import MAX_KEY_BYTES, MAX_NODE_BYTES, MAX_VALUE_BYTES, Record
+from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import (
     LEAVING,
     KvOp,
@@ -46,11 +45,10 @@ from gossip.core.store.replica_ops import (
 from gossip.core.types import Address, MemberState
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, Service, StreamHandler
-from gossip.runtime.settings import SettingsError
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
 from gossip.runtime.store.fill import FillState
-from gossip.runtime.store.settings import StoreSettings
+from gossip.runtime.store.settings import StoreSettings, check_frame_limit
 from gossip.runtime.store.storage import KVStorage, StorageError, StoredReplica
 from gossip.runtime.store.sync import (
     ROOTS_CHANNEL,
@@ -58,6 +56,7 @@ from gossip.runtime.store.sync import (
     AntiEntropy,
     HorizonReplica,
 )
+from gossip.runtime.store.view import LIVE_STATES, SETTINGS_TAG, StoreView
 from gossip.security.keyring import Keyring
 
 if TYPE_CHECKING:
@@ -66,10 +65,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
-LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
-SETTINGS_TAG = "kv"
-BIGGEST_RECORD = MAX_KEY_BYTES + MAX_VALUE_BYTES + MAX_NODE_BYTES + 1024
-"""Bytes of the largest record on the wire, with room for its encoding."""
 
 log = structlog.get_logger("gossip.kv")
 
@@ -93,7 +88,6 @@ class StoreService(Service):
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
         self.leaving = False
-        self._mismatched: dict[str, str] = {}
 
     # ---- wiring ----------------------------------------------------------------
 
@@ -117,14 +111,9 @@ class StoreService(Service):
         )
         self.clock = HybridClock(host.name)
         self.clock.observe(self.host.wall_ms(), Timestamp(*self.storage.max_version(), host.name))
-        self.settings_hash = settings_hash(s)
         self.fill = FillState(s.partitions)
         self.leave_timeout = s.handover_timeout
-        self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
-        self._earlier: Placement | None = None
-        self._changed_at = 0.0
-        self._near = self._near_placement(self.placement.members)
-        self._mine = frozenset(self.placement.partitions_of(host.name))
+        self.view = StoreView(host.name, s)
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -136,7 +125,7 @@ class StoreService(Service):
         host.metrics.gauge(
             "kv_settings_mismatched_members",
             "Members kept out of placement: their store settings hash differs from ours",
-            read=lambda: {(): float(len(self._mismatched))},
+            read=lambda: {(): float(len(self.view.mismatched))},
         )
         host.metrics.gauge(
             "kv_records",
@@ -154,6 +143,10 @@ class StoreService(Service):
         if key != self.storage.fingerprint_key:
             self.storage.rekey(key)
             log.info("kv_fingerprint_key_changed", keyed=key is not None)
+
+    @property
+    def placement(self) -> Placement:
+        return self.view.placement
 
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
@@ -186,8 +179,8 @@ class StoreService(Service):
     async def _announce_settings(self) -> None:
         me = self.host.member(self.host.name)
         tags = dict(me.tags) if me is not None else {}
-        if tags.get(SETTINGS_TAG) != self.settings_hash:
-            await self.host.set_tags({**tags, SETTINGS_TAG: self.settings_hash})
+        if tags.get(SETTINGS_TAG) != self.view.hash:
+            await self.host.set_tags({**tags, SETTINGS_TAG: self.view.hash})
 
     async def before_leave(self) -> None:
         """Leaving gracefully: refuse writes as a replica from now on (coordinators
@@ -235,78 +228,32 @@ class StoreService(Service):
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
 
     def _rebuild_placement(self) -> bool:
-        names = {self.host.name}
-        for m in self.host.members():
-            if m.state not in LIVE_STATES or m.name == self.host.name:
-                continue
-            theirs = m.tags.get(SETTINGS_TAG)
-            if theirs is not None and theirs != self.settings_hash:
-                if self._mismatched.get(m.name) != theirs:
-                    log.error(
-                        "kv_settings_mismatch",
-                        member=m.name,
-                        theirs=theirs,
-                        ours=self.settings_hash,
-                        action="kept out of data placement",
-                    )
-                self._mismatched[m.name] = theirs
-                continue
-            self._mismatched.pop(m.name, None)
-            names.add(m.name)
-        if tuple(sorted(names)) == self.placement.members:
+        entered = self.view.rebuild(self.host.members(), trio.current_time())
+        if entered is None:
             return False
-        s = self.settings
-        me = self.host.name
-        self._earlier, self._changed_at = self.placement, trio.current_time()
-        self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
-        self._near = self._near_placement(self.placement.members)
-        mine = frozenset(self.placement.partitions_of(me))
-        self.fill.entered(mine - self._mine)
-        self._mine = mine
-        log.info("kv_placement_changed", members=len(names))
+        self.fill.entered(entered)
         return True
-
-    def _near_placement(self, names: Sequence[str]) -> Placement | None:
-        """Placement one rank deeper: the partitions this node would replicate if
-        one member left (what a leaving member hands over). None for "all"."""
-        s = self.settings
-        if s.replicas is None:
-            return None
-        return Placement(names, partitions=s.partitions, replicas=s.replicas + 1)
 
     # ---- what the coordinator and anti-entropy need -------------------------------
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         return self.placement.replicas_of_key(key)
 
+    def data_members(self) -> set[str]:
+        """Every member known in any state but left, minus those with other settings."""
+        names = {m.name for m in self.host.members() if m.state != MemberState.LEFT}
+        return (names | {self.host.name}) - set(self.view.mismatched)
+
     def replication(self) -> int:
-        """R for quorums: the configured count, capped by the members known in any
-        state but left (so an isolated agent still counts the ones it lost)."""
-        known = sum(
-            m.state != MemberState.LEFT for m in self.host.members() if m.name != self.host.name
-        )
-        r = self.settings.replicas
-        return known + 1 if r is None else min(r, known + 1)
+        return self.view.replication(self.host.members())
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
-        s = self.settings
-        rest = set(self.placement.members) - set(gone)
-        return Placement(rest, partitions=s.partitions, replicas=s.replicas).replicas_of_key(key)
+        return self.view.replacements(key, gone)
 
     def earlier_replicas(self, key: str) -> Sequence[str]:
-        """The key's replicas before the last placement change that no longer are
-        (and are still live), for a while after it: they hold its data until their
-        hand-off to the new replicas has ended."""
         s = self.settings
         window = 3 * s.sync_period + s.session_timeout
-        if self._earlier is None or trio.current_time() - self._changed_at > window:
-            return ()
-        now = set(self.placement.replicas_of_key(key))
-        return [
-            n
-            for n in self._earlier.replicas_of_key(key)
-            if n not in now and n in self.placement.members
-        ]
+        return self.view.earlier_replicas(key, trio.current_time(), window)
 
     def fill_soon(self) -> None:
         self.sync.wakeup.set()
@@ -320,9 +267,7 @@ class StoreService(Service):
         or would replicate if one member left. Others never get a tree."""
         if not 0 <= part < self.settings.partitions:
             return False
-        if part in self._mine or self.storage.count(part):
-            return True
-        return self._near is None or self.host.name in self._near.replicas(part)
+        return self.storage.count(part) > 0 or self.view.is_near(part)
 
     def mark_filled(self, part: int, source: str) -> None:
         if self.fill.filled(part):
@@ -334,7 +279,7 @@ class StoreService(Service):
         replicates nor holds."""
         if self.leaving or self.is_pending(part):
             return False
-        return part in self._mine or self.storage.count(part) > 0
+        return part in self.view.mine or self.storage.count(part) > 0
 
     def storage_failed(self, exc: StorageError, op: str) -> None:
         self._storage_errors.inc(labels={"reason": exc.reason})
@@ -486,24 +431,6 @@ class StoreService(Service):
 
 def _c(consistency: str) -> str:
     return parse_consistency(consistency)
-
-
-def check_frame_limit(s: StoreSettings, max_stream_bytes: int) -> None:
-    """The biggest record must fit one stream message beside a full sync budget
-    (it then travels alone: gossip.core.store.antientropy)."""
-    need = min(s.sync_max_bytes, max_stream_bytes // 2) + BIGGEST_RECORD
-    if max_stream_bytes < need:
-        raise SettingsError(
-            "max_stream_bytes",
-            f"must be at least {need} with these store settings, so that the biggest"
-            f" record ({MAX_VALUE_BYTES} byte value) fits in one stream message",
-        )
-
-
-def settings_hash(s: StoreSettings) -> str:
-    """What must match on every agent of a cluster, hashed: where keys live."""
-    text = f"partitions={s.partitions};replicas={'all' if s.replicas is None else s.replicas}"
-    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
 # ---- plugin hooks (gossip/runtime/plugins.py) ----------------------------------------

@@ -8,7 +8,8 @@ Rules:
   the roots of all partitions picked for it, and only partitions whose roots
   differ get a SyncSession over "kv-sync": every message within `max_bytes`,
   the whole session within `session_timeout`. A membership change triggers a
-  round at once, which is how new replicas get filled.
+  round at once, which is how new replicas get filled; while a partition here
+  is pending (being filled), rounds come at least every PENDING_RETRY_S.
 - A partition this node holds but no longer replicates is synced with every
   current replica; only when each of them reports equal roots (a session that
   ends after one round trip) is it dropped here.
@@ -53,6 +54,7 @@ SYNC_CHANNEL = "kv-sync"
 ROOTS_CHANNEL = "kv-roots"
 LAST_SEEN = "last_seen_ms"
 PERSIST_EVERY_MS = 10_000
+PENDING_RETRY_S = 1.0
 
 log = structlog.get_logger("gossip.kv")
 
@@ -107,6 +109,8 @@ class AntiEntropy:
         next_gc = trio.current_time() + self.svc.settings.gc_interval
         while True:
             period = self.svc.settings.sync_period
+            if any(self.svc.is_pending(p) for p in self.svc.view.mine):
+                period = min(period, PENDING_RETRY_S)  # being filled: do not wait a full period
             with trio.move_on_after(period * self.rng.uniform(1 - SYNC_JITTER, 1 + SYNC_JITTER)):
                 await self.wakeup.wait()
             self.wakeup = trio.Event()
@@ -155,12 +159,13 @@ class AntiEntropy:
             if peers:
                 by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
         learned = FillRound()
+        # "Every member" includes the suspect and dead ones (until reaped): a member cut
+        # off from this one may hold what nobody else does.
+        known = self.svc.data_members() - {me}
         for peer, parts in by_peer.items():
             await self._check_peer(peer, parts, learned)
         for part in pending:
-            replicas = self.svc.placement.replicas(part)
-            fellows = [r for r in replicas if r != me]
-            if me in replicas and learned.nobody_holds_more(part, others, fellows):
+            if me in self.svc.placement.replicas(part) and learned.nobody_holds_more(part, known):
                 self.svc.mark_filled(part, "every member")
         for part in self.svc.storage.partitions():
             if me not in self.svc.placement.replicas(part):
@@ -172,28 +177,29 @@ class AntiEntropy:
         checked = await self.differing(peer, parts)
         if checked is None:
             return
-        differ, peer_pending = checked
+        differ, peer_pending, peer_holds = checked
         me = self.svc.host.name
         for part in parts:
             replicas = self.svc.placement.replicas(part)
             if me not in replicas:  # the view may have changed
                 continue
-            learned.answer(part, peer)
-            if peer not in replicas and part in peer_pending:
-                continue  # neither replicates nor holds a full copy
+            if peer not in replicas and part not in peer_holds:
+                learned.holds_no_more(part, peer)  # no copy there at all
+                continue
             if part in differ:
                 stats = await self.sync(part, peer)
                 if stats is None or not stats.complete or stats.error is not None:
                     continue
-            if part in peer_pending:
-                learned.in_sync_with_pending(part, peer)
-            else:
+            learned.holds_no_more(part, peer)
+            if part not in peer_pending:
                 self.svc.mark_filled(part, peer)
 
-    async def differing(self, peer: str, parts: list[int]) -> tuple[set[int], set[int]] | None:
+    async def differing(
+        self, peer: str, parts: list[int]
+    ) -> tuple[set[int], set[int], set[int]] | None:
         """One round trip comparing the roots of many partitions with a peer: the
-        partitions whose roots differ and those the peer is still being filled
-        with (None if the peer cannot be asked)."""
+        partitions whose roots differ, those the peer is still being filled with,
+        and those it holds a copy of (None if the peer cannot be asked)."""
         address = self.svc.address_of(peer)
         if address is None:
             return None
@@ -202,12 +208,12 @@ class AntiEntropy:
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
                 reply = await self.svc.host.request(address, ROOTS_CHANNEL, encode_roots(roots))
-            differ, pending = decode_roots_reply(reply or b"")
+            differ, pending, holds = decode_roots_reply(reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
             return None
         self.contact()
-        return set(differ) & roots.keys(), set(pending)
+        return set(differ) & roots.keys(), set(pending), set(holds)
 
     async def on_roots(self, body: bytes) -> bytes:
         """The responder side of a roots check: only partitions this node holds or
@@ -220,7 +226,8 @@ class AntiEntropy:
         svc = self.svc
         differ = [p for p, root in roots.items() if not svc.holds(p) or svc.storage.root(p) != root]
         pending = [p for p in roots if not svc.holds(p) or not svc.counts_for_reads(p)]
-        return encode_differ(differ, pending)
+        holds = [p for p in roots if svc.storage.count(p) > 0]
+        return encode_differ(differ, pending, holds)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]

@@ -37,8 +37,7 @@ def test_a_record_bigger_than_the_budget_ships_alone_and_the_rest_follow(holder:
 
 
 def test_an_agent_refuses_a_frame_limit_that_the_biggest_record_cannot_fit() -> None:
-    from gossip.runtime.store.service import check_frame_limit
-    from gossip.runtime.store.settings import StoreSettings
+    from gossip.runtime.store.settings import StoreSettings, check_frame_limit
 
     with pytest.raises(SettingsError) as info:
         check_frame_limit(StoreSettings(), max_stream_bytes=1 << 20)

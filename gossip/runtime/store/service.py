@@ -167,7 +167,7 @@ class StoreService(Service):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._announce_settings()
+                await self.announce_settings()
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()
@@ -176,11 +176,15 @@ class StoreService(Service):
             self._nursery = None
             self.storage.close()
 
-    async def _announce_settings(self) -> None:
+    async def announce_settings(self) -> None:
+        """Tag this member with the settings hash (again, if a tag change dropped it)."""
         me = self.host.member(self.host.name)
         tags = dict(me.tags) if me is not None else {}
         if tags.get(SETTINGS_TAG) != self.view.hash:
-            await self.host.set_tags({**tags, SETTINGS_TAG: self.view.hash})
+            try:
+                await self.host.set_tags({**tags, SETTINGS_TAG: self.view.hash})
+            except ValueError as exc:  # the member's tags are full: run without the check
+                log.warning("kv_settings_tag_failed", reason=str(exc))
 
     async def before_leave(self) -> None:
         """Leaving gracefully: refuse writes as a replica from now on (coordinators

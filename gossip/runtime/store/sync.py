@@ -133,6 +133,7 @@ class AntiEntropy:
     async def round(self) -> None:
         self.rounds += 1
         self.svc.refresh_fingerprint_key()
+        await self.svc.announce_settings()
         if not self.svc.known_peers():
             self.contact()  # alone: nothing to diverge from
             return

@@ -185,3 +185,17 @@ async def test_reads_right_after_new_empty_replicas_join_find_every_acknowledged
         await trio.sleep(5)  # a few sync rounds fill the replicas that were cut off
         for k in keys:
             assert await a.get(k, "quorum") == k.encode()
+
+
+async def test_the_settings_tag_comes_back_after_the_tags_are_replaced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(STORE) as c:
+        a, _ = [await c.add(i) for i in range(2)]
+        await c.settle()
+        agent = c.agents["n0"]
+        await agent.set_tags({"role": "web"})
+        await trio.sleep(3)  # a few sync rounds
+        me = agent.self_info()
+        assert me is not None and me.tags.get("role") == "web"
+        assert me.tags.get("kv") == a.view.hash

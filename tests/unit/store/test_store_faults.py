@@ -5,7 +5,7 @@ All on the in-memory network in virtual time."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 import trio
 import trio.testing
@@ -20,6 +20,7 @@ from gossip.runtime.store.coordinator import NotEnoughReplicas
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
+from gossip.runtime.store.storage import StorageError
 from tests.unit.store.memcluster import running, wait_until
 
 STORE = StoreSettings(partitions=16, sync_interval=0.5)
@@ -199,3 +200,22 @@ async def test_the_settings_tag_comes_back_after_the_tags_are_replaced(
         me = agent.self_info()
         assert me is not None and me.tags.get("role") == "web"
         assert me.tags.get("kv") == a.view.hash
+
+
+async def test_storage_errors_are_named_and_reach_the_client_as_507_or_500() -> None:
+    assert StorageError.of(sqlite3.OperationalError("database or disk is full")).reason == (
+        "no_space"
+    )
+    assert StorageError.of(sqlite3.OperationalError("disk I/O error")).reason == "io_error"
+
+    class Refusing:
+        def __init__(self, reason: str) -> None:
+            self.reason = reason
+
+        async def put(self, key: str, value: bytes, consistency: str) -> None:
+            raise NotEnoughReplicas("put", consistency, 1, 2, 3, reasons=[self.reason])
+
+    for reason, status in (("no_space: full", 507), ("io_error: bad", 500), ("timeout", 503)):
+        routes = store_routes(cast(StoreService, Refusing(reason)))
+        resp = await routes[("PUT", "/v1/kv/*")](ApiRequest("PUT", "/v1/kv/k", {}, {}, b"v"))
+        assert resp.status == status and reason.encode() in resp.body

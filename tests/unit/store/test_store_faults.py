@@ -20,7 +20,6 @@ from gossip.runtime.store.coordinator import NotEnoughReplicas
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import StorageError
 from tests.unit.store.memcluster import running, wait_until
 
 STORE = StoreSettings(partitions=16, sync_interval=0.5)
@@ -203,6 +202,8 @@ async def test_the_settings_tag_comes_back_after_the_tags_are_replaced(
 
 
 async def test_storage_errors_are_named_and_reach_the_client_as_507_or_500() -> None:
+    from gossip.runtime.store.storage import StorageError
+
     assert StorageError.of(sqlite3.OperationalError("database or disk is full")).reason == (
         "no_space"
     )
@@ -219,3 +220,19 @@ async def test_storage_errors_are_named_and_reach_the_client_as_507_or_500() -> 
         routes = store_routes(cast(StoreService, Refusing(reason)))
         resp = await routes[("PUT", "/v1/kv/*")](ApiRequest("PUT", "/v1/kv/k", {}, {}, b"v"))
         assert resp.status == status and reason.encode() in resp.body
+
+
+async def test_an_isolated_agent_answers_503_instead_of_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(STORE) as c:
+        _, _, lone = await c.start(3)
+        c.net.partition([c.ip(0), c.ip(1)], [c.ip(2)])
+        await wait_until(lambda: lone.placement.members == ("n2",), 120)
+        for level in ("quorum", "all"):
+            try:
+                await lone.put("k", b"v", level)
+                raise AssertionError(f"an isolated agent acknowledged a write at {level}")
+            except NotEnoughReplicas as exc:
+                assert (exc.reachable, exc.replicas) == (1, 3)
+        assert lone.get_local("k") is None

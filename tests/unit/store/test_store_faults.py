@@ -12,6 +12,7 @@ import trio.testing
 
 from gossip.core.store import syncwire
 from gossip.core.store.merkle import MerkleTree
+from gossip.core.store.placement import Placement
 from gossip.core.store.syncwire import SyncMessage, decode, encode, encode_roots
 from gossip.core.types import MemberState
 from gossip.runtime.http import ApiRequest
@@ -140,9 +141,9 @@ async def test_a_peer_naming_partitions_not_held_here_gets_a_refusal_and_no_tree
 ) -> None:
     async with running(StoreSettings(partitions=64, replicas=1, sync_interval=3600.0)) as c:
         a, _, _ = await c.start(3)
-        near = a.view.near
-        assert near is not None
-        far = [p for p in range(64) if "n0" not in near.replicas(p)]
+        # not replicated by n0 even if one member left (R + 1 = 2 deep), and empty there
+        near = Placement(["n0", "n1", "n2"], partitions=64, replicas=2)
+        far = [p for p in range(64) if "n0" not in near.replicas(p) and not a.storage.count(p)]
         assert far
         before = set(a.storage.trees)
         reply = await a.sync.on_request(encode(SyncMessage(far[0], root=(1, 1))))

@@ -124,6 +124,8 @@ class Answer:
     replica: str
     payload: bytes | None
     error: str | None
+    parsed: GetAnswer | None = None
+    """A get answer once decoded (decoded once, read several times)."""
 
 
 async def fan_out(
@@ -165,12 +167,10 @@ async def fan_out(
 
 
 def _get_answer(a: Answer) -> GetAnswer | None:
-    if a.payload is None:
-        return None
-    try:
-        return decode_get_answer(a.payload)
-    except KvOpError:
-        return None
+    if a.parsed is None and a.payload is not None:
+        with contextlib.suppress(KvOpError):
+            a.parsed = decode_get_answer(a.payload)
+    return a.parsed
 
 
 def _filled(a: Answer) -> bool:

@@ -154,3 +154,26 @@ async def test_both_sides_of_a_healed_split_keep_their_writes_though_both_purged
             for writer in sides:
                 assert await c.stores["b"].get(f"{writer}-kept{i}", "all") == b"v"
         assert not any(c.holders(k) for k in gone)
+
+
+async def test_a_partition_being_filled_here_or_at_a_fellow_replica_purges_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(replace(STORE, gc_interval=3600.0), "abc", tmp=tmp_path, core=CORE) as c:
+        await doomed_and_kept(c)
+        a = c.stores["a"]
+        await a.delete("doomed", "all")
+        await trio.sleep(1)
+        assert a.sync.collect_garbage() == 0  # too young; takes an age checkpoint after it
+        await trio.sleep(4 * HORIZON)  # past the horizon, with proofs from every replica
+        part = a.placement.partition_of("doomed")
+        assert not a.is_pending(part)
+        a.sync.peer_pending.add((part, "b"))  # as if b's last roots reply said so
+        assert a.sync.collect_garbage() == 0
+        assert "a" in c.holders("doomed")
+        a.sync.peer_pending.discard((part, "b"))
+        a.fill.entered(frozenset({part}))  # being filled here
+        assert a.sync.collect_garbage() == 0
+        a.fill.filled(part)
+        assert a.sync.collect_garbage() >= 1
+        assert "a" not in c.holders("doomed")

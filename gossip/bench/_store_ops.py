@@ -7,10 +7,14 @@ first agent's control API from `concurrency` threads; that agent coordinates
 each request with the key's replicas. Two set-ups run in the same call, so
 the figures compare: one agent at consistency one, and three agents with
 R = 3 at quorum (each request waits for two of the three replicas).
+Beside the rates, the agents' CPU time per operation (user + system, read from
+/proc on Linux): it varies far less than the rates when other work shares the
+machine, so it is the figure to compare builds by.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,13 +34,38 @@ class OpsResult:
     label: str
     puts_per_s: float
     gets_per_s: float
+    put_cpu_ms: float | None = None
+    """Agent CPU per put, ms (None where /proc is not readable)."""
+    get_cpu_ms: float | None = None
 
 
-def _rate(work: Callable[[int], None], ops: int, concurrency: int) -> float:
+@dataclass
+class _Phase:
+    per_s: float
+    cpu_ms: float | None
+
+
+def _cpu_s(pids: list[int]) -> float | None:
+    """User + system CPU seconds of the processes (None without /proc)."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _run(work: Callable[[int], None], ops: int, concurrency: int, pids: list[int]) -> _Phase:
+    cpu0 = _cpu_s(pids)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(work, range(ops)))
-    return ops / (time.perf_counter() - t0)
+    rate = ops / (time.perf_counter() - t0)
+    cpu1 = _cpu_s(pids)
+    cpu_ms = None if cpu0 is None or cpu1 is None else 1000 * (cpu1 - cpu0) / ops
+    return _Phase(rate, cpu_ms)
 
 
 def _measure(label: str, agents: int, consistency: str, ops: int, concurrency: int) -> OpsResult:
@@ -60,7 +89,10 @@ def _measure(label: str, agents: int, consistency: str, ops: int, concurrency: i
                 if (status, body) != (200, VALUE):
                     raise RuntimeError(f"get failed: HTTP {status} {body[:200]!r}")
 
-            return OpsResult(label, _rate(put, ops, concurrency), _rate(get, ops, concurrency))
+            pids = [a.proc.pid for a in cluster.agents if a.proc is not None]
+            puts = _run(put, ops, concurrency, pids)
+            gets = _run(get, ops, concurrency, pids)
+            return OpsResult(label, puts.per_s, gets.per_s, puts.cpu_ms, gets.cpu_ms)
 
 
 def bench_ops(ops: int, concurrency: int) -> list[OpsResult]:
@@ -73,6 +105,12 @@ def bench_ops(ops: int, concurrency: int) -> list[OpsResult]:
             f"{r.label:>22}: {r.puts_per_s:8,.0f} puts/s  {r.gets_per_s:8,.0f} gets/s"
             f"  ({ops:,} each, {concurrency} clients, HTTP on loopback)"
         )
+    for r in results:
+        if r.put_cpu_ms is not None and r.get_cpu_ms is not None:
+            print(
+                f"{r.label:>22}: {r.put_cpu_ms:8.2f} ms agent CPU per put"
+                f"  {r.get_cpu_ms:5.2f} ms per get"
+            )
     one, quorum = results
     print(
         f"{'quorum / one':>22}: puts {quorum.puts_per_s / one.puts_per_s:.2f}"

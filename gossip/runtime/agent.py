@@ -40,7 +40,6 @@ from gossip.runtime.network import Network, SocketNetwork, families
 from gossip.runtime.notify import Notifier, fmt_address
 from gossip.runtime.seeds import Resolver, resolve_seeds
 from gossip.runtime.service import (
-    LEAVE_HOOK_TIMEOUT,
     DatagramHandler,
     MemberEvent,
     Service,
@@ -133,6 +132,11 @@ class Agent:
         if self._started:
             raise RuntimeError("set the sealer before the agent starts")
         self._sealer = sealer
+
+    @property
+    def sealer(self) -> Sealer:
+        """The sealer in use (its keyring, if any, holds the cluster secret)."""
+        return self._sealer
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         _add_unique(self._routes, (method, path), handler, f"route {method} {path}")
@@ -245,7 +249,7 @@ class Agent:
         self.leaving = True
         self.log.info("agent_leaving")
         for service in self._services:
-            with trio.move_on_after(LEAVE_HOOK_TIMEOUT):
+            with trio.move_on_after(service.leave_timeout):
                 try:
                     await service.before_leave()
                 except Exception:

@@ -10,8 +10,9 @@ starts. The agent then calls, in this order:
   4. `member_event(event)` synchronously from the agent's core task for every
      membership change; it must not block or raise (exceptions are logged and
      swallowed). Read `host.members()` there for the current view.
-  5. `before_leave()` awaited (bounded by LEAVE_HOOK_TIMEOUT) when the agent
-     is asked to leave gracefully, before the `left` broadcast.
+  5. `before_leave()` awaited (bounded by the service's `leave_timeout`,
+     LEAVE_HOOK_TIMEOUT unless it sets its own) when the agent is asked to
+     leave gracefully, before the `left` broadcast.
 Handlers: HTTP handlers take an ApiRequest and return an ApiResponse;
 stream-channel handlers get (source, request body) and return the response
 body or None, bounded by cfg.stream_timeout and cfg.max_stream_bytes;
@@ -101,6 +102,10 @@ class ServiceHost(Protocol):
         """The agent's wall clock in milliseconds (stamps, never elapsed time)."""
         ...
 
+    async def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Replace this agent's member tags (gossiped to every member)."""
+        ...
+
     async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
         """Open a TCP stream to `to`, send one request on `channel`, return the
         reply body (None when the handler returned None). Raises StreamError.
@@ -124,6 +129,8 @@ class Service:
     """Base class with no-op defaults; override what you need."""
 
     name = "service"
+    leave_timeout: float = LEAVE_HOOK_TIMEOUT
+    """Bound on `before_leave`, s."""
 
     def attach(self, host: ServiceHost) -> None:
         self.host = host

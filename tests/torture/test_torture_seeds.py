@@ -43,31 +43,27 @@ def known(cases: str, why: str, *checkers: str) -> pytest.MarkDecorator:
 
 KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
     "partition": (
-        {"resurrections", "read_your_writes", "ownership"},
+        {"resurrections", "read_your_writes"},
         known(
             "cases 5 and 9",
-            "a minority side shrinks replica sets and answers quorum alone; the owner "
-            "keeps its pre-split token after the heal",
+            "a quorum read shortly after the client's own acknowledged put returns the "
+            "value before it; a value deleted at quorum during the split is held again by "
+            "three replicas after the heal",
             "resurrections",
             "read_your_writes",
-            "ownership",
         ),
     ),
     "isolate": (
-        {"lost_writes", "resurrections", "read_your_writes", "ownership"},
+        {"resurrections"},
         known(
-            "cases 2, 5 and 9",
-            "an isolated agent satisfies quorum alone, then forgets what it acknowledged "
-            "as stale, and brings back deletes the others purged; the owner keeps its old "
-            "token",
-            "lost_writes",
+            "cases 2 and 5",
+            "a value deleted at quorum while one agent was cut off is held again by the "
+            "key's replicas after it returns",
             "resurrections",
-            "read_your_writes",
-            "ownership",
         ),
     ),
     "clock": (
-        {"lost_writes", "resurrections", "read_your_writes", "convergence"},
+        {"lost_writes", "resurrections", "convergence"},
         known(
             "case 4",
             "a write or delete stamped by a clock minutes ahead and acknowledged at 'one' "
@@ -75,56 +71,7 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "and never converge within the run",
             "lost_writes",
             "resurrections",
-            "read_your_writes",
             "convergence",
-        ),
-    ),
-    "disk_full": (
-        {"crashes", "resurrections", "read_your_writes"},
-        known(
-            "cases 2, 5 and 6",
-            "a full disk raises out of the store and kills the agent; a quorum read counts "
-            "replicas that came back without the data; a tombstone a replica missed is "
-            "purged elsewhere by age and the deleted value comes back",
-            "crashes",
-            "resurrections",
-            "read_your_writes",
-        ),
-    ),
-    "disk_error": (
-        {"crashes", "resurrections", "read_your_writes"},
-        known(
-            "cases 2, 5 and 6",
-            "an I/O error raises out of the store and kills the agent; a quorum read counts "
-            "replicas that came back without the data; a tombstone a replica missed is "
-            "purged elsewhere by age and the deleted value comes back",
-            "crashes",
-            "resurrections",
-            "read_your_writes",
-        ),
-    ),
-    "all/2": (
-        {"lost_writes", "read_your_writes", "crashes"},
-        known(
-            "cases 1, 4 and 6",
-            "an outage longer than the horizon, clock steps and disk errors mixed",
-            "lost_writes",
-            "read_your_writes",
-            "crashes",
-        ),
-    ),
-    "all/6": (
-        {"convergence", "ownership", "crashes", "read_your_writes", "lost_writes"},
-        known(
-            "cases 5, 6 and 9",
-            "a failed commit leaves the Merkle tree unlike the database, so replicas never "
-            "agree; a restarted owner with its clock stepped back issues a lower token; a "
-            "quorum read counts replicas that came back without the data",
-            "convergence",
-            "ownership",
-            "crashes",
-            "read_your_writes",
-            "lost_writes",
         ),
     ),
 }

@@ -17,7 +17,10 @@ copy (`sender`) so that each side can screen.
 
 Every outgoing message stays within `max_bytes` (estimated while building);
 what does not fit is dropped and found again by the next session, so a
-session is bounded in size and rounds and the caller bounds it in time.
+session is bounded in size and rounds and the caller bounds it in time. The
+one exception: a record bigger than the whole budget travels as the only
+record of a message, which then takes nothing more (the caller keeps its
+frame limit above budget plus the biggest record); so no record is ever stuck.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class _Builder:
         self.peer = peer
         self.out = SyncMessage(partition, sender=sender)
         self.leaf_size = leaf_size
+        self.budget = max_bytes
         self.left = max_bytes
         self.tally = Tally()
 
@@ -120,8 +124,11 @@ class _Builder:
 
     def push(self, records: Sequence[Record]) -> None:
         for r in self.rep.screen(records, self.peer) if records else ():
-            if not self._spend(r.size()):
-                return
+            size = r.size()
+            if size > self.budget and not self.out.records and self.left > 0:
+                self.left = 0  # too big for any message: it goes alone
+            elif not self._spend(size):
+                continue  # a smaller one behind it may still fit
             self.out.records.append(r)
             self.tally.records_sent += 1
 

@@ -3,12 +3,16 @@
 Rules: a request is a CBOR map {"op": put|get|scan, ...}; a response is a CBOR
 map too. Everything decoded is untrusted: types, sizes and counts are checked
 here and a violation raises KvOpError, which the handler answers as
-{"err": reason} instead of applying anything.
+{"err": reason} instead of applying anything. A replica that is not yet filled
+with its partition's data answers gets with "pend": true (the coordinator merges
+the answer but does not count it toward the read quorum); a replica that refuses
+a write says why in "err" (e.g. LEAVING, or a storage reason); a leaving replica
+answers gets with "pend" and "lv" both true.
   put   {"op": "put", "r": record}            -> {"ok": true, "changed": bool,
                                                 "newer": [wall, counter]}  (newer: the
                                                 replica holds a version above the record,
                                                 or refused it below its purge watermark)
-  get   {"op": "get", "k": key}               -> {"r": record | null}
+  get   {"op": "get", "k": key}               -> {"r": record | null, "pend": bool, "lv": bool}
   scan  {"op": "scan", "k": prefix, "n": max, "a": after (optional)}
                                               -> {"ls": [[key, size, wall, counter, node,
                                                           deleted], ...]}  (no values; keys
@@ -33,6 +37,8 @@ from gossip.core.store.record import (
 )
 
 MAX_SCAN = 10_000
+LEAVING = "leaving"
+"""The refusal of a replica that is handing its partitions over before it leaves."""
 
 
 class KvOpError(ValueError):
@@ -128,12 +134,25 @@ def decode_put_answer(payload: bytes) -> tuple[bool, tuple[int, int] | None]:
     return bool(raw.get("changed")), (ts.wall, ts.counter)
 
 
+class GetAnswer(NamedTuple):
+    record: Record | None
+    pending: bool
+    """The replica is not yet filled: merge its record, do not count it."""
+    leaving: bool
+    """The replica is handing its partitions over: ask the ones that replace it too."""
+
+
 def decode_get_result(payload: bytes) -> Record | None:
+    return decode_get_answer(payload).record
+
+
+def decode_get_answer(payload: bytes) -> GetAnswer:
     raw = _loads(payload)
     if "err" in raw:
         raise KvOpError(str(raw["err"])[:200])
     item = raw.get("r")
-    return None if item is None else _record(item)
+    record = None if item is None else _record(item)
+    return GetAnswer(record, raw.get("pend") is True, raw.get("lv") is True)
 
 
 class Listed(NamedTuple):

@@ -19,9 +19,12 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
 A roots check batches the first step for many partitions shared with one
 peer: {"from": name, "roots": [[partition, fingerprint, count, generation,
 watermark], ...]} is answered with {"from": name, "differ": [partition, ...],
-"copies": [[partition, generation, watermark], ...]}, and only the differing
-partitions get a full session. Equal roots are what tombstone GC's proofs
-are made of (gossip.core.store.tombstone_gc).
+"copies": [[partition, generation, watermark], ...], "pending": [...],
+"holds": [...]} (of the ones asked about: those whose roots differ, the
+responder's copy of each, those it does not count for reads, being filled with
+them or not replicating them, and those it holds any copy of), and only the
+differing partitions get a full session. Equal roots are what tombstone GC's
+proofs are made of (gossip.core.store.tombstone_gc).
 """
 
 from __future__ import annotations
@@ -250,18 +253,45 @@ def decode_roots(payload: bytes) -> tuple[str, dict[int, RootInfo]]:
     return _name(raw.get("from")), out
 
 
-def encode_differ(name: str, parts: list[int], copies: dict[int, tuple[int, int]]) -> bytes:
+class RootsReply(NamedTuple):
+    """A roots check's answer."""
+
+    name: str
+    """The responder."""
+    differ: list[int]
+    """Partitions whose roots differ."""
+    copies: dict[int, tuple[int, int]]
+    """Partition -> the responder's (generation, watermark)."""
+    pending: list[int]
+    """Partitions the responder does not count for reads (being filled, or not replicated)."""
+    holds: list[int]
+    """Partitions the responder holds any copy of."""
+
+
+def encode_differ(
+    name: str,
+    parts: list[int],
+    copies: dict[int, tuple[int, int]],
+    pending: list[int] | None = None,
+    holds: list[int] | None = None,
+) -> bytes:
     listed = [[p, gen, mark] for p, (gen, mark) in sorted(copies.items())]
-    return cbor2.dumps({"from": name, "differ": sorted(parts), "copies": listed})
+    out: dict[str, Any] = {"from": name, "differ": sorted(parts), "copies": listed}
+    if pending:
+        out["pending"] = sorted(pending)
+    if holds:
+        out["holds"] = sorted(holds)
+    return cbor2.dumps(out)
 
 
 def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, int]]]:
     """(responder, partitions whose roots differ, partition -> (generation, watermark))."""
+    reply = decode_roots_reply(payload)
+    return reply.name, reply.differ, reply.copies
+
+
+def decode_roots_reply(payload: bytes) -> RootsReply:
     raw = _map(payload)
-    items = raw.get("differ")
-    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
-        raise SyncWireError("bad differ list")
-    differ = [_partition(p) for p in items]
     listed = raw.get("copies", [])
     if not isinstance(listed, list) or len(listed) > MAX_PARTITIONS:
         raise SyncWireError("bad copies list")
@@ -270,7 +300,19 @@ def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, 
         if not isinstance(item, list) or len(item) != 3:
             raise SyncWireError("bad copies item")
         copies[_partition(item[0])] = (_u64(item[1]), _u64(item[2]))
-    return _name(raw.get("from")), differ, copies
+    return RootsReply(
+        _name(raw.get("from")),
+        _parts(raw.get("differ"), "differ"),
+        copies,
+        _parts(raw.get("pending", []), "pending"),
+        _parts(raw.get("holds", []), "holds"),
+    )
+
+
+def _parts(items: Any, what: str) -> list[int]:
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError(f"bad {what} list")
+    return [_partition(p) for p in items]
 
 
 def _map(payload: bytes) -> dict[str, Any]:

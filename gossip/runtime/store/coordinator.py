@@ -1,26 +1,41 @@
 """The request coordinator: any agent serves PUT/GET/DELETE for any key.
 
-Rules: the coordinator stamps a write with its hybrid clock, sends it to every
-replica of the key's partition at once and answers as soon as the consistency
-level is met (one: 1, quorum: n//2+1, all: n, where n is the partition's
-replica count in the current view). Replicas still answering finish in the
-background. Reads ask every replica, merge the answers that arrive (last
-writer wins) and, when answers disagree, write the winner back to the stale
-replicas (read repair) in the background. Not enough answers within the
-timeout is `NotEnoughReplicas`, which names how many answered.
-A write is never acknowledged while an answering replica holds a newer version
-of the key (or refused it below the partition's purge watermark): the
-coordinator stamps it again above that version and resends it, at most
-RESTAMPS times, then fails with `WriteHidden`. A version stamped more than the
-clock's max offset ahead of this node's wall clock is implausible: a replica that
-reports one is not counted (for a write: it will hide the write; for a read:
-its record would outrank every honest write), and the reason is logged.
+Rules:
+- Quorum is taken over the configured replica count R (capped by the members
+  this agent knows, whatever their state, so only a cluster that is really
+  smaller than R uses fewer): one needs 1, quorum R//2+1, all R. A side that
+  reaches fewer of the key's replicas than that answers at once with
+  `NotEnoughReplicas` naming needed and reachable, instead of answering alone.
+- A write is stamped with the hybrid clock and sent to every replica of the
+  key at once; it is acknowledged when `needed` replicas stored it, pending
+  ones included (they hold the write durably). A replica that refuses because
+  it is leaving is replaced by the members that take its partitions over.
+- A write is never acknowledged while an answering replica holds a newer
+  version of the key (or refused it below the partition's purge watermark):
+  the coordinator stamps it again above that version and resends it, at most
+  RESTAMPS times, then fails with `WriteHidden`. A version stamped more than
+  the clock's max offset ahead of this node's wall clock is implausible: a
+  replica that reports one is not counted (for a write: it will hide the
+  write; for a read: its record would outrank every honest write), and the
+  reason is logged.
+- A read asks every replica and merges every answer (last writer wins), but
+  counts toward the quorum only replicas already filled with the partition's
+  data; when pending answers are all that is missing it nudges anti-entropy and
+  asks again within the timeout. For a while after a placement change it also
+  asks the key's earlier replicas, which hold its data until their hand-off
+  ends: one that still holds the partition counts, one that dropped it answers
+  as pending. Read repair (writing the winner to the
+  replicas that answered older or nothing) completes before the answer, and
+  the answer fails unless `needed` filled replicas hold the winner: so
+  successive quorum reads never go back.
+- Replicas still answering finish in the background. A refusal carries a
+  reason; storage reasons (no_space, io_error) reach the client.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,21 +44,53 @@ import trio
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record, merge, validate_key, validate_value
-from gossip.core.store.replica_ops import KvOp, KvOpError, decode_get_result, decode_put_answer
+from gossip.core.store.replica_ops import (
+    LEAVING,
+    GetAnswer,
+    KvOp,
+    KvOpError,
+    decode_get_answer,
+    decode_put_answer,
+)
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 RESTAMPS = 3
 VERSION_AHEAD = "version_ahead"
+STORAGE_REASONS = ("no_space", "io_error")
+FILL_RETRY_S = 0.05
 log = structlog.get_logger("gossip.kv")
 
 
 class NotEnoughReplicas(Exception):
-    def __init__(self, op: str, consistency: str, acks: int, needed: int, replicas: int) -> None:
-        super().__init__(
-            f"{op} at consistency {consistency}: {acks} of {replicas} replicas answered in time,"
-            f" {needed} needed"
-        )
+    def __init__(
+        self,
+        op: str,
+        consistency: str,
+        acks: int,
+        needed: int,
+        replicas: int,
+        *,
+        reachable: int | None = None,
+        reasons: Sequence[str] = (),
+    ) -> None:
+        if reachable is not None and reachable < needed:
+            text = f"{reachable} of {replicas} replicas reachable, {needed} needed"
+        else:
+            text = f"{acks} of {replicas} replicas answered in time, {needed} needed"
+        why = sorted(set(reasons))
+        tail = f" ({'; '.join(why)[:300]})" if why else ""
+        super().__init__(f"{op} at consistency {consistency}: {text}{tail}")
         self.acks, self.needed, self.replicas = acks, needed, replicas
+        self.reachable = replicas if reachable is None else reachable
+        self.reasons = why
+
+    @property
+    def storage_reason(self) -> str | None:
+        """no_space or io_error when a replica's storage refused the request."""
+        for kind in STORAGE_REASONS:
+            if any(r.startswith(kind) for r in self.reasons):
+                return kind
+        return None
 
 
 class WriteHidden(Exception):
@@ -71,6 +118,23 @@ class Cluster(Protocol):
     """What the coordinator needs from the store service."""
 
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
+    def replication(self) -> int:
+        """R: the configured replica count, capped by the members known."""
+        ...
+
+    def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
+        """The key's replicas once the members `gone` have left."""
+        ...
+
+    def earlier_replicas(self, key: str) -> Sequence[str]:
+        """Live members that replicated the key before a recent placement change
+        and no longer do (empty when there was none)."""
+        ...
+
+    def fill_soon(self) -> None:
+        """Pending replicas exist: run anti-entropy now rather than at the next period."""
+        ...
+
     def stamp(self) -> Timestamp: ...
     def stamp_after(self, newer: tuple[int, int]) -> Timestamp: ...
     def plausible(self, wall_ms: int) -> bool: ...
@@ -83,6 +147,8 @@ class Answer:
     replica: str
     payload: bytes | None
     error: str | None
+    parsed: GetAnswer | None = None
+    """A get answer once decoded (decoded once, read several times)."""
 
 
 async def fan_out(
@@ -91,11 +157,14 @@ async def fan_out(
     op: KvOp,
     needed: int,
     limit_s: float,
+    counts: Callable[[Answer], bool] | None = None,
+    *,
     valid: Callable[[bytes], str | None] | None = None,
 ) -> list[Answer]:
-    """Send `op` to every replica; return once `needed` succeeded, all answered,
-    or the timeout passed. Calls still running go on in the background. `valid`
-    names what is wrong with an answer (None: nothing), which then counts as failed."""
+    """Send `op` to every replica; return once `needed` answers count (by default:
+    any answer that is not an error), all answered, or the timeout passed. Calls
+    still running go on in the background. `valid` names what is wrong with an
+    answer (None: nothing), which then counts as failed."""
     send, recv = trio.open_memory_channel[Answer](len(replicas))
 
     def task(name: str) -> Callable[[], Awaitable[None]]:
@@ -121,14 +190,46 @@ async def fan_out(
         while ok < needed and len(answers) < len(replicas):
             answer = await recv.receive()
             answers.append(answer)
-            ok += answer.error is None
+            ok += answer.error is None and (counts is None or counts(answer))
     return answers
+
+
+def _get_answer(a: Answer) -> GetAnswer | None:
+    if a.parsed is None and a.payload is not None:
+        with contextlib.suppress(KvOpError):
+            a.parsed = decode_get_answer(a.payload)
+    return a.parsed
+
+
+def _filled(a: Answer) -> bool:
+    got = _get_answer(a)
+    return got is not None and not got.pending
+
+
+def _counted(replicas: Sequence[str]) -> Callable[[Answer], bool]:
+    """When to stop waiting: filled answers of current replicas count one each and
+    every answer of an earlier replica counts too, but `needed` was raised by
+    their number, so all of them are awaited."""
+
+    def counts(a: Answer) -> bool:
+        return a.replica not in replicas or _filled(a)
+
+    return counts
 
 
 class Coordinator:
     def __init__(self, cluster: Cluster, timeout: float) -> None:
         self.cluster = cluster
         self.timeout = timeout
+
+    def _plan(self, op: str, key: str, consistency: str) -> tuple[list[str], int, int]:
+        """The key's replicas, R and the answers needed; a minority side fails here."""
+        replicas = list(self.cluster.replicas_of_key(key))
+        r = self.cluster.replication()
+        needed = max(1, needed_for(consistency, r))
+        if len(replicas) < needed:
+            raise NotEnoughReplicas(op, consistency, 0, needed, r, reachable=len(replicas))
+        return replicas, r, needed
 
     async def write(self, key: str, value: bytes | None, consistency: str) -> Record:
         validate_key(key)
@@ -150,59 +251,56 @@ class Coordinator:
         self, key: str, value: bytes | None, consistency: str, stamp: Timestamp
     ) -> tuple[Record, tuple[int, int] | None]:
         """One fan-out of the write; (record, the newest version that hides it)."""
-        replicas = self.cluster.replicas_of_key(key)
-        needed = needed_for(consistency, len(replicas))
+        op = "delete" if value is None else "put"
+        replicas, r, needed = self._plan(op, key, consistency)
         record = Record(key, value, stamp)
+        put = KvOp("put", record=record)
         answers = await fan_out(
-            self.cluster, replicas, KvOp("put", record=record), needed, self.timeout, self._ahead
+            self.cluster, replicas, put, needed, self.timeout, _put_ok, valid=self._ahead
         )
-        acks = 0
-        hidden: tuple[int, int] | None = None
-        for a in answers:
-            if a.error == VERSION_AHEAD:
-                log.warning("kv_write_refused", replica=a.replica, reason="newer_version_ahead")
-            if a.payload is not None:
-                try:
-                    _, newer = decode_put_answer(a.payload)
-                    acks += 1
-                except KvOpError as exc:
-                    log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
-                    continue
-                if newer is not None and (hidden is None or newer > hidden):
-                    hidden = newer
+        acks, leaving, reasons, hidden = _tally(answers)
+        if hidden is None and leaving and acks < needed:
+            # A leaving replica refused: its successors take the write instead.
+            extra = [n for n in self.cluster.replacements(key, leaving) if n not in replicas]
+            more = await fan_out(
+                self.cluster, extra, put, needed - acks, self.timeout, _put_ok, valid=self._ahead
+            )
+            more_acks, _, more_reasons, more_hidden = _tally(more)
+            acks += more_acks
+            reasons += more_reasons
+            hidden = more_hidden
         if hidden is not None:
             return record, hidden
-        if acks < needed or not replicas:
-            op = "delete" if value is None else "put"
-            raise NotEnoughReplicas(op, consistency, acks, max(needed, 1), len(replicas))
+        if acks < needed:
+            raise NotEnoughReplicas(op, consistency, acks, needed, r, reasons=reasons)
         return record, None
 
     async def read(self, key: str, consistency: str) -> Record | None:
         """The winning record (a tombstone for a deleted key), or None."""
         validate_key(key)
-        replicas = self.cluster.replicas_of_key(key)
-        needed = needed_for(consistency, len(replicas))
-        answers = await fan_out(
-            self.cluster, replicas, KvOp("get", key=key), needed, self.timeout, self._implausible
-        )
-        seen: dict[str, Record | None] = {}
-        for a in answers:
-            if a.payload is not None:
-                try:
-                    seen[a.replica] = decode_get_result(a.payload)
-                except KvOpError as exc:
-                    log.warning("kv_read_refused", replica=a.replica, reason=str(exc))
-            elif a.error == VERSION_AHEAD:
-                log.warning("kv_read_refused", replica=a.replica, reason=VERSION_AHEAD)
-        if len(seen) < needed or not replicas:
-            raise NotEnoughReplicas("get", consistency, len(seen), max(needed, 1), len(replicas))
+        deadline = trio.current_time() + self.timeout
+        while True:
+            replicas, r, needed = self._plan("get", key, consistency)
+            seen, counted, waiting = await self._ask(key, replicas, needed)
+            if len(counted) >= needed:
+                break
+            left = deadline - trio.current_time()
+            if not waiting or left <= FILL_RETRY_S:
+                raise NotEnoughReplicas("get", consistency, len(counted), needed, r)
+            self.cluster.fill_soon()  # pending replicas answered: let anti-entropy fill them
+            await trio.sleep(FILL_RETRY_S)
         winner: Record | None = None
-        for r in seen.values():
-            winner = merge(winner, r)
-        if winner is not None:
-            stale = [name for name, r in seen.items() if r != winner]
-            if stale:
-                self.cluster.spawn(self._repair(winner, stale))
+        for rec in seen.values():
+            winner = merge(winner, rec)
+        if winner is None:
+            return None
+        holders = {name for name in counted if seen[name] == winner}
+        # Only current replicas are repaired: a former one keeps no new copies.
+        stale = [name for name, rec in seen.items() if rec != winner and name in replicas]
+        if stale:
+            holders |= await self._repair(winner, stale) & counted
+        if len(holders) < needed:
+            raise NotEnoughReplicas("get", consistency, len(holders), needed, r)
         return winner
 
     def _ahead(self, payload: bytes) -> str | None:
@@ -220,22 +318,107 @@ class Coordinator:
         """A read answer whose record is stamped beyond the max clock offset would
         outrank every honest write: it does not count."""
         try:
-            got = decode_get_result(payload)
+            got = decode_get_answer(payload)
         except KvOpError:
             return None  # reported by the caller
-        if got is not None and not self.cluster.plausible(got.version.wall):
+        if got.record is not None and not self.cluster.plausible(got.record.version.wall):
             return VERSION_AHEAD
         return None
 
-    def _repair(self, winner: Record, stale: list[str]) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            answers = await fan_out(
-                self.cluster, stale, KvOp("put", record=winner), len(stale), self.timeout
+    async def _ask(
+        self, key: str, replicas: list[str], needed: int
+    ) -> tuple[dict[str, Record | None], set[str], bool]:
+        """Every answer's record, the filled replicas that answered, and whether
+        a pending (not leaving) replica answered."""
+        get = KvOp("get", key=key)
+        earlier = [n for n in self.cluster.earlier_replicas(key) if n not in replicas]
+        asked = replicas + earlier
+        # Earlier replicas still holding the partition count like current ones; all of
+        # their answers are awaited, since they may hold what new replicas lack.
+        answers = await fan_out(
+            self.cluster,
+            asked,
+            get,
+            needed + len(earlier),
+            self.timeout,
+            _counted(replicas),
+            valid=self._implausible,
+        )
+        leavers = {a.replica for a in answers if (g := _get_answer(a)) is not None and g.leaving}
+        if leavers:
+            extra = [n for n in self.cluster.replacements(key, leavers) if n not in asked]
+            answers += await fan_out(
+                self.cluster, extra, get, len(extra), self.timeout, _filled, valid=self._implausible
             )
-            repaired = [a.replica for a in answers if a.error is None]
-            log.info("kv_repaired", key=winner.key, replicas=repaired, version=str(winner.version))
+        seen: dict[str, Record | None] = {}
+        counted: set[str] = set()
+        waiting = False
+        for a in answers:
+            got = _get_answer(a)
+            if got is None:
+                if a.payload is not None:
+                    log.warning("kv_read_refused", replica=a.replica, reason="bad answer")
+                elif a.error == VERSION_AHEAD:
+                    log.warning("kv_read_refused", replica=a.replica, reason=VERSION_AHEAD)
+                continue
+            seen[a.replica] = got.record
+            if not got.pending:
+                counted.add(a.replica)
+            waiting |= got.pending and not got.leaving and a.replica not in earlier
+        return seen, counted, waiting
 
-        return run
+    async def _repair(self, winner: Record, stale: list[str]) -> set[str]:
+        """Write the winner to the replicas that answered older; the ones that took it."""
+        answers = await fan_out(
+            self.cluster, stale, KvOp("put", record=winner), len(stale), self.timeout
+        )
+        repaired = {a.replica for a in _acked(answers)}
+        log.info(
+            "kv_repaired", key=winner.key, replicas=sorted(repaired), version=str(winner.version)
+        )
+        return repaired
+
+
+def _put_ok(a: Answer) -> bool:
+    """A replica stored the write, or answered with the newer version that hides it
+    (a refusal is an answer, not an acknowledgement)."""
+    if a.payload is None:
+        return False
+    try:
+        decode_put_answer(a.payload)
+    except KvOpError:
+        return False
+    return True
+
+
+def _acked(answers: list[Answer]) -> list[Answer]:
+    return [a for a in answers if _put_ok(a)]
+
+
+def _tally(answers: list[Answer]) -> tuple[int, set[str], list[str], tuple[int, int] | None]:
+    """Acknowledgements, the replicas that refused as leaving, refusal reasons, and
+    the newest version that hides the write (None: nothing hides it)."""
+    acks = 0
+    leaving: set[str] = set()
+    reasons: list[str] = []
+    hidden: tuple[int, int] | None = None
+    for a in answers:
+        if a.payload is None:
+            if a.error == VERSION_AHEAD:
+                log.warning("kv_write_refused", replica=a.replica, reason="newer_version_ahead")
+            continue
+        try:
+            _, newer = decode_put_answer(a.payload)
+            acks += 1
+            if newer is not None and (hidden is None or newer > hidden):
+                hidden = newer
+        except KvOpError as exc:
+            if str(exc) == LEAVING:
+                leaving.add(a.replica)
+            else:
+                reasons.append(str(exc))
+                log.warning("kv_write_refused", replica=a.replica, reason=str(exc))
+    return acks, leaving, reasons, hidden
 
 
 def parse_consistency(value: str | None) -> str:

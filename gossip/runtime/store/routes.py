@@ -3,8 +3,11 @@
 Rules: keys are the rest of the path after /v1/kv/, percent-decoded (UTF-8);
 values are the raw request body, at most 1 MiB (kvrecord.MAX_VALUE_BYTES;
 the API also caps bodies at 1 MiB). `?consistency=one|quorum|all` (default
-quorum). Not enough replicas answering is a 503 whose body says how many did; a
-write that replicas keep hiding behind a newer version is a 409 that says so.
+quorum). Not enough replicas answering (or reachable: a minority side) is a
+503 whose body says how many did and how many were needed; when replicas
+refused because their disk is full it is a 507, for other storage errors a 500,
+each naming the reason. A write that replicas keep hiding behind a newer
+version is a 409 that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
@@ -73,6 +76,7 @@ def _consistency(req: ApiRequest) -> str:
         raise ApiError(400, str(exc)) from None
 
 
+_STATUS: dict[str | None, int] = {"no_space": 507, "io_error": 500}
 Work = Callable[[ApiRequest], Awaitable[ApiResponse]]
 
 
@@ -88,8 +92,10 @@ def _guarded(work: Work) -> Handler:
                 "acks": exc.acks,
                 "needed": exc.needed,
                 "replicas": exc.replicas,
+                "reachable": exc.reachable,
+                "reasons": exc.reasons,
             }
-            return ApiResponse.json(body, 503)
+            return ApiResponse.json(body, _STATUS.get(exc.storage_reason, 503))
         except RecordError as exc:
             raise ApiError(400, str(exc)) from None
         except WriteHidden as exc:

@@ -12,6 +12,11 @@ A replica refuses a record stamped more than the clock's max offset ahead of its
 own wall clock (counted in kv_records_refused_total and logged), and answers a put
 that a newer version (or the partition's purge watermark) would hide with that
 version, so the coordinator can stamp above it.
+Each agent gossips a hash of the settings that decide placement (member tag
+"kv"); a member whose hash differs is kept out of placement, with a log line and
+a metric. A replica reports the partitions it is still being filled with
+(gossip.runtime.store.fill) and refuses writes once it is leaving; storage
+errors are answered as refusals with their reason, never raised into a task.
 """
 
 from __future__ import annotations
@@ -20,16 +25,18 @@ import argparse
 import random
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
 import trio
 
+from gossip.core.store.fingerprint import derive_key
 from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record, wins
 from gossip.core.store.replica_ops import (
+    LEAVING,
     MAX_SCAN,
     KvOp,
     KvOpError,
@@ -45,16 +52,17 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.fill import FillState
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.routes import store_routes
-from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.settings import StoreSettings, check_frame_limit
+from gossip.runtime.store.storage import KVStorage, StorageError
 from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
+from gossip.runtime.store.view import LIVE_STATES, SETTINGS_TAG, StoreView
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
-LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
 
 log = structlog.get_logger("gossip.kv")
 
@@ -68,11 +76,16 @@ class StoreService(Service):
         rng: random.Random | None = None,
         *,
         connect: Callable[[str], sqlite3.Connection] | None = None,
+        fingerprint_secret: Callable[[], bytes | None] | None = None,
     ) -> None:
+        """`fingerprint_secret` returns the cluster secret (or None) that keys the
+        Merkle fingerprints; it is read again every sync round, as keys rotate."""
         self._given = settings
         self._connect = connect
+        self._secret = fingerprint_secret
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
+        self.leaving = False
 
     # ---- wiring ----------------------------------------------------------------
 
@@ -83,11 +96,16 @@ class StoreService(Service):
             settings = settings.for_profile(host.config.profile)
         self.settings = settings
         s = self.settings
+        check_frame_limit(s, host.config.max_stream_bytes)
         path = None if host.data_dir is None else host.data_dir / DB_FILE
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.storage = KVStorage(
-            path, self._partition_of, synchronous=s.synchronous, connect=self._connect
+            path,
+            self._partition_of,
+            synchronous=s.synchronous,
+            connect=self._connect,
+            fingerprint_key=self._fingerprint_key(),
         )
         self.clock = HybridClock(host.name)
         # Past every stored version, even one far ahead of the wall clock now: this
@@ -97,18 +115,43 @@ class StoreService(Service):
         self._refused = host.metrics.counter(
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
         )
-        self.placement = Placement([host.name], partitions=s.partitions, replicas=s.replicas)
+        self.fill = FillState(s.partitions)
+        self.leave_timeout = s.handover_timeout
+        self.view = StoreView(host.name, s)
         self._most_members = 1
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
             "kv_requests_total", "Store requests coordinated here", ("op", "result")
         )
+        self._storage_errors = host.metrics.counter(
+            "kv_storage_errors_total", "Store writes the database refused", ("reason",)
+        )
+        host.metrics.gauge(
+            "kv_settings_mismatched_members",
+            "Members kept out of placement: their store settings hash differs from ours",
+            read=lambda: {(): float(len(self.view.mismatched))},
+        )
         host.metrics.gauge(
             "kv_records",
             "Records (tombstones included) stored on this node",
             read=lambda: {(): float(self.storage.count())},
         )
+
+    def _fingerprint_key(self) -> bytes | None:
+        secret = None if self._secret is None else self._secret()
+        return None if secret is None else derive_key(secret)
+
+    def refresh_fingerprint_key(self) -> None:
+        """Follow a rotated cluster secret: rebuild the trees with the new key."""
+        key = self._fingerprint_key()
+        if key != self.storage.fingerprint_key:
+            self.storage.rekey(key)
+            log.info("kv_fingerprint_key_changed", keyed=key is not None)
+
+    @property
+    def placement(self) -> Placement:
+        return self.view.placement
 
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
@@ -128,6 +171,7 @@ class StoreService(Service):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.ledger.tick(trio.current_time())
+                await self.announce_settings()
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()
@@ -136,40 +180,67 @@ class StoreService(Service):
             self._nursery = None
             self.storage.close()
 
+    async def announce_settings(self) -> None:
+        """Tag this member with the settings hash (again, if a tag change dropped it)."""
+        me = self.host.member(self.host.name)
+        tags = dict(me.tags) if me is not None else {}
+        if tags.get(SETTINGS_TAG) != self.view.hash:
+            try:
+                await self.host.set_tags({**tags, SETTINGS_TAG: self.view.hash})
+            except ValueError as exc:  # the member's tags are full: run without the check
+                log.warning("kv_settings_tag_failed", reason=str(exc))
+
     async def before_leave(self) -> None:
-        """Leaving gracefully: hand each partition to the replicas that will
-        replace this node, so that even R = 1 loses nothing (bounded by the
-        agent's leave-hook timeout)."""
+        """Leaving gracefully: refuse writes as a replica from now on (coordinators
+        send them to the members that replace this one), then hand each partition
+        to those members, until each session ends in sync (bounded by
+        `handover_timeout`, which the agent applies to this hook)."""
+        self.leaving = True
         me = self.host.name
         rest = set(self.placement.members) - {me}
         if not rest:
             return
         s = self.settings
         after = Placement(rest, partitions=s.partitions, replicas=s.replicas)
-        for part in self.storage.partitions():
-            for name in after.replicas(part):
-                if name not in self.placement.replicas(part):
-                    stats = await self.sync.sync(part, name)
-                    log.info(
-                        "kv_partition_handed_over",
-                        partition=part,
-                        to=name,
-                        complete=stats is not None and stats.complete,
-                    )
+        todo = [
+            (part, name)
+            for part in self.storage.partitions()
+            for name in after.replicas(part)
+            if name not in self.placement.replicas(part)
+        ]
+        log.info("kv_handover_started", pairs=len(todo), records=self.storage.count())
+        done = sent = 0
+        for part, name in todo:
+            complete = False
+            while not complete:
+                stats = await self.sync.sync(part, name)
+                if stats is None or stats.error is not None:
+                    break
+                sent += stats.records_sent
+                complete = stats.complete
+            done += complete
+            log.info(
+                "kv_partition_handed_over",
+                partition=part,
+                to=name,
+                complete=complete,
+                progress=f"{done}/{len(todo)}",
+                records_sent=sent,
+            )
+        (log.info if done == len(todo) else log.warning)(
+            "kv_handover_finished", complete=done, pairs=len(todo), records_sent=sent
+        )
 
     def member_event(self, event: MemberEvent) -> None:
         if self._rebuild_placement():
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
 
     def _rebuild_placement(self) -> bool:
-        names = {m.name for m in self.host.members() if m.state in LIVE_STATES}
-        names.add(self.host.name)
-        if tuple(sorted(names)) == self.placement.members:
+        entered = self.view.rebuild(self.host.members(), trio.current_time())
+        if entered is None:
             return False
-        s = self.settings
-        self.placement = Placement(names, partitions=s.partitions, replicas=s.replicas)
-        self._most_members = max(self._most_members, len(names))
-        log.info("kv_placement_changed", members=len(names))
+        self._most_members = max(self._most_members, len(self.placement.members))
+        self.fill.entered(entered)
         return True
 
     # ---- what the coordinator and anti-entropy need -------------------------------
@@ -182,6 +253,52 @@ class StoreService(Service):
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         return self.placement.replicas_of_key(key)
+
+    def data_members(self) -> set[str]:
+        """Every member known in any state but left, minus those with other settings."""
+        names = {m.name for m in self.host.members() if m.state != MemberState.LEFT}
+        return (names | {self.host.name}) - set(self.view.mismatched)
+
+    def replication(self) -> int:
+        return self.view.replication(self.host.members())
+
+    def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
+        return self.view.replacements(key, gone)
+
+    def earlier_replicas(self, key: str) -> Sequence[str]:
+        s = self.settings
+        window = 3 * s.sync_period + s.session_timeout
+        return self.view.earlier_replicas(key, trio.current_time(), window)
+
+    def fill_soon(self) -> None:
+        self.sync.wakeup.set()
+
+    def is_pending(self, part: int) -> bool:
+        """Still being filled with the partition's data (never when alone)."""
+        return self.fill.is_pending(part) and self.known_peers()
+
+    def holds(self, part: int) -> bool:
+        """A partition a peer may sync with here: one this node stores, replicates,
+        or would replicate if one member left. Others never get a tree."""
+        if not 0 <= part < self.settings.partitions:
+            return False
+        return self.storage.count(part) > 0 or self.view.is_near(part)
+
+    def mark_filled(self, part: int, source: str) -> None:
+        if self.fill.filled(part):
+            log.info("kv_partition_filled", partition=part, source=source)
+
+    def counts_for_reads(self, part: int) -> bool:
+        """Whether this node's copy of a partition may count toward a read quorum:
+        not while it is being filled or leaving, and not for a partition it neither
+        replicates nor holds."""
+        if self.leaving or self.is_pending(part):
+            return False
+        return part in self.view.mine or self.storage.count(part) > 0
+
+    def storage_failed(self, exc: StorageError, op: str) -> None:
+        self._storage_errors.inc(labels={"reason": exc.reason})
+        log.error("kv_storage_failed", op=op, reason=exc.reason, error=str(exc))
 
     def stamp(self) -> Timestamp:
         return self.clock.now(self.host.wall_ms())
@@ -198,6 +315,9 @@ class StoreService(Service):
     def address_of(self, name: str) -> Address | None:
         member = self.host.member(name)
         return member.address if member is not None and member.state in LIVE_STATES else None
+
+    def known_peers(self) -> bool:
+        return any(m.name != self.host.name for m in self.host.members())
 
     def plausible(self, wall_ms: int) -> bool:
         """Whether a version's wall time is within the max clock offset of ours (or of
@@ -242,13 +362,9 @@ class StoreService(Service):
         return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
-        """The replica a peer may sync with. Any valid partition is accepted: a
-        peer only starts a session with a node it believes replicates it (or,
-        when leaving, will), and a copy this node should not keep is handed
-        off and dropped by the sync loop."""
-        if not 0 <= part < self.settings.partitions:
-            return None
-        return self.replica(part)
+        """The replica a peer may sync with (see `holds`); None is a clean refusal.
+        A copy this node should not keep is handed off and dropped by the sync loop."""
+        return self.replica(part) if self.holds(part) else None
 
     async def call(self, replica: str, op: KvOp) -> bytes:
         if replica == self.host.name:
@@ -264,11 +380,18 @@ class StoreService(Service):
     # ---- the replica side ----------------------------------------------------------
 
     def handle_op(self, op: KvOp) -> bytes:
-        if op.op == "put":
-            assert op.record is not None
-            return self._put(op.record)
+        try:
+            if op.op == "put":
+                assert op.record is not None
+                if self.leaving:
+                    return encode_result(err=LEAVING)
+                return self._put(op.record)
+        except StorageError as exc:
+            self.storage_failed(exc, op.op)
+            return encode_result(err=str(exc))
         if op.op == "get":
-            return encode_result(r=self.storage.get(op.key))
+            pending = not self.counts_for_reads(self.placement.partition_of(op.key))
+            return encode_result(r=self.storage.get(op.key), pend=pending, lv=self.leaving)
         return encode_listing(
             [Listed.of(r) for r in self.storage.scan(op.key, op.limit, after=op.after)]
         )
@@ -418,4 +541,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     settings = kvsettings.from_sources(agent.settings_section("store"), args)
-    agent.add_service(StoreService(settings))
+    agent.add_service(StoreService(settings, fingerprint_secret=lambda: cluster_secret(agent)))
+
+
+def cluster_secret(agent: object) -> bytes | None:
+    """The primary key of the agent's keyring (gossip.runtime.keys), if it has one."""
+    keyring = getattr(getattr(agent, "sealer", None), "keyring", None)
+    primary = getattr(keyring, "primary", None)
+    return primary if isinstance(primary, bytes) else None

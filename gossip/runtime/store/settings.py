@@ -6,6 +6,9 @@ a cluster (they decide where keys live); the rest may differ per node.
 `sync_interval` unset means the membership profile's (SYNC_INTERVALS): each
 round costs every replica a few messages, so an idle cluster should not run
 one every second; rounds are jittered (+-SYNC_JITTER) so agents spread out.
+The agent's stream frame limit must hold a full sync message plus the biggest
+record (check_frame_limit), which is how a record bigger than the sync budget
+still travels.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from gossip.core.store.placement import DEFAULT_PARTITIONS, DEFAULT_REPLICAS
+from gossip.core.store.record import MAX_KEY_BYTES, MAX_NODE_BYTES, MAX_VALUE_BYTES
 from gossip.runtime.settings import SettingsError, flag_values, layered
 
 DAY_S = 86_400.0
@@ -27,6 +31,8 @@ FLAGS = {
     "tombstone_horizon": "kv_tombstone_horizon",
 }
 """The settings that have a flag, and its argparse attribute."""
+BIGGEST_RECORD = MAX_KEY_BYTES + MAX_VALUE_BYTES + MAX_NODE_BYTES + 1024
+"""Bytes of the largest record on the wire, with room for its encoding."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class StoreSettings:
     gc_interval: float = 60.0
     sync_max_bytes: int = 4 << 20
     synchronous: str = "NORMAL"
+    handover_timeout: float = 30.0
+    """How long a graceful leave may spend handing partitions over, s."""
 
     def for_profile(self, profile: str) -> StoreSettings:
         """These settings with an unset sync_interval taken from the membership profile."""
@@ -63,7 +71,13 @@ class StoreSettings:
             raise SettingsError("store.partitions", "must be a power of two from 1 to 4096")
         if self.replicas is not None and not 1 <= self.replicas <= 64:
             raise SettingsError("store.replicas", "must be 1..64 or 'all'")
-        for name in ("sync_interval", "session_timeout", "request_timeout", "gc_interval"):
+        for name in (
+            "sync_interval",
+            "session_timeout",
+            "request_timeout",
+            "gc_interval",
+            "handover_timeout",
+        ):
             value = getattr(self, name)
             if value is not None and not 0 < value <= DAY_S:
                 raise SettingsError(f"store.{name}", "must be a positive number of seconds")
@@ -74,6 +88,18 @@ class StoreSettings:
         if self.synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("store.synchronous", "must be NORMAL or FULL")
         return self
+
+
+def check_frame_limit(s: StoreSettings, max_stream_bytes: int) -> None:
+    """The biggest record must fit one stream message beside a full sync budget
+    (it then travels alone: gossip.core.store.antientropy)."""
+    need = min(s.sync_max_bytes, max_stream_bytes // 2) + BIGGEST_RECORD
+    if max_stream_bytes < need:
+        raise SettingsError(
+            "max_stream_bytes",
+            f"must be at least {need} with these store settings, so that the biggest"
+            f" record ({MAX_VALUE_BYTES} byte value) fits in one stream message",
+        )
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:

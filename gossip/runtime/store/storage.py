@@ -7,7 +7,9 @@ at a cost in writes per second). One row per key holds the winning record
 and its anti-entropy entry (key hash, packed version, tag), indexed by
 (partition, key hash) so a tree node's entries are one range read.
 The Merkle trees live in memory, are built by one scan when the store opens,
-and afterwards change only by delta on each write.
+and afterwards change only by delta on each write. With a fingerprint key the
+trees sum keyed fingerprints (gossip.core.store.fingerprint) while the rows
+keep the plain ones, so a new key only means rebuilding the trees.
 Every stored row gets the next local sequence number (`seq`): the order in which
 this node came to hold its rows, which tombstone GC compares with the points
 at which peers were proven to hold the same data (gossip.runtime.store.ledger).
@@ -16,15 +18,20 @@ a tombstone purged there) and the data generation (a random id, new whenever
 this node's copy of the partition starts from empty).
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
+A failed write (disk full, I/O error) rolls the transaction back, undoes the
+trees' deltas so they stay equal to the database, and raises StorageError
+naming the reason (no_space or io_error); the next write simply tries again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from gossip.core.store.fingerprint import Fingerprinter
 from gossip.core.store.hlc import COUNTER_BITS, Timestamp
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
 from gossip.core.store.record import Entry, Record, wins
@@ -81,6 +88,26 @@ def _upper_bound(prefix: str) -> str:
     return "\U0010ffff" * 130
 
 
+SQLITE_FULL = 13
+
+
+class StorageError(Exception):
+    """A write the database refused; `reason` is no_space or io_error."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+    @classmethod
+    def of(cls, exc: sqlite3.Error) -> StorageError:
+        full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc)
+        return cls("no_space" if full else "io_error", str(exc)[:200])
+
+
+TreeUndo = list[tuple[int, Entry | None, Entry | None]]
+"""(partition, old, new) tree updates of one transaction, to undo on failure."""
+
+
 def _connect(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
@@ -94,10 +121,12 @@ class KVStorage:
         stored_depth: int = DEFAULT_STORED_DEPTH,
         synchronous: str = "NORMAL",
         connect: Callable[[str], sqlite3.Connection] | None = None,
+        fingerprint_key: bytes | None = None,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.partition_of = partition_of
+        self._fp = Fingerprinter(fingerprint_key)
         self.stored_depth = stored_depth
         # `connect` is the disk seam: fault runs pass one whose connection fails on demand.
         self._db = (connect or _connect)(":memory:" if path is None else str(path))
@@ -136,11 +165,29 @@ class KVStorage:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def fingerprint_key(self) -> bytes | None:
+        return self._fp.key
+
+    def rekey(self, fingerprint_key: bytes | None) -> None:
+        """Sum keyed fingerprints with a new key from now on (one scan)."""
+        self._fp = Fingerprinter(fingerprint_key)
+        self._reload_trees()
+
+    def _tree_entry(self, khash: int, version: int, tag: int, fp: int) -> Entry:
+        """A stored row's entry as the trees see it (keyed when there is a key)."""
+        return self._fp.keyed(_entry(khash, version, tag, fp))
+
     def tree(self, part: int) -> MerkleTree:
         tree = self.trees.get(part)
         if tree is None:
             tree = self.trees[part] = MerkleTree(self.stored_depth)
         return tree
+
+    def root(self, part: int) -> tuple[int, int]:
+        """A partition's root summary, without allocating a tree for an empty one."""
+        tree = self.trees.get(part)
+        return (0, 0) if tree is None else tree.root
 
     # ---- reads -------------------------------------------------------------
 
@@ -165,7 +212,7 @@ class KVStorage:
             " ORDER BY khash, version, tag LIMIT ?",
             (part, lo - _SIGN, hi - _SIGN, -1 if limit is None else limit),
         )
-        return [_entry(*row) for row in rows]
+        return [self._tree_entry(*row) for row in rows]
 
     def records_by_hash(self, part: int, khashes: Sequence[int]) -> list[Record]:
         out: list[Record] = []
@@ -182,7 +229,8 @@ class KVStorage:
     def count(self, part: int | None = None) -> int:
         if part is None:
             return sum(t.count for t in self.trees.values())
-        return self.tree(part).count
+        tree = self.trees.get(part)
+        return 0 if tree is None else tree.count
 
     # ---- writes ------------------------------------------------------------
 
@@ -194,21 +242,36 @@ class KVStorage:
         """Merge records in one transaction. With `part`, records of other
         partitions are ignored (a peer may only repair the partition it syncs)."""
         changed = 0
-        self._db.execute("BEGIN IMMEDIATE")
+        undo: TreeUndo = []
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             for r in records:
                 p = self.partition_of(r.key)
                 if part is not None and p != part:
                     continue
-                changed += self._merge_one(p, r)
+                changed += self._merge_one(p, r, undo)
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._reload_trees()
+        except BaseException as exc:
+            self._abort(undo)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.of(exc) from exc
             raise
         return changed
 
-    def _merge_one(self, part: int, r: Record) -> int:
+    def _abort(self, undo: TreeUndo) -> None:
+        """Roll back a failed transaction (sqlite may have done so already) and
+        undo its tree deltas; reload the trees if the rollback itself failed."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self._reload_trees()
+            return
+        for part, old, new in reversed(undo):
+            self.tree(part).update(new, old)
+
+    def _merge_one(self, part: int, r: Record, undo: TreeUndo) -> int:
         row = self._db.execute(
             f"SELECT {_COLUMNS}, {_ENTRY_COLUMNS} FROM kv WHERE part = ? AND key = ?",
             (part, r.key),
@@ -216,36 +279,42 @@ class KVStorage:
         current = None if row is None else _record(*row[:4])
         if not wins(r, current):
             return 0
-        new = r.entry()
+        plain = r.entry()
         self.seq += 1
         self._db.execute(
             "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _to_row(part, r, new, self.seq),
+            _to_row(part, r, plain, self.seq),
         )
-        old = None if row is None else _entry(*row[4:])
+        new = self._fp.keyed(plain)
+        old = None if row is None else self._tree_entry(*row[4:])
         self.tree(part).update(old, new)
+        undo.append((part, old, new))
         return 1
 
     def _reload_trees(self) -> None:
         """Rebuild the in-memory trees by one scan (on open, or after a failed write)."""
         self.trees = {}
         for part, *row in self._db.execute(f"SELECT part, {_ENTRY_COLUMNS} FROM kv"):
-            self.tree(part).update(None, _entry(*row))
+            self.tree(part).update(None, self._tree_entry(*row))
 
     def _delete_where(self, where: str, args: tuple[object, ...]) -> int:
         """Remove rows entirely (no tombstone), keeping the trees in step."""
-        self._db.execute("BEGIN IMMEDIATE")
+        undo: TreeUndo = []
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             rows = self._db.execute(
                 f"SELECT part, key, {_ENTRY_COLUMNS} FROM kv WHERE {where}", args
             ).fetchall()
             for part, key, *entry in rows:
                 self._db.execute("DELETE FROM kv WHERE part = ? AND key = ?", (part, key))
-                self.tree(part).update(_entry(*entry), None)
+                old = self._tree_entry(*entry)
+                self.tree(part).update(old, None)
+                undo.append((part, old, None))
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._reload_trees()
+        except BaseException as exc:
+            self._abort(undo)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.of(exc) from exc
             raise
         return len(rows)
 
@@ -292,7 +361,10 @@ class KVStorage:
         return None if row is None else int(row[0])
 
     def set_meta(self, name: str, value: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        try:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        except sqlite3.Error as exc:
+            raise StorageError.of(exc) from exc
 
     def watermark(self, part: int) -> int:
         """The greatest packed version of a tombstone purged in `part` (0: none)."""
@@ -321,7 +393,10 @@ class KVStorage:
 
     def new_generation(self, part: int) -> None:
         """Forget this copy's generation: the next `generation(part)` is a new one."""
-        self._db.execute("DELETE FROM meta WHERE name = ?", (GENERATION.format(part),))
+        try:
+            self._db.execute("DELETE FROM meta WHERE name = ?", (GENERATION.format(part),))
+        except sqlite3.Error as exc:
+            raise StorageError.of(exc) from exc
         self._gens.pop(part, None)
 
     def max_version(self) -> tuple[int, int]:

@@ -8,7 +8,8 @@ Rules:
   the roots of all partitions picked for it, and only partitions whose roots
   differ get a SyncSession over "kv-sync": every message within `max_bytes`,
   the whole session within `session_timeout`. A membership change triggers a
-  round at once, which is how new replicas get filled.
+  round at once, which is how new replicas get filled; while a partition here
+  is pending (being filled), rounds come at least every PENDING_RETRY_S.
 - A partition this node holds but no longer replicates is synced with every
   current replica; only when each of them reports equal roots (a session that
   ends after one round trip) is it dropped here.
@@ -18,6 +19,8 @@ Rules:
   the monotonic clock), the partition's replica set holds a majority of the
   configured replicas, and proofs cover it for every current replica of the
   partition (gossip.runtime.store.ledger); time alone never removes a record.
+  While a partition is pending (being filled) here, or a fellow replica's last
+  roots reply said it is pending there, nothing of it is purged.
 - Every roots check and session message carries the sender's copy (its data
   generation and purge watermark), so that records a peer deleted and purged
   are not shipped back to it (gossip.core.store.tombstone_gc).
@@ -38,8 +41,8 @@ from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
     decode,
-    decode_differ,
     decode_roots,
+    decode_roots_reply,
     encode,
     encode_differ,
     encode_roots,
@@ -47,9 +50,11 @@ from gossip.core.store.syncwire import (
 from gossip.core.store.tombstone_gc import PeerCopy
 from gossip.core.types import Address
 from gossip.runtime.service import ServiceHost, StreamError
+from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
-from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.storage import KVStorage, StorageError
+from gossip.runtime.store.view import StoreView
 
 
 class SyncedStore(Protocol):
@@ -65,15 +70,27 @@ class SyncedStore(Protocol):
     def placement(self) -> Placement: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def view(self) -> StoreView: ...
 
     def purge_quorum(self) -> int: ...
     def address_of(self, name: str) -> Address | None: ...
     def replica(self, part: int) -> ScreenedReplica: ...
     def replica_if_held(self, part: int) -> ScreenedReplica | None: ...
+    def known_peers(self) -> bool: ...
+    def data_members(self) -> set[str]: ...
+    def refresh_fingerprint_key(self) -> None: ...
+    async def announce_settings(self) -> None: ...
+    def is_pending(self, part: int) -> bool: ...
+    def holds(self, part: int) -> bool: ...
+    def counts_for_reads(self, part: int) -> bool: ...
+    def mark_filled(self, part: int, source: str) -> None: ...
+    def storage_failed(self, exc: StorageError, op: str) -> None: ...
 
 
 SYNC_CHANNEL = "kv-sync"
 ROOTS_CHANNEL = "kv-roots"
+PENDING_RETRY_S = 1.0
 
 log = structlog.get_logger("gossip.kv")
 
@@ -84,6 +101,8 @@ class AntiEntropy:
         self.rng = rng
         self.wakeup = trio.Event()
         self.rounds = 0
+        self.peer_pending: set[tuple[int, str]] = set()
+        """(partition, peer) pairs whose last roots reply said the peer is being filled."""
         # Messages stay well inside the agent's stream frame limit.
         self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
 
@@ -93,13 +112,18 @@ class AntiEntropy:
         next_gc = trio.current_time() + self.svc.settings.gc_interval
         while True:
             period = self.svc.settings.sync_period
+            if any(self.svc.is_pending(p) for p in self.svc.view.mine):
+                period = min(period, PENDING_RETRY_S)  # being filled: do not wait a full period
             with trio.move_on_after(period * self.rng.uniform(1 - SYNC_JITTER, 1 + SYNC_JITTER)):
                 await self.wakeup.wait()
             self.wakeup = trio.Event()
-            await self.round()
-            if trio.current_time() >= next_gc:
-                self.collect_garbage()
-                next_gc = trio.current_time() + self.svc.settings.gc_interval
+            try:
+                await self.round()
+                if trio.current_time() >= next_gc:
+                    next_gc = trio.current_time() + self.svc.settings.gc_interval
+                    self.collect_garbage()
+            except StorageError as exc:  # disk full: keep running, try again next round
+                self.svc.storage_failed(exc, "sync")
 
     def collect_garbage(self) -> int:
         """Purge the tombstones that every current replica is proven to hold."""
@@ -113,88 +137,157 @@ class AntiEntropy:
             replicas = svc.placement.replicas(part)
             # A side holding fewer than a majority of the configured replicas (an agent
             # alone, say) purges nothing: its peers may be elsewhere, holding old copies.
-            if me in replicas and len(replicas) >= svc.purge_quorum():
-                bound = ledger.purgeable(part, [r for r in replicas if r != me])
-                if bound:
-                    n += svc.storage.purge_tombstones(part, bound)
+            # Nor does a partition being filled, here or (by its last roots reply) at
+            # a fellow replica: a former replica may still hand over an old live copy
+            # that the purged tombstone would have deleted.
+            if me not in replicas or len(replicas) < svc.purge_quorum():
+                continue
+            if svc.is_pending(part) or any((part, r) in self.peer_pending for r in replicas):
+                continue
+            bound = ledger.purgeable(part, [r for r in replicas if r != me])
+            if bound:
+                n += svc.storage.purge_tombstones(part, bound)
         if n:
             log.info("kv_tombstones_purged", count=n)
         return n
 
     async def round(self) -> None:
         self.rounds += 1
+        self.svc.refresh_fingerprint_key()
+        await self.svc.announce_settings()
+        if not self.svc.known_peers():
+            return  # alone: nothing to compare with
         me = self.svc.host.name
+        placement = self.svc.placement
+        others = [m for m in placement.members if m != me]
         # Each partition goes to whichever of its fellow replicas comes first in a random
         # order of all members: still a uniform pick per partition, but partitions share
-        # peers, so a round opens fewer connections than independent picks would.
-        order = list(self.svc.placement.members)
+        # peers, so a round opens fewer connections than independent picks would. A
+        # pending partition is checked with every member: its fellows, and any former
+        # replica still holding a copy (gossip.runtime.store.fill).
+        order = list(placement.members)
         self.rng.shuffle(order)
         rank = {name: i for i, name in enumerate(order)}
         by_peer: dict[str, list[int]] = {}
-        for part in self.svc.placement.partitions_of(me):
-            peers = [r for r in self.svc.placement.replicas(part) if r != me]
+        pending: list[int] = []
+        for part in placement.partitions_of(me):
+            if self.svc.is_pending(part):
+                pending.append(part)
+                for peer in others:
+                    by_peer.setdefault(peer, []).append(part)
+                continue
+            peers = [r for r in placement.replicas(part) if r != me]
             if peers:
                 by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
+        learned = FillRound()
+        # "Every member" includes the suspect and dead ones (until reaped): a member cut
+        # off from this one may hold what nobody else does.
+        known = self.svc.data_members() - {me}
         for peer, parts in by_peer.items():
-            for part in await self.differing(peer, parts):
-                if me in self.svc.placement.replicas(part):  # the view may have changed
-                    await self.sync(part, peer)
+            await self._check_peer(peer, parts, learned)
+        for part in pending:
+            if me in self.svc.placement.replicas(part) and learned.nobody_holds_more(part, known):
+                self.svc.mark_filled(part, "every member")
         for part in self.svc.storage.partitions():
             if me not in self.svc.placement.replicas(part):
                 await self.hand_off(part)
 
-    async def differing(self, peer: str, parts: list[int]) -> list[int]:
-        """One round trip comparing the roots of many partitions with a peer;
-        the partitions whose roots differ (none if the peer cannot be asked).
-        Equal roots are recorded as proofs."""
+    async def _check_peer(self, peer: str, parts: list[int], learned: FillRound) -> None:
+        """Compare roots with one peer, sync the partitions that differ, and note what
+        that says about this node's pending partitions."""
+        checked = await self.differing(peer, parts)
+        if checked is None:
+            return
+        differ, peer_pending, peer_holds = checked
+        me = self.svc.host.name
+        for part in parts:
+            replicas = self.svc.placement.replicas(part)
+            if me not in replicas:  # the view may have changed
+                continue
+            if peer not in replicas and part not in peer_holds:
+                learned.holds_no_more(part, peer)  # no copy there at all
+                continue
+            if part in differ:
+                stats = await self.sync(part, peer)
+                if stats is None or not stats.complete or stats.error is not None:
+                    continue
+            learned.holds_no_more(part, peer)
+            if part not in peer_pending:
+                self.svc.mark_filled(part, peer)
+
+    async def differing(
+        self, peer: str, parts: list[int]
+    ) -> tuple[set[int], set[int], set[int]] | None:
+        """One round trip comparing the roots of many partitions with a peer: the
+        partitions whose roots differ, those the peer is still being filled with,
+        and those it holds a copy of (None if the peer cannot be asked). Equal
+        roots are recorded as proofs, and the peer's pending partitions noted."""
         address = self.svc.address_of(peer)
         if address is None:
-            return []
+            return None
         ledger = self.svc.ledger
-        seq = self.svc.storage.seq
+        storage = self.svc.storage
+        seq = storage.seq
         roots = {}
         for p in parts:
             mine = ledger.copy(p)
-            roots[p] = RootInfo(self.svc.storage.tree(p).root, mine.gen, mine.watermark)
+            roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark)
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
                 reply = await self.svc.host.request(
                     address, ROOTS_CHANNEL, encode_roots(self.svc.host.name, roots)
                 )
-            name, differ, copies = decode_differ(reply or b"")
+            answer = decode_roots_reply(reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
-            return []
+            return None
         now = trio.current_time()
-        for p, (gen, mark) in copies.items():
+        differ = set(answer.differ) & roots.keys()
+        pending = set(answer.pending)
+        for p in roots:
+            if p in pending:
+                self.peer_pending.add((p, peer))
+            else:
+                self.peer_pending.discard((p, peer))
+        for p, (gen, mark) in answer.copies.items():
             if p in roots and p not in differ:
-                ledger.proven(p, PeerCopy(name, gen, mark), seq, now)
-        return [p for p in differ if p in roots]
+                ledger.proven(p, PeerCopy(answer.name, gen, mark), seq, now)
+        return differ, pending, set(answer.holds)
 
     async def on_roots(self, body: bytes) -> bytes:
-        """The responder side of a roots check."""
+        """The responder side of a roots check: only partitions this node holds or
+        replicates are compared (others answer as differing and pending, without a
+        tree); equal roots are recorded as proofs."""
         me = self.svc.host.name
         try:
             name, roots = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
-        count = self.svc.settings.partitions
-        storage = self.svc.storage
-        ledger = self.svc.ledger
+        svc = self.svc
+        storage = svc.storage
+        ledger = svc.ledger
         now = trio.current_time()
         differ: list[int] = []
+        pending: list[int] = []
+        holds: list[int] = []
         copies: dict[int, tuple[int, int]] = {}
         for p, info in roots.items():
-            if p >= count:
+            if not svc.holds(p):
+                differ.append(p)
+                pending.append(p)
                 continue
-            if storage.tree(p).root == info.root:
+            if storage.root(p) == info.root:
                 ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
             else:
                 differ.append(p)
+            if not svc.counts_for_reads(p):
+                pending.append(p)
+            if storage.count(p) > 0:
+                holds.append(p)
             mine = ledger.copy(p)
             copies[p] = (mine.gen, mine.watermark)
-        return encode_differ(me, differ, copies)
+        return encode_differ(me, differ, copies, pending, holds)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]
@@ -229,7 +322,12 @@ class AntiEntropy:
                 if reply is None:
                     session.fail("no_reply")
                     break
-                request = session.receive(reply)
+                try:
+                    request = session.receive(reply)
+                except StorageError as exc:
+                    self.svc.storage_failed(exc, "sync")
+                    session.fail(exc.reason)
+                    break
         if scope.cancelled_caught:
             session.fail("timeout")
         st = session.stats
@@ -261,8 +359,12 @@ class AntiEntropy:
         if rep is None:
             return encode(SyncMessage(msg.partition, error="not_replica"))
         ledger = self.svc.ledger
-        if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
-            now = trio.current_time()
-            ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
-        out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
+        try:
+            if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
+                now = trio.current_time()
+                ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
+            out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
+        except StorageError as exc:
+            self.svc.storage_failed(exc, "sync")
+            return encode(SyncMessage(msg.partition, error=exc.reason))
         return encode(out)

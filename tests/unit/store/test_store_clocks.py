@@ -12,7 +12,7 @@ import trio.testing
 
 from gossip.runtime.metrics import Counter
 from gossip.runtime.store.settings import StoreSettings
-from tests.unit.store.memcluster import MemCluster, running, wait_until
+from tests.unit.store.memcluster import CORE, MemCluster, running, wait_until
 
 STORE = StoreSettings(partitions=8, replicas=3, sync_interval=0.5)
 HOUR_MS = 3_600_000
@@ -26,7 +26,7 @@ def refused(c: MemCluster, name: str, reason: str) -> float:
 async def test_an_hour_fast_clock_cannot_hide_later_writes(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abc") as c:
+    async with running(STORE, "abc", tmp=tmp_path, core=CORE) as c:
         c.walls["c"].offset_ms = HOUR_MS
         await c.stores["c"].put("k", b"future", "one")
         await trio.sleep(3)  # the fast node's sync rounds offer it too
@@ -41,7 +41,7 @@ async def test_an_hour_fast_clock_cannot_hide_later_writes(
 async def test_a_restarted_clock_starts_past_stored_versions_far_ahead_of_it(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "a") as c:
+    async with running(STORE, "a", tmp=tmp_path, core=CORE) as c:
         await c.stores["a"].put("k", b"before", "quorum")
         await c.crash("a")
         c.walls["a"].offset_ms = -120_000  # two minutes behind: beyond the 60 s max offset
@@ -54,7 +54,7 @@ async def test_a_restarted_clock_starts_past_stored_versions_far_ahead_of_it(
 async def test_a_coordinator_behind_stamps_its_write_above_the_replicas_newer_version(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abcd") as c:
+    async with running(STORE, "abcd", tmp=tmp_path, core=CORE) as c:
         placement = c.stores["a"].placement
         key = next(f"k{i}" for i in range(100) if "d" not in placement.replicas_of_key(f"k{i}"))
         writer = placement.replicas_of_key(key)[0]
@@ -70,7 +70,7 @@ async def test_a_write_stamped_below_the_purge_watermark_is_stamped_above_it(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with running(
-        tmp_path, replace(STORE, tombstone_horizon=3.0, gc_interval=0.5), "abcd"
+        replace(STORE, tombstone_horizon=3.0, gc_interval=0.5), "abcd", tmp=tmp_path, core=CORE
     ) as c:
         placement = c.stores["a"].placement
         keys = [f"k{i}" for i in range(400) if "d" not in placement.replicas_of_key(f"k{i}")]

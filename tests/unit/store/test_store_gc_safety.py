@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from gossip.runtime.store.settings import StoreSettings
-from tests.unit.store.memcluster import MemCluster, running, wait_until
+from tests.unit.store.memcluster import CORE, MemCluster, running, wait_until
 
 HORIZON = 3.0
 STORE = StoreSettings(
@@ -41,7 +41,7 @@ async def purged_on(c: MemCluster, names: str) -> None:
 async def test_every_agent_down_longer_than_the_horizon_loses_nothing(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abc") as c:
+    async with running(STORE, "abc", tmp=tmp_path, core=CORE) as c:
         for i in range(20):
             await c.stores["abc"[i % 3]].put(f"k{i}", b"v%d" % i, "quorum")
         await trio.sleep(2)
@@ -61,7 +61,7 @@ async def test_an_agent_cut_off_past_the_reap_time_does_not_bring_back_purged_de
 ) -> None:
     # A horizon above the reap time (10 s): the cut-off agent is alone before it is away
     # for a horizon, and being alone must not count as being in touch.
-    async with running(tmp_path, replace(STORE, tombstone_horizon=20.0), "abc") as c:
+    async with running(replace(STORE, tombstone_horizon=20.0), "abc", tmp=tmp_path, core=CORE) as c:
         await doomed_and_kept(c)
         c.net.partition([c.ip("a"), c.ip("b")], [c.ip("c")])
         agents = c.agents
@@ -77,7 +77,7 @@ async def test_an_agent_cut_off_past_the_reap_time_does_not_bring_back_purged_de
 async def test_a_stale_agent_restarted_while_cut_off_and_again_does_not_bring_back_deletes(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abc") as c:
+    async with running(STORE, "abc", tmp=tmp_path, core=CORE) as c:
         await doomed_and_kept(c)
         await c.crash("c")
         await c.stores["a"].delete("doomed", "quorum")
@@ -94,7 +94,7 @@ async def test_a_stale_agent_restarted_while_cut_off_and_again_does_not_bring_ba
 async def test_a_wall_clock_step_past_the_horizon_on_running_agents_loses_nothing(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abc") as c:
+    async with running(STORE, "abc", tmp=tmp_path, core=CORE) as c:
         for i in range(20):
             await c.stores["a"].put(f"k{i}", b"v%d" % i, "all")
         for wall in c.walls.values():
@@ -108,7 +108,7 @@ async def test_a_wall_clock_step_past_the_horizon_on_running_agents_loses_nothin
 async def test_a_new_replica_is_filled_with_records_older_than_purged_deletes(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, STORE, "abc") as c:
+    async with running(STORE, "abc", tmp=tmp_path, core=CORE) as c:
         for i in range(30):
             await c.stores["a"].put(f"old{i}", b"v", "all")
         await doomed_and_kept(c)
@@ -130,7 +130,9 @@ async def test_a_new_replica_is_filled_with_records_older_than_purged_deletes(
 async def test_both_sides_of_a_healed_split_keep_their_writes_though_both_purged_deletes(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    async with running(tmp_path, replace(STORE, tombstone_horizon=20.0), "abcdef") as c:
+    async with running(
+        replace(STORE, tombstone_horizon=20.0), "abcdef", tmp=tmp_path, core=CORE
+    ) as c:
         sides = {"a": "abc", "d": "def"}
         c.net.partition(*([c.ip(n) for n in side] for side in sides.values()))
         await wait_until(
@@ -152,3 +154,26 @@ async def test_both_sides_of_a_healed_split_keep_their_writes_though_both_purged
             for writer in sides:
                 assert await c.stores["b"].get(f"{writer}-kept{i}", "all") == b"v"
         assert not any(c.holders(k) for k in gone)
+
+
+async def test_a_partition_being_filled_here_or_at_a_fellow_replica_purges_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(replace(STORE, gc_interval=3600.0), "abc", tmp=tmp_path, core=CORE) as c:
+        await doomed_and_kept(c)
+        a = c.stores["a"]
+        await a.delete("doomed", "all")
+        await trio.sleep(1)
+        assert a.sync.collect_garbage() == 0  # too young; takes an age checkpoint after it
+        await trio.sleep(4 * HORIZON)  # past the horizon, with proofs from every replica
+        part = a.placement.partition_of("doomed")
+        assert not a.is_pending(part)
+        a.sync.peer_pending.add((part, "b"))  # as if b's last roots reply said so
+        assert a.sync.collect_garbage() == 0
+        assert "a" in c.holders("doomed")
+        a.sync.peer_pending.discard((part, "b"))
+        a.fill.entered(frozenset({part}))  # being filled here
+        assert a.sync.collect_garbage() == 0
+        a.fill.filled(part)
+        assert a.sync.collect_garbage() >= 1
+        assert "a" not in c.holders("doomed")

@@ -114,6 +114,7 @@ class StoreService(Service):
         self.fill = FillState(s.partitions)
         self.leave_timeout = s.handover_timeout
         self.view = StoreView(host.name, s)
+        self._replication = 1
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -232,7 +233,10 @@ class StoreService(Service):
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
 
     def _rebuild_placement(self) -> bool:
-        entered = self.view.rebuild(self.host.members(), trio.current_time())
+        members = self.host.members()
+        # R changes with any member event (a death or a reap too), not only placement.
+        self._replication = self.view.replication(members)
+        entered = self.view.rebuild(members, trio.current_time())
         if entered is None:
             return False
         self.fill.entered(entered)
@@ -249,7 +253,7 @@ class StoreService(Service):
         return (names | {self.host.name}) - set(self.view.mismatched)
 
     def replication(self) -> int:
-        return self.view.replication(self.host.members())
+        return self._replication
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
         return self.view.replacements(key, gone)

@@ -119,6 +119,7 @@ class StoreService(Service):
         self.leave_timeout = s.handover_timeout
         self.view = StoreView(host.name, s)
         self._most_members = 1
+        self._replication = 1
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -236,7 +237,10 @@ class StoreService(Service):
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
 
     def _rebuild_placement(self) -> bool:
-        entered = self.view.rebuild(self.host.members(), trio.current_time())
+        members = self.host.members()
+        # R changes with any member event (a death or a reap too), not only placement.
+        self._replication = self.view.replication(members)
+        entered = self.view.rebuild(members, trio.current_time())
         if entered is None:
             return False
         self._most_members = max(self._most_members, len(self.placement.members))
@@ -260,7 +264,7 @@ class StoreService(Service):
         return (names | {self.host.name}) - set(self.view.mismatched)
 
     def replication(self) -> int:
-        return self.view.replication(self.host.members())
+        return self._replication
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
         return self.view.replacements(key, gone)

@@ -66,17 +66,6 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "ownership",
         ),
     ),
-    "clock": (
-        {"lost_writes", "resurrections"},
-        known(
-            "case 4",
-            "a write or delete stamped by clocks far ahead and acknowledged by replicas "
-            "whose clocks are ahead too is refused by the other replicas' sync as too far "
-            "ahead, so they keep the older value",
-            "lost_writes",
-            "resurrections",
-        ),
-    ),
     "disk_full": (
         {"crashes", "resurrections", "read_your_writes"},
         known(

@@ -4,7 +4,8 @@ Rules: keys are the rest of the path after /v1/kv/, percent-decoded (UTF-8);
 values are the raw request body, at most 1 MiB (kvrecord.MAX_VALUE_BYTES;
 the API also caps bodies at 1 MiB). `?consistency=one|quorum|all` (default
 quorum). Not enough replicas answering is a 503 whose body says how many did; a
-write that replicas keep hiding behind a newer version is a 409 that says so.
+write that replicas keep hiding behind a newer version is a 409 that says so; a
+node whose store clock disagrees with its peers refuses writes with a 503 that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
@@ -25,6 +26,7 @@ from gossip.core.store.record import Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
+from gossip.runtime.store.storeclock import ClockDisagrees
 
 PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
@@ -94,6 +96,8 @@ def _guarded(work: Work) -> Handler:
             raise ApiError(400, str(exc)) from None
         except WriteHidden as exc:
             return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
+        except ClockDisagrees as exc:
+            return ApiResponse.json({"error": str(exc)}, 503)
 
     return handler
 

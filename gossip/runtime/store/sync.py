@@ -18,6 +18,9 @@ Rules:
   the monotonic clock), the partition's replica set holds a majority of the
   configured replicas, and proofs cover it for every current replica of the
   partition (gossip.runtime.store.ledger); time alone never removes a record.
+- Every roots check and its answer carry the sender's store-clock reading,
+  from which each side measures its offset to the other (the store clock,
+  gossip.runtime.store.storeclock).
 - Every roots check and session message carries the sender's copy (its data
   generation and purge watermark), so that records a peer deleted and purged
   are not shipped back to it (gossip.core.store.tombstone_gc).
@@ -38,6 +41,7 @@ from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
     decode,
+    decode_clock,
     decode_differ,
     decode_roots,
     encode,
@@ -50,6 +54,7 @@ from gossip.runtime.service import ServiceHost, StreamError
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
 from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.storeclock import StoreClock
 
 
 class SyncedStore(Protocol):
@@ -65,6 +70,8 @@ class SyncedStore(Protocol):
     def placement(self) -> Placement: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def store_clock(self) -> StoreClock: ...
 
     def purge_quorum(self) -> int: ...
     def address_of(self, name: str) -> Address | None: ...
@@ -158,10 +165,10 @@ class AntiEntropy:
             roots[p] = RootInfo(self.svc.storage.tree(p).root, mine.gen, mine.watermark)
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
-                reply = await self.svc.host.request(
-                    address, ROOTS_CHANNEL, encode_roots(self.svc.host.name, roots)
-                )
+                body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             name, differ, copies = decode_differ(reply or b"")
+            self._measured(name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
             return []
@@ -179,6 +186,7 @@ class AntiEntropy:
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
+        self._measured(name, body)
         count = self.svc.settings.partitions
         storage = self.svc.storage
         ledger = self.svc.ledger
@@ -194,7 +202,13 @@ class AntiEntropy:
                 differ.append(p)
             mine = ledger.copy(p)
             copies[p] = (mine.gen, mine.watermark)
-        return encode_differ(me, differ, copies)
+        return encode_differ(me, differ, copies, self.svc.store_clock.now_ms())
+
+    def _measured(self, peer: str, payload: bytes) -> None:
+        """Feed a peer's store-clock reading, if the message carries one, to our clock."""
+        reading = decode_clock(payload)
+        if reading is not None and peer != self.svc.host.name:
+            self.svc.store_clock.measured(peer, reading)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]

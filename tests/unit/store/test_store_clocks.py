@@ -10,6 +10,9 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from gossip.core.store.hlc import Timestamp
+from gossip.core.store.record import Record
+from gossip.core.store.replica_ops import KvOp
 from gossip.runtime.metrics import Counter
 from gossip.runtime.store.settings import StoreSettings
 from tests.unit.store.memcluster import MemCluster, running, wait_until
@@ -27,10 +30,20 @@ async def test_an_hour_fast_clock_cannot_hide_later_writes(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with running(tmp_path, STORE, "abc") as c:
+        # A running agent's store clock ignores wall steps, so the fast clock comes
+        # with a restart; the store clock then follows the other two.
+        await c.crash("c")
         c.walls["c"].offset_ms = HOUR_MS
+        await c.start("c")
+        await wait_until(c.see_each_other, 60)
+        await wait_until(lambda: c.stores["c"].store_clock.refusal() is None, 30)
         await c.stores["c"].put("k", b"future", "one")
         await trio.sleep(3)  # the fast node's sync rounds offer it too
         await c.stores["a"].put("k", b"now", "quorum")
+        # A record stamped by an uncorrected hour-fast clock is refused and counted.
+        ahead = Record("k", b"ahead", Timestamp(c.walls["a"].wall_ms() + HOUR_MS, 0, "c"))
+        for name in "ab":
+            c.stores[name].handle_op(KvOp("put", record=ahead))
         for name in "ab":
             assert await c.stores[name].get("k", "quorum") == b"now"
             local = c.stores[name].get_local("k")

@@ -7,9 +7,10 @@ max offset). The correction is the lower median of this node's own offset (0)
 and the fresh offsets of its live peers, so one bad clock, or any minority of
 them, moves nobody, and a node whose clock is far from most of its peers moves
 to them. A node agrees when its corrected clock (which counts for itself) and the
-peers within the max offset of it are a strict majority of the readings; a node with live peers and no fresh reading
-of any has not been checked yet. Readings are untrusted input: an offset larger
-than `absurd_ms` is ignored; readings older than `max_age` are forgotten.
+peers within the max offset of it are a strict majority of the readings; a node
+with live peers and no fresh reading of any has not been checked yet. Readings
+are untrusted input: an offset larger than `absurd_ms` is ignored; readings
+older than `max_age` are forgotten.
 """
 
 from __future__ import annotations

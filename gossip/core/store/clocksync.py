@@ -8,7 +8,9 @@ and the fresh offsets of its live peers, so one bad clock, or any minority of
 them, moves nobody, and a node whose clock is far from most of its peers moves
 to them. A node agrees when its corrected clock (which counts for itself) and the
 peers within the max offset of it are a strict majority of the readings; a node
-with live peers and no fresh reading of any has not been checked yet. Readings
+with live peers and no fresh reading of any has not been checked yet. With no
+fresh reading at all, the last correction stays (a node whose peers went away
+keeps the time it agreed on). Readings
 are untrusted input: an offset larger than `absurd_ms` is ignored; readings
 older than `max_age` are forgotten.
 """
@@ -49,6 +51,7 @@ class ClockAgreement:
         self.max_age = max_age
         self.absurd_ms = absurd_ms
         self._offsets: dict[str, tuple[int, float]] = {}
+        self.correction_ms = 0
         self.ignored = 0
         """Readings ignored as absurd."""
 
@@ -71,7 +74,9 @@ class ClockAgreement:
     def verdict(self, now: float, live: set[str]) -> ClockVerdict:
         """The correction and whether this node's corrected clock agrees with its peers."""
         fresh = self.offsets(now, live)
-        correction = lower_median([0, *fresh.values()])
+        if fresh:
+            self.correction_ms = lower_median([0, *fresh.values()])
+        correction = self.correction_ms
         readings = 1 + len(fresh)
         agreeing = 1 + sum(abs(v - correction) <= self.max_offset_ms for v in fresh.values())
         reason = None

@@ -63,6 +63,9 @@ DB_FILE = "kv.sqlite"
 LIVE_STATES = (MemberState.ALIVE, MemberState.SUSPECT)
 CLOCK_READING_AGE = 60.0
 """Seconds a peer's clock reading counts at least (longer with a slow sync interval)."""
+CLOCK_START_GRACE = 30.0
+"""Seconds at least that an agent expecting peers waits for a first clock reading."""
+CLOCK_CHECKED_META = "clock_checked_with_peers"
 
 log = structlog.get_logger("gossip.kv")
 
@@ -107,6 +110,7 @@ class StoreService(Service):
             max_offset_ms=self.clock.max_offset_ms,
             max_age=max(CLOCK_READING_AGE, 10 * s.sync_period),
         )
+        self.store_clock.on_first_reading = self._remember_peers
         self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
         self._refused = host.metrics.counter(
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
@@ -123,6 +127,15 @@ class StoreService(Service):
             "Records (tombstones included) stored on this node",
             read=lambda: {(): float(self.storage.count())},
         )
+
+    def _remember_peers(self) -> None:
+        """This data has been checked against peers' clocks: after a restart, wait for
+        a peer's reading before stamping, even without seeds."""
+        try:
+            if self.storage.get_meta(CLOCK_CHECKED_META) != 1:
+                self.storage.set_meta(CLOCK_CHECKED_META, 1)
+        except sqlite3.Error as exc:
+            log.warning("kv_clock_meta_failed", error=str(exc))
 
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
@@ -142,6 +155,9 @@ class StoreService(Service):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.ledger.tick(trio.current_time())
+                checked = self.storage.get_meta(CLOCK_CHECKED_META) == 1
+                grace = max(CLOCK_START_GRACE, 3 * self.settings.sync_period)
+                self.store_clock.started(bool(self.host.seeds) or checked, grace)
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()

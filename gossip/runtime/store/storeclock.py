@@ -5,15 +5,20 @@ anchored to the wall clock once, at its first reading, and from then on advanced
 by the monotonic clock (trio.current_time()), so a wall-clock step on a running
 agent changes nothing. It is corrected by the lower median of the offsets
 measured to live peers (gossip.core.store.clocksync): each anti-entropy roots
-check carries both sides' readings. A node with no live peers uses its anchor.
-`refusal()` names why this node must not stamp or accept writes now (its
-corrected clock disagrees with most of its peers, or it has live peers and has
-not measured any yet); `ClockDisagrees` is that refusal as an error (HTTP 503).
+check carries both sides' readings. A node with no live peers uses its anchor,
+except that an agent that expects peers (it was given seeds, or its data was
+checked against peers before a restart) waits up to a grace period after start
+for its first reading: before it has joined it knows no live peer, and its wall
+clock may be an hour off. `refusal()` names why this node must not stamp or
+accept writes now (its corrected clock disagrees with most of its peers, it has
+live peers and has not measured any yet, or it is still in that grace period);
+`ClockDisagrees` is that refusal as an error (HTTP 503).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 import trio
@@ -43,6 +48,15 @@ class StoreClock:
         self._anchor: tuple[int, float] | None = None
         self._correction = 0
         self._reason: str | None = None
+        self._wait_until: float | None = None
+        self._measured_once = False
+        self.on_first_reading: Callable[[], None] | None = None
+        """Called once, at the first peer reading since start."""
+
+    def started(self, expect_peers: bool, grace: float) -> None:
+        """At service start: an agent that expects peers stamps nothing until its first
+        peer reading, for `grace` seconds at most (then it is alone and uses its anchor)."""
+        self._wait_until = trio.current_time() + grace if expect_peers else None
 
     def raw_ms(self) -> int:
         """The anchor plus the monotonic time since: blind to wall-clock steps."""
@@ -60,11 +74,20 @@ class StoreClock:
         """A peer's corrected reading, just received."""
         if not self.agreement.observe(peer, theirs_ms - self.raw_ms(), trio.current_time()):
             log.warning("kv_clock_reading_ignored", peer=peer, reading=theirs_ms)
+        elif not self._measured_once:
+            self._measured_once = True
+            if self.on_first_reading is not None:
+                self.on_first_reading()
         self.refresh()
 
     def refresh(self) -> ClockVerdict:
         """Recompute the correction and the verdict; log when either changes."""
-        v = self.agreement.verdict(trio.current_time(), self._live_peers())
+        now = trio.current_time()
+        v = self.agreement.verdict(now, self._live_peers())
+        if self._wait_until is not None and (self._measured_once or now >= self._wait_until):
+            self._wait_until = None
+        if v.reason is None and self._wait_until is not None:
+            v = replace(v, reason="no peer clock reading yet since start (the agent expects peers)")
         if v.correction_ms != self._correction:
             log.info(
                 "kv_clock_corrected",

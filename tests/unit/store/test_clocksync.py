@@ -68,9 +68,10 @@ def test_absurd_readings_are_ignored_and_counted() -> None:
     assert a.offsets(0.0, {"b", "c"}) == {}
 
 
-def test_stale_readings_and_departed_peers_are_forgotten() -> None:
+def test_stale_readings_and_departed_peers_are_forgotten_but_the_correction_stays() -> None:
     a = agreement({"b": HOUR, "c": HOUR})
     assert a.verdict(1.0, {"b", "c"}).correction_ms == HOUR
     assert a.offsets(1.0, {"b"}) == {"b": HOUR}  # c left
     assert a.offsets(61.0, {"b"}) == {}  # b's reading is too old
-    assert a.verdict(61.0, set()).correction_ms == 0
+    alone = a.verdict(61.0, set())
+    assert alone.correction_ms == HOUR and alone.reason is None

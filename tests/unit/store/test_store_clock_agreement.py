@@ -91,3 +91,21 @@ async def test_a_node_that_has_not_measured_its_peers_refuses_to_stamp(
             await store.put("k", b"v", "one")
         await wait_until(lambda: store.store_clock.refusal() is None, 30)
         await store.put("k", b"v", "one")
+
+
+async def test_a_node_restarted_an_hour_fast_stamps_nothing_before_it_has_measured_a_peer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(tmp_path, STORE, "abcd") as c:
+        for name in "ac":  # a first agent (no seeds) and a joining one
+            key = key_replicated_by(c, name)
+            await c.crash(name)
+            c.walls[name].offset_ms = 60 * MINUTE_MS
+            await c.start(name)  # not yet joined: it knows no live peer
+            with pytest.raises(ClockDisagrees, match="no peer clock reading yet"):
+                await c.stores[name].put(key, b"early", "one")
+            await wait_until(c.see_each_other, 60)
+            await wait_until(lambda: c.stores[name].store_clock.refusal() is None, 30)  # noqa: B023
+            await c.stores[name].put(key, b"late", "one")
+            await wait_until(lambda: values(c, key) == {b"late"}, 30)  # noqa: B023
+        await wait_until(c.digests_agree, 30)

@@ -20,7 +20,9 @@ Rules:
   partition (gossip.runtime.store.ledger); time alone never removes a record.
 - Every roots check and its answer carry the sender's store-clock reading,
   from which each side measures its offset to the other (the store clock,
-  gossip.runtime.store.storeclock).
+  gossip.runtime.store.storeclock). Each round also sends one roots check with
+  no roots to a random member it shares nothing with this round, so readings
+  flow even where replica sets do not overlap.
 - Every roots check and session message carries the sender's copy (its data
   generation and purge watermark), so that records a peer deleted and purged
   are not shipped back to it (gossip.core.store.tombstone_gc).
@@ -142,6 +144,12 @@ class AntiEntropy:
             peers = [r for r in self.svc.placement.replicas(part) if r != me]
             if peers:
                 by_peer.setdefault(min(peers, key=rank.__getitem__), []).append(part)
+        # One more peer, which shares no partition picked this round, gets a roots check
+        # with no roots: clock readings must flow even where replica sets do not overlap
+        # (R = 1, say), or a node would never measure its peers' clocks.
+        extra = next((n for n in order if n != me and n not in by_peer), None)
+        if extra is not None:
+            by_peer[extra] = []
         for peer, parts in by_peer.items():
             for part in await self.differing(peer, parts):
                 if me in self.svc.placement.replicas(part):  # the view may have changed

@@ -109,3 +109,14 @@ async def test_a_node_restarted_an_hour_fast_stamps_nothing_before_it_has_measur
             await c.stores[name].put(key, b"late", "one")
             await wait_until(lambda: values(c, key) == {b"late"}, 30)  # noqa: B023
         await wait_until(c.digests_agree, 30)
+
+
+async def test_with_one_replica_per_partition_every_node_still_measures_its_peers(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with running(
+        tmp_path, StoreSettings(partitions=2, replicas=1, sync_interval=0.5), "abcd"
+    ) as c:
+        for name in "abcd":
+            await wait_until(lambda: c.stores[name].store_clock.refusal() is None, 30)  # noqa: B023
+            await c.stores[name].put(f"from-{name}", b"v", "one")

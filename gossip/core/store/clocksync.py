@@ -12,13 +12,15 @@ with live peers and no fresh reading of any has not been checked yet. With no
 fresh reading at all, the last correction stays (a node whose peers went away
 keeps the time it agreed on). Readings
 are untrusted input: an offset larger than `absurd_ms` is ignored; readings
-older than `max_age` are forgotten.
+older than `max_age` are forgotten, and at most MAX_PEERS are kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_PEERS = 4096
+"""Readings kept at most (the oldest goes first): names on the wire are untrusted."""
 DEFAULT_ABSURD_MS = 7 * 86_400_000
 """A week: no clock this far from ours is taken into account."""
 
@@ -60,16 +62,19 @@ class ClockAgreement:
         if abs(offset_ms) > self.absurd_ms:
             self.ignored += 1
             return False
+        if peer not in self._offsets and len(self._offsets) >= MAX_PEERS:
+            oldest = min(self._offsets, key=lambda p: self._offsets[p][1])
+            del self._offsets[oldest]
         self._offsets[peer] = (offset_ms, now)
         return True
 
     def offsets(self, now: float, live: set[str]) -> dict[str, int]:
-        """The fresh offsets of live peers; the others are forgotten."""
+        """The fresh offsets of live peers. Stale readings are forgotten; a reading of a
+        peer not (yet) in the live set is kept, as it may arrive before its join."""
         for peer in list(self._offsets):
-            _, at = self._offsets[peer]
-            if peer not in live or now - at > self.max_age:
+            if now - self._offsets[peer][1] > self.max_age:
                 del self._offsets[peer]
-        return {peer: off for peer, (off, _) in self._offsets.items()}
+        return {p: off for p, (off, _) in self._offsets.items() if p in live}
 
     def verdict(self, now: float, live: set[str]) -> ClockVerdict:
         """The correction and whether this node's corrected clock agrees with its peers."""

@@ -342,9 +342,11 @@ class StoreService(Service):
     # ---- library API -----------------------------------------------------------------
 
     async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+        await self.store_clock.trusted(self.settings.request_timeout)
         return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
 
     async def delete(self, key: str, consistency: str = "quorum") -> Record:
+        await self.store_clock.trusted(self.settings.request_timeout)
         return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:

@@ -12,7 +12,8 @@ for its first reading: before it has joined it knows no live peer, and its wall
 clock may be an hour off. `refusal()` names why this node must not stamp or
 accept writes now (its corrected clock disagrees with most of its peers, it has
 live peers and has not measured any yet, or it is still in that grace period);
-`ClockDisagrees` is that refusal as an error (HTTP 503).
+`ClockDisagrees` is that refusal as an error (HTTP 503); `trusted()` lets a
+request wait a little for readings first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import trio
 from gossip.core.store.clocksync import ClockAgreement, ClockVerdict
 from gossip.core.store.hlc import MAX_WALL_MS
 
+RECHECK = 0.1
+"""Seconds between checks while a request waits for the clock to be trusted."""
 log = structlog.get_logger("gossip.kv")
 
 
@@ -52,6 +55,7 @@ class StoreClock:
         self._measured_once = False
         self.on_first_reading: Callable[[], None] | None = None
         """Called once, at the first peer reading since start."""
+        self._reading = trio.Event()
 
     def started(self, expect_peers: bool, grace: float) -> None:
         """At service start: an agent that expects peers stamps nothing until its first
@@ -75,16 +79,27 @@ class StoreClock:
         if not self.agreement.observe(peer, theirs_ms - self.raw_ms(), trio.current_time()):
             log.warning("kv_clock_reading_ignored", peer=peer, reading=theirs_ms)
         elif not self._measured_once:
-            self._measured_once = True
+            self._measured_once = True  # of a live peer or not: the data has seen peers
             if self.on_first_reading is not None:
                 self.on_first_reading()
         self.refresh()
+        self._reading.set()
+        self._reading = trio.Event()
+
+    async def trusted(self, limit: float) -> None:
+        """Wait, `limit` seconds at most, until this node may stamp: a request that
+        arrives just after a join waits for the first readings instead of failing."""
+        with trio.move_on_after(limit):
+            while self.refusal() is not None:
+                # A reading, or a peer becoming live (no event here), may settle it.
+                with trio.move_on_after(RECHECK):
+                    await self._reading.wait()
 
     def refresh(self) -> ClockVerdict:
         """Recompute the correction and the verdict; log when either changes."""
         now = trio.current_time()
         v = self.agreement.verdict(now, self._live_peers())
-        if self._wait_until is not None and (self._measured_once or now >= self._wait_until):
+        if self._wait_until is not None and (v.readings > 1 or now >= self._wait_until):
             self._wait_until = None
         if v.reason is None and self._wait_until is not None:
             v = replace(v, reason="no peer clock reading yet since start (the agent expects peers)")

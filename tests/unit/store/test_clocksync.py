@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gossip.core.store.clocksync import ClockAgreement, lower_median
+from gossip.core.store.clocksync import MAX_PEERS, ClockAgreement, lower_median
 
 HOUR = 3_600_000
 MAX_OFFSET = 60_000
@@ -71,7 +71,22 @@ def test_absurd_readings_are_ignored_and_counted() -> None:
 def test_stale_readings_and_departed_peers_are_forgotten_but_the_correction_stays() -> None:
     a = agreement({"b": HOUR, "c": HOUR})
     assert a.verdict(1.0, {"b", "c"}).correction_ms == HOUR
-    assert a.offsets(1.0, {"b"}) == {"b": HOUR}  # c left
-    assert a.offsets(61.0, {"b"}) == {}  # b's reading is too old
+    assert a.offsets(1.0, {"b"}) == {"b": HOUR}  # c is not live (left, or not yet joined)
+    assert a.offsets(61.0, {"b", "c"}) == {}  # the readings are too old
     alone = a.verdict(61.0, set())
     assert alone.correction_ms == HOUR and alone.reason is None
+
+
+def test_a_reading_that_arrives_before_its_peer_is_live_counts_once_it_is() -> None:
+    a = agreement({"b": -HOUR})
+    assert a.verdict(1.0, set()).correction_ms == 0
+    assert a.verdict(2.0, {"b"}).correction_ms == -HOUR
+
+
+def test_readings_kept_are_bounded() -> None:
+    a = ClockAgreement(MAX_OFFSET, 60.0)
+    for i in range(MAX_PEERS + 10):
+        a.observe(f"p{i}", 0, float(i) / 1000)
+    names = {f"p{i}" for i in range(MAX_PEERS + 10)}
+    kept = a.offsets(5.0, names)
+    assert len(kept) == MAX_PEERS and "p0" not in kept and f"p{MAX_PEERS + 9}" in kept

@@ -86,14 +86,13 @@ async def test_a_node_that_has_not_measured_its_peers_refuses_to_stamp(
 ) -> None:
     async with running(tmp_path, STORE, "ab") as c:
         store = c.stores["b"]
-        store.store_clock.agreement.offsets(trio.current_time(), set())  # forget every reading
+        store.store_clock.agreement.offsets(trio.current_time() + 10**6, set())  # all stale now
         with pytest.raises(ClockDisagrees, match="not yet checked"):
-            await store.put("k", b"v", "one")
-        await wait_until(lambda: store.store_clock.refusal() is None, 30)
-        await store.put("k", b"v", "one")
+            store.stamp()
+        await store.put("k", b"v", "one")  # waits for the next roots check
 
 
-async def test_a_node_restarted_an_hour_fast_stamps_nothing_before_it_has_measured_a_peer(
+async def test_a_node_restarted_an_hour_fast_stamps_only_after_it_has_measured_a_peer(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with running(tmp_path, STORE, "abcd") as c:
@@ -103,11 +102,11 @@ async def test_a_node_restarted_an_hour_fast_stamps_nothing_before_it_has_measur
             c.walls[name].offset_ms = 60 * MINUTE_MS
             await c.start(name)  # not yet joined: it knows no live peer
             with pytest.raises(ClockDisagrees, match="no peer clock reading yet"):
-                await c.stores[name].put(key, b"early", "one")
+                c.stores[name].stamp()
             await wait_until(c.see_each_other, 60)
-            await wait_until(lambda: c.stores[name].store_clock.refusal() is None, 30)  # noqa: B023
-            await c.stores[name].put(key, b"late", "one")
-            await wait_until(lambda: values(c, key) == {b"late"}, 30)  # noqa: B023
+            written = await c.stores[name].put(key, b"early", "one")
+            assert written.version.wall < c.walls["b"].wall_ms() + MINUTE_MS
+            await wait_until(lambda: values(c, key) == {b"early"}, 30)  # noqa: B023
         await wait_until(c.digests_agree, 30)
 
 

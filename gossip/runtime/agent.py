@@ -175,6 +175,10 @@ class Agent:
         return self.settings.data_dir
 
     @property
+    def seeds(self) -> Sequence[str]:
+        return tuple(self.settings.join)
+
+    @property
     def node_id(self) -> str:
         return self._identity.identity.node_id if self._identity else ""
 

@@ -21,7 +21,7 @@ datagram handlers are synchronous and cheap (queue work, don't do it inline).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,6 +90,11 @@ class ServiceHost(Protocol):
 
     @property
     def data_dir(self) -> Path | None: ...
+    @property
+    def seeds(self) -> Sequence[str]:
+        """The peers this agent was told to join (empty for a first agent)."""
+        ...
+
     @property
     def metrics(self) -> Registry: ...
     def settings_section(self, name: str) -> Mapping[str, Any]:

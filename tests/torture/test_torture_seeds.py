@@ -53,27 +53,6 @@ KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
             "read_your_writes",
         ),
     ),
-    "isolate": (
-        {"resurrections"},
-        known(
-            "cases 2 and 5",
-            "a value deleted at quorum while one agent was cut off is held again by the "
-            "key's replicas after it returns",
-            "resurrections",
-        ),
-    ),
-    "clock": (
-        {"lost_writes", "resurrections", "convergence"},
-        known(
-            "case 4",
-            "a write or delete stamped by a clock minutes ahead and acknowledged at 'one' "
-            "is refused by the other replicas as too far ahead, so they keep the older value "
-            "and never converge within the run",
-            "lost_writes",
-            "resurrections",
-            "convergence",
-        ),
-    ),
 }
 
 

@@ -24,7 +24,10 @@ watermark], ...]} is answered with {"from": name, "differ": [partition, ...],
 responder's copy of each, those it does not count for reads, being filled with
 them or not replicating them, and those it holds any copy of), and only the
 differing partitions get a full session. Equal roots are what tombstone GC's
-proofs are made of (gossip.core.store.tombstone_gc).
+proofs are made of (gossip.core.store.tombstone_gc). Both maps may carry "t",
+the sender's store-clock reading in milliseconds, which is how replicas measure
+their clock offsets (gossip.core.store.clocksync); a reading that is not a
+plausible wall time is ignored.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any, NamedTuple
 import cbor2
 
 from gossip.core.store.cbormap import loads_map
+from gossip.core.store.hlc import MAX_WALL_MS
 from gossip.core.store.merkle import FANOUT, MAX_LEVEL, Summary, check_node
 from gossip.core.store.record import (
     ENTRY_SIZE,
@@ -227,9 +231,26 @@ class RootInfo(NamedTuple):
     watermark: int
 
 
-def encode_roots(name: str, roots: dict[int, RootInfo]) -> bytes:
+def encode_roots(name: str, roots: dict[int, RootInfo], clock_ms: int | None = None) -> bytes:
     items = [[p, i.root[0], i.root[1], i.gen, i.watermark] for p, i in sorted(roots.items())]
-    return cbor2.dumps({"from": name, "roots": items})
+    return cbor2.dumps(_with_clock({"from": name, "roots": items}, clock_ms))
+
+
+def _with_clock(body: dict[str, Any], clock_ms: int | None) -> dict[str, Any]:
+    if clock_ms is not None:
+        body["t"] = clock_ms
+    return body
+
+
+def decode_clock(payload: bytes) -> int | None:
+    """The sender's store-clock reading in a roots check or its answer (None: absent
+    or not a plausible wall time; a reading is untrusted input)."""
+    try:
+        raw = _map(payload)
+    except SyncWireError:
+        return None
+    t = raw.get("t")
+    return t if type(t) is int and 0 <= t <= MAX_WALL_MS else None
 
 
 def _partition(value: Any) -> int:
@@ -274,6 +295,7 @@ def encode_differ(
     copies: dict[int, tuple[int, int]],
     pending: list[int] | None = None,
     holds: list[int] | None = None,
+    clock_ms: int | None = None,
 ) -> bytes:
     listed = [[p, gen, mark] for p, (gen, mark) in sorted(copies.items())]
     out: dict[str, Any] = {"from": name, "differ": sorted(parts), "copies": listed}
@@ -281,7 +303,7 @@ def encode_differ(
         out["pending"] = sorted(pending)
     if holds:
         out["holds"] = sorted(holds)
-    return cbor2.dumps(out)
+    return cbor2.dumps(_with_clock(out, clock_ms))
 
 
 def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, int]]]:

@@ -8,6 +8,8 @@ quorum). Not enough replicas answering (or reachable: a minority side) is a
 refused because their disk is full it is a 507, for other storage errors a 500,
 each naming the reason. A write that replicas keep hiding behind a newer
 version is a 409 that says so.
+A node whose store clock disagrees with its peers refuses writes with a 503
+that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
@@ -28,6 +30,7 @@ from gossip.core.store.record import Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
+from gossip.runtime.store.storeclock import ClockDisagrees
 
 PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
@@ -100,6 +103,8 @@ def _guarded(work: Work) -> Handler:
             raise ApiError(400, str(exc)) from None
         except WriteHidden as exc:
             return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
+        except ClockDisagrees as exc:
+            return ApiResponse.json({"error": str(exc)}, 503)
 
     return handler
 

@@ -8,10 +8,15 @@ request (gossip.runtime.store.coordinator); replicas talk over two stream channe
 (gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
 without one). The HTTP routes are thin wrappers over the library methods
 `put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
-A replica refuses a record stamped more than the clock's max offset ahead of its
-own wall clock (counted in kv_records_refused_total and logged), and answers a put
-that a newer version (or the partition's purge watermark) would hide with that
-version, so the coordinator can stamp above it.
+Versions are stamped with the store clock (gossip.runtime.store.storeclock: the
+wall clock read once, advanced by the monotonic clock, corrected by the median
+offset to the live peers), never with the raw wall clock. A replica refuses a
+record stamped more than the clock's max offset ahead of its store clock (counted
+in kv_records_refused_total and logged), and answers a put that a newer version
+(or the partition's purge watermark) would hide with that version, so the
+coordinator can stamp above it. A node whose store clock disagrees with most of
+its peers (or that has not measured any live peer yet) neither stamps writes nor
+accepts puts.
 Each agent gossips a hash of the settings that decide placement (member tag
 "kv"); a member whose hash differs is kept out of placement, with a log line and
 a metric. A replica reports the partitions it is still being filled with
@@ -57,12 +62,18 @@ from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.settings import StoreSettings, check_frame_limit
 from gossip.runtime.store.storage import KVStorage, StorageError
+from gossip.runtime.store.storeclock import StoreClock
 from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
 from gossip.runtime.store.view import LIVE_STATES, SETTINGS_TAG, StoreView
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
+CLOCK_READING_AGE = 60.0
+"""Seconds a peer's clock reading counts at least (longer with a slow sync interval)."""
+CLOCK_START_GRACE = 30.0
+"""Seconds at least that an agent expecting peers waits for a first clock reading."""
+CLOCK_CHECKED_META = "clock_checked_with_peers"
 
 log = structlog.get_logger("gossip.kv")
 
@@ -111,6 +122,13 @@ class StoreService(Service):
         # Past every stored version, even one far ahead of the wall clock now: this
         # node's new writes must outrank what it wrote before a restart.
         self.clock.advance(*self.storage.max_version())
+        self.store_clock = StoreClock(
+            host.wall_ms,
+            lambda: set(self.placement.members) - {host.name},
+            max_offset_ms=self.clock.max_offset_ms,
+            max_age=max(CLOCK_READING_AGE, 10 * s.sync_period),
+        )
+        self.store_clock.on_first_reading = self._remember_peers
         self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
         self._refused = host.metrics.counter(
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
@@ -154,6 +172,15 @@ class StoreService(Service):
     def placement(self) -> Placement:
         return self.view.placement
 
+    def _remember_peers(self) -> None:
+        """This data has been checked against peers' clocks: after a restart, wait for
+        a peer's reading before stamping, even without seeds."""
+        try:
+            if self.storage.get_meta(CLOCK_CHECKED_META) != 1:
+                self.storage.set_meta(CLOCK_CHECKED_META, 1)
+        except (sqlite3.Error, StorageError) as exc:
+            log.warning("kv_clock_meta_failed", error=str(exc))
+
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
 
@@ -173,6 +200,9 @@ class StoreService(Service):
                 self._nursery = nursery
                 self.ledger.tick(trio.current_time())
                 await self.announce_settings()
+                checked = self.storage.get_meta(CLOCK_CHECKED_META) == 1
+                grace = max(CLOCK_START_GRACE, 3 * self.settings.sync_period)
+                self.store_clock.started(bool(self.host.seeds) or checked, grace)
                 self._rebuild_placement()
                 nursery.start_soon(self.sync.run)
                 task_status.started()
@@ -305,11 +335,14 @@ class StoreService(Service):
         log.error("kv_storage_failed", op=op, reason=exc.reason, error=str(exc))
 
     def stamp(self) -> Timestamp:
-        return self.clock.now(self.host.wall_ms())
+        """A new version; ClockDisagrees when this node's store clock is not trusted."""
+        self.store_clock.check()
+        return self.clock.now(self.store_clock.now_ms())
 
     def stamp_after(self, newer: tuple[int, int]) -> Timestamp:
         """A stamp above a version a replica holds (or its purge watermark)."""
-        return self.clock.now_after(self.host.wall_ms(), Timestamp(*newer, self.host.name))
+        self.store_clock.check()
+        return self.clock.now_after(self.store_clock.now_ms(), Timestamp(*newer, self.host.name))
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
@@ -324,14 +357,15 @@ class StoreService(Service):
         return any(m.name != self.host.name for m in self.host.members())
 
     def plausible(self, wall_ms: int) -> bool:
-        """Whether a version's wall time is within the max clock offset of ours (or of
-        this node's clock, which after a restart may run ahead of the wall clock)."""
-        return wall_ms <= max(self.host.wall_ms(), self.clock.last[0]) + self.clock.max_offset_ms
+        """Whether a version's wall time is within the max clock offset of our store
+        clock (or of the hybrid clock, which after a restart may run ahead of it)."""
+        now = max(self.store_clock.now_ms(), self.clock.last[0])
+        return wall_ms <= now + self.clock.max_offset_ms
 
     def accept(self, records: Sequence[Record]) -> list[Record]:
         """The records whose stamps are plausible here (the rest are refused and
         counted); the clock moves past the ones kept."""
-        now = self.host.wall_ms()
+        now = self.store_clock.now_ms()
         kept = [r for r in records if self.plausible(r.version.wall)]
         if len(kept) < len(records):
             ahead = [r for r in records if not self.plausible(r.version.wall)]
@@ -401,8 +435,11 @@ class StoreService(Service):
         )
 
     def _put(self, record: Record) -> bytes:
+        untrusted = self.store_clock.refusal()
+        if untrusted is not None:
+            return encode_result(err=f"clock_disagrees: {untrusted}")
         if not self.accept([record]):
-            ahead = record.version.wall - self.host.wall_ms()
+            ahead = record.version.wall - self.store_clock.now_ms()
             return encode_result(err=f"clock_ahead: version is {ahead} ms ahead of this replica")
         current = self.storage.get(record.key)
         if current is not None and not wins(record, current):
@@ -432,9 +469,11 @@ class StoreService(Service):
     # ---- library API -----------------------------------------------------------------
 
     async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+        await self.store_clock.trusted(self.settings.request_timeout)
         return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
 
     async def delete(self, key: str, consistency: str = "quorum") -> Record:
+        await self.store_clock.trusted(self.settings.request_timeout)
         return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:

@@ -21,6 +21,11 @@ Rules:
   partition (gossip.runtime.store.ledger); time alone never removes a record.
   While a partition is pending (being filled) here, or a fellow replica's last
   roots reply said it is pending there, nothing of it is purged.
+- Every roots check and its answer carry the sender's store-clock reading,
+  from which each side measures its offset to the other (the store clock,
+  gossip.runtime.store.storeclock). Each round also sends one roots check with
+  no roots to a random member it shares nothing with this round, so readings
+  flow even where replica sets do not overlap.
 - Every roots check and session message carries the sender's copy (its data
   generation and purge watermark), so that records a peer deleted and purged
   are not shipped back to it (gossip.core.store.tombstone_gc).
@@ -41,6 +46,7 @@ from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
     decode,
+    decode_clock,
     decode_roots,
     decode_roots_reply,
     encode,
@@ -54,6 +60,7 @@ from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
 from gossip.runtime.store.storage import KVStorage, StorageError
+from gossip.runtime.store.storeclock import StoreClock
 from gossip.runtime.store.view import StoreView
 
 
@@ -72,6 +79,8 @@ class SyncedStore(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def view(self) -> StoreView: ...
+    @property
+    def store_clock(self) -> StoreClock: ...
 
     def purge_quorum(self) -> int: ...
     def address_of(self, name: str) -> Address | None: ...
@@ -183,6 +192,12 @@ class AntiEntropy:
         # "Every member" includes the suspect and dead ones (until reaped): a member cut
         # off from this one may hold what nobody else does.
         known = self.svc.data_members() - {me}
+        # One more peer, which shares no partition picked this round, gets a roots check
+        # with no roots: clock readings must flow even where replica sets do not overlap
+        # (R = 1, say), or a node would never measure its peers' clocks.
+        extra = next((n for n in order if n != me and n not in by_peer), None)
+        if extra is not None:
+            by_peer[extra] = []
         for peer, parts in by_peer.items():
             await self._check_peer(peer, parts, learned)
         for part in pending:
@@ -234,10 +249,10 @@ class AntiEntropy:
             roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark)
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
-                reply = await self.svc.host.request(
-                    address, ROOTS_CHANNEL, encode_roots(self.svc.host.name, roots)
-                )
+                body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
+            self._measured(answer.name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
             return None
@@ -264,6 +279,7 @@ class AntiEntropy:
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
+        self._measured(name, body)
         svc = self.svc
         storage = svc.storage
         ledger = svc.ledger
@@ -287,7 +303,15 @@ class AntiEntropy:
                 holds.append(p)
             mine = ledger.copy(p)
             copies[p] = (mine.gen, mine.watermark)
-        return encode_differ(me, differ, copies, pending, holds)
+        return encode_differ(
+            me, differ, copies, pending, holds, clock_ms=self.svc.store_clock.now_ms()
+        )
+
+    def _measured(self, peer: str, payload: bytes) -> None:
+        """Feed a peer's store-clock reading, if the message carries one, to our clock."""
+        reading = decode_clock(payload)
+        if reading is not None and peer != self.svc.host.name:
+            self.svc.store_clock.measured(peer, reading)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]

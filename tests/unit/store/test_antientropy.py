@@ -16,6 +16,7 @@ from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
     decode,
+    decode_clock,
     decode_differ,
     decode_roots,
     encode,
@@ -158,3 +159,14 @@ def test_a_roots_check_round_trips_and_rejects_garbage() -> None:
     ):
         with pytest.raises(SyncWireError):
             decode_differ(cbor2.dumps(bad_differ))
+
+
+def test_a_roots_check_carries_a_bounded_clock_reading() -> None:
+    roots = {0: RootInfo((5, 1), 7, 0)}
+    assert decode_clock(encode_roots("a", roots, 1_767_225_600_000)) == 1_767_225_600_000
+    assert decode_roots(encode_roots("a", roots, 5)) == ("a", roots)
+    assert decode_clock(encode_differ("b", [], {}, clock_ms=42)) == 42
+    assert decode_clock(encode_roots("a", roots)) is None
+    for bad in (-1, 1 << 47, "1", 1.5, None):
+        assert decode_clock(cbor2.dumps({"from": "a", "roots": [], "t": bad})) is None
+    assert decode_clock(b"\xff") is None

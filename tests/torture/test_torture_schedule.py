@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gossip.testing.torture.config import FAULT_KINDS, TortureConfig
+from gossip.testing.torture.run import run_torture
 from gossip.testing.torture.schedule import FORMAT, ScheduleError, generate, load, parse
 
 
@@ -70,8 +71,11 @@ SAVED = sorted((Path(__file__).parent / "schedules").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", SAVED, ids=[p.stem for p in SAVED])
-def test_the_saved_failure_schedules_still_load(path: Path) -> None:
-    """Shrunk schedules of known store bugs (docs/testing.md); replayed by hand."""
+def test_the_saved_failure_schedules_now_pass_every_checker(path: Path) -> None:
+    """Shrunk schedules of store and ownership bugs found before they were fixed
+    (docs/testing.md): each failed a checker then, and each replay must pass now."""
     schedule = load(path)
     assert f"seed{schedule.seed}" in path.stem
     assert len(schedule.steps) <= 1
+    result = run_torture(schedule.seed, schedule=schedule)
+    assert result.ok, {n: result.verdicts[n].violations[:3] for n in result.failed}

@@ -22,7 +22,9 @@ not shipped, when either
    the other side's writes by this rule. This is a judgement, not a proof, so a
    removal by this rule starts a new data generation here: the peers' proofs
    about the old copy no longer apply, and the judgement cannot spread by rule
-   1 to replicas that were never away.
+   1 to replicas that were never away. Tombstones are never judged by this
+   rule: shipped back, one costs a purge; dropped, it may have been the
+   delete's only copy.
 Everything else is shipped. A replica refuses a direct write (not a synced
 record) for a key it does not hold that is not newer than its own watermark.
 Nothing here reads a clock: `now` is passed in.
@@ -71,13 +73,22 @@ def away(last_proof: Proof | None, now: float, horizon: float) -> bool:
 
 
 def judged_deleted(
-    seq: int, version: int, proof: Proof | None, peer: PeerCopy, returning: bool
+    seq: int,
+    version: int,
+    proof: Proof | None,
+    peer: PeerCopy,
+    returning: bool,
+    *,
+    tombstone: bool = False,
 ) -> tuple[bool, bool]:
     """Whether a record (stored here at `seq`, packed `version`) that `peer` lacks
     or holds older is one the peer deleted and purged, and whether that is a
-    judgement by rule 2 (see the rules above) rather than a proof by rule 1."""
+    judgement by rule 2 (see the rules above) rather than a proof by rule 1.
+    Rule 2 never judges a tombstone: shipping one back costs a purge, while
+    dropping one that was the only record of a delete (acknowledged at `one`
+    by this node while it was away) would bring the deleted value back."""
     if proof is not None and proof.gen == peer.gen and seq <= proof.seq:
         return True, False
-    if returning and version <= peer.watermark:
+    if returning and not tombstone and version <= peer.watermark:
         return True, True
     return False, False

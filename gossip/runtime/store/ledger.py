@@ -110,7 +110,7 @@ class ScreenedReplica(StoredReplica):
         guessed = False
         for r in records:
             deleted, judged = judged_deleted(
-                seqs.get(r.key, 0), r.version.packed, proof, peer, away
+                seqs.get(r.key, 0), r.version.packed, proof, peer, away, tombstone=r.deleted
             )
             (gone if deleted else keep).append(r)
             guessed |= judged

@@ -41,3 +41,11 @@ def test_a_returning_node_judges_records_below_the_peer_watermark_deleted() -> N
     assert judged_deleted(5, 600, None, peer, returning=True) == (False, False), "newer: shipped"
     assert judged_deleted(5, 400, None, peer, returning=False) == (False, False), "in touch"
     assert judged_deleted(5, 400, None, PeerCopy("b", 7, 0), returning=True) == (False, False)
+
+
+def test_a_returning_node_ships_its_tombstones_whatever_the_peers_watermark() -> None:
+    # A delete acknowledged at `one` by a node cut off alone lives only there; the
+    # others may hold the deleted value and have purged newer tombstones meanwhile.
+    peer = PeerCopy("b", 7, 500)
+    assert judged_deleted(5, 400, None, peer, True, tombstone=True) == (False, False)
+    assert judged_deleted(5, 400, Proof(7, 9, 0.0), peer, True, tombstone=True) == (True, False)

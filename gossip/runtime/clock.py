@@ -23,13 +23,3 @@ class SystemClock:
 
     def wall_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-
-class OffsetClock:
-    """The host's clock plus an offset that a test may change at any moment."""
-
-    def __init__(self, offset_ms: int = 0) -> None:
-        self.offset_ms = offset_ms
-
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms

@@ -83,6 +83,7 @@ class Node(NodeBase):
             table=self._table,
             timers=self._timers,
             enqueue=self._enqueue,
+            tell=self._send,
             remember=self._remember,
             count=self._count,
             emit=self._outbox.append,
@@ -392,7 +393,7 @@ class Node(NodeBase):
             elif e.state == DEAD:
                 self._suspicions.remote_death(now, e.name, e.incarnation)
             else:
-                self._suspicions.suspect(now, e.name, e.incarnation, me)
+                self._suspicions.suspect(now, e.name, e.incarnation, me, hearsay=True)
 
     def _declare(
         self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int

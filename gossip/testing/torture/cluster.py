@@ -336,8 +336,9 @@ class Cluster:
         net = self.net
         ip = {n.name: n.ip for n in self.nodes.values()}
         net.heal()
-        net.loss = net.duplicate = net.reorder = 0.0
-        net.delay_ms = net.jitter_ms = 0.0
+        faults = net.faults
+        faults.loss = faults.duplicate = faults.reorder = 0.0
+        faults.latency = faults.jitter = 0.0
         paused: set[str] = set()
         for node in self.nodes.values():
             node.disk.failure, node.disk.slow_ms = None, 0.0
@@ -352,14 +353,14 @@ class Cluster:
                         net.cut(ip[s.target], other.ip)
                         net.cut(other.ip, ip[s.target])
             elif s.action == "loss":
-                net.loss = max(net.loss, s.percent / 100)
+                faults.loss = max(faults.loss, s.percent / 100)
             elif s.action == "duplicate":
-                net.duplicate = max(net.duplicate, s.percent / 100)
+                faults.duplicate = max(faults.duplicate, s.percent / 100)
             elif s.action == "reorder":
-                net.reorder = max(net.reorder, s.percent / 100)
+                faults.reorder = max(faults.reorder, s.percent / 100)
             elif s.action == "delay":
-                net.delay_ms = max(net.delay_ms, s.delay_ms)
-                net.jitter_ms = max(net.jitter_ms, s.jitter_ms)
+                faults.latency = max(faults.latency, s.delay_ms / 1000)
+                faults.jitter = max(faults.jitter, s.jitter_ms / 1000)
             elif s.action == "pause":
                 paused.add(ip[s.target])
             elif s.action in ("disk_full", "disk_error"):

@@ -113,6 +113,8 @@ class Node:
             emit=self._outbox.append,
             after_round=self._gossip_round_done,
         )
+        # Every path that sends, queues or caches an update goes through the
+        # Disseminator; these names keep the node's and its parts' calls short.
         self._send = self._gossip.send
         self._enqueue = self._gossip.enqueue
         self._remember = self._gossip.remember

@@ -23,7 +23,9 @@ Rules:
   reason is logged.
 - A read asks every replica and merges every answer (last writer wins), but
   counts toward the quorum only replicas already filled with the partition's
-  data; when pending answers are all that is missing it nudges anti-entropy and
+  data; once enough count, the others get as long again (at least LINGER_S),
+  since views differ for a moment after a membership change and the writer's
+  replicas need not be the reader's; when pending answers are all that is missing it nudges anti-entropy and
   asks again within the timeout. For a while after a placement change it also
   asks the key's earlier replicas, which hold its data until their hand-off
   ends: one that still holds the partition counts, one that dropped it answers

@@ -40,3 +40,21 @@ def test_a_current_replica_in_touch_ships_them() -> None:
     storage, shipped = screened(former=False)
     assert shipped == [OLD]
     assert storage.get("k") == OLD
+
+
+def test_a_node_back_from_a_side_without_a_majority_is_returning_until_a_filled_peer_proves() -> (
+    None
+):
+    # Found by a fault run: two replicas cut off together kept proving equal roots to
+    # each other, so neither counted as returning after the heal, and a value the
+    # majority had deleted and purged came back with them.
+    storage = KVStorage(None, lambda key: 0)
+    ledger = Ledger(storage, "a", horizon=10.0)
+    ledger.proven(0, PeerCopy("b", 5, 0), 0, now=50.0)
+    assert not ledger.returning(0, now=51.0)
+    ledger.lost_contact()  # the majority regained
+    assert ledger.returning(0, now=51.0)
+    ledger.proven(0, PeerCopy("b", 5, 0), 0, now=52.0, contact=False)  # b is pending too
+    assert ledger.returning(0, now=52.0)
+    ledger.proven(0, PeerCopy("c", 6, 0), 0, now=53.0)
+    assert not ledger.returning(0, now=53.0)

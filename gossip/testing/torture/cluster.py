@@ -9,7 +9,8 @@ or outage holds it, and starts again (on the same directory, or an emptied one
 after a wipe) when the last one ends. A kill -9 takes the host off the network
 first, then cancels the agent at once; a graceful stop leaves first. An agent
 that dies of an exception is recorded as a crash and started again after
-RESTART_DELAY, as a supervisor would. Network-wide faults are recomputed from the
+RESTART_DELAY, as a supervisor would; so is one that cannot open its storage at
+start (a full disk). Network-wide faults are recomputed from the
 set of active steps whenever one starts or ends (the latest partition wins; cuts,
 loss, duplication, reordering and delay combine). Ownership is watched three
 ways: every acquire and release, every handler run (a recording ItemHandlers
@@ -37,6 +38,7 @@ from gossip.runtime.ownership.service import OwnershipService
 from gossip.runtime.settings import AgentSettings
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
+from gossip.runtime.store.storage import StorageError
 from gossip.testing.memnet import MemoryNetwork
 from gossip.testing.torture.clocks import VirtualClock
 from gossip.testing.torture.config import TortureConfig
@@ -127,6 +129,8 @@ class Cluster:
         self.handler_runs: list[dict[str, Any]] = []
         self.deaths: list[dict[str, Any]] = []
         self.crashes: list[dict[str, Any]] = []
+        self.start_failures: list[dict[str, Any]] = []
+        """Starts that failed because storage could not be opened (not crashes)."""
         self.applied: list[dict[str, Any]] = []
         self.active: list[Step] = []
         self._nursery: trio.Nursery | None = None
@@ -199,6 +203,13 @@ class Cluster:
         node.starting = True
         try:
             await self._launch(node)
+        except StorageError as exc:
+            # The agent cannot open its data directory (its disk is full, say) and
+            # exits at start; a supervisor starts it again a little later.
+            self.net.down.add(node.ip)
+            self.start_failures.append({"t": self.now(), "node": node.name, "error": str(exc)})
+            assert self._nursery is not None
+            self._nursery.start_soon(self._restart_later, node)
         finally:
             node.starting = False
 

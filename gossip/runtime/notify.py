@@ -35,6 +35,10 @@ COVERED_CORE_COUNTERS = frozenset(
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+MAX_REFUSALS_LOGGED = 1024
+"""Refused peers remembered so each is logged once (then forgotten en bloc)."""
+
+
 def fmt_address(address: tuple[str, int]) -> str:
     return format_hostport(address[0], address[1])
 
@@ -61,6 +65,7 @@ class Notifier:
         self.log = logger
         self._members = members
         self._conflicts_logged: set[tuple[str, Address, Address]] = set()
+        self._refusals_logged: set[tuple[str, Address, tuple[int, int]]] = set()
         r = registry
         r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)
         r.gauge("health", "Local health score (0 is healthy).", (), lambda: {(): float(health())})
@@ -86,6 +91,9 @@ class Notifier:
         self.failures = r.counter("failures_total", "Members this node saw declared failed.")
         self.refutations = r.counter(
             "refutations_total", "Suspicions refuted, of others or of this node.", ("who",)
+        )
+        self.refusals = r.counter(
+            "protocol_refusals_total", "Peers or packets refused for their protocol version."
         )
         self.probe_timeouts = r.counter("probe_timeouts_total", "Probes with no ack in time.")
         self.rtt = r.histogram("probe_rtt_seconds", "Probe round-trip times.", RTT_BUCKETS)
@@ -144,6 +152,8 @@ class Notifier:
                 self._rejected(out)
             case o.NameConflict():
                 self._name_conflict(out)
+            case o.ProtocolRefused():
+                self._protocol_refused(out)
             case o.PushPullCompleted():
                 self._push_pull(out)
             case o.Metric():
@@ -229,6 +239,24 @@ class Notifier:
             address=fmt_address(out.holder),
             claimant=fmt_address(out.claimant),
             winner=fmt_address(out.winner),
+        )
+
+    def _protocol_refused(self, out: o.ProtocolRefused) -> None:
+        self.refusals.inc()
+        key = (out.member, out.address, out.theirs)
+        if key in self._refusals_logged:
+            return  # repeats with every packet of that peer: log each once
+        if len(self._refusals_logged) >= MAX_REFUSALS_LOGGED:
+            self._refusals_logged.clear()
+        self._refusals_logged.add(key)
+        their = "unreadable" if out.theirs == (0, 0) else "{}-{}".format(*out.theirs)
+        self.log.warning(
+            "protocol_refused",
+            member=out.member or None,
+            address=fmt_address(out.address),
+            their_versions=their,
+            our_versions="{}-{}".format(*out.ours),
+            why="no protocol version in common",
         )
 
     def _push_pull(self, out: o.PushPullCompleted) -> None:

@@ -182,7 +182,7 @@ class Node(NodeBase):
         self._syncer.set_seeds(now, seeds)
 
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
-        self.tags = MappingProxyType(dict(tags))
+        self.tags = MappingProxyType(self._advertised(tags))
         check_tags(self.cfg, self.tags)
         if self._started and not self._leaving:
             self._set_incarnation(self.incarnation + 1)

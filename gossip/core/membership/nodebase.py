@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import cbor2
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership import versions
 from gossip.core.membership.broadcast import BroadcastQueue
 from gossip.core.membership.config import Config
 from gossip.core.membership.lifeguard import Health
@@ -65,7 +66,8 @@ class NodeBase:
         self.cfg = cfg
         self.rng = rng
         self.incarnation = incarnation
-        self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
+        self._versions = versions.VersionChooser(name, (cfg.protocol_min, cfg.protocol_max))
+        self.tags: Mapping[str, str] = MappingProxyType(self._advertised(tags or {}))
         check_tags(cfg, self.tags)
         self._health = Health(cfg.max_health)
         self._codec = Codec(cfg)
@@ -99,11 +101,18 @@ class NodeBase:
     def member(self, name: str) -> MemberInfo | None:
         return self._table.get(name)
 
+    @property
+    def protocol_version(self) -> int:
+        """The wire version this node speaks now (versions.py)."""
+        return self._codec.version
+
     def count(self, state: MemberState) -> int:
         """How many members (this node included) are in `state`: O(1)."""
         return self._table.counts[state]
 
     def take_outputs(self) -> list[out.Output]:
+        if self._versions.observe(self._outbox):
+            self._codec.speak(self._versions.speaking)
         # Copied, not swapped: the parts hold this list's append.
         outputs = self._outbox.copy()
         self._outbox.clear()
@@ -118,6 +127,10 @@ class NodeBase:
     def _reject(self, src: Address, reason: str) -> None:
         self._count("datagrams_rejected", 1, reason)
         self._outbox.append(out.DatagramRejected(src, reason))
+        refused, self._codec.refused_version = self._codec.refused_version, 0
+        if refused:
+            ours = self._versions.own
+            self._outbox.append(out.ProtocolRefused("", src, (refused, refused), ours))
 
     # ---- sending ----------------------------------------------------------------
 
@@ -125,7 +138,7 @@ class NodeBase:
         """Send `first` (+ the wrapped `extra`) with as many pending updates as
         fit. With no `first`, send only if an update is pending. True if sent."""
         codec = self._codec
-        head = [wrap(encode_message(first))] if first is not None else []
+        head = [wrap(codec.encode(first))] if first is not None else []
         if extra:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)
@@ -185,6 +198,9 @@ class NodeBase:
             self._outbox.append(out.HealthChanged(self._health.score, reason))
 
     # ---- self -----------------------------------------------------------------------
+
+    def _advertised(self, tags: Mapping[str, str]) -> dict[str, str]:
+        return versions.advertised(tags, self._versions.own)
 
     def _self_info(self, now: float, state: MemberState = ALIVE) -> MemberInfo:
         return MemberInfo(self.name, self.address, state, self.incarnation, self.tags, now)

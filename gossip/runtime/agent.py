@@ -190,6 +190,11 @@ class Agent:
         return self._node.health if self._node is not None else 0
 
     @property
+    def protocol_version(self) -> int:
+        """The wire version this agent speaks now (0 before it starts)."""
+        return self._node.protocol_version if self._node is not None else 0
+
+    @property
     def incarnation(self) -> int:
         return self._node.incarnation if self._node is not None else 0
 

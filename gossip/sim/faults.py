@@ -11,6 +11,7 @@ but are reliable: loss costs them retransmission delays, not data.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TCP_RTO = 0.2
@@ -33,6 +34,9 @@ class FaultModel:
     groups: dict[int, int] = field(default_factory=dict)
     """Partition: node index -> group; nodes in different groups cannot talk.
     Empty means no partition."""
+    link_latency: Callable[[int, int], float] | None = None
+    """One-way delay per directed link (src, dst), overriding `latency` (a
+    WAN's latency matrix, wan.py); draws nothing from the rng."""
 
     def __post_init__(self) -> None:
         for name in ("loss", "duplicate", "reorder"):
@@ -59,7 +63,7 @@ class FaultModel:
         loss = self.link_loss.get((src, dst), self.loss) if self.link_loss else self.loss
         if loss and rng.random() < loss:
             return ()
-        delay = self.latency
+        delay = self.link_latency(src, dst) if self.link_latency else self.latency
         if self.jitter:
             delay += rng.random() * self.jitter
         if self.reorder and rng.random() < self.reorder:
@@ -71,7 +75,8 @@ class FaultModel:
     def stream_delay(self, rng: random.Random, src: int, dst: int) -> float:
         """One-way delay of a stream transfer: every lost segment costs an RTO."""
         loss = self.link_loss.get((src, dst), self.loss) if self.link_loss else self.loss
-        delay = self.latency + (rng.random() * self.jitter if self.jitter else 0.0)
+        base = self.link_latency(src, dst) if self.link_latency else self.latency
+        delay = base + (rng.random() * self.jitter if self.jitter else 0.0)
         tries = 0
         while loss and rng.random() < loss and tries < 6:
             tries += 1

@@ -16,6 +16,7 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Message,
     Ping,
@@ -53,6 +54,7 @@ _MESSAGES: list[Message] = [
     Suspect("me", 0, "peer"),
     Dead("peer", 2, "x"),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
+    CoordinateMsg("peer", (1500, -20, 0, 7, 0, 0, 0, 3), 120, 250_000, -40),
 ]
 _NODE = Node("me", _ME, _CFG, rng=random.Random(1))
 _NODE.start(0.0, [])

@@ -84,6 +84,12 @@ class Config:
     """Encoded size limit of a node's tags (CBOR map of str to str)."""
     max_name_bytes: int = 128
 
+    # network coordinates (coordinates.py)
+    coordinates: bool = False
+    """Send this node's Vivaldi coordinate with every ack and learn one from
+    every direct probe. Every member must run a build that knows the
+    coordinate message before it is turned on (an older one refuses it)."""
+
     # protocol versions (versions.py)
     protocol_min: int = 1
     protocol_max: int = 1

@@ -42,6 +42,7 @@ from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersede
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Left,
     Message,
@@ -118,6 +119,7 @@ class Node(NodeBase):
             health_delta=self._health_delta,
             open_ping=self._syncer.open_ping,
             suspect=self._suspicions.suspect,
+            rtt_sample=self._coords.sample,
         )
 
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
@@ -263,6 +265,8 @@ class Node(NodeBase):
             self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
             self._prober.on_nack(msg.seq)
+        elif type(msg) is CoordinateMsg:
+            self._coords.heard(msg)
         else:
             self._reject(src, "unexpected_kind")
 

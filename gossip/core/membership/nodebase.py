@@ -20,9 +20,11 @@ from gossip.core.membership import outputs as out
 from gossip.core.membership import versions
 from gossip.core.membership.broadcast import BroadcastQueue
 from gossip.core.membership.config import Config
+from gossip.core.membership.coordinates import Coordinates
 from gossip.core.membership.lifeguard import Health
 from gossip.core.membership.members import ALIVE, DEAD, SUSPECT, MemberTable
 from gossip.core.membership.messages import (
+    Ack,
     Alive,
     Message,
 )
@@ -71,6 +73,7 @@ class NodeBase:
         check_tags(cfg, self.tags)
         self._health = Health(cfg.max_health)
         self._codec = Codec(cfg)
+        self._coords = Coordinates(name, cfg.coordinates, self._member_names)
         self._table = MemberTable(rng)
         self._timers = TimerHeap()
         self._queue = BroadcastQueue(BACKLOG_PACKETS * self._codec.room)
@@ -106,6 +109,15 @@ class NodeBase:
         """The wire version this node speaks now (versions.py)."""
         return self._codec.version
 
+    @property
+    def coordinates(self) -> Coordinates:
+        """This node's network coordinate and its peers' (read them, do not
+        feed them: the node does)."""
+        return self._coords
+
+    def _member_names(self) -> list[str]:
+        return [m.name for m in self._table]
+
     def count(self, state: MemberState) -> int:
         """How many members (this node included) are in `state`: O(1)."""
         return self._table.counts[state]
@@ -139,6 +151,8 @@ class NodeBase:
         fit. With no `first`, send only if an update is pending. True if sent."""
         codec = self._codec
         head = [wrap(codec.encode(first))] if first is not None else []
+        if type(first) is Ack and self._coords.enabled:
+            head.insert(0, self._coords.part())  # read before the ack, so its sample uses it
         if extra:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)

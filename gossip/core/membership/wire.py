@@ -38,6 +38,7 @@ from gossip.core.membership.config import MAX_UDP_PAYLOAD, Config
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Kind,
     Left,
@@ -59,6 +60,9 @@ MAX_STATE_ENTRIES = 100_000
 MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
+MAX_DIMENSIONS = 16
+MAX_MICROS = 100_000_000
+"""Bound of a coordinate's fixed-point values (100 s in microseconds)."""
 _STATES = tuple(MemberState)
 
 
@@ -180,6 +184,7 @@ class Codec:
             Kind.LEFT: self._left,
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
+            Kind.COORDINATE: self._coordinate,
         }
 
     # ---- encoding ---------------------------------------------------------
@@ -388,6 +393,18 @@ class Codec:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
 
+    def _coordinate(self, raw: list[Any]) -> CoordinateMsg:
+        _, name, vec, height, error, adjustment = raw
+        if type(vec) is not list or not 1 <= len(vec) <= MAX_DIMENSIONS:
+            raise WireError("bad_field", "coordinate dimensions")
+        return CoordinateMsg(
+            self._name(name),
+            tuple(_bounded(v, -MAX_MICROS, MAX_MICROS) for v in vec),
+            _bounded(height, 0, MAX_MICROS),
+            _bounded(error, 0, MAX_MICROS),
+            _bounded(adjustment, -MAX_MICROS, MAX_MICROS),
+        )
+
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""
         e = _loads_strict(raw)
@@ -423,6 +440,12 @@ def _rows(x: Any) -> tuple[bytes, ...]:
         if type(r) is not bytes or not r:
             raise WireError("bad_field", "state entry")
     return tuple(x)
+
+
+def _bounded(x: Any, low: int, high: int) -> int:
+    if type(x) is not int or not low <= x <= high:
+        raise WireError("bad_field", "integer out of range")
+    return x
 
 
 def _uint(x: Any) -> int:

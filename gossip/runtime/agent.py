@@ -31,8 +31,10 @@ from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
 from gossip.runtime.clock import SystemClock, WallClock
 from gossip.runtime.dnsresolver import SystemResolver
+from gossip.runtime.history import MemberHistory
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
+from gossip.runtime.insight import InsightService
 from gossip.runtime.joiner import advertise_address
 from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
@@ -110,6 +112,9 @@ class Agent:
             rejected=self._notifier.streams_rejected,
         )
         self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
+        history = MemberHistory(settings.name, self.wall_ms, lambda: self.health)
+        self._notifier.history = history
+        self.add_service(InsightService(self, history))
 
     # ---- set-up before serve() -------------------------------------------------
 

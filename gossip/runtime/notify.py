@@ -14,6 +14,7 @@ from typing import Any, assert_never
 from gossip.core.membership import outputs as o
 from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.hostport import format_hostport
+from gossip.runtime.history import MemberHistory
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent
 
@@ -66,6 +67,8 @@ class Notifier:
         self._members = members
         self._conflicts_logged: set[tuple[str, Address, Address]] = set()
         self._refusals_logged: set[tuple[str, Address, tuple[int, int]]] = set()
+        self.history: MemberHistory | None = None
+        """When set, every verdict and clue about a member is recorded there too."""
         r = registry
         r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)
         r.gauge("health", "Local health score (0 is healthy).", (), lambda: {(): float(health())})
@@ -166,11 +169,17 @@ class Notifier:
 
     # ---- one method per notification ---------------------------------------
 
+    def _remember(self, member: str, event: str, **detail: Any) -> None:
+        if self.history is not None:
+            self.history.record(member, event, **detail)
+
     def _joined(self, out: o.MemberJoined, now: float) -> MemberEvent:
+        self._remember(out.member.name, "joined", incarnation=out.member.incarnation)
         self.log.info("member_joined", **member_fields(out.member), tags=dict(out.member.tags))
         return MemberEvent("joined", out.member.name, out.member, now)
 
     def _updated(self, out: o.MemberUpdated, now: float) -> MemberEvent:
+        self._remember(out.member.name, "updated", incarnation=out.member.incarnation)
         self.log.info("member_updated", **member_fields(out.member), tags=dict(out.member.tags))
         return MemberEvent("updated", out.member.name, out.member, now)
 
@@ -181,30 +190,41 @@ class Notifier:
             "confirmations": out.confirmations,
             "timeout_s": round(out.timeout, 3),
         }
+        self._remember(out.member.name, "suspected", incarnation=out.member.incarnation, **detail)
         self.log.warning("member_suspected", **member_fields(out.member), **detail)
         return MemberEvent("suspected", out.member.name, out.member, now, detail)
 
     def _failed(self, out: o.MemberFailed, now: float) -> MemberEvent:
         self.failures.inc()
         detail = {"accuser": out.accuser, "confirmations": out.confirmations, "health": out.health}
+        self._remember(out.member.name, "failed", incarnation=out.member.incarnation, **detail)
         self.log.warning("member_failed", **member_fields(out.member), **detail)
         return MemberEvent("failed", out.member.name, out.member, now, detail)
 
     def _recovered(self, out: o.MemberRecovered, now: float) -> MemberEvent:
         self.refutations.inc(labels={"who": "other"})
+        self._remember(out.member.name, "refuted", incarnation=out.member.incarnation)
         self.log.info("member_refuted", **member_fields(out.member))
         return MemberEvent("recovered", out.member.name, out.member, now)
 
     def _left(self, out: o.MemberLeft, now: float) -> MemberEvent:
+        self._remember(out.member.name, "left", incarnation=out.member.incarnation)
         self.log.info("member_left", **member_fields(out.member))
         return MemberEvent("left", out.member.name, out.member, now)
 
     def _reaped(self, out: o.MemberReaped, now: float) -> MemberEvent:
+        self._remember(out.name, "reaped")
         self.log.info("member_reaped", member=out.name)
         return MemberEvent("reaped", out.name, None, now)
 
     def _self_refuted(self, out: o.SelfRefuted) -> None:
         self.refutations.inc(labels={"who": "self"})
+        if self.history is not None:
+            me = self.history.observer
+            self._remember(
+                me, "refuted_itself", accused_as=out.accused_state, accuser=out.accuser,
+                incarnation=out.incarnation,
+            )  # fmt: skip
         self.log.warning(
             "self_refuted",
             accused_state=out.accused_state,
@@ -214,6 +234,7 @@ class Notifier:
 
     def _probe_timed_out(self, out: o.ProbeTimedOut) -> None:
         self.probe_timeouts.inc()
+        self._remember(out.target, "probe_timed_out", indirect_helpers=out.indirect_helpers)
         self.log.info(
             "probe_timed_out",
             member=out.target,

@@ -55,6 +55,7 @@ from gossip.core.membership.messages import (
 from gossip.core.membership.nodebase import MISS, NodeBase, check_tags, freeze_tags
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
+from gossip.core.membership.reachability import SEQ_BASE, Reachability, ReachCheck
 from gossip.core.membership.suspecting import Suspicions
 from gossip.core.membership.wire import (
     WireError,
@@ -121,6 +122,7 @@ class Node(NodeBase):
             suspect=self._suspicions.suspect,
             rtt_sample=self._coords.sample,
         )
+        self._reach = Reachability(lambda to, ping: self._send(to, ping), self._timers)
 
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
         """Announce ourselves with a fresh incarnation, start the timers, join.
@@ -173,6 +175,11 @@ class Node(NodeBase):
             self._finish_leave(now, None)
         else:
             self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
+
+    def check_reachability(self, now: float, timeout: float) -> ReachCheck:
+        """Ping every other alive or suspect member directly, now (reachability.py)."""
+        others = [m for m in self._table if m.name != self.name and m.state <= SUSPECT]
+        return self._reach.check(now, others, timeout)
 
     def join(self, now: float, seeds: Sequence[Address]) -> None:
         """Push-pull with every seed; the first success emits Joined."""
@@ -250,7 +257,10 @@ class Node(NodeBase):
         if type(msg) is Alive:
             self._on_alive(now, msg, raw)
         elif type(msg) is Ack:
-            self._prober.on_ack(now, msg.seq)
+            if msg.seq < SEQ_BASE:
+                self._prober.on_ack(now, msg.seq)
+            else:
+                self._reach.on_ack(now, msg.seq)
         elif type(msg) is Ping:
             self._prober.on_ping(src, msg)
         elif type(msg) is Suspect:

@@ -114,7 +114,13 @@ class Agent:
         self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
         history = MemberHistory(settings.name, self.wall_ms, lambda: self.health)
         self._notifier.history = history
-        self.add_service(InsightService(self, history))
+        # Built in, not a Service: it has no task to run, and an extra task
+        # start would change how every agent's start-up interleaves.
+        insight = InsightService(self, history)
+        insight.attach(self)
+        for (method, path), handler in insight.routes().items():
+            self.add_route(method, path, handler)
+        self._stream_handlers.update(insight.stream_channels())
 
     # ---- set-up before serve() -------------------------------------------------
 

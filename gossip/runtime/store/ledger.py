@@ -90,11 +90,14 @@ class ScreenedReplica(StoredReplica):
         part: int,
         accept: Callable[[Sequence[Record]], list[Record]],
         now: Callable[[], float],
+        former: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(ledger.storage, part)
         self.ledger = ledger
         self.accept = accept
         self.now = now
+        self.former = former
+        """Whether this node no longer replicates the partition (a copy it hands off)."""
 
     def apply(self, records: Sequence[Record]) -> int:
         return self.storage.apply(self.accept(records), part=self.part)
@@ -104,7 +107,10 @@ class ScreenedReplica(StoredReplica):
             return list(records)
         proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
         seqs = self.storage.seqs(self.part, [r.key for r in records])
-        away = self.ledger.returning(self.part, self.now())
+        # A former replica judges like a returning node: its copy stopped receiving
+        # the partition's deletes when it left the replica set, and the current
+        # replicas may have purged them since (they do not wait for its hand-off).
+        away = self.former() or self.ledger.returning(self.part, self.now())
         keep: list[Record] = []
         gone: list[Record] = []
         guessed = False

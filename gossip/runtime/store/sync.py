@@ -94,6 +94,7 @@ class SyncedStore(Protocol):
     def holds(self, part: int) -> bool: ...
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
+    def found_in_sync(self, part: int, source: str) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
 
 
@@ -228,7 +229,7 @@ class AntiEntropy:
                     continue
             learned.holds_no_more(part, peer)
             if part not in peer_pending:
-                self.svc.mark_filled(part, peer)
+                self.svc.found_in_sync(part, peer)
 
     async def differing(
         self, peer: str, parts: list[int]

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from gossip.core.store.hlc import HybridClock, Timestamp
+from gossip.core.store.majority import Majority
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import KvOp, KvOpError, encode_result
 from gossip.runtime.store.coordinator import Coordinator, NotEnoughReplicas
@@ -52,6 +53,7 @@ class FakeCluster:
         self.wall = 1_000_000
         self.fills_asked = 0
         self.earlier: list[str] = []
+        self.ignore_majority = True
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         live = [n for n in self.order if self.replicas[n].reachable]
@@ -59,6 +61,11 @@ class FakeCluster:
 
     def replication(self) -> int:
         return min(self.r, len(self.replicas))
+
+    def majority(self) -> Majority:
+        seen = 1 + sum(1 for r in self.replicas.values() if r.reachable)
+        known = 1 + len(self.replicas)  # the coordinator and the replicas
+        return Majority(seen, known, 2 * seen > known or self.ignore_majority)
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
         return [n for n in self.order if n not in gone][: self.r]

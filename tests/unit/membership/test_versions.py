@@ -35,6 +35,9 @@ def restart(net: Net, i: int, cfg: Config) -> None:
     """Replace node i by a fresh process of the same name with `cfg`, which
     joins through node 0 (or 1 when it is node 0)."""
     old = net.nodes[i]
+    # The old process is gone: its pending timer events must not run it on.
+    old.handle_timeout = lambda now: None  # type: ignore[method-assign]
+    old.next_deadline = lambda: None  # type: ignore[method-assign]
     node = Node(old.name, old.address, cfg, rng=random.Random(i + 77), incarnation=old.incarnation)
     net.nodes[i] = node
     net.by_addr[node.address] = node
@@ -180,3 +183,17 @@ def test_a_member_advertising_a_range_that_misses_ours_is_refused_once_and_left_
     gone: list[out.Output] = [out.MemberFailed(near, "me", 0, 0)]
     assert chooser.observe(gone)
     assert chooser.speaking == 1
+
+
+def test_a_member_rolled_back_to_version_one_brings_the_cluster_back_down_without_a_failure() -> (
+    None
+):
+    net = mixed_net([V12, V12, V12, V12], seed=5)
+    net.start_all()
+    net.run_until(15)
+    assert [n.protocol_version for n in net.nodes] == [2] * 4
+    restart(net, 2, V1)
+    net.run_until(35)
+    assert [n.protocol_version for n in net.nodes] == [1] * 4
+    assert all(len(net.view(n)) == 4 for n in net.nodes)
+    assert not failures(net)

@@ -34,7 +34,7 @@ from gossip.runtime.dnsresolver import SystemResolver
 from gossip.runtime.history import MemberHistory
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
-from gossip.runtime.insight import InsightService
+from gossip.runtime.insight import InsightService, nearest_live
 from gossip.runtime.joiner import advertise_address
 from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
@@ -217,6 +217,9 @@ class Agent:
 
     def self_info(self) -> MemberInfo | None:
         return self.member(self.name)
+
+    def nearest(self, n: int) -> list[tuple[str, float]]:
+        return nearest_live(self._node, n) if self._node is not None else []
 
     async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
         return await self.streams.request(to, channel, body)

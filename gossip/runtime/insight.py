@@ -114,10 +114,9 @@ class InsightService(Service):
         return ApiResponse.json({"a": a, "b": b, "rtt_ms": round(estimate_rtt(ca, cb) * 1e3, 3)})
 
     async def _nearest(self, req: ApiRequest) -> ApiResponse:
-        coords = await self._coordinates()
+        await self._coordinates()
         n = _bounded_int(req.query.get("n", "3"), "n", 1, MAX_NEAREST)
-        names = [m.name for m in self.host.members() if m.state in _LIVE]
-        found = nearest(coords.of, self.host.name, names, n)
+        found = await self._node.call(lambda node, now: nearest_live(node, n))
         rows = [{"node": name, "rtt_ms": round(s * 1e3, 3)} for name, s in found]
         return ApiResponse.json({"nearest": rows})
 
@@ -182,6 +181,15 @@ class InsightService(Service):
                 nursery.start_soon(ask, peer.name, peer.address)
         story = merge_story(histories)
         return ApiResponse.json({"member": member, "observers": observers, "story": story})
+
+
+def nearest_live(node: Node, n: int) -> list[tuple[str, float]]:
+    """Up to n live members nearest `node` by estimated round trip, as
+    (name, seconds), nearest first; empty while coordinates are off."""
+    if not node.coordinates.enabled:
+        return []
+    live = [m.name for m in node.members() if m.state in _LIVE]
+    return nearest(node.coordinates.of, node.name, live, n)
 
 
 def _records(reply: bytes | None, observer: str) -> list[dict[str, Any]]:

@@ -81,7 +81,8 @@ async def test_agents_estimate_the_round_trip_between_members_from_coordinates(
         mine = await get(agents[0], "/v1/coordinate")
         assert mine["node"] == "m0" and mine["samples"] > 20 and len(mine["coordinate"]["vec"]) == 8
         near = await get(agents[0], "/v1/nearest", n="2")
-        assert len(near["nearest"]) == 2
+        assert [r["node"] for r in near["nearest"]] == [name for name, _ in agents[0].nearest(2)]
+        assert len(near["nearest"]) == 2 and "m0" not in str(near)
         nursery.cancel_scope.cancel()
 
 

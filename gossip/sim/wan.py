@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 from gossip.core.membership.config import Config
 from gossip.core.membership.vivaldi import estimate_rtt
+from gossip.faults import FaultModel
 from gossip.sim.engine import Simulation
-from gossip.sim.faults import FaultModel
 
 DATACENTRES: tuple[tuple[str, float, float], ...] = (
     ("us-east", 38.9, -77.0),

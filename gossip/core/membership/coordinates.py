@@ -4,10 +4,12 @@ and the last one each peer sent (vivaldi.py holds the math).
 Rules:
 - Off unless cfg.coordinates: then nothing is sent or kept, and no packet
   changes.
-- A node sends its coordinate ahead of every ack it sends (CoordinateMsg),
-  and keeps the last one each peer sent it.
+- A node sends its coordinate right after every ack it sends, in the same
+  packet (CoordinateMsg), and keeps the last one each peer sent it.
 - Only a direct probe's round trip is a sample (an ack relayed by a helper or
-  over the fallback stream also measures someone else). A sample moves our
+  over the fallback stream also measures someone else). It waits for the
+  coordinate that follows its ack, so each sample pairs a round trip with
+  the coordinate the peer held when it answered. A sample moves our
   coordinate through a per-peer median of its last three round trips (one
   delayed ack does not throw the coordinate off), then the adjustment window
   and gravity, as in Serf.
@@ -63,6 +65,8 @@ class Coordinates:
         self._residuals = [0.0] * vivaldi.ADJUSTMENT_WINDOW
         self._residual_at = 0
         self._rtts: dict[str, list[float]] = {}
+        self._awaiting: dict[str, float] = {}
+        """Round trips of acks whose coordinate has not been read yet."""
         self._peers: dict[str, Coordinate] = {}
         self._part = b""
         self._prune_at = 64
@@ -79,18 +83,25 @@ class Coordinates:
         return self.own if name == self.name else self._peers.get(name)
 
     def heard(self, msg: CoordinateMsg) -> None:
-        """A peer's coordinate arrived (ahead of its ack)."""
+        """A peer's coordinate arrived (right after its ack)."""
         if not self.enabled or msg.name == self.name:
             return
         coord = from_message(msg)
+        rtt = self._awaiting.pop(msg.name, None)
         if len(coord.vec) == len(self.own.vec):
             self._peers[msg.name] = coord
+            if rtt is not None:
+                self._learn(msg.name, coord, rtt)
             self._prune()
 
     def sample(self, name: str, rtt: float) -> None:
-        """A direct probe of `name` was acked after `rtt` seconds."""
-        other = self._peers.get(name)
-        if not self.enabled or other is None or not vivaldi.acceptable(self.own, other, rtt):
+        """A direct probe of `name` was acked after `rtt` seconds: learned
+        from once its coordinate, next in the packet, is read."""
+        if self.enabled:
+            self._awaiting[name] = rtt
+
+    def _learn(self, name: str, other: Coordinate, rtt: float) -> None:
+        if not vivaldi.acceptable(self.own, other, rtt):
             return
         window = self._rtts.setdefault(name, [])
         window.append(rtt)
@@ -116,6 +127,7 @@ class Coordinates:
         known = set(self._known())
         self._peers = {n: c for n, c in self._peers.items() if n in known}
         self._rtts = {n: r for n, r in self._rtts.items() if n in known}
+        self._awaiting = {n: r for n, r in self._awaiting.items() if n in known}
         self._prune_at = 2 * len(self._peers) + 64
 
 

@@ -23,14 +23,16 @@ Rules:
   reason is logged.
 - A read asks every replica and merges every answer (last writer wins), but
   counts toward the quorum only replicas already filled with the partition's
-  data; when pending answers are all that is missing it nudges anti-entropy and
-  asks again within the timeout. For a while after a placement change it also
-  asks the key's earlier replicas, which hold its data until their hand-off
-  ends: one that still holds the partition counts, one that dropped it answers
-  as pending. Read repair (writing the winner to the
-  replicas that answered older or nothing) completes before the answer, and
-  the answer fails unless `needed` filled replicas hold the winner: so
-  successive quorum reads never go back.
+  data; once enough count, the others get as long again (at least LINGER_S),
+  since views differ for a moment after a membership change and the writer's
+  replicas need not be the reader's. When pending answers are all that is
+  missing it nudges anti-entropy and asks again within the timeout. For a
+  while after a placement change it also asks the key's earlier replicas,
+  which hold its data until their hand-off ends: one that still holds the
+  partition counts, one that dropped it answers as pending. Read repair
+  (writing the winner to the replicas that answered older or nothing)
+  completes before the answer, and the answer fails unless `needed` filled
+  replicas hold the winner: so successive quorum reads never go back.
 - Replicas still answering finish in the background. A refusal carries a
   reason; storage reasons (no_space, io_error) reach the client.
 """

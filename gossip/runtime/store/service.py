@@ -300,6 +300,7 @@ class StoreService(Service):
             log.warning("kv_majority_lost", seen=now.seen, known=now.known)
             return False
         self.fill.entered(self.view.mine)
+        self.ledger.lost_contact()
         log.info("kv_majority_regained", seen=now.seen, known=now.known)
         return True
 

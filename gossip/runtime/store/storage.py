@@ -132,10 +132,14 @@ class KVStorage:
         self.stored_depth = stored_depth
         # `connect` is the disk seam: fault runs pass one whose connection fails on demand.
         self._db = (connect or _connect)(":memory:" if path is None else str(path))
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:  # a full disk, say: the store cannot open
+            self._db.close()
+            raise StorageError.of(exc) from exc
         row = self._db.execute("SELECT max(seq) FROM kv").fetchone()
         self.seq = int(row[0] or 0)
         """The greatest sequence number given out; rows stored from now on get higher ones."""

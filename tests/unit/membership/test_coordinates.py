@@ -88,7 +88,7 @@ def test_with_coordinates_off_no_packet_carries_one() -> None:
 def test_nodes_with_coordinates_on_learn_the_round_trip_between_them() -> None:
     cfg = CFG.replace(coordinates=True)
     net = Net(4, cfg)
-    net.latency = 0.020
+    net.faults.latency = 0.020
     net.start_all()
     net.run_until(60)
     a, b = net.nodes[0], net.nodes[1]
@@ -99,8 +99,8 @@ def test_nodes_with_coordinates_on_learn_the_round_trip_between_them() -> None:
         p for _, o in net.log if type(o).__name__ == "Send" for p in [o.payload]
         if any(type(m) is Ack for m in Codec(cfg).decode_packet(p))
     ]  # fmt: skip
-    assert all(type(Codec(cfg).decode_packet(p)[0]) is CoordinateMsg for p in acks), (
-        "a coordinate leads every ack"
+    assert all(type(Codec(cfg).decode_packet(p)[1]) is CoordinateMsg for p in acks), (
+        "a coordinate follows every ack"
     )
 
 

@@ -50,7 +50,7 @@ async def test_reachability_lists_who_answers_a_direct_ping_now_with_round_trips
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     net = MemoryNetwork(random.Random(1))
-    net.delay_ms = 10.0
+    net.faults.latency = 0.010
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.run)
         agents = await start_agents(nursery, net, 3, coordinates=False)
@@ -58,7 +58,7 @@ async def test_reachability_lists_who_answers_a_direct_ping_now_with_round_trips
         rows = {r["name"]: r for r in answer["members"]}
         assert set(rows) == {"m1", "m2"} and all(r["answered"] for r in rows.values())
         assert all(r["rtt_ms"] == pytest.approx(20.0, abs=5.0) for r in rows.values())
-        net.down.add("10.0.0.3")
+        net.faults.down.add("10.0.0.3")
         answer = await get(agents[0], "/v1/reachability", timeout="0.5")
         rows = {r["name"]: r for r in answer["members"]}
         assert rows["m1"]["answered"] and not rows["m2"]["answered"]
@@ -71,7 +71,7 @@ async def test_agents_estimate_the_round_trip_between_members_from_coordinates(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     net = MemoryNetwork(random.Random(2))
-    net.delay_ms = 10.0
+    net.faults.latency = 0.010
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.run)
         agents = await start_agents(nursery, net, 4)
@@ -93,7 +93,7 @@ async def test_why_merges_what_every_live_agent_saw_of_a_failed_member(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.run)
         agents = await start_agents(nursery, net, 4, coordinates=False)
-        net.down.add("10.0.0.4")
+        net.faults.down.add("10.0.0.4")
         agents[3].stop()
         with trio.fail_after(120):
             while not all(  # noqa: ASYNC110 - virtual time

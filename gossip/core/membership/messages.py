@@ -33,6 +33,7 @@ class Kind(IntEnum):
     LEFT = 8
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
+    PRUNE = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,19 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class Prune:
+    """Forget `name` now (an operator's force-leave with prune): applies to a
+    member held at `incarnation` or lower, whatever its state (forceleave.py)."""
+
+    KIND: ClassVar[Kind] = Kind.PRUNE
+    name: str
+    incarnation: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -191,7 +205,9 @@ class SyncRows:
     rows: tuple[bytes, ...]
 
 
-Update = Alive | Suspect | Dead | Left
+Update = Alive | Suspect | Dead | Left | Prune
 """The membership updates that are piggybacked as broadcasts."""
 
-Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | PushPull | PushPullReply
+Message = (
+    Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | Prune | PushPull | PushPullReply
+)

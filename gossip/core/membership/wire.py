@@ -40,6 +40,7 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Prune,
     PushPull,
     PushPullReply,
     StateEntry,
@@ -158,6 +159,7 @@ class Codec:
             Kind.SUSPECT: self._suspect,
             Kind.DEAD: self._dead,
             Kind.LEFT: self._left,
+            Kind.PRUNE: self._prune,
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
         }
@@ -328,6 +330,10 @@ class Codec:
     def _left(self, raw: list[Any]) -> Left:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
+
+    def _prune(self, raw: list[Any]) -> Prune:
+        _, name, inc = raw
+        return Prune(self._name(name), _uint(inc))
 
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""

@@ -33,7 +33,8 @@ class Kind(IntEnum):
     LEFT = 8
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
-    PRUNE = 11
+    COORDINATE = 11
+    PRUNE = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,23 @@ class Prune:
 
 
 @dataclass(frozen=True, slots=True)
+class CoordinateMsg:
+    """The sender's network coordinate (vivaldi.py), sent with its acks when
+    coordinates are on. Fixed point, so it is compact and canonical: the
+    point, height and adjustment in microseconds, the error in millionths."""
+
+    KIND: ClassVar[Kind] = Kind.COORDINATE
+    name: str
+    vec_us: tuple[int, ...]
+    height_us: int
+    error_ppm: int
+    adjustment_us: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, list(self.vec_us), self.height_us, self.error_ppm, self.adjustment_us]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -209,5 +227,16 @@ Update = Alive | Suspect | Dead | Left | Prune
 """The membership updates that are piggybacked as broadcasts."""
 
 Message = (
-    Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | Prune | PushPull | PushPullReply
+    Ping
+    | PingReq
+    | Ack
+    | Nack
+    | Alive
+    | Suspect
+    | Dead
+    | Left
+    | PushPull
+    | PushPullReply
+    | CoordinateMsg
+    | Prune
 )

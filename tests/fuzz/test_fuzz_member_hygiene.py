@@ -18,7 +18,7 @@ from gossip.runtime.memberfilter import FilterError, parse_filter
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=20,
+    max_leaves=8,
 )
 MEMBERS = [
     MemberInfo("web-1", ("10.0.0.1", 7946), MemberState.ALIVE, 1, {"role": "web"}, 0.0),
@@ -26,7 +26,7 @@ MEMBERS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.binary(max_size=300) | JSONISH.map(lambda v: json.dumps(v).encode()))
 def test_data_dir_files_fail_only_with_their_typed_errors(raw: bytes) -> None:
     try:
@@ -41,7 +41,7 @@ def test_data_dir_files_fail_only_with_their_typed_errors(raw: bytes) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["status", "name", "tag.role", "tag.x", "other"]) | st.text(max_size=6),

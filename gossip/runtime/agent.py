@@ -25,7 +25,6 @@ import trio
 from gossip.core.membership import outputs as o
 from gossip.core.membership.config import Config
 from gossip.core.membership.node import Node
-from gossip.core.membership.tags import check_tags
 from gossip.core.types import Address, MemberInfo
 from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
@@ -359,7 +358,7 @@ class Agent:
                 self._config,
                 rng=self._rng,
                 incarnation=incarnation,
-                tags=self._first_tags(start_tags(self.settings.tags, recorded)),
+                tags=start_tags(self.settings.tags, recorded),
             )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -524,18 +523,6 @@ class Agent:
         event = "seeds_rejoined" if self.joined.is_set() else "join_retry"
         self.log.info(event, seeds=list(self.settings.join), resolved=len(addresses))
         await self.call(lambda node, now: node.set_seeds(now, addresses))
-
-    def _first_tags(self, tags: dict[str, str]) -> dict[str, str]:
-        """The operator's tags with the services' start tags, if they fit (else a
-        service sets its tags later, and handles the refusal itself)."""
-        merged = dict(tags)
-        for service in self._services:
-            merged.update(service.start_tags())
-        try:
-            check_tags(self._config, merged)
-        except ValueError:
-            return tags
-        return merged
 
     async def _join_candidates(self) -> list[Address]:
         """The seeds' addresses, then those of the member snapshot (snapshot.py)."""

@@ -146,11 +146,6 @@ class Service:
     def attach(self, host: ServiceHost) -> None:
         self.host = host
 
-    def start_tags(self) -> Mapping[str, str]:
-        """Tags this service adds to the agent's first announcement (asked after
-        attach): set there, they cost no incarnation of their own."""
-        return {}
-
     def routes(self) -> Mapping[RouteKey, Handler]:
         return {}
 

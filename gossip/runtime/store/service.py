@@ -214,9 +214,6 @@ class StoreService(Service):
             self._nursery = None
             self.storage.close()
 
-    def start_tags(self) -> Mapping[str, str]:
-        return {SETTINGS_TAG: self.view.hash}
-
     async def announce_settings(self) -> None:
         """Tag this member with the settings hash (again, if a tag change dropped it)."""
         me = self.host.member(self.host.name)

@@ -14,9 +14,6 @@ from gossip.runtime.api import control_routes
 from gossip.runtime.embed import open_agent
 from gossip.runtime.http import ApiError, ApiRequest
 from gossip.runtime.settings import AgentSettings
-from gossip.runtime.store.service import StoreService
-from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.view import SETTINGS_TAG
 
 FAST = {"probe_interval": 0.2, "probe_timeout": 0.1, "gossip_interval": 0.05}
 
@@ -86,12 +83,3 @@ async def test_force_leave_refuses_a_live_member_and_a_bad_body() -> None:
             await call(first, "GET", "/v1/members", name="(")
         assert regex.value.status == 400 and regex.value.message.startswith("name:")
         assert second.member("a") is not None
-
-
-async def test_the_store_settings_tag_rides_on_the_first_announcement() -> None:
-    store = StoreService(StoreSettings(replicas=1, partitions=64))
-    async with open_agent(settings("a"), services=[store]) as agent:
-        me = agent.self_info()
-        assert me is not None and me.tags.get(SETTINGS_TAG) == store.view.hash
-        await store.announce_settings()  # finds its tag there: no change, no new incarnation
-        assert agent.incarnation == 1

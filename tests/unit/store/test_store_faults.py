@@ -21,7 +21,6 @@ from gossip.runtime.store.coordinator import NotEnoughReplicas
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storeclock import ClockDisagrees
 from tests.unit.store.memcluster import running, wait_until
 
 STORE = StoreSettings(partitions=16, sync_interval=0.5)
@@ -129,16 +128,12 @@ async def test_an_agent_with_other_placement_settings_is_kept_out_of_placement(
         assert odd.placement.members == ("n2",)
         gauge = a.host.metrics.render()
         assert "kv_settings_mismatched_members 1" in gauge
-        # the odd agent cannot answer alone either: it knows of the others. Its
-        # settings tag rides on its first announcement, so it never counted them
-        # as placement peers, never read their clocks, and refuses on that first.
+        # the odd agent cannot answer alone either: it knows of the others
         try:
             await odd.put("k", b"v", "quorum")
             raise AssertionError("a lone mismatched agent answered a quorum write")
         except NotEnoughReplicas as exc:
             assert exc.reachable == 1
-        except ClockDisagrees as exc:
-            assert "no peer clock reading" in str(exc)
 
 
 async def test_a_peer_naming_partitions_not_held_here_gets_a_refusal_and_no_tree(

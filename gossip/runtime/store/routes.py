@@ -15,6 +15,10 @@ that says so.
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
   DELETE /v1/kv/KEY          -> {"key", "deleted": true, "version"}
   GET    /v1/kv?prefix=P&limit=N -> {"keys": [{"key", "size", "version"}], "truncated"}
+  GET    /v1/kv/KEY?watch=VERSION&wait=S -> long poll (watch.py): the record as JSON with
+         "changed", once its version differs from VERSION ("none": absent), or after S seconds
+  GET    /v1/kv?prefix=P&watch=INDEX&wait=S -> long poll: the listing with its "index" and
+         "changed", once the index differs from INDEX (any other text: answer now)
   GET    /v1/kv-digest       -> per-partition Merkle roots and counts on this node
 """
 
@@ -26,11 +30,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from gossip.core.store.hlc import Timestamp
-from gossip.core.store.record import Record, RecordError
+from gossip.core.store.record import MAX_KEY_BYTES, Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
 from gossip.runtime.store.storeclock import ClockDisagrees
+from gossip.runtime.store.watch import ABSENT, WatchGate, parse_wait, prefix_index, wait_for_change
 
 PREFIX = "/v1/kv/"
 MAX_LIST = 10_000
@@ -42,6 +47,7 @@ class RoutedStore(Protocol):
     async def put(self, key: str, value: bytes, consistency: str) -> Record: ...
     async def delete(self, key: str, consistency: str) -> Record: ...
     async def get(self, key: str, consistency: str) -> bytes | None: ...
+    async def get_record(self, key: str, consistency: str) -> Record | None: ...
     def get_local(self, key: str) -> Record | None: ...
     def digest(self) -> dict[str, Any]: ...
     async def list(self, prefix: str, limit: int) -> tuple[list[Listed], bool]: ...
@@ -60,6 +66,10 @@ def record_json(r: Record) -> dict[str, Any]:
         "version": version_text(r.version),
         "wall_ms": r.version.wall,
     }
+
+
+def watched_version(r: Record | None) -> str:
+    return ABSENT if r is None else version_text(r.version)
 
 
 def _key(req: ApiRequest) -> str:
@@ -109,7 +119,35 @@ def _guarded(work: Work) -> Handler:
     return handler
 
 
-def store_routes(svc: RoutedStore) -> Mapping[RouteKey, Handler]:
+def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[RouteKey, Handler]:
+    watches = gate or WatchGate()
+
+    async def watch_key(req: ApiRequest, key: str, seen: str) -> ApiResponse:
+        consistency, wait = _consistency(req), parse_wait(req.query.get("wait"))
+        with watches.admit():
+            record, changed = await wait_for_change(
+                lambda: svc.get_record(key, consistency), watched_version, seen, wait
+            )
+        if record is None:
+            body: dict[str, Any] = {"key": key, "deleted": True, "value_b64": None}
+            body |= {"version": ABSENT, "changed": changed}
+            return ApiResponse.json(body)
+        return ApiResponse.json(record_json(record) | {"changed": changed})
+
+    async def watch_prefix(req: ApiRequest, prefix: str, limit: int, seen: str) -> ApiResponse:
+        wait = parse_wait(req.query.get("wait"))
+
+        def index(listing: tuple[list[Listed], bool]) -> str:
+            return prefix_index(listing[0], lambda i: version_text(i.version))
+
+        with watches.admit():
+            (records, truncated), changed = await wait_for_change(
+                lambda: svc.list(prefix, limit), index, seen, wait
+            )
+        keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
+        body = {"keys": keys, "truncated": truncated, "changed": changed}
+        return ApiResponse.json(body | {"index": index((records, truncated))})
+
     async def put(req: ApiRequest) -> ApiResponse:
         r = await svc.put(_key(req), req.body, _consistency(req))
         return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
@@ -121,6 +159,8 @@ def store_routes(svc: RoutedStore) -> Mapping[RouteKey, Handler]:
             if local is None:
                 raise ApiError(404, f"no such key on this node: {key}")
             return ApiResponse.json(record_json(local))
+        if "watch" in req.query:
+            return await watch_key(req, key, req.query["watch"])
         value = await svc.get(key, _consistency(req))
         if value is None:
             raise ApiError(404, f"no such key: {key}")
@@ -134,7 +174,12 @@ def store_routes(svc: RoutedStore) -> Mapping[RouteKey, Handler]:
         raw = req.query.get("limit", "1000")
         if not raw.isdigit() or not 0 < int(raw) <= MAX_LIST:
             raise ApiError(400, f"limit must be 1..{MAX_LIST}")
-        records, truncated = await svc.list(req.query.get("prefix", ""), int(raw))
+        prefix = req.query.get("prefix", "")
+        if len(prefix.encode()) > MAX_KEY_BYTES:
+            raise ApiError(400, f"prefix longer than {MAX_KEY_BYTES} bytes")
+        if "watch" in req.query:
+            return await watch_prefix(req, prefix, int(raw), req.query["watch"])
+        records, truncated = await svc.list(prefix, int(raw))
         keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
         return ApiResponse.json({"keys": keys, "truncated": truncated})
 

@@ -525,6 +525,10 @@ class StoreService(Service):
         record = await self._count("get", self.coordinator.read(key, _c(consistency)))
         return None if record is None else record.value
 
+    async def get_record(self, key: str, consistency: str = "quorum") -> Record | None:
+        """The winning record, a tombstone for a deleted key (watches compare its version)."""
+        return await self._count("get", self.coordinator.read(key, _c(consistency)))
+
     def get_local(self, key: str) -> Record | None:
         """This node's own copy, tombstones included (for inspection and tests)."""
         return self.storage.get(key)

@@ -11,6 +11,7 @@ version is a 409 that says so.
 A node whose store clock disagrees with its peers refuses writes with a 503
 that says so.
   PUT    /v1/kv/KEY          body = value     -> {"key", "version"}
+  PUT    /v1/kv/KEY?ephemeral=1  the same, deleted when this agent fails or leaves (ephemeral.py)
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
   DELETE /v1/kv/KEY          -> {"key", "deleted": true, "version"}
@@ -34,6 +35,7 @@ from gossip.core.store.record import MAX_KEY_BYTES, Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
+from gossip.runtime.store.ephemeral import is_internal
 from gossip.runtime.store.storeclock import ClockDisagrees
 from gossip.runtime.store.watch import ABSENT, WatchGate, parse_wait, prefix_index, wait_for_change
 
@@ -45,6 +47,7 @@ class RoutedStore(Protocol):
     """What the routes need of the store service (its library API)."""
 
     async def put(self, key: str, value: bytes, consistency: str) -> Record: ...
+    async def put_ephemeral(self, key: str, value: bytes, consistency: str) -> Record: ...
     async def delete(self, key: str, consistency: str) -> Record: ...
     async def get(self, key: str, consistency: str) -> bytes | None: ...
     async def get_record(self, key: str, consistency: str) -> Record | None: ...
@@ -122,6 +125,13 @@ def _guarded(work: Work) -> Handler:
 def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[RouteKey, Handler]:
     watches = gate or WatchGate()
 
+    async def visible(prefix: str, limit: int) -> tuple[list[Listed], bool]:
+        """The listing without the ephemeral index, unless that is what was asked for."""
+        records, truncated = await svc.list(prefix, limit)
+        if is_internal(prefix):
+            return records, truncated
+        return [r for r in records if not is_internal(r.key)], truncated
+
     async def watch_key(req: ApiRequest, key: str, seen: str) -> ApiResponse:
         consistency, wait = _consistency(req), parse_wait(req.query.get("wait"))
         with watches.admit():
@@ -142,14 +152,15 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
 
         with watches.admit():
             (records, truncated), changed = await wait_for_change(
-                lambda: svc.list(prefix, limit), index, seen, wait
+                lambda: visible(prefix, limit), index, seen, wait
             )
         keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
         body = {"keys": keys, "truncated": truncated, "changed": changed}
         return ApiResponse.json(body | {"index": index((records, truncated))})
 
     async def put(req: ApiRequest) -> ApiResponse:
-        r = await svc.put(_key(req), req.body, _consistency(req))
+        write = svc.put_ephemeral if req.query.get("ephemeral") in ("1", "true") else svc.put
+        r = await write(_key(req), req.body, _consistency(req))
         return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
 
     async def get(req: ApiRequest) -> ApiResponse:
@@ -179,7 +190,7 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
             raise ApiError(400, f"prefix longer than {MAX_KEY_BYTES} bytes")
         if "watch" in req.query:
             return await watch_prefix(req, prefix, int(raw), req.query["watch"])
-        records, truncated = await svc.list(prefix, int(raw))
+        records, truncated = await visible(prefix, int(raw))
         keys = [{"key": i.key, "size": i.size, "version": version_text(i.version)} for i in records]
         return ApiResponse.json({"keys": keys, "truncated": truncated})
 

@@ -58,6 +58,7 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.ephemeral import EphemeralReaper, put_ephemeral
 from gossip.runtime.store.fill import FillState
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.routes import store_routes
@@ -525,6 +526,10 @@ class StoreService(Service):
         record = await self._count("get", self.coordinator.read(key, _c(consistency)))
         return None if record is None else record.value
 
+    async def put_ephemeral(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+        """A put deleted when this agent fails or leaves (ephemeral.py)."""
+        return await put_ephemeral(self, self.host.name, key, value, consistency)
+
     async def get_record(self, key: str, consistency: str = "quorum") -> Record | None:
         """The winning record, a tombstone for a deleted key (watches compare its version)."""
         return await self._count("get", self.coordinator.read(key, _c(consistency)))
@@ -633,7 +638,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     settings = kvsettings.from_sources(agent.settings_section("store"), args)
-    agent.add_service(StoreService(settings, fingerprint_secret=lambda: cluster_secret(agent)))
+    store = StoreService(settings, fingerprint_secret=lambda: cluster_secret(agent))
+    agent.add_service(store)
+    agent.add_service(EphemeralReaper(store))
 
 
 def cluster_secret(agent: object) -> bytes | None:

@@ -1,17 +1,21 @@
-"""`gossip kv put|get|delete|list|digest`: the replicated store from the shell.
+"""`gossip kv put|get|delete|list|watch|digest`: the replicated store from the shell.
 
 Rules: every command talks to one agent's control API (--api / GOSSIP_API),
 which coordinates the request with the key's replicas. Values travel as raw
 bytes: `put KEY VALUE`, `put KEY -` (stdin) or `put KEY --file F`; `get`
 writes the value bytes to stdout unchanged. `get --local` shows only this
 agent's own copy (tombstones included) as JSON, without asking replicas.
-Errors print one line to stderr and exit 1 (a missing key too).
+`watch` prints each new state of a key or prefix as a JSON line (client/watch.py), and
+runs --handler with that line on its stdin. Errors print one line to stderr and exit 1
+(a missing key too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from urllib.parse import urlencode
 from gossip.cli.api_command import api_command
 from gossip.client.api import ApiClient, ApiClientError, add_client_arguments
 from gossip.client.kv import call, key_path
+from gossip.client.watch import changes
 
 
 def register(subparsers: Any) -> None:
@@ -35,8 +40,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("key")
     p.add_argument("value", nargs="?", help="the value; '-' reads stdin")
     p.add_argument("--file", type=Path, help="read the value from this file")
+    p.add_argument(
+        "--ephemeral", action="store_true", help="delete the key when this agent fails or leaves"
+    )
     _consistency(p)
     p.set_defaults(func=api_command("kv put", put))
+
+    p = action("watch", "print each change of a key or a prefix (one JSON line each)")
+    p.add_argument("key", nargs="?")
+    p.add_argument("--prefix", help="watch every key under this prefix")
+    p.add_argument("--handler", help="run this command for each change, the JSON on its stdin")
+    p.add_argument("--count", type=int, default=0, help="stop after N changes (0: never)")
+    p.add_argument("--wait", type=float, default=30.0, help="long-poll length, s (30)")
+    p.set_defaults(func=api_command("kv watch", watch))
 
     p = action("get", "read a value (written to stdout as is)")
     p.add_argument("key")
@@ -74,9 +90,8 @@ def put(client: ApiClient, args: argparse.Namespace) -> int:
         value = args.value.encode()
     else:
         raise ApiClientError("give a VALUE, '-' for stdin, or --file")
-    answer = json.loads(
-        call(client, "PUT", key_path(args.key, consistency=args.consistency), value)
-    )
+    query = {"consistency": args.consistency} | ({"ephemeral": "1"} if args.ephemeral else {})
+    answer = json.loads(call(client, "PUT", key_path(args.key, **query), value))
     print(f"{answer['key']} written (version {answer['version']})")
     return 0
 
@@ -89,6 +104,21 @@ def get(client: ApiClient, args: argparse.Namespace) -> int:
     value = call(client, "GET", key_path(args.key, consistency=args.consistency))
     sys.stdout.buffer.write(value)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def watch(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.count < 0:
+        raise ApiClientError("--count must be 0 or more")
+    found = changes(client, key=args.key, prefix=args.prefix, wait=args.wait)
+    for seen, change in enumerate(found, start=1):
+        line = json.dumps(change, sort_keys=True)
+        print(line, flush=True)
+        if args.handler:
+            # No shell: the command is split like a shell would, then run directly.
+            subprocess.run(shlex.split(args.handler), input=line.encode() + b"\n", check=False)
+        if seen == args.count:
+            break
     return 0
 
 

@@ -17,10 +17,14 @@ MAX_ANSWER = 16 << 20
 
 
 def request(
-    client: ApiClient, method: str, path: str, body: bytes | None = None
+    client: ApiClient,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    timeout: float = TIMEOUT_S,
 ) -> tuple[int, str, bytes]:
     """One raw HTTP exchange: (status, content type, body)."""
-    conn = http.client.HTTPConnection(client.host, client.port, timeout=TIMEOUT_S)
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=timeout)
     headers = {"Content-Type": "application/octet-stream"}
     if client.token:
         headers["Authorization"] = f"Bearer {client.token}"

@@ -50,6 +50,11 @@ def is_internal(key: str) -> bool:
     return key.startswith(INDEX_PREFIX)
 
 
+def hide_internal(prefix: str, records: list[Listed]) -> list[Listed]:
+    """A user listing: the index entries only when the prefix asks for them."""
+    return records if is_internal(prefix) else [r for r in records if not is_internal(r.key)]
+
+
 async def put_ephemeral(
     store: EphemeralStore, writer: str, key: str, value: bytes, consistency: str
 ) -> Record:

@@ -35,7 +35,7 @@ from gossip.core.store.record import MAX_KEY_BYTES, Record, RecordError
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
-from gossip.runtime.store.ephemeral import is_internal
+from gossip.runtime.store.ephemeral import hide_internal
 from gossip.runtime.store.storeclock import ClockDisagrees
 from gossip.runtime.store.watch import ABSENT, WatchGate, parse_wait, prefix_index, wait_for_change
 
@@ -128,9 +128,7 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
     async def visible(prefix: str, limit: int) -> tuple[list[Listed], bool]:
         """The listing without the ephemeral index, unless that is what was asked for."""
         records, truncated = await svc.list(prefix, limit)
-        if is_internal(prefix):
-            return records, truncated
-        return [r for r in records if not is_internal(r.key)], truncated
+        return hide_internal(prefix, records), truncated
 
     async def watch_key(req: ApiRequest, key: str, seen: str) -> ApiResponse:
         consistency, wait = _consistency(req), parse_wait(req.query.get("wait"))
@@ -148,7 +146,7 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
         wait = parse_wait(req.query.get("wait"))
 
         def index(listing: tuple[list[Listed], bool]) -> str:
-            return prefix_index(listing[0], lambda i: version_text(i.version))
+            return prefix_index(listing[0])
 
         with watches.admit():
             (records, truncated), changed = await wait_for_change(

@@ -30,7 +30,7 @@ import argparse
 import random
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -58,7 +58,7 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
-from gossip.runtime.store.ephemeral import EphemeralReaper, put_ephemeral
+from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.routes import store_routes
@@ -67,6 +67,7 @@ from gossip.runtime.store.storage import KVStorage, StorageError
 from gossip.runtime.store.storeclock import StoreClock
 from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
 from gossip.runtime.store.view import LIVE_STATES, SETTINGS_TAG, StoreView
+from gossip.runtime.store.watch import follow_prefix
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
@@ -529,6 +530,15 @@ class StoreService(Service):
     async def put_ephemeral(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
         """A put deleted when this agent fails or leaves (ephemeral.py)."""
         return await put_ephemeral(self, self.host.name, key, value, consistency)
+
+    def watch(self, prefix: str = "") -> AsyncIterator[list[Listed]]:
+        """Each new state of the live keys under `prefix`, the current one first (watch.py)."""
+
+        async def visible(p: str, limit: int) -> tuple[list[Listed], bool]:
+            records, truncated = await self.list(p, limit)
+            return hide_internal(p, records), truncated
+
+        return follow_prefix(visible, prefix)
 
     async def get_record(self, key: str, consistency: str = "quorum") -> Record | None:
         """The winning record, a tombstone for a deleted key (watches compare its version)."""

@@ -16,10 +16,11 @@ Bounds: at most MAX_WATCHERS open watches per agent (429 above), a wait of 1..MA
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
+import structlog
 import trio
 
 from gossip.core.store.replica_ops import Listed
@@ -32,14 +33,39 @@ MAX_WAIT_S = 300.0
 MAX_WATCHERS = 32  # below the API's connection cap, so a flood of watches leaves room for writes
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
-def prefix_index(items: Sequence[Listed], version: Callable[[Listed], str]) -> str:
+def prefix_index(items: Sequence[Listed]) -> str:
     """A digest of the live keys and their versions: equal listings give equal indexes."""
     h = hashlib.sha256()
     for item in sorted(items, key=lambda i: i.key):
-        h.update(item.key.encode() + b"\0" + version(item).encode() + b"\0")
+        v = item.version
+        h.update(f"{item.key}\0{v.wall}.{v.counter}@{v.node}\0".encode())
     return h.hexdigest()[:24]
+
+
+async def follow_prefix(
+    listing: Callable[[str, int], Awaitable[tuple[list[Listed], bool]]],
+    prefix: str,
+    limit: int = 1000,
+    poll: float = POLL_S,
+) -> AsyncIterator[list[Listed]]:
+    """The library form of a prefix watch: each new state of the live keys under `prefix`,
+    the current one first. A read that fails (no quorum, a partition) is retried at the next
+    poll, so the iterator goes on and still ends up on the last state."""
+    seen: str | None = None
+    while True:
+        try:
+            records, _ = await listing(prefix, limit)
+        except Exception as exc:  # the store's errors: try again, never skip the last state
+            log.info("kv_watch_read_failed", prefix=prefix, error=str(exc))
+        else:
+            index = prefix_index(records)
+            if index != seen:
+                seen = index
+                yield records
+        await trio.sleep(poll)
 
 
 def parse_wait(raw: str | None) -> float:

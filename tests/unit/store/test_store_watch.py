@@ -114,3 +114,16 @@ async def test_wait_for_change_always_answers_with_a_fresh_read() -> None:
 
     state, changed = await wait_for_change(read, str, "1", wait=10, poll=0.01)
     assert (state, changed) == (2, True)
+
+
+async def test_the_library_watch_yields_the_current_state_then_each_change() -> None:
+    async with cluster(3) as c:
+        await c.stores[0].put("svc/a", b"1")
+        await c.stores[0].put_ephemeral("svc/e", b"2")  # its index entry stays hidden
+        states = c.stores[2].watch("svc/")
+        first = await anext(states)
+        assert [i.key for i in first] == ["svc/a", "svc/e"]
+        await c.stores[1].delete("svc/a")
+        second = await anext(states)
+        assert [i.key for i in second] == ["svc/e"]
+        await states.aclose()  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ the current state. Failed polls are retried RETRY_S apart, at most `retries` in 
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -45,11 +46,11 @@ def changes(
             status, _, raw = request(
                 client, "GET", _path(key, prefix, seen, wait), None, wait + SLACK_S
             )
-        except ApiClientError:
-            status, raw = 0, b""
+            answer: dict[str, Any] = json.loads(raw) if status == 200 else {}
+        except (ApiClientError, http.client.HTTPException, ValueError):
+            status, raw = 0, b""  # unreachable, or an answer cut short: poll again
         if status == 200:
             failures = 0
-            answer: dict[str, Any] = json.loads(raw)
             if answer.get("changed"):
                 seen = str(answer[marker])
                 yield answer

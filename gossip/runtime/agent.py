@@ -245,6 +245,21 @@ class Agent:
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         await self.call(lambda node, now: node.set_tags(now, dict(tags)))
 
+    async def event(self, name: str, payload: bytes = b"", coalesce: bool = True) -> None:
+        """Fire a user event to every member (docs/user-events.md); ValueError
+        when the name and payload exceed the limit."""
+
+        def fire(node: Node, now: float) -> str:
+            try:
+                node.user_event(now, name, payload, coalesce)
+            except ValueError as exc:  # refused here, not raised in the core task
+                return str(exc)
+            return ""
+
+        refused = await self.call(fire)
+        if refused:
+            raise ValueError(refused)
+
     async def leave(self) -> None:
         """Graceful leave: services' before_leave, then `left` disseminated (bounded)."""
         if self.leaving:
@@ -410,7 +425,7 @@ class Agent:
             self._publish(event)
 
     def _publish(self, event: MemberEvent) -> None:
-        for service in self._services:
+        for service in self._services if event.kind != "user" else ():
             try:
                 service.member_event(event)
             except Exception:

@@ -9,6 +9,8 @@ sends a heartbeat line every HEARTBEAT_S so dead clients are noticed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -50,6 +52,7 @@ class ControlledAgent(Protocol):
     async def join(self, seeds: Sequence[str]) -> int: ...
     async def set_tags(self, tags: Mapping[str, str]) -> None: ...
     async def leave_and_stop(self) -> None: ...
+    async def event(self, name: str, payload: bytes = ..., coalesce: bool = ...) -> None: ...
 
 
 def member_json(m: MemberInfo) -> dict[str, Any]:
@@ -116,6 +119,14 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
             raise ApiError(400, f"tags: {exc}") from None
         return ApiResponse.json({"tags": given})
 
+    async def event(req: ApiRequest) -> ApiResponse:
+        name, payload, coalesce = parse_user_event(req.json())
+        try:
+            await agent.event(name, payload, coalesce)
+        except ValueError as exc:
+            raise ApiError(413, f"payload: {exc}") from None
+        return ApiResponse.json({"name": name, "size": len(payload), "coalesce": coalesce})
+
     async def events(_: ApiRequest) -> ApiResponse:
         return ApiResponse(200, b"", "application/x-ndjson", _event_lines(agent))
 
@@ -127,8 +138,31 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         ("GET", "/v1/events"): events,
         ("POST", "/v1/join"): join,
         ("POST", "/v1/leave"): leave,
+        ("POST", "/v1/event"): event,
         ("POST", "/v1/tags"): tags,
     }
+
+
+def parse_user_event(body: Any) -> tuple[str, bytes, bool]:
+    """The (name, payload, coalesce) of a POST /v1/event body: {"name": str,
+    "payload": str (UTF-8) or "payload_base64": str, "coalesce": bool}."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object")
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "name: expected a non-empty string")
+    coalesce = body.get("coalesce", True)
+    if not isinstance(coalesce, bool):
+        raise ApiError(400, "coalesce: expected true or false")
+    text, encoded = body.get("payload", ""), body.get("payload_base64")
+    if encoded is not None:
+        try:
+            return name, base64.b64decode(str(encoded), validate=True), coalesce
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "payload_base64: not base64") from None
+    if not isinstance(text, str):
+        raise ApiError(400, "payload: expected a string")
+    return name, text.encode(), coalesce
 
 
 async def _event_lines(agent: ControlledAgent) -> AsyncIterator[bytes]:

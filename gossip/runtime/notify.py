@@ -8,6 +8,7 @@ who accused, how many confirmations, our health, the incarnation.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -37,6 +38,14 @@ RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 def fmt_address(address: tuple[str, int]) -> str:
     return format_hostport(address[0], address[1])
+
+
+def payload_json(payload: bytes) -> dict[str, str]:
+    """A user event's payload as JSON carries it: text if it is UTF-8, else base64."""
+    try:
+        return {"payload": payload.decode()}
+    except UnicodeDecodeError:
+        return {"payload_base64": base64.b64encode(payload).decode()}
 
 
 def member_fields(member: MemberInfo) -> dict[str, Any]:
@@ -83,6 +92,7 @@ class Notifier:
         )
         self.push_pulls = r.counter("push_pulls_total", "Completed push-pull exchanges.")
         self.suspicions = r.counter("suspicions_total", "Members this node saw suspected.")
+        self.user_events = r.counter("user_events_total", "User events delivered here.")
         self.failures = r.counter("failures_total", "Members this node saw declared failed.")
         self.refutations = r.counter(
             "refutations_total", "Suspicions refuted, of others or of this node.", ("who",)
@@ -146,6 +156,8 @@ class Notifier:
                 self._name_conflict(out)
             case o.PushPullCompleted():
                 self._push_pull(out)
+            case o.UserEventReceived():
+                return self._user_event(out, now)
             case o.Metric():
                 self.core_metric(out)
             case o.IncarnationChanged() | o.Joined() | o.LeaveCompleted():
@@ -155,6 +167,12 @@ class Notifier:
         return None
 
     # ---- one method per notification ---------------------------------------
+
+    def _user_event(self, out: o.UserEventReceived, now: float) -> MemberEvent:
+        self.user_events.inc()
+        detail = {"ltime": out.ltime, "coalesce": out.coalesce, **payload_json(out.payload)}
+        self.log.info("user_event_received", name=out.name, ltime=out.ltime, size=len(out.payload))
+        return MemberEvent("user", out.name, None, now, detail)
 
     def _joined(self, out: o.MemberJoined, now: float) -> MemberEvent:
         self.log.info("member_joined", **member_fields(out.member), tags=dict(out.member.tags))

@@ -40,7 +40,9 @@ LEAVE_HOOK_TIMEOUT = 5.0
 StreamHandler = Callable[[Address, bytes], Awaitable[bytes | None]]
 DatagramHandler = Callable[[Address, bytes], None]
 
-EVENT_KINDS = ("joined", "updated", "suspected", "failed", "recovered", "left", "reaped")
+EVENT_KINDS = ("joined", "updated", "suspected", "failed", "recovered", "left", "reaped", "user")
+"""`user` is a user event (docs/user-events.md): `name` is the event's name,
+`member` None and `detail` holds ltime, payload and coalesce."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class MemberEvent:
     """accuser/confirmations/timeout_s for suspected, accuser/confirmations/health for failed."""
 
     def to_json(self) -> dict[str, Any]:
+        if self.kind == "user":
+            return {"event": "user", "name": self.name, **self.detail}
         out: dict[str, Any] = {"event": f"member_{self.kind}", "member": self.name}
         if self.member is not None:
             out.update(

@@ -36,6 +36,9 @@ class Net:
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()
         self.log: list[tuple[str, out.Output]] = []  # (observer, output)
+        self.loss = 0.0
+        """Fraction of datagrams dropped, drawn from a seeded rng."""
+        self._loss_rng = random.Random(seed)
 
     def start_all(self) -> None:
         seeds = [self.nodes[0].address]
@@ -55,7 +58,8 @@ class Net:
             self.log.append((node.name, o))
             if isinstance(o, out.Send):
                 dst = self.by_addr.get(o.to)
-                if dst is not None and self.reachable(node, dst):
+                lost = self.loss and self._loss_rng.random() < self.loss
+                if dst is not None and self.reachable(node, dst) and not lost:
                     src, payload = node.address, o.payload
                     self.at(self.now + self.latency, partial(self._rx, dst, src, payload))
             elif isinstance(o, out.OpenStream):

@@ -80,6 +80,19 @@ class Config:
     """Encoded size limit of a node's tags (CBOR map of str to str)."""
     max_name_bytes: int = 128
 
+    # user events (userevents.py)
+    max_event_bytes: int = 512
+    """Limit on a user event's name plus payload; a larger one is refused."""
+    event_budget: int = 640
+    """Bytes of each datagram that user events may fill, after the membership
+    updates (which always go first)."""
+    event_retransmit_mult: int = 8
+    """As retransmit_mult, for user events: a user event has no probe or
+    refutation to make up for a lost copy, so it is repeated more often."""
+    event_window: int = 512
+    """Lamport times of user events remembered: duplicates inside the window
+    are dropped, events older than it are refused as replays."""
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -115,6 +128,11 @@ class Config:
         2 of the 3 targets, and at 10 % loss about one small cluster in ten had
         a member that heard neither a death nor a second accuser.)"""
         scaled = self.retransmit_mult * math.ceil(math.log10(n_members + 1))
+        return max(scaled, self.gossip_nodes)
+
+    def event_retransmit_limit(self, n_members: int) -> int:
+        """retransmit_limit with event_retransmit_mult."""
+        scaled = self.event_retransmit_mult * math.ceil(math.log10(n_members + 1))
         return max(scaled, self.gossip_nodes)
 
     def scaled_push_pull_interval(self, n_members: int) -> float:
@@ -219,3 +237,12 @@ def _validate(cfg: Config) -> None:
     tag_room = cfg.packet_budget - 300
     need(16 <= cfg.max_tags_bytes <= tag_room, "max_tags_bytes", f"must be 16..{tag_room}")
     need(8 <= cfg.max_name_bytes <= 255, "max_name_bytes", "must be 8..255")
+    need(16 <= cfg.max_event_bytes <= 8192, "max_event_bytes", "must be 16..8192")
+    # The largest event, with its Lamport time and framing, must fit the budget.
+    need(
+        cfg.max_event_bytes + 32 <= cfg.event_budget,
+        "event_budget",
+        "must hold the largest event (max_event_bytes + 32)",
+    )
+    need(cfg.event_window >= 16, "event_window", "must be >= 16")
+    need(cfg.event_retransmit_mult >= 1, "event_retransmit_mult", "must be >= 1")

@@ -33,6 +33,7 @@ class Kind(IntEnum):
     LEFT = 8
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
+    USER_EVENT = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,22 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class UserEvent:
+    """A named payload fired by some member, stamped with its Lamport time
+    (userevents.py); `coalesce` lets receivers skip it once a newer event of
+    the same name was delivered."""
+
+    KIND: ClassVar[Kind] = Kind.USER_EVENT
+    ltime: int
+    name: str
+    payload: bytes
+    coalesce: bool
+
+    def fields(self) -> list[Any]:
+        return [self.ltime, self.name, self.payload, self.coalesce]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -194,4 +211,16 @@ class SyncRows:
 Update = Alive | Suspect | Dead | Left
 """The membership updates that are piggybacked as broadcasts."""
 
-Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | PushPull | PushPullReply
+Message = (
+    Ping
+    | PingReq
+    | Ack
+    | Nack
+    | Alive
+    | Suspect
+    | Dead
+    | Left
+    | PushPull
+    | PushPullReply
+    | UserEvent
+)

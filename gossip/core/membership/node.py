@@ -50,6 +50,7 @@ from gossip.core.membership.messages import (
     PingReq,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.nodebase import MISS, NodeBase, check_tags, freeze_tags
 from gossip.core.membership.probing import Prober
@@ -190,6 +191,17 @@ class Node(NodeBase):
             self._broadcast_self()
             self._schedule_gossip(now)
 
+    def user_event(self, now: float, name: str, payload: bytes, coalesce: bool = True) -> None:
+        """Fire a user event (userevents.py): delivered here and gossiped to
+        all. ValueError if the name and payload exceed the limit."""
+        self._deliver(self._events.fire(name, payload, coalesce), True)
+        self._schedule_gossip(now)
+
+    def _deliver(self, ev: UserEvent, new: bool) -> None:
+        if new:
+            self._count("user_events_delivered")
+            self._outbox.append(out.UserEventReceived(ev.ltime, ev.name, ev.payload, ev.coalesce))
+
     # ---- streams (the Syncer's) ------------------------------------------------
 
     def handle_stream_request(self, now: float, src: Address, payload: bytes) -> bytes | None:
@@ -263,6 +275,9 @@ class Node(NodeBase):
             self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
             self._prober.on_nack(msg.seq)
+        elif type(msg) is UserEvent:
+            self._deliver(msg, self._events.receive(msg))
+            self._schedule_gossip(now)
         else:
             self._reject(src, "unexpected_kind")
 

@@ -27,6 +27,7 @@ from gossip.core.membership.messages import (
 )
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import Timer, TimerHeap
+from gossip.core.membership.userevents import UserEvents
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo, MemberState
 
@@ -72,6 +73,7 @@ class NodeBase:
         self._table = MemberTable(rng)
         self._timers = TimerHeap()
         self._queue = BroadcastQueue(BACKLOG_PACKETS * self._codec.room)
+        self._events = UserEvents(cfg, self._codec.room)
         self._outbox: list[out.Output] = []
         self._counters: dict[str, float] = {}
         # Per-datagram traffic counts, kept as plain ints on the hot path and
@@ -130,6 +132,9 @@ class NodeBase:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)
         parts = head + self._queue.take(room, self._retransmit_limit())
+        if self._events:  # user events after the membership updates
+            room -= sum(len(p) for p in parts[len(head) :])
+            parts += self._events.take(room, self.cfg.event_retransmit_limit(len(self._table)))
         if not parts:
             return False
         payload = codec.packet(parts)
@@ -164,7 +169,7 @@ class NodeBase:
 
     def _gossip_tick(self, now: float, _: Any) -> None:
         self._gossip_timer = None
-        if not self._queue:
+        if not self._queue and not self._events:
             return
         targets = self._table.random_members(
             self.cfg.gossip_nodes, GOSSIP_STATES, exclude=(self.name,)
@@ -177,7 +182,7 @@ class NodeBase:
                 break
         if self._leaving and not self._queue.pending(self.name, self._left_payload):
             self._finish_leave(now, None)
-        if self._queue:
+        if self._queue or self._events:
             self._schedule_gossip(now)
 
     def _health_delta(self, delta: int, reason: str) -> None:

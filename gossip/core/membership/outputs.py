@@ -201,6 +201,17 @@ class LeaveCompleted:
 
 @final
 @dataclass(frozen=True, slots=True)
+class UserEventReceived:
+    """A user event to deliver (fired here or heard from gossip), once."""
+
+    ltime: int
+    name: str
+    payload: bytes
+    coalesce: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Metric:
     """A counter increment, for the shell's metrics registry."""
 
@@ -229,6 +240,7 @@ Notification = (
     | PushPullCompleted
     | Joined
     | LeaveCompleted
+    | UserEventReceived
     | Metric
 )
 """Outputs for logs, metrics and callbacks (the shell may ignore them)."""

@@ -45,6 +45,7 @@ from gossip.core.membership.messages import (
     StateEntry,
     Suspect,
     SyncRows,
+    UserEvent,
 )
 from gossip.core.types import MemberInfo, MemberState
 
@@ -148,6 +149,7 @@ class Codec:
         self.max_name = cfg.max_name_bytes
         self.max_tags_bytes = cfg.max_tags_bytes
         self.max_stream_bytes = cfg.max_stream_bytes
+        self.max_event_bytes = cfg.max_event_bytes
         self.budget = cfg.packet_budget
         self._parsers: dict[int, Callable[[list[Any]], Message]] = {
             Kind.PING: self._ping,
@@ -160,6 +162,7 @@ class Codec:
             Kind.LEFT: self._left,
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
+            Kind.USER_EVENT: self._user_event,
         }
 
     # ---- encoding ---------------------------------------------------------
@@ -328,6 +331,15 @@ class Codec:
     def _left(self, raw: list[Any]) -> Left:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
+
+    def _user_event(self, raw: list[Any]) -> UserEvent:
+        _, ltime, name, payload, coalesce = raw
+        if type(payload) is not bytes or type(coalesce) is not bool:
+            raise WireError("bad_field", "user event")
+        name = self._name(name)
+        if len(name.encode()) + len(payload) > self.max_event_bytes:
+            raise WireError("bad_field", "user event too large")
+        return UserEvent(_uint(ltime), name, payload, coalesce)
 
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""

@@ -1,0 +1,82 @@
+"""User events between real agent processes on loopback: `gossip event`,
+delivery on `gossip monitor` and in every agent's log, exactly once, and the
+refusal of an event above the payload limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_helpers import stop_at_once
+
+from gossip.client.localcluster import QUICK_CONFIG, LocalCluster
+
+pytestmark = pytest.mark.e2e
+
+
+def _gossip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gossip", *args],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )  # fmt: skip
+
+
+def _received(path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if line.get("event") == "user_event_received":
+            lines.append(line)
+    return lines
+
+
+def test_an_event_reaches_every_agent_once_and_an_oversized_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    with LocalCluster(4, tmp_path, config_text=QUICK_CONFIG) as cluster:
+        cluster.start()
+        cluster.wait_all_alive(30)
+        first, watched = cluster.agents[0], cluster.agents[3]
+        monitor = subprocess.Popen(
+            [sys.executable, "-m", "gossip", "monitor", "--json", "--api",
+             watched.api().address],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert monitor.stdout is not None
+            assert json.loads(monitor.stdout.readline())["event"] == "subscribed"
+            api = first.api().address
+            fired = _gossip("event", "deploy", "v1", "--no-coalesce", "--api", api)
+            assert fired.returncode == 0, fired.stderr
+            assert "deploy" in fired.stdout
+            line = json.loads(monitor.stdout.readline())
+            assert (line["event"], line["name"], line["payload"]) == ("user", "deploy", "v1")
+            assert line["coalesce"] is False
+
+            big = _gossip("event", "deploy", "x" * 600, "--api", api)
+            assert big.returncode == 1
+            assert "limit is 512" in big.stderr
+
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if all(_received(a.log_path) for a in cluster.agents):
+                    break
+                time.sleep(0.2)
+            time.sleep(1.0)  # let any duplicate arrive before counting
+            for agent in cluster.agents:
+                names = [e["name"] for e in _received(agent.log_path)]
+                assert names == ["deploy"], agent.name
+        finally:
+            monitor.send_signal(signal.SIGINT)
+            monitor.communicate(timeout=10)
+            stop_at_once(cluster)

@@ -28,6 +28,7 @@ from gossip.core.membership.messages import (
     PushPull,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
@@ -53,6 +54,7 @@ MESSAGES: list[Message] = [
     Dead("me", 0, "peer"),
     Left("peer", 3),
     PushPull(False, (StateEntry("peer", PEER, 1, MemberState.ALIVE, {}),)),
+    UserEvent(4, "deploy", b"\x00payload", False),
 ]
 PARTS = [CODEC.frame(m)[len(CODEC.prefix) + 1 :] for m in MESSAGES]
 

@@ -8,6 +8,7 @@ check that a refused input leaves the member table as it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
 
@@ -22,12 +23,14 @@ from gossip.core.membership.messages import (
     PushPull,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
 from gossip.runtime import framing
-from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
+from gossip.runtime.api import parse_user_event
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, HttpServer
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
 from gossip.testing.httpreplay import replay_connection
@@ -50,6 +53,7 @@ _MESSAGES: list[Message] = [
     Suspect("me", 0, "peer"),
     Dead("peer", 2, "x"),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
+    UserEvent(3, "deploy", b"v1", True),
 ]
 _NODE = Node("me", _ME, _CFG, rng=random.Random(1))
 _NODE.start(0.0, [])
@@ -109,6 +113,16 @@ def http_request(data: bytes) -> None:
         raise AssertionError(f"malformed answer {reply[:40]!r}")
 
 
+def user_event_body(data: bytes) -> None:
+    """A POST /v1/event body: any JSON value is parsed or refused with ApiError."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return
+    with contextlib.suppress(ApiError):
+        parse_user_event(body)
+
+
 def all_targets() -> list[tuple[str, Target]]:
     return [
         ("sealer_open", sealer_open),
@@ -116,6 +130,7 @@ def all_targets() -> list[tuple[str, Target]]:
         ("wire", wire_decoders),
         ("node", node_inputs),
         ("http", http_request),
+        ("user_event_body", user_event_body),
     ]
 
 
@@ -129,6 +144,8 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_channel_datagram("keys", b"x"),
             framing.encode_response(framing.STATUS_OK, b"ok"),
         ]
+    if name == "user_event_body":
+        return [b'{"name": "deploy", "payload": "v1"}', b'{"name": "x", "payload_base64": "AA=="}']
     if name == "http":
         return [
             b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",

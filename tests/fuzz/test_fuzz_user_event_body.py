@@ -1,0 +1,38 @@
+"""Hypothesis fuzzing of the POST /v1/event body parser: any JSON value is
+either a valid (name, payload, coalesce) or a 400 ApiError naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gossip.runtime.api import parse_user_event
+from gossip.runtime.http import ApiError
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+BODIES = st.one_of(
+    JSON,
+    st.fixed_dictionaries(
+        {"name": JSON | st.text(max_size=10)},
+        optional={"payload": JSON, "payload_base64": JSON | st.text(), "coalesce": JSON},
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(BODIES)
+def test_a_body_is_parsed_or_refused_with_a_400(body: Any) -> None:
+    try:
+        name, payload, coalesce = parse_user_event(body)
+    except ApiError as exc:
+        assert exc.status == 400
+        return
+    assert isinstance(name, str) and name
+    assert isinstance(payload, bytes)
+    assert isinstance(coalesce, bool)

@@ -278,6 +278,11 @@ class Agent:
             await self.left.wait()
         self.left.set()
 
+    def reload_services(self, settings: AgentSettings) -> None:
+        """SIGHUP: hand each service its config table as read again."""
+        for service in self._services:
+            service.reload(settings.section(service.name))
+
     def stop(self) -> None:
         """Stop at once (no leave): `serve` returns shortly."""
         self._stop_requested.set()
@@ -425,9 +430,12 @@ class Agent:
             self._publish(event)
 
     def _publish(self, event: MemberEvent) -> None:
-        for service in self._services if event.kind != "user" else ():
+        for service in self._services:
             try:
-                service.member_event(event)
+                if event.kind == "user":
+                    service.user_event(event)
+                else:
+                    service.member_event(event)
             except Exception:
                 self.log.exception("service_member_event_failed", service=service.name)
         self._subscribers.publish(event)

@@ -10,6 +10,8 @@ starts. The agent then calls, in this order:
   4. `member_event(event)` synchronously from the agent's core task for every
      membership change; it must not block or raise (exceptions are logged and
      swallowed). Read `host.members()` there for the current view.
+     User events go to `user_event(event)` instead, under the same rules,
+     and `reload(section)` is called with the service's table on SIGHUP.
   5. `before_leave()` awaited (bounded by the service's `leave_timeout`,
      LEAVE_HOOK_TIMEOUT unless it sets its own) when the agent is asked to
      leave gracefully, before the `left` broadcast.
@@ -157,6 +159,15 @@ class Service:
         task_status.started()
 
     def member_event(self, event: MemberEvent) -> None:
+        return None
+
+    def user_event(self, event: MemberEvent) -> None:
+        """A user event (kind `user`), with the same rules as member_event."""
+        return None
+
+    def reload(self, section: Mapping[str, Any]) -> None:
+        """SIGHUP: the service's config table as read again; raise
+        SettingsError to refuse it (the old settings stay)."""
         return None
 
     async def before_leave(self) -> None:

@@ -80,3 +80,71 @@ def test_an_event_reaches_every_agent_once_and_an_oversized_one_is_refused(
             monitor.send_signal(signal.SIGINT)
             monitor.communicate(timeout=10)
             stop_at_once(cluster)
+
+
+def _logged(path: Path, event: str) -> list[dict[str, Any]]:
+    found = []
+    for raw in path.read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if line.get("event") == event:
+            found.append(line)
+    return found
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _handlers_config(out: Path, deploy_file: str) -> str:
+    return QUICK_CONFIG + (
+        "[handlers]\nhandler_timeout = 1.0\nevent_handlers = [\n"
+        f"  'user:deploy=cat >> \"{out}/$GOSSIP_SELF_NAME.{deploy_file}\"',\n"
+        "  'user:hang=sleep 60',\n"
+        "]\n"
+    )
+
+
+def test_handlers_run_once_per_agent_a_hanging_one_is_killed_and_sighup_reloads(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with LocalCluster(3, tmp_path, config_text=_handlers_config(out, "first")) as cluster:
+        cluster.start()
+        cluster.wait_all_alive(30)
+        api = cluster.agents[0].api().address
+        assert _gossip("event", "hang", "--api", api).returncode == 0
+        assert _gossip("event", "deploy", "v1", "--api", api).returncode == 0
+        files = [out / f"{a.name}.first" for a in cluster.agents]
+        _wait(lambda: all(f.exists() for f in files), 15, "the deploy handler on every agent")
+        _wait(
+            lambda: all(_logged(a.log_path, "event_handler_timed_out") for a in cluster.agents),
+            15,
+            "the hanging handler killed everywhere",
+        )
+        for agent in cluster.agents:
+            assert agent.members()  # the API still answers
+            assert agent.running()
+
+        (tmp_path / "agent.toml").write_text(_handlers_config(out, "second"))
+        for agent in cluster.agents:
+            agent.signal(signal.SIGHUP)
+        _wait(
+            lambda: all(_logged(a.log_path, "config_reloaded") for a in cluster.agents),
+            15,
+            "the reload",
+        )
+        assert _gossip("event", "deploy", "v2", "--api", api).returncode == 0
+        second = [out / f"{a.name}.second" for a in cluster.agents]
+        _wait(lambda: all(f.exists() for f in second), 15, "the reloaded handler")
+        time.sleep(1.0)  # let any duplicate run before counting
+        assert [f.read_text() for f in files] == ["v1"] * 3
+        assert [f.read_text() for f in second] == ["v2"] * 3
+        stop_at_once(cluster)

@@ -206,6 +206,8 @@ class SyncRows:
 
     join: bool | None
     rows: tuple[bytes, ...]
+    events: tuple[bytes, ...] = ()
+    """The sender's recent user events, encoded (userevents.py)."""
 
 
 Update = Alive | Suspect | Dead | Left

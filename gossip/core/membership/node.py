@@ -105,6 +105,8 @@ class Node(NodeBase):
             merge=self._merge,
             ping_answered=lambda now, seq: self._prober.on_ack(now, seq),
             ping_failed=lambda now, seq: self._prober.fallback_failed(now, seq),
+            recent_events=self._events.recent_wrapped,
+            sync_events=self._sync_events,
         )
         self._prober = Prober(
             name,
@@ -196,6 +198,11 @@ class Node(NodeBase):
         all. ValueError if the name and payload exceed the limit."""
         self._deliver(self._events.fire(name, payload, coalesce), True)
         self._schedule_gossip(now)
+
+    def _sync_events(self, now: float, events: list[UserEvent]) -> None:
+        """A peer's recent events (push-pull): the ones missed are delivered."""
+        for ev in events:
+            self._deliver(ev, self._events.receive(ev, gossip=False))
 
     def _deliver(self, ev: UserEvent, new: bool) -> None:
         if new:

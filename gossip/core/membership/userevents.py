@@ -62,9 +62,11 @@ class UserEvents:
         self.receive(event)
         return event
 
-    def receive(self, event: UserEvent) -> bool:
+    def receive(self, event: UserEvent, gossip: bool = True) -> bool:
         """An event heard (or fired): True if it is to be delivered now. A new
-        event is kept and queued for gossip even when coalescing hides it."""
+        event is kept, and queued for gossip (unless `gossip` is False: one
+        learned by push-pull spreads by push-pull), even when coalescing
+        hides it."""
         if event.ltime >= self.clock:
             self.clock = event.ltime + 1
         if event.ltime < self.clock - self.window:
@@ -76,8 +78,9 @@ class UserEvents:
             return False
         same_time.append(event)
         self._prune()
-        self._next_key += 1
-        self._queue.enqueue(f"e{self._next_key}", wrap(encode_message(event)))
+        if gossip:
+            self._next_key += 1
+            self._queue.enqueue(f"e{self._next_key}", wrap(encode_message(event)))
         if event.coalesce:
             latest = self._latest.get(event.name, -1)
             if event.ltime < latest:
@@ -90,11 +93,17 @@ class UserEvents:
         one transmit of at most `limit`)."""
         if not self._queue:
             return []
-        return self._queue.take(min(room, self.budget), limit)
+        # The queue hands out the newest first; oldest first is the order
+        # they were fired in, when one packet carries a burst of them.
+        return self._queue.take(min(room, self.budget), limit)[::-1]
 
     def recent(self) -> Iterator[UserEvent]:
         for ltime in sorted(self._kept):
             yield from self._kept[ltime]
+
+    def recent_wrapped(self) -> list[bytes]:
+        """The kept events as a push-pull carries them."""
+        return [wrap(encode_message(e)) for e in self.recent()]
 
     def _prune(self) -> None:
         horizon = self.clock - self.window

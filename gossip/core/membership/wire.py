@@ -23,7 +23,7 @@ DatagramRejected output: nothing else may escape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cbor2
@@ -180,15 +180,22 @@ class Codec:
         """A stream frame holding one message."""
         return self.prefix + b"\x81" + wrap(encode_message(msg))
 
-    def sync_frame(self, join: bool | None, rows: list[bytes]) -> bytes:
+    def sync_frame(
+        self, join: bool | None, rows: list[bytes], events: Sequence[bytes] = ()
+    ) -> bytes:
         """The frame of PushPull(join, entries) (or, with join None, of
         PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
-        same bytes as frame(), by concatenation."""
+        same bytes as frame(), by concatenation. Wrapped user events, if
+        any, follow as one more list (SyncRows.events)."""
+        more = 1 if events else 0
         if join is None:
-            head = b"\x82" + cbor2.dumps(Kind.PUSH_PULL_REPLY)
+            head = wirefast.head(0x80, 2 + more) + cbor2.dumps(Kind.PUSH_PULL_REPLY)
         else:
-            head = b"\x83" + cbor2.dumps(Kind.PUSH_PULL) + (b"\xf5" if join else b"\xf4")
+            head = wirefast.head(0x80, 3 + more) + cbor2.dumps(Kind.PUSH_PULL)
+            head += b"\xf5" if join else b"\xf4"
         body = head + _array_header(len(rows)) + b"".join(rows)
+        if events:
+            body += _array_header(len(events)) + b"".join(events)
         return self.prefix + b"\x81" + wrap(body)
 
     # ---- decoding ---------------------------------------------------------
@@ -222,13 +229,13 @@ class Codec:
         obj = _loads_strict(self._split(payload, 1)[0])
         kind = obj[0] if type(obj) is list and obj and type(obj[0]) is int else None
         if kind == Kind.PUSH_PULL:
-            if len(obj) != 3 or type(obj[1]) is not bool:
+            if len(obj) not in (3, 4) or type(obj[1]) is not bool:
                 raise WireError("bad_field", "push-pull")
-            return SyncRows(obj[1], _rows(obj[2]))
+            return SyncRows(obj[1], _rows(obj[2]), _rows(obj[3]) if len(obj) == 4 else ())
         if kind == Kind.PUSH_PULL_REPLY:
-            if len(obj) != 2:
+            if len(obj) not in (2, 3):
                 raise WireError("bad_field", "push-pull reply")
-            return SyncRows(None, _rows(obj[1]))
+            return SyncRows(None, _rows(obj[1]), _rows(obj[2]) if len(obj) == 3 else ())
         return self._parse_obj(obj)
 
     def _split(self, payload: bytes, max_messages: int) -> list[bytes]:
@@ -340,6 +347,16 @@ class Codec:
         if len(name.encode()) + len(payload) > self.max_event_bytes:
             raise WireError("bad_field", "user event too large")
         return UserEvent(_uint(ltime), name, payload, coalesce)
+
+    def parse_events(self, raws: tuple[bytes, ...]) -> list[UserEvent]:
+        """A push-pull's user events, strictly (WireError "bad_field")."""
+        events = []
+        for raw in raws:
+            msg = self.parse(raw)
+            if type(msg) is not UserEvent:
+                raise WireError("bad_field", "not a user event")
+            events.append(msg)
+        return events
 
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""

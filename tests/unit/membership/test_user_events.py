@@ -6,9 +6,9 @@ import pytest
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
-from gossip.core.membership.messages import UserEvent
+from gossip.core.membership.messages import Ack, SyncRows, UserEvent
 from gossip.core.membership.userevents import UserEvents
-from gossip.core.membership.wire import Codec, WireError, encode_message
+from gossip.core.membership.wire import Codec, WireError, encode_message, wrap
 from gossip.testing.corenet import Net
 
 
@@ -116,3 +116,40 @@ def test_membership_updates_go_before_user_events_in_a_packet() -> None:
     assert mixed, kinds
     for k in mixed:
         assert k.index(UserEvent.KIND) == len(k) - 1
+
+
+def test_a_node_that_joins_later_gets_the_recent_events_by_push_pull_once() -> None:
+    net = Net(3, Config.for_profile("local"))
+    seeds = [net.nodes[0].address]
+    early, late = [net.nodes[0], net.nodes[2]], net.nodes[1]
+    for node in early:
+        node.start(net.now, seeds)
+        net.drain(node)
+    net.run_until(3.0)
+    for i in range(3):
+        early[0].user_event(net.now, f"ev{i}", b"", coalesce=False)
+        net.drain(early[0])
+    net.run_until(20.0)  # long after the gossip of the events has ended
+    assert not early[0]._events  # nothing left to gossip: only push-pull can help
+    late.start(net.now, seeds)
+    net.drain(late)
+    net.run_until(40.0)
+    got = [o.name for o in net.outputs_of("n1", out.UserEventReceived)]
+    assert got == ["ev0", "ev1", "ev2"]
+    assert sorted(o.name for o in net.outputs_of("n2", out.UserEventReceived)) == got
+
+
+def test_push_pull_frames_carry_user_events_and_refuse_anything_else_there() -> None:
+    codec = Codec(Config())
+    event = UserEvent(2, "deploy", b"v", True)
+    events = [wrap(encode_message(event))]
+    frame = codec.sync_frame(True, [], events)
+    msg = codec.decode_sync_frame(frame)
+    assert isinstance(msg, SyncRows)
+    assert codec.parse_events(msg.events) == [event]
+    assert codec.decode_sync_frame(codec.sync_frame(None, [])) == SyncRows(None, ())
+    bad = codec.sync_frame(None, [], [wrap(encode_message(Ack(1)))])
+    reply = codec.decode_sync_frame(bad)
+    assert isinstance(reply, SyncRows)
+    with pytest.raises(WireError):
+        codec.parse_events(reply.events)

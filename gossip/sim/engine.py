@@ -170,6 +170,13 @@ class Simulation:
         h.node.start(self.now, seeds)
         self._drain(h)
 
+    def user_event(self, idx: int, name: str, payload: bytes) -> None:
+        """Host `idx` (up) fires a user event now."""
+        h = self.hosts[idx]
+        assert h.node is not None and h.status is UP
+        h.node.user_event(self.now, name, payload, coalesce=False)
+        self._drain(h)
+
     def crash(self, idx: int) -> None:
         h = self.hosts[idx]
         h.status = DOWN

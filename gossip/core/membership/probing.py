@@ -29,10 +29,10 @@ from typing import Protocol
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
+from gossip.core.membership.counters import CountFn
 from gossip.core.membership.lifeguard import Health
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Message, Nack, Ping, PingReq, Suspect
-from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.timers import Timer, TimerHeap
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo

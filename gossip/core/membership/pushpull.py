@@ -47,10 +47,10 @@ from typing import Any
 from gossip.core.membership import outputs as out
 from gossip.core.membership.broadcast import BroadcastQueue
 from gossip.core.membership.config import Config
+from gossip.core.membership.counters import CountFn
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows, UserEvent
-from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
 from gossip.core.membership.wire import Codec, WireError

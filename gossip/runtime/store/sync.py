@@ -94,6 +94,7 @@ class SyncedStore(Protocol):
     def holds(self, part: int) -> bool: ...
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
+    def found_in_sync(self, part: int, source: str) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
 
 
@@ -228,7 +229,7 @@ class AntiEntropy:
                     continue
             learned.holds_no_more(part, peer)
             if part not in peer_pending:
-                self.svc.mark_filled(part, peer)
+                self.svc.found_in_sync(part, peer)
 
     async def differing(
         self, peer: str, parts: list[int]
@@ -266,7 +267,8 @@ class AntiEntropy:
                 self.peer_pending.discard((p, peer))
         for p, (gen, mark) in answer.copies.items():
             if p in roots and p not in differ:
-                ledger.proven(p, PeerCopy(answer.name, gen, mark), seq, now)
+                copy = PeerCopy(answer.name, gen, mark)
+                ledger.proven(p, copy, seq, now, contact=p not in pending)
         return differ, pending, set(answer.holds)
 
     async def on_roots(self, body: bytes) -> bytes:
@@ -294,7 +296,8 @@ class AntiEntropy:
                 pending.append(p)
                 continue
             if storage.root(p) == info.root:
-                ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
+                copy = PeerCopy(name, info.gen, info.watermark)
+                ledger.proven(p, copy, storage.seq, now, contact=False)  # its pending is unknown
             else:
                 differ.append(p)
             if not svc.counts_for_reads(p):
@@ -357,7 +360,8 @@ class AntiEntropy:
         st = session.stats
         equal = st.error is None and st.complete and st.round_trips == 1
         if session.peer is not None and equal:
-            ledger.proven(part, session.peer, seq, trio.current_time())
+            contact = (part, peer) not in self.peer_pending
+            ledger.proven(part, session.peer, seq, trio.current_time(), contact=contact)
         moved = st.records_sent + st.records_received
         (log.info if moved else log.debug)(
             "sync_completed",
@@ -386,7 +390,8 @@ class AntiEntropy:
         try:
             if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
                 now = trio.current_time()
-                ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
+                seq = self.svc.storage.seq
+                ledger.proven(msg.partition, msg.sender, seq, now, contact=False)
             out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
         except StorageError as exc:
             self.svc.storage_failed(exc, "sync")

@@ -5,8 +5,9 @@ Rules:
   datagram the node sends carries as many of them as fit, each up to the
   retransmit limit for the current cluster size. User events (userevents.py)
   fill what room is left, within their own byte budget.
-- A gossip round, every gossip_interval while updates are pending, sends them
-  to gossip_nodes random members, skipping the dead ones gossiped to for long
+- A gossip round, every gossip_interval while updates are pending (at once
+  when a user event is new here, see hurry), sends them to gossip_nodes
+  random members, skipping the dead ones gossiped to for long
   enough already; it stops early when nothing is left to send.
 - An applied update's bytes are remembered, so a repeat of it is recognised
   unparsed; for a suspicion or death the accused (name, incarnation) is kept
@@ -68,6 +69,7 @@ class Disseminator:
         self.seen: dict[bytes, tuple[str, int] | None] = {}
         """Applied updates by their bytes -> the accused of a suspicion or death."""
         self._timer: Timer | None = None
+        self._hurried_until = -1.0
 
     def send(self, to: Address, first: Message | None = None, *, extra: bytes = b"") -> bool:
         """Send `first` (+ the wrapped `extra`) with as many pending updates as
@@ -111,6 +113,21 @@ class Disseminator:
         """Make sure a gossip round is due within gossip_interval."""
         if self._timer is None:
             self._timer = self._timers.add(now + self._cfg.gossip_interval, self._round)
+
+    def hurry(self, now: float) -> None:
+        """A user event is new here: run a round now instead of up to
+        gossip_interval later (an event has no probe to ride on soon, and
+        each hop would otherwise wait for the timer). At most one hurried
+        round per quarter interval, whatever the rate of events."""
+        if now < self._hurried_until:
+            self.schedule(now)
+            return
+        self._hurried_until = now + self._cfg.gossip_interval / 4
+        if self._timer is not None:
+            if self._timer.deadline <= now:
+                return
+            self._timer.cancel()
+        self._timer = self._timers.add(now, self._round)
 
     def _round(self, now: float, _: Any) -> None:
         self._timer = None

@@ -272,7 +272,14 @@ class Node:
         """Fire a user event (userevents.py): delivered here and gossiped to
         all. ValueError if the name and payload exceed the limit."""
         self._deliver(self._events.fire(name, payload, coalesce), True)
-        self._gossip.schedule(now)
+        self._gossip.hurry(now)
+
+    def _new_event(self, now: float, ev: UserEvent) -> None:
+        """A user event gossiped to us: delivered, and passed on at once if new."""
+        known = self._events.kept
+        self._deliver(ev, self._events.receive(ev))
+        if self._events.kept != known:
+            self._gossip.hurry(now)
 
     def _sync_events(self, now: float, events: list[UserEvent]) -> None:
         """A peer's recent events (push-pull): the ones missed are delivered."""
@@ -359,8 +366,7 @@ class Node:
         elif type(msg) is Nack:
             self._prober.on_nack(msg.seq)
         elif type(msg) is UserEvent:
-            self._deliver(msg, self._events.receive(msg))
-            self._gossip.schedule(now)
+            self._new_event(now, msg)
         else:
             self._reject(src, "unexpected_kind")
 

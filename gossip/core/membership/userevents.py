@@ -45,6 +45,8 @@ class UserEvents:
         self._latest: dict[str, int] = {}
         """Lamport time of the newest coalescing event delivered, by name."""
         self._oldest = 0
+        self.kept = 0
+        """New events taken in so far (duplicates and replays not counted)."""
         self._next_key = 0
 
     def __len__(self) -> int:
@@ -77,6 +79,7 @@ class UserEvents:
         if event in same_time:
             return False
         same_time.append(event)
+        self.kept += 1
         self._prune()
         if gossip:
             self._next_key += 1

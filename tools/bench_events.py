@@ -12,6 +12,9 @@ UDP payload bytes per agent that the events added (an nftables counter over the
 event phase minus an idle phase of the same length; root and nft needed, else
 n/a).
 
+The gossip agents load only the event-handler plugin (GOSSIP_PLUGINS, unless
+set already): Serf has no store or ownership service to carry either.
+
 Bounded: at most 100 agents each, loopback only; every process is stopped by PID.
 Example: python3 tools/bench_events.py --agents 20 --events 10
 """
@@ -19,6 +22,7 @@ Example: python3 tools/bench_events.py --agents 20 --events 10
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -81,6 +85,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--no-serf", action="store_true")
     args = ap.parse_args()
+    os.environ.setdefault("GOSSIP_PLUGINS", "gossip.runtime.handlers.service")
     n = max(1, min(args.agents, 100))
     k = max(1, min(args.events, 200))
     workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))

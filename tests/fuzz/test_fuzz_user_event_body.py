@@ -25,7 +25,7 @@ BODIES = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(BODIES)
 def test_a_body_is_parsed_or_refused_with_a_400(body: Any) -> None:
     try:

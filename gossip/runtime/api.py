@@ -13,18 +13,22 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import trio
 
+from gossip.core.membership.queries import MAX_FILTER_CHARS, filter_matches
 from gossip.core.types import MemberInfo
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.metrics import Registry
-from gossip.runtime.notify import fmt_address
+from gossip.runtime.notify import fmt_address, payload_json
+from gossip.runtime.queries import MAX_TIMEOUT_S, QueryStream
 from gossip.runtime.seeds import parse_seed
 from gossip.runtime.subscribe import Subscription
 
 HEARTBEAT_S = 10.0
+MAX_QUERY_TAGS = 16
 MAX_JOIN_ADDRESSES = 64
 
 
@@ -53,6 +57,16 @@ class ControlledAgent(Protocol):
     async def set_tags(self, tags: Mapping[str, str]) -> None: ...
     async def leave_and_stop(self) -> None: ...
     async def event(self, name: str, payload: bytes = ..., coalesce: bool = ...) -> None: ...
+    async def start_query(
+        self,
+        name: str,
+        payload: bytes = ...,
+        *,
+        node: str = ...,
+        tags: Mapping[str, str] | None = ...,
+        ack: bool = ...,
+        wait_s: float = ...,
+    ) -> QueryStream: ...
 
 
 def member_json(m: MemberInfo) -> dict[str, Any]:
@@ -127,6 +141,21 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
             raise ApiError(413, f"payload: {exc}") from None
         return ApiResponse.json({"name": name, "size": len(payload), "coalesce": coalesce})
 
+    async def query(req: ApiRequest) -> ApiResponse:
+        q = parse_query(req.json())
+        try:
+            stream = await agent.start_query(
+                q.name, q.payload, node=q.node, tags=q.tags, ack=q.ack, wait_s=q.timeout
+            )
+        except ValueError as exc:
+            raise ApiError(400, f"query: {exc}") from None
+        expected = sorted(
+            m.name
+            for m in agent.members()
+            if m.state.label == "alive" and filter_matches(q.node, q.tags, m.name, m.tags)
+        )
+        return ApiResponse(200, b"", "application/x-ndjson", _query_lines(stream, expected, q.ack))
+
     async def events(_: ApiRequest) -> ApiResponse:
         return ApiResponse(200, b"", "application/x-ndjson", _event_lines(agent))
 
@@ -139,6 +168,7 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         ("POST", "/v1/join"): join,
         ("POST", "/v1/leave"): leave,
         ("POST", "/v1/event"): event,
+        ("POST", "/v1/query"): query,
         ("POST", "/v1/tags"): tags,
     }
 
@@ -163,6 +193,74 @@ def parse_user_event(body: Any) -> tuple[str, bytes, bool]:
     if not isinstance(text, str):
         raise ApiError(400, "payload: expected a string")
     return name, text.encode(), coalesce
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    name: str
+    payload: bytes
+    node: str
+    tags: dict[str, str]
+    ack: bool
+    timeout: float
+
+
+def parse_query(body: Any) -> QueryRequest:
+    """A POST /v1/query body: the fields of an event body (no coalesce) plus
+    "node" (a glob), "tags" ({key: glob}), "ack" (bool), "timeout" (seconds)."""
+    name, payload, _ = parse_user_event({k: v for k, v in body.items() if k != "coalesce"}
+                                        if isinstance(body, dict) else body)  # fmt: skip
+    node = body.get("node", "*")
+    if not isinstance(node, str) or len(node) > MAX_FILTER_CHARS:
+        raise ApiError(400, f"node: expected a glob of at most {MAX_FILTER_CHARS} characters")
+    tags = body.get("tags", {})
+    if (
+        not isinstance(tags, dict)
+        or len(tags) > MAX_QUERY_TAGS
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        or any(len(v) > MAX_FILTER_CHARS or len(k) > MAX_FILTER_CHARS for k, v in tags.items())
+    ):
+        raise ApiError(400, "tags: expected an object of short glob strings")
+    ack = body.get("ack", True)
+    if not isinstance(ack, bool):
+        raise ApiError(400, "ack: expected true or false")
+    timeout = body.get("timeout", 5.0)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_S
+    ):
+        raise ApiError(400, f"timeout: expected seconds in (0, {MAX_TIMEOUT_S:g}]")
+    return QueryRequest(name, payload, node, tags, ack, float(timeout))
+
+
+async def _query_lines(stream: QueryStream, expected: list[str], ack: bool) -> AsyncIterator[bytes]:
+    """The query's id and who should answer, each ack and answer as it comes,
+    then who acked, who answered and who did not before the deadline."""
+    acked: list[str] = []
+    answered: list[str] = []
+    try:
+        head = {"event": "query", "qid": stream.qid, "expected": expected}
+        yield json.dumps(head).encode() + b"\n"
+        while (answer := await stream.next()) is not None:
+            if answer.ack:
+                acked.append(answer.responder)
+                line: dict[str, Any] = {"event": "ack", "from": answer.responder}
+            else:
+                answered.append(answer.responder)
+                line = {"event": "response", "from": answer.responder}
+                line.update(payload_json(answer.payload))
+            yield json.dumps(line).encode() + b"\n"
+    finally:
+        stream.close()
+    done = {
+        "event": "done",
+        "acks": sorted(acked),
+        "responses": sorted(answered),
+        "no_ack": sorted(set(expected) - set(acked)) if ack else [],
+        "no_response": sorted(set(expected) - set(answered)),
+    }
+    yield json.dumps(done).encode() + b"\n"
 
 
 async def _event_lines(agent: ControlledAgent) -> AsyncIterator[bytes]:

@@ -158,6 +158,10 @@ class Notifier:
                 self._push_pull(out)
             case o.UserEventReceived():
                 return self._user_event(out, now)
+            case o.QueryReceived():
+                return self._query(out, now)
+            case o.QueryAnswered():
+                pass  # the agent routes it to the asker
             case o.Metric():
                 self.core_metric(out)
             case o.IncarnationChanged() | o.Joined() | o.LeaveCompleted():
@@ -173,6 +177,17 @@ class Notifier:
         detail = {"ltime": out.ltime, "coalesce": out.coalesce, **payload_json(out.payload)}
         self.log.info("user_event_received", name=out.name, ltime=out.ltime, size=len(out.payload))
         return MemberEvent("user", out.name, None, now, detail)
+
+    def _query(self, out: o.QueryReceived, now: float) -> MemberEvent:
+        detail = {
+            "qid": out.qid,
+            "ltime": out.ltime,
+            "origin": out.origin,
+            "address": fmt_address(out.address),
+            **payload_json(out.payload),
+        }
+        self.log.info("query_received", name=out.name, qid=out.qid, origin=out.origin)
+        return MemberEvent("query", out.name, None, now, detail)
 
     def _joined(self, out: o.MemberJoined, now: float) -> MemberEvent:
         self.log.info("member_joined", **member_fields(out.member), tags=dict(out.member.tags))

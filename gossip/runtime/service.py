@@ -42,9 +42,20 @@ LEAVE_HOOK_TIMEOUT = 5.0
 StreamHandler = Callable[[Address, bytes], Awaitable[bytes | None]]
 DatagramHandler = Callable[[Address, bytes], None]
 
-EVENT_KINDS = ("joined", "updated", "suspected", "failed", "recovered", "left", "reaped", "user")
+EVENT_KINDS = (
+    "joined",
+    "updated",
+    "suspected",
+    "failed",
+    "recovered",
+    "left",
+    "reaped",
+    "user",
+    "query",
+)
 """`user` is a user event (docs/user-events.md): `name` is the event's name,
-`member` None and `detail` holds ltime, payload and coalesce."""
+`member` None and `detail` holds ltime, payload and coalesce; `query` a query
+to answer (detail: qid, ltime, origin, address, payload)."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,8 @@ class MemberEvent:
     """accuser/confirmations/timeout_s for suspected, accuser/confirmations/health for failed."""
 
     def to_json(self) -> dict[str, Any]:
-        if self.kind == "user":
-            return {"event": "user", "name": self.name, **self.detail}
+        if self.kind in ("user", "query"):
+            return {"event": self.kind, "name": self.name, **self.detail}
         out: dict[str, Any] = {"event": f"member_{self.kind}", "member": self.name}
         if self.member is not None:
             out.update(
@@ -127,6 +138,10 @@ class ServiceHost(Protocol):
         """Best effort UDP to a datagram channel; a failed send is a lost packet."""
         ...
 
+    async def respond_query(self, event: MemberEvent, payload: bytes) -> None:
+        """Answer a `query` event (ValueError if the answer is too large)."""
+        ...
+
 
 class PluginHost(ServiceHost, Protocol):
     """What a plugin's `setup` needs of the agent it configures (see runtime/plugins.py):
@@ -162,7 +177,8 @@ class Service:
         return None
 
     def user_event(self, event: MemberEvent) -> None:
-        """A user event (kind `user`), with the same rules as member_event."""
+        """A user event or a query (kind `user` or `query`), with the same
+        rules as member_event."""
         return None
 
     def reload(self, section: Mapping[str, Any]) -> None:

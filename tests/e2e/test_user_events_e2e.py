@@ -1,6 +1,8 @@
-"""User events between real agent processes on loopback: `gossip event`,
-delivery on `gossip monitor` and in every agent's log, exactly once, and the
-refusal of an event above the payload limit."""
+"""User events, handlers and queries between real agent processes on
+loopback: `gossip event`, delivery on `gossip monitor` and in every agent's
+log, exactly once, the refusal of an event above the payload limit; handlers
+(a hanging one killed at its timeout, SIGHUP reload); `gossip query` answered
+by handlers, and a query whose filter matches nobody."""
 
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ def _handlers_config(out: Path, deploy_file: str) -> str:
         "[handlers]\nhandler_timeout = 1.0\nevent_handlers = [\n"
         f"  'user:deploy=cat >> \"{out}/$GOSSIP_SELF_NAME.{deploy_file}\"',\n"
         "  'user:hang=sleep 60',\n"
+        "  'query:uptime=echo up-$GOSSIP_SELF_NAME',\n"
         "]\n"
     )
 
@@ -132,6 +135,22 @@ def test_handlers_run_once_per_agent_a_hanging_one_is_killed_and_sighup_reloads(
         for agent in cluster.agents:
             assert agent.members()  # the API still answers
             assert agent.running()
+
+        asked = _gossip("query", "uptime", "--timeout", "3", "--json", "--api", api)
+        assert asked.returncode == 0, asked.stderr
+        lines = [json.loads(x) for x in asked.stdout.splitlines()]
+        names = sorted(a.name for a in cluster.agents)
+        assert lines[0]["expected"] == names
+        done = lines[-1]
+        assert (done["acks"], done["responses"]) == (names, names)
+        assert (done["no_ack"], done["no_response"]) == ([], [])
+        answers = {x["from"]: x["payload"] for x in lines if x["event"] == "response"}
+        assert answers == {n: f"up-{n}\n" for n in names}
+
+        nobody = _gossip("query", "uptime", "--node", "nobody-*", "--timeout", "1", "--api", api)
+        assert nobody.returncode == 0, nobody.stderr
+        assert "no alive member matches the filter" in nobody.stdout
+        assert "0 acks, 0 responses" in nobody.stdout
 
         (tmp_path / "agent.toml").write_text(_handlers_config(out, "second"))
         for agent in cluster.agents:

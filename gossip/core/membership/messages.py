@@ -34,6 +34,8 @@ class Kind(IntEnum):
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
     USER_EVENT = 11
+    QUERY = 12
+    QUERY_REPLY = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,51 @@ class UserEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """A question to the members that match `node` (a glob on the name) and
+    `tags` (a glob per tag); they answer `origin` directly (queries.py)."""
+
+    KIND: ClassVar[Kind] = Kind.QUERY
+    ltime: int
+    qid: int
+    name: str
+    payload: bytes
+    origin: str
+    address: Address
+    node: str
+    tags: Mapping[str, str]
+    ack: bool
+
+    def fields(self) -> list[Any]:
+        return [
+            self.ltime,
+            self.qid,
+            self.name,
+            self.payload,
+            self.origin,
+            self.address[0],
+            self.address[1],
+            self.node,
+            dict(self.tags),
+            self.ack,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReply:
+    """An ack (`ack` True, empty payload) or a response to query `qid`."""
+
+    KIND: ClassVar[Kind] = Kind.QUERY_REPLY
+    qid: int
+    responder: str
+    ack: bool
+    payload: bytes
+
+    def fields(self) -> list[Any]:
+        return [self.qid, self.responder, self.ack, self.payload]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -225,4 +272,6 @@ Message = (
     | PushPull
     | PushPullReply
     | UserEvent
+    | Query
+    | QueryReply
 )

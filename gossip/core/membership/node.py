@@ -52,12 +52,15 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
     UserEvent,
 )
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
+from gossip.core.membership.queries import QueryDesk
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspecting import Suspicions
 from gossip.core.membership.tags import check_tags, freeze_tags
@@ -120,6 +123,17 @@ class Node:
         self._enqueue = self._gossip.enqueue
         self._remember = self._gossip.remember
         self._events = self._gossip.events
+        self._queries = QueryDesk(
+            name,
+            address,
+            cfg,
+            rng=rng,
+            tags=lambda: self.tags,
+            send=self._send,
+            emit=self._outbox.append,
+            gossip=self._gossip_query,
+            reply_room=self._codec.room - 2 * cfg.max_name_bytes - 32,
+        )
         self._started = False
         self._leaving = False
         self._leave_done = False
@@ -274,6 +288,29 @@ class Node:
         self._deliver(self._events.fire(name, payload, coalesce), True)
         self._gossip.hurry(now)
 
+    def query(
+        self,
+        now: float,
+        name: str,
+        payload: bytes,
+        *,
+        node: str = "*",
+        tags: Mapping[str, str] | None = None,
+        ack: bool = True,
+        timeout: float = 5.0,
+    ) -> int:
+        """Ask the members matching the globs `node` and `tags` (queries.py);
+        their acks and answers come back as QueryAnswered. The query's id."""
+        return self._queries.start(now, name, payload, node, tags or {}, ack, timeout)
+
+    def respond(self, now: float, qid: int, address: Address, payload: bytes) -> None:
+        """Answer a QueryReceived (ValueError if it cannot fit one datagram)."""
+        self._queries.respond(now, qid, address, payload)
+
+    def _gossip_query(self, now: float, wrapped: bytes) -> None:
+        self._events.gossip(wrapped)
+        self._gossip.hurry(now)
+
     def _new_event(self, now: float, ev: UserEvent) -> None:
         """A user event gossiped to us: delivered, and passed on at once if new."""
         known = self._events.kept
@@ -367,6 +404,10 @@ class Node:
             self._prober.on_nack(msg.seq)
         elif type(msg) is UserEvent:
             self._new_event(now, msg)
+        elif type(msg) is Query:
+            self._queries.on_query(now, msg)
+        elif type(msg) is QueryReply:
+            self._queries.on_reply(now, msg)
         else:
             self._reject(src, "unexpected_kind")
 

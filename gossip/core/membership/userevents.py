@@ -91,6 +91,11 @@ class UserEvents:
             self._latest[event.name] = event.ltime
         return True
 
+    def gossip(self, wrapped: bytes) -> None:
+        """Queue another message (a query) in the events' queue and budget."""
+        self._next_key += 1
+        self._queue.enqueue(f"e{self._next_key}", wrapped)
+
     def take(self, room: int, limit: int) -> list[bytes]:
         """Encoded events for a datagram with `room` bytes left (each counts
         one transmit of at most `limit`)."""

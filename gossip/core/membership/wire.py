@@ -42,6 +42,8 @@ from gossip.core.membership.messages import (
     PingReq,
     PushPull,
     PushPullReply,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
     SyncRows,
@@ -55,6 +57,8 @@ MAX_STATE_ENTRIES = 100_000
 MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
+MAX_FILTER_CHARS = 256
+"""A query's node filter (a glob) is at most this long."""
 _STATES = tuple(MemberState)
 
 
@@ -163,6 +167,8 @@ class Codec:
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
             Kind.USER_EVENT: self._user_event,
+            Kind.QUERY: self._query,
+            Kind.QUERY_REPLY: self._query_reply,
         }
 
     # ---- encoding ---------------------------------------------------------
@@ -347,6 +353,35 @@ class Codec:
         if len(name.encode()) + len(payload) > self.max_event_bytes:
             raise WireError("bad_field", "user event too large")
         return UserEvent(_uint(ltime), name, payload, coalesce)
+
+    def _query(self, raw: list[Any]) -> Query:
+        _, ltime, qid, name, payload, origin, host, port, node, tags, ack = raw
+        if type(payload) is not bytes or type(ack) is not bool:
+            raise WireError("bad_field", "query")
+        name = self._name(name)
+        if len(name.encode()) + len(payload) > self.max_event_bytes:
+            raise WireError("bad_field", "query too large")
+        if type(node) is not str or len(node) > MAX_FILTER_CHARS:
+            raise WireError("bad_field", "query node filter")
+        return Query(
+            _uint(ltime),
+            _uint(qid),
+            name,
+            payload,
+            self._name(origin),
+            (_host(host), _port(port)),
+            node,
+            self._tags(tags),
+            ack,
+        )
+
+    def _query_reply(self, raw: list[Any]) -> QueryReply:
+        _, qid, responder, ack, payload = raw
+        if type(payload) is not bytes or type(ack) is not bool:
+            raise WireError("bad_field", "query reply")
+        if len(payload) > MAX_UDP_PAYLOAD:
+            raise WireError("bad_field", "query reply too large")
+        return QueryReply(_uint(qid), self._name(responder), ack, payload)
 
     def parse_events(self, raws: tuple[bytes, ...]) -> list[UserEvent]:
         """A push-pull's user events, strictly (WireError "bad_field")."""

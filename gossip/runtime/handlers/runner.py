@@ -8,7 +8,9 @@ Rules:
 - A run is `/bin/sh -c CMD` in its own process group, with GOSSIP_EVENT
   (member-join, ..., user), GOSSIP_SELF_NAME, GOSSIP_SELF_ADDRESS and
   GOSSIP_TAG_<KEY> (this agent's tags, the key upper-cased, non-alphanumerics
-  as `_`); a user event adds GOSSIP_USER_EVENT and GOSSIP_USER_LTIME.
+  as `_`); a user event adds GOSSIP_USER_EVENT and GOSSIP_USER_LTIME, a
+  query GOSSIP_QUERY_NAME and GOSSIP_QUERY_LTIME, and a query handler's
+  output (when it exits 0) is the answer sent back to the asker.
   Standard input holds the affected member, one line `NAME<TAB>ADDRESS<TAB>
   STATE<TAB>k=v,...`, or a user event's payload.
 - After `timeout` seconds the whole group is killed. A failure, a timeout or
@@ -27,7 +29,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 import trio
@@ -45,11 +47,20 @@ DEFAULT_TIMEOUT = 30.0
 
 SelfView = Callable[[], tuple[str, str, Mapping[str, str]]]
 """This agent's (name, address, tags) now."""
+Respond = Callable[[MemberEvent, bytes], Awaitable[None]]
+"""Answer a query event with a handler's output."""
 
 
 class EventHandlers:
-    def __init__(self, self_view: SelfView, metrics: Registry, timeout: float) -> None:
+    def __init__(
+        self,
+        self_view: SelfView,
+        metrics: Registry,
+        timeout: float,
+        respond: Respond | None = None,
+    ) -> None:
         self._self_view = self_view
+        self._respond = respond
         self.timeout = timeout
         self._queues: list[tuple[HandlerSpec, trio.MemorySendChannel[MemberEvent]]] = []
         self._pending: list[HandlerSpec] = []
@@ -115,9 +126,10 @@ class EventHandlers:
         )
         for key, value in tags.items():
             env["GOSSIP_TAG_" + re.sub(r"[^A-Z0-9]", "_", key.upper())] = value
-        if event.kind == "user":
-            env["GOSSIP_USER_EVENT"] = event.name
-            env["GOSSIP_USER_LTIME"] = str(event.detail.get("ltime", ""))
+        if event.kind in ("user", "query"):
+            prefix = "GOSSIP_USER" if event.kind == "user" else "GOSSIP_QUERY"
+            env[f"{prefix}_{'EVENT' if event.kind == 'user' else 'NAME'}"] = event.name
+            env[f"{prefix}_LTIME"] = str(event.detail.get("ltime", ""))
             return env, _payload(event.detail)
         m = event.member
         if m is None:
@@ -155,6 +167,8 @@ class EventHandlers:
                 else:
                     log.info("event_handler_completed", duration_s=elapsed, **fields)
                     self._runs.inc(labels={"result": "ok"})
+                    if event.kind == "query" and self._respond is not None:
+                        await self._answer(event, output, fields)
                 return status
         finally:
             _kill_group(proc)  # a no-op once it has exited; also runs when cancelled
@@ -163,6 +177,14 @@ class EventHandlers:
         log.error("event_handler_timed_out", timeout_s=self.timeout, **fields)
         self._runs.inc(labels={"result": "timeout"})
         return None
+
+    async def _answer(self, event: MemberEvent, output: bytes, fields: dict[str, str]) -> None:
+        assert self._respond is not None
+        try:
+            await self._respond(event, output)
+        except ValueError as exc:
+            log.error("event_handler_failed", exit_status=0, error=str(exc), **fields)
+            self._runs.inc(labels={"result": "answer_refused"})
 
 
 async def _feed_and_tail(proc: trio.Process, data: bytes) -> bytes:

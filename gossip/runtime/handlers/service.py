@@ -83,7 +83,9 @@ class HandlerService(Service):
 
     def attach(self, host: ServiceHost) -> None:
         super().attach(host)
-        self._runner = EventHandlers(self._self_view, host.metrics, self._timeout)
+        self._runner = EventHandlers(
+            self._self_view, host.metrics, self._timeout, respond=host.respond_query
+        )
         self._runner.set_specs(self._specs)
 
     @property

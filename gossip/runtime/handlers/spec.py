@@ -3,7 +3,8 @@
 Rules: FILTER is a comma-separated list of `member-join`, `member-leave`,
 `member-failed`, `member-update`, `member-reap`, `member-suspect`,
 `member-recover`, `user` (every user event), `user:NAME` (user events of
-that name) or `*`; without a filter the handler gets every event. Text
+that name), `query`, `query:NAME` (queries; the handler's output is the
+answer) or `*`; without a filter the handler gets every event. Text
 before the first `=` is a filter only if every item of it is one (so a
 command containing `=` needs no filter syntax around it). The command is
 run by /bin/sh -c; it must be non-empty and at most MAX_COMMAND_BYTES.
@@ -29,6 +30,7 @@ MEMBER_FILTERS = {
 KIND_NAMES = {kind: word for word, kind in MEMBER_FILTERS.items()}
 """The GOSSIP_EVENT value of each MemberEvent kind (`user` for user events)."""
 KIND_NAMES["user"] = "user"
+KIND_NAMES["query"] = "query"
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ def parse_filter(word: str) -> EventFilter | None:
         return EventFilter("*")
     if word in MEMBER_FILTERS:
         return EventFilter(MEMBER_FILTERS[word])
-    if word == "user":
-        return EventFilter("user")
-    if word.startswith("user:") and len(word) > len("user:"):
-        return EventFilter("user", word[len("user:") :])
+    for kind in ("user", "query"):
+        if word == kind:
+            return EventFilter(kind)
+        if word.startswith(kind + ":") and len(word) > len(kind) + 1:
+            return EventFilter(kind, word[len(kind) + 1 :])
     return None
 
 

@@ -26,6 +26,8 @@ from gossip.core.membership.messages import (
     Ping,
     PingReq,
     PushPull,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
     UserEvent,
@@ -55,6 +57,8 @@ MESSAGES: list[Message] = [
     Left("peer", 3),
     PushPull(False, (StateEntry("peer", PEER, 1, MemberState.ALIVE, {}),)),
     UserEvent(4, "deploy", b"\x00payload", False),
+    Query(5, 9, "uptime", b"", "peer", PEER, "m?", {"role": "d*"}, True),
+    QueryReply(9, "peer", True, b""),
 ]
 PARTS = [CODEC.frame(m)[len(CODEC.prefix) + 1 :] for m in MESSAGES]
 

@@ -21,6 +21,8 @@ from gossip.core.membership.messages import (
     Message,
     Ping,
     PushPull,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
     UserEvent,
@@ -29,7 +31,7 @@ from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
 from gossip.runtime import framing
-from gossip.runtime.api import parse_user_event
+from gossip.runtime.api import parse_query, parse_user_event
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, HttpServer
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
@@ -54,6 +56,8 @@ _MESSAGES: list[Message] = [
     Dead("peer", 2, "x"),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
     UserEvent(3, "deploy", b"v1", True),
+    Query(4, 77, "uptime", b"", "peer", _OTHER, "m*", {"role": "db"}, True),
+    QueryReply(77, "peer", False, b"up"),
 ]
 _NODE = Node("me", _ME, _CFG, rng=random.Random(1))
 _NODE.start(0.0, [])
@@ -114,13 +118,16 @@ def http_request(data: bytes) -> None:
 
 
 def user_event_body(data: bytes) -> None:
-    """A POST /v1/event body: any JSON value is parsed or refused with ApiError."""
+    """A POST /v1/event or /v1/query body: any JSON value is parsed or refused
+    with ApiError."""
     try:
         body = json.loads(data)
     except ValueError:
         return
     with contextlib.suppress(ApiError):
         parse_user_event(body)
+    with contextlib.suppress(ApiError):
+        parse_query(body)
 
 
 def all_targets() -> list[tuple[str, Target]]:
@@ -145,7 +152,11 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_response(framing.STATUS_OK, b"ok"),
         ]
     if name == "user_event_body":
-        return [b'{"name": "deploy", "payload": "v1"}', b'{"name": "x", "payload_base64": "AA=="}']
+        return [
+            b'{"name": "deploy", "payload": "v1"}',
+            b'{"name": "x", "payload_base64": "AA=="}',
+            b'{"name": "up", "node": "web-*", "tags": {"dc": "eu"}, "ack": false, "timeout": 2}',
+        ]
     if name == "http":
         return [
             b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",

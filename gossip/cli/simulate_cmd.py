@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--events-per-s", type=float, default=0.0, help="user events per second cluster-wide"
     )
+    p.add_argument(
+        "--queries-per-s", type=float, default=0.0, help="queries to all per second cluster-wide"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", choices=("lan", "wan", "local"), default="lan")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -59,6 +62,7 @@ def simulate(args: argparse.Namespace) -> int:
         pause_s=args.pause_s,
         partition_s=args.partition_s,
         events_per_s=args.events_per_s,
+        queries_per_s=args.queries_per_s,
     )
     try:
         result = run_scenario(sc)
@@ -106,5 +110,12 @@ def format_summary(r: dict[str, Any]) -> str:
             f"{r['event_duplicates']} duplicated; time to deliver p50 "
             f"{_s(r['event_latency_p50_s'])}, p99 {_s(r['event_latency_p99_s'])}, "
             f"max {_s(r['event_latency_max_s'])}"
+        )
+    if "queries" in r:
+        lines.append(
+            f"queries: {r['queries']}; worst share acked {r['query_ack_share_min']}, "
+            f"answered {r['query_answer_share_min']} (mean {r['query_answer_share_mean']}); "
+            f"last answer p50 {_s(r['query_last_answer_p50_s'])}, "
+            f"max {_s(r['query_last_answer_max_s'])}"
         )
     return "\n".join(lines)

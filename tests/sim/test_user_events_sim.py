@@ -21,3 +21,11 @@ def test_an_event_load_replays_from_its_seed() -> None:
     for r in (a, b):
         del r["wall_s"], r["cpu_s"]
     assert a == b
+
+
+def test_queries_to_everyone_are_acked_and_answered_by_nearly_all_under_loss() -> None:
+    r = run_scenario(Scenario(nodes=30, duration=30, loss=0.05, seed=4, queries_per_s=1))
+    assert r["queries"] >= 5
+    # Each reply crosses the network once (twice over): a few may be lost.
+    assert r["query_answer_share_mean"] >= 0.97
+    assert r["query_ack_share_min"] >= 0.9

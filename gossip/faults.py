@@ -26,7 +26,7 @@ Rules:
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -61,6 +61,9 @@ class FaultModel(Generic[H]):
     means no partition."""
     cuts: set[tuple[H, H]] = field(default_factory=set)
     """One-way cuts (src, dst)."""
+    link_latency: Callable[[H, H], float] | None = None
+    """One-way delay per directed link (src, dst), overriding `latency` (a
+    WAN's latency matrix, sim/wan.py); draws nothing from the rng."""
 
     def __post_init__(self) -> None:
         for name in ("loss", "duplicate", "reorder"):
@@ -105,11 +108,14 @@ class FaultModel(Generic[H]):
         if loss and rng.random() < loss:
             return ()
         if self.duplicate and rng.random() < self.duplicate:
-            return (self._copy_delay(rng), self._copy_delay(rng))
-        return (self._copy_delay(rng),)
+            return (self._copy_delay(rng, src, dst), self._copy_delay(rng, src, dst))
+        return (self._copy_delay(rng, src, dst),)
 
-    def _copy_delay(self, rng: random.Random) -> float:
-        delay = self.latency
+    def _base_latency(self, src: H, dst: H) -> float:
+        return self.link_latency(src, dst) if self.link_latency else self.latency
+
+    def _copy_delay(self, rng: random.Random, src: H, dst: H) -> float:
+        delay = self._base_latency(src, dst)
         if self.jitter:
             delay += rng.random() * self.jitter
         if self.reorder and rng.random() < self.reorder:
@@ -119,7 +125,7 @@ class FaultModel(Generic[H]):
     def stream_delay(self, rng: random.Random, src: H, dst: H) -> float:
         """One-way delay of a stream transfer: every lost segment costs an RTO."""
         loss = self.link_loss.get((src, dst), self.loss) if self.link_loss else self.loss
-        delay = self.latency + (rng.random() * self.jitter if self.jitter else 0.0)
+        delay = self._base_latency(src, dst) + (rng.random() * self.jitter if self.jitter else 0.0)
         tries = 0
         while loss and rng.random() < loss and tries < STREAM_RETRIES:
             tries += 1

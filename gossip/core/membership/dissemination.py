@@ -75,7 +75,7 @@ class Disseminator:
         """Send `first` (+ the wrapped `extra`) with as many pending updates as
         fit. With no `first`, send only if an update is pending. True if sent."""
         codec = self._codec
-        head = [wrap(encode_message(first))] if first is not None else []
+        head = [wrap(codec.encode(first))] if first is not None else []
         if extra:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)

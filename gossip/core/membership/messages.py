@@ -33,9 +33,10 @@ class Kind(IntEnum):
     LEFT = 8
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
-    USER_EVENT = 11
-    QUERY = 12
-    QUERY_REPLY = 13
+    COORDINATE = 11
+    USER_EVENT = 12
+    QUERY = 13
+    QUERY_REPLY = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,23 @@ class Left:
 
     def fields(self) -> list[Any]:
         return [self.name, self.incarnation]
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinateMsg:
+    """The sender's network coordinate (vivaldi.py), sent with its acks when
+    coordinates are on. Fixed point, so it is compact and canonical: the
+    point, height and adjustment in microseconds, the error in millionths."""
+
+    KIND: ClassVar[Kind] = Kind.COORDINATE
+    name: str
+    vec_us: tuple[int, ...]
+    height_us: int
+    error_ppm: int
+    adjustment_us: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, list(self.vec_us), self.height_us, self.error_ppm, self.adjustment_us]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,4 +292,5 @@ Message = (
     | UserEvent
     | Query
     | QueryReply
+    | CoordinateMsg
 )

@@ -38,7 +38,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership import versions
 from gossip.core.membership.config import Config
+from gossip.core.membership.coordinates import Coordinates
 from gossip.core.membership.counters import Counters
 from gossip.core.membership.dissemination import Disseminator
 from gossip.core.membership.lifeguard import Health, stall_penalty
@@ -46,6 +48,7 @@ from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, MemberTab
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Left,
     Message,
@@ -61,6 +64,7 @@ from gossip.core.membership.messages import (
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
 from gossip.core.membership.queries import QueryDesk
+from gossip.core.membership.reachability import SEQ_BASE, Reachability, ReachCheck
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspecting import Suspicions
 from gossip.core.membership.tags import check_tags, freeze_tags
@@ -97,10 +101,12 @@ class Node:
         self.cfg = cfg
         self.rng = rng
         self.incarnation = incarnation
-        self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
+        self._versions = versions.VersionChooser(name, (cfg.protocol_min, cfg.protocol_max))
+        self.tags: Mapping[str, str] = MappingProxyType(self._advertised(tags or {}))
         check_tags(cfg, self.tags)
         self._health = Health(cfg.max_health)
         self._codec = Codec(cfg)
+        self._coords = Coordinates(name, cfg.coordinates, lambda: [m.name for m in self._table])
         self._table = MemberTable(rng)
         self._timers = TimerHeap()
         self._outbox: list[out.Output] = []
@@ -176,13 +182,15 @@ class Node:
             timers=self._timers,
             health=self._health,
             codec=self._codec,
-            send=self._send,
+            send=self._send_answer,
             emit=self._outbox.append,
             count=self._count,
             health_delta=self._health_delta,
             open_ping=self._syncer.open_ping,
             suspect=self._suspicions.suspect,
+            rtt_sample=self._coords.sample,
         )
+        self._reach = Reachability(lambda to, ping: self._send(to, ping), self._timers)
 
     # ---- public surface -----------------------------------------------------
 
@@ -196,11 +204,24 @@ class Node:
     def member(self, name: str) -> MemberInfo | None:
         return self._table.get(name)
 
+    @property
+    def protocol_version(self) -> int:
+        """The wire version this node speaks now (versions.py)."""
+        return self._codec.version
+
+    @property
+    def coordinates(self) -> Coordinates:
+        """This node's network coordinate and its peers' (read them, do not
+        feed them: the node does)."""
+        return self._coords
+
     def count(self, state: MemberState) -> int:
         """How many members (this node included) are in `state`: O(1)."""
         return self._table.counts[state]
 
     def take_outputs(self) -> list[out.Output]:
+        if self._versions.observe(self._outbox):
+            self._codec.speak(self._versions.speaking)
         # Copied, not swapped: the parts hold this list's append.
         outputs = self._outbox.copy()
         self._outbox.clear()
@@ -264,6 +285,11 @@ class Node:
         else:
             self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
 
+    def check_reachability(self, now: float, timeout: float) -> ReachCheck:
+        """Ping every other alive or suspect member directly, now (reachability.py)."""
+        others = [m for m in self._table if m.name != self.name and m.state <= SUSPECT]
+        return self._reach.check(now, others, timeout)
+
     def join(self, now: float, seeds: Sequence[Address]) -> None:
         """Push-pull with every seed; the first success emits Joined."""
         self._syncer.join(now, seeds)
@@ -274,7 +300,7 @@ class Node:
         self._syncer.set_seeds(now, seeds)
 
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
-        self.tags = MappingProxyType(dict(tags))
+        self.tags = MappingProxyType(self._advertised(tags))
         check_tags(self.cfg, self.tags)
         if self._started and not self._leaving:
             self._set_incarnation(self.incarnation + 1)
@@ -387,7 +413,10 @@ class Node:
         if type(msg) is Alive:
             self._on_alive(now, msg, raw)
         elif type(msg) is Ack:
-            self._prober.on_ack(now, msg.seq)
+            if msg.seq < SEQ_BASE:
+                self._prober.on_ack(now, msg.seq)
+            else:
+                self._reach.on_ack(now, msg.seq)
         elif type(msg) is Ping:
             self._prober.on_ping(src, msg)
         elif type(msg) is Suspect:
@@ -402,6 +431,8 @@ class Node:
             self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
             self._prober.on_nack(msg.seq)
+        elif type(msg) is CoordinateMsg:
+            self._coords.heard(msg)
         elif type(msg) is UserEvent:
             self._new_event(now, msg)
         elif type(msg) is Query:
@@ -570,6 +601,21 @@ class Node:
     def _reject(self, src: Address, reason: str) -> None:
         self._count("datagrams_rejected", 1, reason)
         self._outbox.append(out.DatagramRejected(src, reason))
+        refused, self._codec.refused_version = self._codec.refused_version, 0
+        if refused:
+            ours = self._versions.own
+            self._outbox.append(out.ProtocolRefused("", src, (refused, refused), ours))
+
+    def _send_answer(
+        self, to: Address, first: Message | None = None, *, extra: bytes = b""
+    ) -> bool:
+        """The Prober's send: an ack carries our coordinate when coordinates are on."""
+        if type(first) is Ack and not extra and self._coords.enabled:
+            extra = self._coords.part()
+        return self._send(to, first, extra=extra)
+
+    def _advertised(self, tags: Mapping[str, str]) -> dict[str, str]:
+        return versions.advertised(tags, self._versions.own)
 
     def _health_delta(self, delta: int, reason: str) -> None:
         if delta and self._health.apply(delta):

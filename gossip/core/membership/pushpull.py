@@ -53,7 +53,7 @@ from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows, UserEvent
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec, VersionRefused, WireError
 from gossip.core.types import Address, MemberInfo
 
 SETTLE_DELAY = 0.5
@@ -234,11 +234,13 @@ class Syncer:
             events = self._codec.parse_events(msg.events) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(src, exc.reason)
-            return None
+            # A requester in a version we do not speak gets an empty reply in
+            # ours, so that it too sees why and says so (versions.py).
+            return self._codec.sync_frame(None, []) if isinstance(exc, VersionRefused) else None
         if not self._started:
             return None
         if isinstance(msg, Ping):
-            return self._codec.frame(Ack(msg.seq)) if msg.target == self._name else None
+            return self._codec.reply_frame(Ack(msg.seq)) if msg.target == self._name else None
         if isinstance(msg, SyncRows) and msg.join is not None:
             self._count("push_pull_bytes_in", len(payload))
             known = len(self._table)
@@ -247,7 +249,7 @@ class Syncer:
             if msg.join and len(self._table) > known:
                 self._settle_soon(now)
             rows = self._rows.wrapped(self._table)
-            reply = self._codec.sync_frame(None, rows, self._recent_events())
+            reply = self._codec.sync_frame(None, rows, self._recent_events(), reply=True)
             self._count("push_pull_bytes_out", len(reply))
             self._emit(
                 out.PushPullCompleted(src, len(msg.rows), len(reply), len(payload), msg.join)

@@ -102,9 +102,10 @@ class Config:
     event_budget: int = 640
     """Bytes of each datagram that user events may fill, after the membership
     updates (which always go first)."""
-    event_retransmit_mult: int = 8
-    """As retransmit_mult, for user events: a user event has no probe or
-    refutation to make up for a lost copy, so it is repeated more often."""
+    event_retransmit_mult: int = 6
+    """As retransmit_mult, for user events and queries: a little above the
+    membership's 4, since an event has no later probe to make up for a lost
+    copy (push-pull repairs one, but only at its next exchange)."""
     event_window: int = 512
     """Lamport times of user events remembered: duplicates inside the window
     are dropped, events older than it are refused as replays."""

@@ -33,7 +33,7 @@ BODIES = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(BODIES)
 def test_a_body_is_parsed_or_refused_with_a_400(body: Any) -> None:
     try:
@@ -46,7 +46,7 @@ def test_a_body_is_parsed_or_refused_with_a_400(body: Any) -> None:
     assert isinstance(coalesce, bool)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(BODIES)
 def test_a_query_body_is_parsed_or_refused_with_a_400(body: Any) -> None:
     try:

@@ -34,9 +34,10 @@ class Kind(IntEnum):
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
     COORDINATE = 11
-    USER_EVENT = 12
-    QUERY = 13
-    QUERY_REPLY = 14
+    PRUNE = 12
+    USER_EVENT = 13
+    QUERY = 14
+    QUERY_REPLY = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,19 @@ class Left:
     """A graceful leave, announced by the leaving node itself."""
 
     KIND: ClassVar[Kind] = Kind.LEFT
+    name: str
+    incarnation: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation]
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """Forget `name` now (an operator's force-leave with prune): applies to a
+    member held at `incarnation` or lower, whatever its state (forceleave.py)."""
+
+    KIND: ClassVar[Kind] = Kind.PRUNE
     name: str
     incarnation: int
 
@@ -275,7 +289,7 @@ class SyncRows:
     """The sender's recent user events, encoded (userevents.py)."""
 
 
-Update = Alive | Suspect | Dead | Left
+Update = Alive | Suspect | Dead | Left | Prune
 """The membership updates that are piggybacked as broadcasts."""
 
 Message = (
@@ -293,4 +307,5 @@ Message = (
     | Query
     | QueryReply
     | CoordinateMsg
+    | Prune
 )

@@ -306,6 +306,18 @@ class StoreService(Service):
 
     # ---- what the coordinator and anti-entropy need -------------------------------
 
+    def reached(self, name: str, ok: bool) -> None:
+        """The outcome of a store exchange with `name`: a failure makes it doubted
+        (not counted toward the majority) until an exchange succeeds."""
+        if name == self.host.name or (name in self.view.doubted) != ok:
+            return
+        if ok:
+            self.view.doubted.discard(name)
+        else:
+            self.view.doubted.add(name)
+        if self._follow_known_members(self.host.members()):
+            self.sync.wakeup.set()
+
     def majority(self) -> Majority:
         """Whether this node sees most of the members it knows (quorum operations need it)."""
         return self.view.majority
@@ -440,7 +452,9 @@ class StoreService(Service):
 
     def replica(self, part: int) -> ScreenedReplica:
         def former() -> bool:
-            return self.host.name not in self.placement.replicas(part)
+            # A former replica's copy, or one still being filled (it may hold what a
+            # former replica handed it): either may hold what was purged elsewhere.
+            return self.host.name not in self.placement.replicas(part) or self.is_pending(part)
 
         return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, former)
 

@@ -95,6 +95,7 @@ class SyncedStore(Protocol):
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
     def found_in_sync(self, part: int, source: str) -> None: ...
+    def reached(self, name: str, ok: bool) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
 
 
@@ -249,14 +250,18 @@ class AntiEntropy:
             mine = ledger.copy(p)
             roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark)
         try:
-            with trio.fail_after(self.svc.settings.session_timeout):
+            # One small round trip: a peer that cannot answer within a request timeout
+            # is doubted at once (the majority rule), not after a whole session's.
+            with trio.fail_after(self.svc.settings.request_timeout):
                 body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
                 reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
             self._measured(answer.name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
+            self.svc.reached(peer, not isinstance(exc, (StreamError, trio.TooSlowError)))
             return None
+        self.svc.reached(peer, True)
         now = trio.current_time()
         differ = set(answer.differ) & roots.keys()
         pending = set(answer.pending)

@@ -34,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -54,10 +55,11 @@ from gossip.core.store.syncwire import (
     encode_roots,
 )
 from gossip.core.store.tombstone_gc import PeerCopy
-from gossip.core.types import Address
+from gossip.core.types import Address, MemberState
 from gossip.runtime.service import ServiceHost, StreamError
 from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
+from gossip.runtime.store.rootsdatagram import RootsByDatagram
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
 from gossip.runtime.store.storage import KVStorage, StorageError
 from gossip.runtime.store.storeclock import StoreClock
@@ -95,6 +97,7 @@ class SyncedStore(Protocol):
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
 
 SYNC_CHANNEL = "kv-sync"
@@ -112,6 +115,9 @@ class AntiEntropy:
         self.rounds = 0
         self.peer_pending: set[tuple[int, str]] = set()
         """(partition, peer) pairs whose last roots reply said the peer is being filled."""
+        self.by_datagram = RootsByDatagram(
+            svc.host, lambda body: self.answer_roots(body, record=True), svc.spawn
+        )
         # Messages stay well inside the agent's stream frame limit.
         self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
 
@@ -250,7 +256,13 @@ class AntiEntropy:
         try:
             with trio.fail_after(self.svc.settings.session_timeout):
                 body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
-                reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
+                reply = None
+                # A suspect or dead peer would cost a datagram wait for nothing.
+                if self.svc.settings.roots_by_datagram and self._alive(peer):
+                    reply = await self.by_datagram.ask(address, body)
+                if reply is None:  # a fresh clock reading: the datagram wait may have passed
+                    body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                    reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
             self._measured(answer.name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
@@ -269,17 +281,28 @@ class AntiEntropy:
                 ledger.proven(p, PeerCopy(answer.name, gen, mark), seq, now)
         return differ, pending, set(answer.holds)
 
+    def _alive(self, peer: str) -> bool:
+        member = self.svc.host.member(peer)
+        return member is not None and member.state == MemberState.ALIVE
+
     async def on_roots(self, body: bytes) -> bytes:
-        """The responder side of a roots check: only partitions this node holds or
-        replicates are compared (others answer as differing and pending, without a
-        tree); equal roots are recorded as proofs."""
+        """The responder side of a roots check by stream: only partitions this node
+        holds or replicates are compared (others answer as differing and pending,
+        without a tree); equal roots are recorded as proofs."""
+        return self.answer_roots(body, record=True)
+
+    def answer_roots(self, body: bytes, *, record: bool) -> bytes:
+        """Compare the roots of a check with ours; with `record`, equal roots become
+        proofs and the sender's clock reading is taken (gossip.runtime.store.rootsdatagram
+        says why a datagram question records neither)."""
         me = self.svc.host.name
         try:
             name, roots = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
-        self._measured(name, body)
+        if record:
+            self._measured(name, body)
         svc = self.svc
         storage = svc.storage
         ledger = svc.ledger
@@ -294,7 +317,8 @@ class AntiEntropy:
                 pending.append(p)
                 continue
             if storage.root(p) == info.root:
-                ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
+                if record:
+                    ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
             else:
                 differ.append(p)
             if not svc.counts_for_reads(p):

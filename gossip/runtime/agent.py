@@ -31,8 +31,10 @@ from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
 from gossip.runtime.clock import SystemClock, WallClock
 from gossip.runtime.dnsresolver import SystemResolver
+from gossip.runtime.history import MemberHistory
 from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
+from gossip.runtime.insight import InsightService, nearest_live
 from gossip.runtime.joiner import advertise_address
 from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
@@ -110,6 +112,15 @@ class Agent:
             rejected=self._notifier.streams_rejected,
         )
         self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
+        history = MemberHistory(settings.name, self.wall_ms, lambda: self.health)
+        self._notifier.history = history
+        # Built in, not a Service: it has no task to run, and an extra task
+        # start would change how every agent's start-up interleaves.
+        insight = InsightService(self, history)
+        insight.attach(self)
+        for (method, path), handler in insight.routes().items():
+            self.add_route(method, path, handler)
+        self._stream_handlers.update(insight.stream_channels())
 
     # ---- set-up before serve() -------------------------------------------------
 
@@ -190,6 +201,11 @@ class Agent:
         return self._node.health if self._node is not None else 0
 
     @property
+    def protocol_version(self) -> int:
+        """The wire version this agent speaks now (0 before it starts)."""
+        return self._node.protocol_version if self._node is not None else 0
+
+    @property
     def incarnation(self) -> int:
         return self._node.incarnation if self._node is not None else 0
 
@@ -201,6 +217,9 @@ class Agent:
 
     def self_info(self) -> MemberInfo | None:
         return self.member(self.name)
+
+    def nearest(self, n: int) -> list[tuple[str, float]]:
+        return nearest_live(self._node, n) if self._node is not None else []
 
     async def request(self, to: Address, channel: str, body: bytes) -> bytes | None:
         return await self.streams.request(to, channel, body)

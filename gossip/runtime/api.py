@@ -36,6 +36,8 @@ class ControlledAgent(Protocol):
     @property
     def health(self) -> int: ...
     @property
+    def protocol_version(self) -> int: ...
+    @property
     def leaving(self) -> bool: ...
     @property
     def joined(self) -> trio.Event: ...
@@ -72,6 +74,7 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         me = agent.self_info()
         body: dict[str, Any] = member_json(me) if me is not None else {"name": agent.name}
         body.update(node_id=agent.node_id, health=agent.health, joined=agent.joined.is_set())
+        body["protocol_version"] = agent.protocol_version
         return ApiResponse.json(body)
 
     async def members(_: ApiRequest) -> ApiResponse:

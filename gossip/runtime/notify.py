@@ -14,6 +14,7 @@ from typing import Any, assert_never
 from gossip.core.membership import outputs as o
 from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.hostport import format_hostport
+from gossip.runtime.history import MemberHistory
 from gossip.runtime.metrics import Counter, Registry
 from gossip.runtime.service import MemberEvent
 
@@ -33,6 +34,10 @@ COVERED_CORE_COUNTERS = frozenset(
     }
 )
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+MAX_REFUSALS_LOGGED = 1024
+"""Refused peers remembered so each is logged once (then forgotten en bloc)."""
 
 
 def fmt_address(address: tuple[str, int]) -> str:
@@ -61,6 +66,9 @@ class Notifier:
         self.log = logger
         self._members = members
         self._conflicts_logged: set[tuple[str, Address, Address]] = set()
+        self._refusals_logged: set[tuple[str, Address, tuple[int, int]]] = set()
+        self.history: MemberHistory | None = None
+        """When set, every verdict and clue about a member is recorded there too."""
         r = registry
         r.gauge("members", "Members by state as this node sees them.", ("state",), self._by_state)
         r.gauge("health", "Local health score (0 is healthy).", (), lambda: {(): float(health())})
@@ -86,6 +94,9 @@ class Notifier:
         self.failures = r.counter("failures_total", "Members this node saw declared failed.")
         self.refutations = r.counter(
             "refutations_total", "Suspicions refuted, of others or of this node.", ("who",)
+        )
+        self.refusals = r.counter(
+            "protocol_refusals_total", "Peers or packets refused for their protocol version."
         )
         self.probe_timeouts = r.counter("probe_timeouts_total", "Probes with no ack in time.")
         self.rtt = r.histogram("probe_rtt_seconds", "Probe round-trip times.", RTT_BUCKETS)
@@ -144,6 +155,8 @@ class Notifier:
                 self._rejected(out)
             case o.NameConflict():
                 self._name_conflict(out)
+            case o.ProtocolRefused():
+                self._protocol_refused(out)
             case o.PushPullCompleted():
                 self._push_pull(out)
             case o.Metric():
@@ -156,11 +169,17 @@ class Notifier:
 
     # ---- one method per notification ---------------------------------------
 
+    def _remember(self, member: str, event: str, **detail: Any) -> None:
+        if self.history is not None:
+            self.history.record(member, event, **detail)
+
     def _joined(self, out: o.MemberJoined, now: float) -> MemberEvent:
+        self._remember(out.member.name, "joined", incarnation=out.member.incarnation)
         self.log.info("member_joined", **member_fields(out.member), tags=dict(out.member.tags))
         return MemberEvent("joined", out.member.name, out.member, now)
 
     def _updated(self, out: o.MemberUpdated, now: float) -> MemberEvent:
+        self._remember(out.member.name, "updated", incarnation=out.member.incarnation)
         self.log.info("member_updated", **member_fields(out.member), tags=dict(out.member.tags))
         return MemberEvent("updated", out.member.name, out.member, now)
 
@@ -171,30 +190,41 @@ class Notifier:
             "confirmations": out.confirmations,
             "timeout_s": round(out.timeout, 3),
         }
+        self._remember(out.member.name, "suspected", incarnation=out.member.incarnation, **detail)
         self.log.warning("member_suspected", **member_fields(out.member), **detail)
         return MemberEvent("suspected", out.member.name, out.member, now, detail)
 
     def _failed(self, out: o.MemberFailed, now: float) -> MemberEvent:
         self.failures.inc()
         detail = {"accuser": out.accuser, "confirmations": out.confirmations, "health": out.health}
+        self._remember(out.member.name, "failed", incarnation=out.member.incarnation, **detail)
         self.log.warning("member_failed", **member_fields(out.member), **detail)
         return MemberEvent("failed", out.member.name, out.member, now, detail)
 
     def _recovered(self, out: o.MemberRecovered, now: float) -> MemberEvent:
         self.refutations.inc(labels={"who": "other"})
+        self._remember(out.member.name, "refuted", incarnation=out.member.incarnation)
         self.log.info("member_refuted", **member_fields(out.member))
         return MemberEvent("recovered", out.member.name, out.member, now)
 
     def _left(self, out: o.MemberLeft, now: float) -> MemberEvent:
+        self._remember(out.member.name, "left", incarnation=out.member.incarnation)
         self.log.info("member_left", **member_fields(out.member))
         return MemberEvent("left", out.member.name, out.member, now)
 
     def _reaped(self, out: o.MemberReaped, now: float) -> MemberEvent:
+        self._remember(out.name, "reaped")
         self.log.info("member_reaped", member=out.name)
         return MemberEvent("reaped", out.name, None, now)
 
     def _self_refuted(self, out: o.SelfRefuted) -> None:
         self.refutations.inc(labels={"who": "self"})
+        if self.history is not None:
+            me = self.history.observer
+            self._remember(
+                me, "refuted_itself", accused_as=out.accused_state, accuser=out.accuser,
+                incarnation=out.incarnation,
+            )  # fmt: skip
         self.log.warning(
             "self_refuted",
             accused_state=out.accused_state,
@@ -204,6 +234,7 @@ class Notifier:
 
     def _probe_timed_out(self, out: o.ProbeTimedOut) -> None:
         self.probe_timeouts.inc()
+        self._remember(out.target, "probe_timed_out", indirect_helpers=out.indirect_helpers)
         self.log.info(
             "probe_timed_out",
             member=out.target,
@@ -229,6 +260,24 @@ class Notifier:
             address=fmt_address(out.holder),
             claimant=fmt_address(out.claimant),
             winner=fmt_address(out.winner),
+        )
+
+    def _protocol_refused(self, out: o.ProtocolRefused) -> None:
+        self.refusals.inc()
+        key = (out.member, out.address, out.theirs)
+        if key in self._refusals_logged:
+            return  # repeats with every packet of that peer: log each once
+        if len(self._refusals_logged) >= MAX_REFUSALS_LOGGED:
+            self._refusals_logged.clear()
+        self._refusals_logged.add(key)
+        their = "unreadable" if out.theirs == (0, 0) else "{}-{}".format(*out.theirs)
+        self.log.warning(
+            "protocol_refused",
+            member=out.member or None,
+            address=fmt_address(out.address),
+            their_versions=their,
+            our_versions="{}-{}".format(*out.ours),
+            why="no protocol version in common",
         )
 
     def _push_pull(self, out: o.PushPullCompleted) -> None:

@@ -9,8 +9,10 @@ Rules:
   keeps everything addressed to it in a backlog and runs it, then its due
   timers, when it resumes. A down host drops everything; a restart builds a
   fresh Node with the incarnation its predecessor last reported.
-- Streams are reliable but slow under loss (see faults.py); a stream to a down
-  host is refused after one round trip, across a partition it times out.
+- The network is the shared fault model (gossip/faults.py) over host
+  indexes; a datagram's reachability is judged when it is sent. Streams are
+  reliable but slow under loss; a stream to a down host is refused after one
+  round trip, across a partition or a cut it times out.
 - Notifications (every output but Send, OpenStream, IncarnationChanged and
   Metric) are handed to each of `listeners(host, output)`, and to listeners
   registered with listen() for their kinds only (a thousand-node run emits
@@ -29,7 +31,7 @@ from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.node import Node
 from gossip.core.types import Address
-from gossip.sim.faults import FaultModel
+from gossip.faults import FaultModel
 
 UP, PAUSED, DOWN = "up", "paused", "down"
 
@@ -84,13 +86,13 @@ class Simulation:
         cfg: Config,
         *,
         seed: int = 1,
-        faults: FaultModel | None = None,
+        faults: FaultModel[int] | None = None,
         names: Callable[[int], str] = lambda i: f"node-{i}",
     ) -> None:
         self.cfg = cfg
         self.seed = seed
         self.rng = random.Random(seed)
-        self.faults = faults or FaultModel()
+        self.faults: FaultModel[int] = faults or FaultModel()
         self.hosts = [Host(i, names(i), sim_address(i)) for i in range(n)]
         self.by_address = {h.address: h.idx for h in self.hosts}
         self.by_name = {h.name: h for h in self.hosts}
@@ -240,7 +242,7 @@ class Simulation:
         if size > self.max_datagram:
             self.max_datagram = size
         dst = self.by_address.get(o.to)
-        if dst is None:
+        if dst is None or not self.faults.reachable(h.idx, dst):
             return
         for delay in self.faults.datagram_delays(self.rng, h.idx, dst):
             self._push(self.now + delay, _DELIVER, dst, h.address, o.payload)
@@ -258,7 +260,7 @@ class Simulation:
         faults = self.faults
         if dst is None or self.hosts[dst].status is DOWN:
             self._push(self.now + 2 * faults.latency, _STREAM_END, key, "refused")
-        elif faults.connected(h.idx, dst):
+        elif faults.reachable(h.idx, dst) and faults.reachable(dst, h.idx):
             # handshake round trip, then the request itself
             delay = 2 * faults.latency + faults.stream_delay(self.rng, h.idx, dst)
             self._push(self.now + delay, _STREAM_REQ, key, dst, h.address, o.payload)

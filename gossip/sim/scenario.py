@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gossip.core.membership.config import Config
+from gossip.faults import FaultModel
 from gossip.sim.checks import Verdicts, all_see_alive
 from gossip.sim.engine import Simulation
-from gossip.sim.faults import FaultModel
 
 N_SEEDS = 3
 CHECK_EVERY = 0.25
@@ -67,12 +67,14 @@ class _Run:
     def __init__(self, sc: Scenario) -> None:
         self.sc = sc
         cfg = Config.for_profile(sc.profile)
-        faults = FaultModel(
+        latency = sc.latency_ms / 1000
+        faults = FaultModel[int](
             loss=sc.loss,
-            latency=sc.latency_ms / 1000,
+            latency=latency,
             jitter=sc.jitter_ms / 1000,
             duplicate=sc.duplicate,
             reorder=sc.reorder,
+            reorder_window=(2 * latency, 5 * latency),
         )
         self.sim = Simulation(sc.nodes, cfg, seed=sc.seed, faults=faults)
         self.verdicts = Verdicts(self.sim)
@@ -123,7 +125,7 @@ class _Run:
             order = list(range(sc.nodes))
             rng.shuffle(order)
             half = sc.nodes // 2
-            sim.faults.partition([order[:half], order[half:]])
+            sim.faults.partition(order[:half], order[half:])
             sim.call_at(sim.now + sc.partition_s, self._heal)
 
     def _heal(self) -> None:

@@ -1,6 +1,10 @@
-"""A tiny deterministic network for unit tests of the membership core: every
-datagram arrives after `latency` unless its link is cut, streams are answered
-in one round trip, and the tests step time explicitly."""
+"""A tiny deterministic network for unit tests of the membership core.
+
+Rules: faults are the shared fault model (gossip/faults.py) over node names,
+`faults`, with its seeded draws; by default every datagram arrives after 1 ms
+unless a host is down or its link cut, judged when it is sent. Streams are
+answered in one round trip if both directions are open. Tests step time
+explicitly; a down node neither receives nor fires timers."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.node import Node
 from gossip.core.types import Address, MemberState
+from gossip.faults import FaultModel
 
 OutputT = TypeVar("OutputT", bound=out.Output)
 
@@ -30,11 +35,10 @@ class Net:
         ]
         self.by_addr = {node.address: node for node in self.nodes}
         self.now = 0.0
-        self.latency = 0.001
+        self.faults = FaultModel[str](latency=0.001)
+        self.rng = random.Random(seed)
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self.seq = 0
-        self.down: set[str] = set()
-        self.cut: set[frozenset[str]] = set()
         self.log: list[tuple[str, out.Output]] = []  # (observer, output)
 
     def start_all(self) -> None:
@@ -43,8 +47,13 @@ class Net:
             node.start(self.now, seeds)
             self.drain(node)
 
+    @property
+    def down(self) -> set[str]:
+        """Names of the nodes that are down."""
+        return self.faults.down
+
     def reachable(self, a: Node, b: Node) -> bool:
-        return b.name not in self.down and frozenset((a.name, b.name)) not in self.cut
+        return self.faults.reachable(a.name, b.name)
 
     def at(self, t: float, fn: Callable[[], None]) -> None:
         self.seq += 1
@@ -57,7 +66,8 @@ class Net:
                 dst = self.by_addr.get(o.to)
                 if dst is not None and self.reachable(node, dst):
                     src, payload = node.address, o.payload
-                    self.at(self.now + self.latency, partial(self._rx, dst, src, payload))
+                    for delay in self.faults.datagram_delays(self.rng, node.name, dst.name):
+                        self.at(self.now + delay, partial(self._rx, dst, src, payload))
             elif isinstance(o, out.OpenStream):
                 self._stream(node, o)
         deadline = node.next_deadline()
@@ -93,7 +103,7 @@ class Net:
                     node.receive_stream_response(self.now, o.stream_id, reply)
             self.drain(node)
 
-        self.at(self.now + 2 * self.latency, finish)
+        self.at(self.now + 2 * self.faults.latency, finish)
 
     def run_until(self, t: float) -> None:
         while self.events and self.events[0][0] <= t:

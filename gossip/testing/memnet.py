@@ -3,15 +3,17 @@
 Rules: each agent gets its own `HostNetwork` (one IP) from a shared
 `MemoryNetwork`, which implements the Network protocol without sockets:
 datagrams go into a bounded queue per endpoint (a full queue drops, like a
-kernel buffer), streams are in-memory pipes. Faults are one model on
-the shared object, all random draws from its seeded rng: loss, duplication,
-latency with jitter, reordering (a fraction of datagrams held back), hosts taken
-down (crash: nothing in or out, connects refused), partitions between groups of
-IPs, one-way cuts (a connect needs both directions, like TCP), and paused hosts
-(every datagram or stream operation of a paused host waits until it resumes,
-so its core task blocks on its first send, as a stopped process would).
-Delayed datagrams need `run` in a nursery; without it they go at once. Time is
-trio's, so it runs as fast as MockClock lets it.
+kernel buffer), streams are in-memory pipes. Faults are the shared fault
+model (gossip/faults.py) over IPs, `faults`, with every random draw from the
+network's seeded rng: loss, duplication, latency with jitter, reordering,
+hosts taken down (crash: nothing in or out, connects refused), partitions,
+one-way cuts (a connect needs both directions, like TCP). A datagram's
+reachability is judged when it is delivered, so one in flight when a cut
+starts is lost. Paused hosts are this network's own: every datagram or stream
+operation of a paused host waits until it resumes, so its core task blocks on
+its first send, as a stopped process would. Streams are reliable and
+immediate. Delayed datagrams need `run` in a nursery; without it they go at
+once. Time is trio's, so it runs as fast as MockClock lets it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Iterable
 import trio
 
 from gossip.core.types import Address
+from gossip.faults import FaultModel
 from gossip.runtime.network import DatagramEndpoint, StreamServer
 
 QUEUE = 1024
@@ -32,19 +35,24 @@ _Incoming = tuple[trio.abc.Stream, Address]
 
 
 class MemoryNetwork:
+    # Slots, so that setting a fault knob that is not there fails loudly.
+    __slots__ = (
+        "_courier",
+        "_endpoints",
+        "_later",
+        "_listeners",
+        "_paused",
+        "_ports",
+        "_seq",
+        "delivered",
+        "dropped",
+        "faults",
+        "rng",
+    )
+
     def __init__(self, rng: random.Random, loss: float = 0.0) -> None:
         self.rng = rng
-        self.loss = loss
-        self.duplicate = 0.0
-        """Fraction of datagrams delivered twice."""
-        self.reorder = 0.0
-        """Fraction of datagrams held back by up to `reorder_ms` (overtaken by later ones)."""
-        self.reorder_ms = 50.0
-        self.delay_ms = 0.0
-        self.jitter_ms = 0.0
-        self.down: set[str] = set()
-        self._groups: list[set[str]] = []
-        self._cuts: set[tuple[str, str]] = set()
+        self.faults = FaultModel[str](loss=loss, latency=0.0)
         self._paused: dict[str, trio.Event] = {}
         self._endpoints: dict[Address, _Endpoint] = {}
         self._listeners: dict[Address, trio.MemorySendChannel[_Incoming]] = {}
@@ -58,19 +66,23 @@ class MemoryNetwork:
     def host(self, ip: str) -> HostNetwork:
         return HostNetwork(self, ip)
 
-    # ---- faults ------------------------------------------------------------
+    # ---- faults (the model's, by IP) -------------------------------------------
+
+    @property
+    def down(self) -> set[str]:
+        """IPs of hosts that are down."""
+        return self.faults.down
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut every path between different groups (IPs not named stay connected)."""
-        self._groups = [set(g) for g in groups]
+        self.faults.partition(*groups)
 
     def cut(self, src: str, dst: str) -> None:
         """Drop everything from `src` to `dst` (one way)."""
-        self._cuts.add((src, dst))
+        self.faults.cut(src, dst)
 
     def heal(self) -> None:
-        self._groups = []
-        self._cuts.clear()
+        self.faults.heal()
 
     def pause(self, ip: str) -> None:
         self._paused.setdefault(ip, trio.Event())
@@ -98,29 +110,20 @@ class MemoryNetwork:
             await gate.wait()
 
     def reachable(self, a: str, b: str) -> bool:
-        if a in self.down or b in self.down or (a, b) in self._cuts:
-            return False
-        ga = next((i for i, g in enumerate(self._groups) if a in g), None)
-        gb = next((i for i, g in enumerate(self._groups) if b in g), None)
-        return ga is None or gb is None or ga == gb
+        return self.faults.reachable(a, b)
 
     # ---- delivery ------------------------------------------------------------
 
     def _send(self, src: Address, to: Address, data: bytes) -> None:
-        if self.loss > 0 and self.rng.random() < self.loss:
+        delays = self.faults.datagram_delays(self.rng, src[0], to[0])
+        if not delays:
             self.dropped += 1
             return
-        copies = 2 if self.duplicate > 0 and self.rng.random() < self.duplicate else 1
-        for _ in range(copies):
-            delay = self.delay_ms
-            if self.jitter_ms > 0:
-                delay += self.rng.uniform(0.0, self.jitter_ms)
-            if self.reorder > 0 and self.rng.random() < self.reorder:
-                delay += self.rng.uniform(0.0, self.reorder_ms)
+        for delay in delays:
             if delay <= 0 or self._courier is None:
                 self._deliver(src, to, data)
             else:
-                due = trio.current_time() + delay / 1000
+                due = trio.current_time() + delay
                 heapq.heappush(self._later, (due, next(self._seq), src, to, data))
                 self._courier.set()
 

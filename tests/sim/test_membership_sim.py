@@ -9,9 +9,9 @@ from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.lifeguard import suspicion_min_timeout
 from gossip.core.types import MemberState
+from gossip.faults import FaultModel
 from gossip.sim.checks import Verdicts, all_see_alive, dead_everywhere, views_agree
 from gossip.sim.engine import Simulation
-from gossip.sim.faults import FaultModel
 from gossip.sim.scenario import Scenario, run_scenario
 
 
@@ -85,7 +85,7 @@ def test_paused_nodes_are_never_declared_dead() -> None:
 def test_a_healed_partition_merges_back_into_one_view() -> None:
     sim, _ = _cluster(16)
     assert all_see_alive(sim, 16)
-    sim.faults.partition([list(range(8)), list(range(8, 16))])
+    sim.faults.partition(range(8), range(8, 16))
     sim.run_until(60.0)
     # Each half has declared the other dead...
     assert sim.hosts[0].node is not None

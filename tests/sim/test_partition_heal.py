@@ -43,7 +43,7 @@ def heal_time(cfg: Config, seed: int, partition_s: float) -> float:
         sim.start(i, [sim_address(0)] if i else [], at=i * 0.2)
     sim.run_until(START)
     assert all_see_alive(sim, 5), "the cluster never formed"
-    sim.faults.partition(SIDES)
+    sim.faults.partition(*SIDES)
     sim.run_until(START + partition_s)
     for side, other in (SIDES, SIDES[::-1]):
         for i in side:

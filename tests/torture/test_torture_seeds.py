@@ -2,7 +2,7 @@
 
 Each case is one seed of one fault kind, or of all kinds mixed (three seeds), or
 of no fault at all (with three replicas, and with one). A case that fails
-today because of a known store or ownership bug (issue 12) is marked xfail with
+today because of a known store or ownership bug is marked xfail with
 strict=True: when the fix lands it passes, turns red, and the marker must go.
 An xfail case still fails outright (not xfail) if a checker other than the known
 ones breaks, so the marker never hides a new failure.
@@ -37,23 +37,14 @@ def known(cases: str, why: str, *checkers: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(
         strict=True,
         raises=AssertionError,
-        reason=f"issue 12 {cases}: {why} ({', '.join(checkers)})",
+        reason=f"known bug ({cases}): {why} ({', '.join(checkers)})",
     )
 
 
-KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {
-    "partition": (
-        {"resurrections", "read_your_writes"},
-        known(
-            "cases 5 and 9",
-            "a quorum read shortly after the client's own acknowledged put returns the "
-            "value before it; a value deleted at quorum during the split is held again by "
-            "three replicas after the heal",
-            "resurrections",
-            "read_your_writes",
-        ),
-    ),
-}
+KNOWN: dict[str, tuple[set[str], pytest.MarkDecorator]] = {}
+"""Cases that fail today because of a known bug, with the checkers they break (none now:
+the last ones, stale quorum reads and undone deletes under partitions, were fixed by
+the store's majority rule)."""
 
 
 def _cases() -> list[object]:

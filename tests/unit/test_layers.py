@@ -25,6 +25,7 @@ UNIT_PREFIXES: Mapping[str, str] = {
     "gossip.__main__": "main",
     "gossip.atomicfile": "atomicfile",
     "gossip.hostport": "hostport",
+    "gossip.faults": "faults",
     "gossip.core": "core",
     "gossip.core.types": "core",
     "gossip.core.rendezvous": "core",
@@ -54,6 +55,7 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
     "core.store": {"core": "rendezvous placement of partitions"},
     "atomicfile": {},
     "hostport": {},
+    "faults": {},
     "security": {
         "core": "addresses, for the sealer's per-peer calls",
         "atomicfile": "the keyring file is replaced atomically",
@@ -88,10 +90,12 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "runtime.store": "fault runs start whole agents with the store service",
         "runtime.ownership": "fault runs start whole agents with the ownership service",
         "core.ownership": "the ownership checker reads item events",
+        "faults": "the in-memory networks draw loss, delay and cuts from the shared fault model",
     },
     "sim": {
         "core": "addresses and member information",
         "core.membership": "the simulator drives Nodes",
+        "faults": "the simulated network is the shared fault model",
     },
     "emulate": {
         "logs": "the players read and write the log records",

@@ -16,6 +16,7 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Message,
     Ping,
@@ -42,6 +43,9 @@ _PEER = AesGcmSealer(Keyring([_KEY]), "fuzz")
 
 _CFG = Config.for_profile("lan", cluster_name="fuzz")
 _CODEC = Codec(_CFG)
+_WIDE = Codec(_CFG.replace(protocol_max=2))
+"""A codec that decodes both wire versions (version 2 lays pings out differently)."""
+_WIDE.speak(2)
 _ME, _OTHER = ("10.0.0.1", 7946), ("10.0.0.2", 7946)
 _MESSAGES: list[Message] = [
     Ping(7, "me"),
@@ -50,6 +54,7 @@ _MESSAGES: list[Message] = [
     Suspect("me", 0, "peer"),
     Dead("peer", 2, "x"),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
+    CoordinateMsg("peer", (1500, -20, 0, 7, 0, 0, 0, 3), 120, 250_000, -40),
 ]
 _NODE = Node("me", _ME, _CFG, rng=random.Random(1))
 _NODE.start(0.0, [])
@@ -69,10 +74,11 @@ def framing_decoders(data: bytes) -> None:
 
 
 def wire_decoders(data: bytes) -> None:
-    with contextlib.suppress(WireError):
-        _CODEC.decode_packet(data)
-    with contextlib.suppress(WireError):
-        _CODEC.decode_frame(data)
+    for codec in (_CODEC, _WIDE):
+        with contextlib.suppress(WireError):
+            codec.decode_packet(data)
+        with contextlib.suppress(WireError):
+            codec.decode_frame(data)
 
 
 def node_inputs(data: bytes) -> None:
@@ -138,4 +144,5 @@ def seeds_for(index: int) -> list[bytes]:
         ]
     frames = [_CODEC.frame(m) for m in _MESSAGES]
     parts = [f[len(_CODEC.prefix) + 1 :] for f in frames]
-    return [*frames, _CODEC.packet(parts[:3]), _CODEC.packet(parts[2:])]
+    v2_ping = _WIDE.frame(Ping(7, "me"))
+    return [*frames, v2_ping, _CODEC.packet(parts[:3]), _CODEC.packet(parts[2:])]

@@ -15,6 +15,10 @@ from typing import Any
 
 MAX_UDP_PAYLOAD = 65507
 """The largest payload of one IPv4 UDP datagram."""
+PROTOCOL_VERSIONS = (1, 2)
+"""The wire versions this build can speak. Version 2 differs from 1 only in
+its ping, which carries the sender's version too: it exists to prove that a
+cluster upgrades from one version to the next without failures (versions.py)."""
 
 
 class ConfigError(ValueError):
@@ -79,6 +83,18 @@ class Config:
     max_tags_bytes: int = 512
     """Encoded size limit of a node's tags (CBOR map of str to str)."""
     max_name_bytes: int = 128
+
+    # network coordinates (coordinates.py)
+    coordinates: bool = False
+    """Send this node's Vivaldi coordinate with every ack and learn one from
+    every direct probe. Every member must run a build that knows the
+    coordinate message before it is turned on (an older one refuses it)."""
+
+    # protocol versions (versions.py)
+    protocol_min: int = 1
+    protocol_max: int = 1
+    """This node decodes every wire version in [protocol_min, protocol_max]
+    and speaks the highest one every live member's range includes."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -219,3 +235,14 @@ def _validate(cfg: Config) -> None:
     tag_room = cfg.packet_budget - 300
     need(16 <= cfg.max_tags_bytes <= tag_room, "max_tags_bytes", f"must be 16..{tag_room}")
     need(8 <= cfg.max_name_bytes <= 255, "max_name_bytes", "must be 8..255")
+    lowest, highest = PROTOCOL_VERSIONS[0], PROTOCOL_VERSIONS[-1]
+    need(
+        lowest <= cfg.protocol_min <= highest,
+        "protocol_min",
+        f"must be {lowest}..{highest}",
+    )
+    need(
+        cfg.protocol_min <= cfg.protocol_max <= highest,
+        "protocol_max",
+        f"must be protocol_min..{highest}",
+    )

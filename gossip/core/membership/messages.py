@@ -33,6 +33,7 @@ class Kind(IntEnum):
     LEFT = 8
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
+    COORDINATE = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,23 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class CoordinateMsg:
+    """The sender's network coordinate (vivaldi.py), sent with its acks when
+    coordinates are on. Fixed point, so it is compact and canonical: the
+    point, height and adjustment in microseconds, the error in millionths."""
+
+    KIND: ClassVar[Kind] = Kind.COORDINATE
+    name: str
+    vec_us: tuple[int, ...]
+    height_us: int
+    error_ppm: int
+    adjustment_us: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, list(self.vec_us), self.height_us, self.error_ppm, self.adjustment_us]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -194,4 +212,16 @@ class SyncRows:
 Update = Alive | Suspect | Dead | Left
 """The membership updates that are piggybacked as broadcasts."""
 
-Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | Left | PushPull | PushPullReply
+Message = (
+    Ping
+    | PingReq
+    | Ack
+    | Nack
+    | Alive
+    | Suspect
+    | Dead
+    | Left
+    | PushPull
+    | PushPullReply
+    | CoordinateMsg
+)

@@ -1,8 +1,10 @@
 """The membership state machine of one node: SWIM with Lifeguard, no I/O.
 
-The public surface (the shared core contract) and the update rules live here,
-on the shared state and plumbing of nodebase.py. The node owns three parts:
-a Prober (probing.py), which keeps the probes in flight; Suspicions
+The public surface (the shared core contract) and the update rules live here.
+The node owns its parts, each keeping its own state: the member table
+(members.py), the timers, the counters (counters.py), a Disseminator
+(dissemination.py), which keeps the broadcast queue and sends with piggybacked
+updates; a Prober (probing.py), which keeps the probes in flight; Suspicions
 (suspecting.py), which keeps the suspicions and their timers; and a Syncer
 (pushpull.py), which keeps the streams, the join and the reconnects. The node
 routes each input to its part and decides: when to probe, how an update or a
@@ -36,12 +38,17 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from gossip.core.membership import outputs as out
+from gossip.core.membership import versions
 from gossip.core.membership.config import Config
-from gossip.core.membership.lifeguard import stall_penalty
-from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, supersedes
+from gossip.core.membership.coordinates import Coordinates
+from gossip.core.membership.counters import Counters
+from gossip.core.membership.dissemination import Disseminator
+from gossip.core.membership.lifeguard import Health, stall_penalty
+from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, MemberTable, supersedes
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Left,
     Message,
@@ -51,11 +58,15 @@ from gossip.core.membership.messages import (
     StateEntry,
     Suspect,
 )
-from gossip.core.membership.nodebase import MISS, NodeBase, check_tags, freeze_tags
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
+from gossip.core.membership.reachability import SEQ_BASE, Reachability, ReachCheck
+from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspecting import Suspicions
+from gossip.core.membership.tags import check_tags, freeze_tags
+from gossip.core.membership.timers import TimerHeap
 from gossip.core.membership.wire import (
+    Codec,
     WireError,
     alive_from_entry,
     encode_message,
@@ -64,8 +75,11 @@ from gossip.core.membership.wire import (
 )
 from gossip.core.types import Address, MemberInfo, MemberState
 
+MISS = ("", -1)
+"""An update not in the cache of applied ones (None is a cached non-accusation)."""
 
-class Node(NodeBase):
+
+class Node:
     def __init__(
         self,
         name: str,
@@ -76,7 +90,45 @@ class Node(NodeBase):
         incarnation: int = 0,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(name, address, cfg, rng=rng, incarnation=incarnation, tags=tags)
+        if not name or len(name.encode()) > cfg.max_name_bytes:
+            raise ValueError(f"node name must be 1..{cfg.max_name_bytes} bytes")
+        self.name = name
+        self.address = address
+        self.cfg = cfg
+        self.rng = rng
+        self.incarnation = incarnation
+        self._versions = versions.VersionChooser(name, (cfg.protocol_min, cfg.protocol_max))
+        self.tags: Mapping[str, str] = MappingProxyType(self._advertised(tags or {}))
+        check_tags(cfg, self.tags)
+        self._health = Health(cfg.max_health)
+        self._codec = Codec(cfg)
+        self._coords = Coordinates(name, cfg.coordinates, lambda: [m.name for m in self._table])
+        self._table = MemberTable(rng)
+        self._timers = TimerHeap()
+        self._outbox: list[out.Output] = []
+        self._counters = Counters()
+        self._count = self._counters.count
+        self._rows = StateRows()
+        self._gossip = Disseminator(
+            name,
+            cfg,
+            table=self._table,
+            timers=self._timers,
+            codec=self._codec,
+            counters=self._counters,
+            emit=self._outbox.append,
+            after_round=self._gossip_round_done,
+        )
+        # Every path that sends, queues or caches an update goes through the
+        # Disseminator; these names keep the node's and its parts' calls short.
+        self._send = self._gossip.send
+        self._enqueue = self._gossip.enqueue
+        self._remember = self._gossip.remember
+        self._started = False
+        self._leaving = False
+        self._leave_done = False
+        self._left_payload = b""
+        self._self_payload = b""
         self._suspicions = Suspicions(
             name,
             cfg,
@@ -97,7 +149,7 @@ class Node(NodeBase):
             timers=self._timers,
             codec=self._codec,
             rows=self._rows,
-            queue=self._queue,
+            queue=self._gossip.queue,
             emit=self._outbox.append,
             count=self._count,
             reject=self._reject,
@@ -112,13 +164,56 @@ class Node(NodeBase):
             timers=self._timers,
             health=self._health,
             codec=self._codec,
-            send=self._send,
+            send=self._send_answer,
             emit=self._outbox.append,
             count=self._count,
             health_delta=self._health_delta,
             open_ping=self._syncer.open_ping,
             suspect=self._suspicions.suspect,
+            rtt_sample=self._coords.sample,
         )
+        self._reach = Reachability(lambda to, ping: self._send(to, ping), self._timers)
+
+    # ---- public surface -----------------------------------------------------
+
+    @property
+    def health(self) -> int:
+        return self._health.score
+
+    def members(self) -> list[MemberInfo]:
+        return list(self._table)
+
+    def member(self, name: str) -> MemberInfo | None:
+        return self._table.get(name)
+
+    @property
+    def protocol_version(self) -> int:
+        """The wire version this node speaks now (versions.py)."""
+        return self._codec.version
+
+    @property
+    def coordinates(self) -> Coordinates:
+        """This node's network coordinate and its peers' (read them, do not
+        feed them: the node does)."""
+        return self._coords
+
+    def count(self, state: MemberState) -> int:
+        """How many members (this node included) are in `state`: O(1)."""
+        return self._table.counts[state]
+
+    def take_outputs(self) -> list[out.Output]:
+        if self._versions.observe(self._outbox):
+            self._codec.speak(self._versions.speaking)
+        # Copied, not swapped: the parts hold this list's append.
+        outputs = self._outbox.copy()
+        self._outbox.clear()
+        return outputs
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def handle_timeout(self, now: float) -> None:
+        self._timers.fire_due(now)
 
     def start(self, now: float, seeds: Sequence[Address], *, named_seeds: bool = False) -> None:
         """Announce ourselves with a fresh incarnation, start the timers, join.
@@ -136,7 +231,7 @@ class Node(NodeBase):
 
     def _probe_tick(self, now: float, _: object) -> None:
         """Flush the counters and, unless leaving, probe the next member."""
-        self._flush_counters(now)
+        self._counters.flush(now, self._outbox.append)
         if self._leaving:
             return
         self._timers.add(now + self._health.scale(self.cfg.probe_interval), self._probe_tick)
@@ -165,12 +260,17 @@ class Node(NodeBase):
         self._syncer.leave()
         self._table.put(self._self_info(now, LEFT), probe=False)
         self._left_payload = wrap(encode_message(Left(self.name, self.incarnation)))
-        self._queue.enqueue(self.name, self._left_payload)
-        self._schedule_gossip(now)
+        self._gossip.queue.enqueue(self.name, self._left_payload)
+        self._gossip.schedule(now)
         if self._table.live == 0:
             self._finish_leave(now, None)
         else:
             self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
+
+    def check_reachability(self, now: float, timeout: float) -> ReachCheck:
+        """Ping every other alive or suspect member directly, now (reachability.py)."""
+        others = [m for m in self._table if m.name != self.name and m.state <= SUSPECT]
+        return self._reach.check(now, others, timeout)
 
     def join(self, now: float, seeds: Sequence[Address]) -> None:
         """Push-pull with every seed; the first success emits Joined."""
@@ -182,13 +282,13 @@ class Node(NodeBase):
         self._syncer.set_seeds(now, seeds)
 
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
-        self.tags = MappingProxyType(dict(tags))
+        self.tags = MappingProxyType(self._advertised(tags))
         check_tags(self.cfg, self.tags)
         if self._started and not self._leaving:
             self._set_incarnation(self.incarnation + 1)
             self._table.put(self._self_info(now), probe=False)
             self._broadcast_self()
-            self._schedule_gossip(now)
+            self._gossip.schedule(now)
 
     # ---- streams (the Syncer's) ------------------------------------------------
 
@@ -205,10 +305,11 @@ class Node(NodeBase):
     # ---- datagrams ------------------------------------------------------------
 
     def receive_datagram(self, now: float, src: Address, payload: bytes) -> None:
-        self._packets_in += 1
-        self._bytes_in += len(payload)
+        counters = self._counters
+        counters.packets_in += 1
+        counters.bytes_in += len(payload)
         codec = self._codec
-        seen_get = self._seen.get  # hot: ~50 lookups per packet
+        seen_get = self._gossip.seen.get  # hot: ~50 lookups per packet
         fresh: list[tuple[bytes, Message]] = []
         accusations: list[tuple[str, int]] = []
         repeats: list[bytes] = []
@@ -228,7 +329,7 @@ class Node(NodeBase):
         if not self._started:
             return
         if repeats:
-            self._queue.heard(repeats)
+            self._gossip.queue.heard(repeats)
         for raw, msg in fresh:
             self._dispatch(now, src, msg, raw)
         for name, inc in accusations:
@@ -248,7 +349,10 @@ class Node(NodeBase):
         if type(msg) is Alive:
             self._on_alive(now, msg, raw)
         elif type(msg) is Ack:
-            self._prober.on_ack(now, msg.seq)
+            if msg.seq < SEQ_BASE:
+                self._prober.on_ack(now, msg.seq)
+            else:
+                self._reach.on_ack(now, msg.seq)
         elif type(msg) is Ping:
             self._prober.on_ping(src, msg)
         elif type(msg) is Suspect:
@@ -263,6 +367,8 @@ class Node(NodeBase):
             self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
             self._prober.on_nack(msg.seq)
+        elif type(msg) is CoordinateMsg:
+            self._coords.heard(msg)
         else:
             self._reject(src, "unexpected_kind")
 
@@ -417,10 +523,67 @@ class Node(NodeBase):
         self._set_incarnation(max(self.incarnation, accused_inc) + 1)
         self._table.put(self._self_info(now), probe=False)
         self._broadcast_self()
-        self._schedule_gossip(now)
+        self._gossip.schedule(now)
         self._count("refutations")
         self._outbox.append(out.SelfRefuted(accused, accuser, self.incarnation))
         self._health_delta(1, "refuted")
+
+    def _reject(self, src: Address, reason: str) -> None:
+        self._count("datagrams_rejected", 1, reason)
+        self._outbox.append(out.DatagramRejected(src, reason))
+        refused, self._codec.refused_version = self._codec.refused_version, 0
+        if refused:
+            ours = self._versions.own
+            self._outbox.append(out.ProtocolRefused("", src, (refused, refused), ours))
+
+    def _send_answer(
+        self, to: Address, first: Message | None = None, *, extra: bytes = b""
+    ) -> bool:
+        """The Prober's send: an ack carries our coordinate when coordinates are on."""
+        if type(first) is Ack and not extra and self._coords.enabled:
+            extra = self._coords.part()
+        return self._send(to, first, extra=extra)
+
+    def _advertised(self, tags: Mapping[str, str]) -> dict[str, str]:
+        return versions.advertised(tags, self._versions.own)
+
+    def _health_delta(self, delta: int, reason: str) -> None:
+        if delta and self._health.apply(delta):
+            self._outbox.append(out.HealthChanged(self._health.score, reason))
+
+    # ---- self -----------------------------------------------------------------------
+
+    def _self_info(self, now: float, state: MemberState = ALIVE) -> MemberInfo:
+        return MemberInfo(self.name, self.address, state, self.incarnation, self.tags, now)
+
+    def _set_incarnation(self, inc: int) -> None:
+        if inc != self.incarnation:
+            self.incarnation = inc
+            self._outbox.append(out.IncarnationChanged(inc))
+
+    def _broadcast_self(self) -> None:
+        alive = Alive(self.name, self.incarnation, self.address, self.tags)
+        self._self_payload = wrap(encode_message(alive))
+        # No ident: copies heard from others never cut our own news short.
+        self._gossip.queue.enqueue(self.name, self._self_payload)
+
+    def _reassert(self, now: float) -> None:
+        """A stale accusation still circulates: someone missed our refutation,
+        so gossip our current alive again (unless it is still queued)."""
+        if not self._leaving and not self._gossip.queue.pending(self.name, self._self_payload):
+            self._gossip.queue.enqueue(self.name, self._self_payload)
+            self._gossip.schedule(now)
+            self._count("reassertions")
+
+    def _gossip_round_done(self, now: float) -> None:
+        """A leave is done once our `left` has been sent its full count."""
+        if self._leaving and not self._gossip.queue.pending(self.name, self._left_payload):
+            self._finish_leave(now, None)
+
+    def _finish_leave(self, now: float, _: object) -> None:
+        if not self._leave_done:
+            self._leave_done = True
+            self._outbox.append(out.LeaveCompleted())
 
 
 def _winner(holder: MemberInfo, claim: Alive) -> Address:

@@ -176,6 +176,20 @@ class DatagramRejected:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ProtocolRefused:
+    """A peer speaks no wire version this node speaks (versions.py): a member
+    whose advertised range misses ours (`member` named), or a packet or
+    stream frame in a version outside our range (`member` empty, `theirs`
+    that version twice). Ranges are (min, max); (0, 0) is an unreadable one."""
+
+    member: str
+    address: Address
+    theirs: tuple[int, int]
+    ours: tuple[int, int]
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class PushPullCompleted:
     peer: Address
     members: int
@@ -226,6 +240,7 @@ Notification = (
     | ProbeTimedOut
     | HealthChanged
     | DatagramRejected
+    | ProtocolRefused
     | PushPullCompleted
     | Joined
     | LeaveCompleted

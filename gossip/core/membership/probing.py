@@ -29,10 +29,10 @@ from typing import Protocol
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
+from gossip.core.membership.counters import CountFn
 from gossip.core.membership.lifeguard import Health
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Message, Nack, Ping, PingReq, Suspect
-from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.timers import Timer, TimerHeap
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address, MemberInfo
@@ -50,6 +50,8 @@ OpenPingFn = Callable[[float, Address, bytes, int, float], None]
 """open_ping(now, to, frame, probe_seq, timeout): the stream (TCP fallback) ping."""
 SuspectFn = Callable[[float, str, int, str], None]
 """suspect(now, name, incarnation, accuser): the node's verdict on a failed probe."""
+RttSampleFn = Callable[[str, float], None]
+"""rtt_sample(name, seconds): a direct probe's round trip (coordinates.py)."""
 
 
 @dataclass(slots=True)
@@ -92,6 +94,7 @@ class Prober:
         health_delta: Callable[[int, str], None],
         open_ping: OpenPingFn,
         suspect: SuspectFn,
+        rtt_sample: RttSampleFn | None = None,
     ) -> None:
         self._name = name
         self._cfg = cfg
@@ -105,6 +108,7 @@ class Prober:
         self._health_delta = health_delta
         self._open_ping = open_ping
         self._suspect = suspect
+        self._rtt_sample = rtt_sample
         self._seq = 0
         self._probes: dict[int, ProbeState] = {}
         self._relays: dict[int, RelayState] = {}
@@ -221,6 +225,9 @@ class Prober:
                 timer.cancel()
             self._count("acks_received")
             self._emit(out.Metric("probe_rtt_seconds", now - probe.start))
+            direct = not probe.expected_nacks and not probe.fallback_pending  # not relayed
+            if self._rtt_sample is not None and direct:
+                self._rtt_sample(probe.target.name, now - probe.start)
             self._health_delta(-1, "probe_succeeded")
             return
         relay = self._relays.pop(seq, None)

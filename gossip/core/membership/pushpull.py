@@ -47,13 +47,13 @@ from typing import Any
 from gossip.core.membership import outputs as out
 from gossip.core.membership.broadcast import BroadcastQueue
 from gossip.core.membership.config import Config
+from gossip.core.membership.counters import CountFn
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows
-from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec, VersionRefused, WireError
 from gossip.core.types import Address, MemberInfo
 
 SETTLE_DELAY = 0.5
@@ -226,18 +226,20 @@ class Syncer:
             news = self._news(msg.rows) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(src, exc.reason)
-            return None
+            # A requester in a version we do not speak gets an empty reply in
+            # ours, so that it too sees why and says so (versions.py).
+            return self._codec.sync_frame(None, []) if isinstance(exc, VersionRefused) else None
         if not self._started:
             return None
         if isinstance(msg, Ping):
-            return self._codec.frame(Ack(msg.seq)) if msg.target == self._name else None
+            return self._codec.reply_frame(Ack(msg.seq)) if msg.target == self._name else None
         if isinstance(msg, SyncRows) and msg.join is not None:
             self._count("push_pull_bytes_in", len(payload))
             known = len(self._table)
             self._merge(now, news, True)
             if msg.join and len(self._table) > known:
                 self._settle_soon(now)
-            reply = self._codec.sync_frame(None, self._rows.wrapped(self._table))
+            reply = self._codec.sync_frame(None, self._rows.wrapped(self._table), reply=True)
             self._count("push_pull_bytes_out", len(reply))
             self._emit(
                 out.PushPullCompleted(src, len(msg.rows), len(reply), len(payload), msg.join)

@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
+from gossip.core.membership.counters import CountFn
 from gossip.core.membership.lifeguard import expected_confirmations, suspicion_min_timeout
 from gossip.core.membership.members import SUSPECT, MemberTable, supersedes
 from gossip.core.membership.messages import Message, Suspect
-from gossip.core.membership.nodebase import CountFn
 from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.timers import TimerHeap
 from gossip.core.types import MemberInfo

@@ -4,6 +4,11 @@ A datagram (and a stream frame alike) is the CBOR array
 
     [version, cluster_name, [bstr(message), ...]]   message = [kind, field, ...]
 
+The envelope's layout is the same in every version; the version says how its
+messages are laid out. A codec decodes every version in its node's range
+(versions.py) and encodes in the one the node chose to speak. Version 2
+differs only in its ping, `[1, seq, target, version]`.
+
 so one datagram is naturally a compound packet: a ping or ack followed by as
 many piggybacked updates as fit the UDP budget. Each message travels as a
 byte string holding its own CBOR encoding: packets are assembled by
@@ -33,6 +38,7 @@ from gossip.core.membership.config import MAX_UDP_PAYLOAD, Config
 from gossip.core.membership.messages import (
     Ack,
     Alive,
+    CoordinateMsg,
     Dead,
     Kind,
     Left,
@@ -54,6 +60,9 @@ MAX_STATE_ENTRIES = 100_000
 MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
+MAX_DIMENSIONS = 16
+MAX_MICROS = 100_000_000
+"""Bound of a coordinate's fixed-point values (100 s in microseconds)."""
 _STATES = tuple(MemberState)
 
 
@@ -63,6 +72,14 @@ class WireError(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class VersionRefused(WireError):
+    """A well-formed envelope in a wire version outside our range."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__("bad_version", f"version {version} is outside our range")
+        self.version = version
 
 
 def _array_header(n: int) -> bytes:
@@ -144,7 +161,14 @@ class Codec:
 
     def __init__(self, cfg: Config) -> None:
         self.cluster = cfg.cluster_name
-        self.prefix: bytes = b"\x83" + cbor2.dumps(VERSION) + cbor2.dumps(cfg.cluster_name)
+        self.versions = (cfg.protocol_min, cfg.protocol_max)
+        self.version = VERSION
+        self.prefix = b""
+        self.speak(cfg.protocol_min)
+        self.version_in = self.version
+        """The version of the last packet or frame split (its messages' layout)."""
+        self.refused_version = 0
+        """The version of the last envelope refused as outside our range."""
         self.max_name = cfg.max_name_bytes
         self.max_tags_bytes = cfg.max_tags_bytes
         self.max_stream_bytes = cfg.max_stream_bytes
@@ -160,9 +184,25 @@ class Codec:
             Kind.LEFT: self._left,
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
+            Kind.COORDINATE: self._coordinate,
         }
 
     # ---- encoding ---------------------------------------------------------
+
+    def speak(self, version: int) -> None:
+        """Encode in `version` from now on (one in our range)."""
+        self.version = version
+        self.prefix = self._prefix(version)
+
+    def _prefix(self, version: int) -> bytes:
+        return b"\x83" + cbor2.dumps(version) + cbor2.dumps(self.cluster)
+
+    def encode(self, msg: Message) -> bytes:
+        """encode_message in the version spoken now."""
+        if self.version >= 2 and type(msg) is Ping:
+            out: bytes = cbor2.dumps([Kind.PING, msg.seq, msg.target, self.version])
+            return out
+        return encode_message(msg)
 
     @property
     def room(self) -> int:
@@ -175,18 +215,30 @@ class Codec:
 
     def frame(self, msg: Message) -> bytes:
         """A stream frame holding one message."""
-        return self.prefix + b"\x81" + wrap(encode_message(msg))
+        return self.prefix + b"\x81" + wrap(self.encode(msg))
 
-    def sync_frame(self, join: bool | None, rows: list[bytes]) -> bytes:
+    def reply_frame(self, msg: Message) -> bytes:
+        """A frame answering the request frame just decoded, in its version
+        (which the requester speaks, whatever the cluster speaks)."""
+        spoken = self.version
+        self.speak(self.version_in)
+        try:
+            return self.frame(msg)
+        finally:
+            self.speak(spoken)
+
+    def sync_frame(self, join: bool | None, rows: list[bytes], *, reply: bool = False) -> bytes:
         """The frame of PushPull(join, entries) (or, with join None, of
         PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
-        same bytes as frame(), by concatenation."""
+        same bytes as frame(), by concatenation. With `reply`, in the version
+        of the request just decoded (as reply_frame)."""
         if join is None:
             head = b"\x82" + cbor2.dumps(Kind.PUSH_PULL_REPLY)
         else:
             head = b"\x83" + cbor2.dumps(Kind.PUSH_PULL) + (b"\xf5" if join else b"\xf4")
         body = head + _array_header(len(rows)) + b"".join(rows)
-        return self.prefix + b"\x81" + wrap(body)
+        prefix = self._prefix(self.version_in) if reply else self.prefix
+        return prefix + b"\x81" + wrap(body)
 
     # ---- decoding ---------------------------------------------------------
 
@@ -196,6 +248,7 @@ class Codec:
             raise WireError("oversized", f"{len(payload)} bytes")
         small = wirefast.split_small(payload, self.prefix)
         if small is not None:
+            self.version_in = self.version
             return small
         return self._split(payload, MAX_MESSAGES_PER_PACKET)
 
@@ -233,8 +286,13 @@ class Codec:
         if type(obj) is not list or len(obj) != 3:
             raise WireError("bad_envelope", "not a 3-element array")
         version, cluster, msgs = obj
-        if version != VERSION or type(version) is not int:
+        if type(version) is not int:
             raise WireError("bad_version", repr(version)[:20])
+        if not self.versions[0] <= version <= self.versions[1]:
+            if not 0 < version <= MAX_UINT:
+                raise WireError("bad_version", repr(version)[:20])
+            self.refused_version = version
+            raise VersionRefused(version)
         if cluster != self.cluster:
             raise WireError("wrong_cluster", repr(cluster)[:40])
         if type(msgs) is not list or not msgs:
@@ -244,6 +302,7 @@ class Codec:
         for raw in msgs:
             if type(raw) is not bytes or not raw:
                 raise WireError("bad_envelope", "message is not a byte string")
+        self.version_in = version
         return msgs
 
     def parse(self, raw: bytes) -> Message:
@@ -253,7 +312,7 @@ class Codec:
             seq = wirefast.decode_ack(raw)
             if seq is not None:
                 return Ack(seq)
-        elif head == wirefast.PING_HEAD:
+        elif head == wirefast.PING_HEAD and self.version_in == 1:
             ping = wirefast.decode_ping(raw)
             if ping is not None:
                 return Ping(ping[0], self._name(ping[1]))
@@ -298,7 +357,12 @@ class Codec:
     # ---- one parser per kind; `_, a, b = raw` raises ValueError on arity ----
 
     def _ping(self, raw: list[Any]) -> Ping:
-        _, seq, target = raw
+        if self.version_in == 1:
+            _, seq, target = raw
+        else:  # later versions add the sender's version
+            _, seq, target, version = raw
+            if version != self.version_in:
+                raise WireError("bad_field", "ping version")
         return Ping(_uint(seq), self._name(target))
 
     def _ping_req(self, raw: list[Any]) -> PingReq:
@@ -328,6 +392,18 @@ class Codec:
     def _left(self, raw: list[Any]) -> Left:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
+
+    def _coordinate(self, raw: list[Any]) -> CoordinateMsg:
+        _, name, vec, height, error, adjustment = raw
+        if type(vec) is not list or not 1 <= len(vec) <= MAX_DIMENSIONS:
+            raise WireError("bad_field", "coordinate dimensions")
+        return CoordinateMsg(
+            self._name(name),
+            tuple(_bounded(v, -MAX_MICROS, MAX_MICROS) for v in vec),
+            _bounded(height, 0, MAX_MICROS),
+            _bounded(error, 0, MAX_MICROS),
+            _bounded(adjustment, -MAX_MICROS, MAX_MICROS),
+        )
 
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""
@@ -364,6 +440,12 @@ def _rows(x: Any) -> tuple[bytes, ...]:
         if type(r) is not bytes or not r:
             raise WireError("bad_field", "state entry")
     return tuple(x)
+
+
+def _bounded(x: Any, low: int, high: int) -> int:
+    if type(x) is not int or not low <= x <= high:
+        raise WireError("bad_field", "integer out of range")
+    return x
 
 
 def _uint(x: Any) -> int:

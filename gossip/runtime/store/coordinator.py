@@ -6,6 +6,9 @@ Rules:
   smaller than R uses fewer): one needs 1, quorum R//2+1, all R. A side that
   reaches fewer of the key's replicas than that answers at once with
   `NotEnoughReplicas` naming needed and reachable, instead of answering alone.
+  So does an agent that sees no majority of the members it has known
+  (gossip.core.store.majority): `quorum` and `all` need it, `one` does not. Its
+  replicas answer reads as pending then, so they do not count elsewhere either.
 - A write is stamped with the hybrid clock and sent to every replica of the
   key at once; it is acknowledged when `needed` replicas stored it, pending
   ones included (they hold the write durably). A replica that refuses because
@@ -20,14 +23,16 @@ Rules:
   reason is logged.
 - A read asks every replica and merges every answer (last writer wins), but
   counts toward the quorum only replicas already filled with the partition's
-  data; when pending answers are all that is missing it nudges anti-entropy and
-  asks again within the timeout. For a while after a placement change it also
-  asks the key's earlier replicas, which hold its data until their hand-off
-  ends: one that still holds the partition counts, one that dropped it answers
-  as pending. Read repair (writing the winner to the
-  replicas that answered older or nothing) completes before the answer, and
-  the answer fails unless `needed` filled replicas hold the winner: so
-  successive quorum reads never go back.
+  data; once enough count, the others get as long again (at least LINGER_S),
+  since views differ for a moment after a membership change and the writer's
+  replicas need not be the reader's. When pending answers are all that is
+  missing it nudges anti-entropy and asks again within the timeout. For a
+  while after a placement change it also asks the key's earlier replicas,
+  which hold its data until their hand-off ends: one that still holds the
+  partition counts, one that dropped it answers as pending. Read repair
+  (writing the winner to the replicas that answered older or nothing)
+  completes before the answer, and the answer fails unless `needed` filled
+  replicas hold the winner: so successive quorum reads never go back.
 - Replicas still answering finish in the background. A refusal carries a
   reason; storage reasons (no_space, io_error) reach the client.
 """
@@ -43,6 +48,7 @@ import structlog
 import trio
 
 from gossip.core.store.hlc import Timestamp
+from gossip.core.store.majority import Majority
 from gossip.core.store.record import Record, merge, validate_key, validate_value
 from gossip.core.store.replica_ops import (
     LEAVING,
@@ -58,6 +64,7 @@ RESTAMPS = 3
 VERSION_AHEAD = "version_ahead"
 STORAGE_REASONS = ("no_space", "io_error")
 FILL_RETRY_S = 0.05
+LINGER_S = 0.01
 log = structlog.get_logger("gossip.kv")
 
 
@@ -93,6 +100,17 @@ class NotEnoughReplicas(Exception):
         return None
 
 
+class NoMajority(NotEnoughReplicas):
+    """This agent is cut off from most of the members it knows: a quorum here could
+    be a minority side's, blind to what the majority acknowledged."""
+
+    def __init__(self, op: str, consistency: str, majority: Majority) -> None:
+        Exception.__init__(self, f"{op} at consistency {consistency}: {majority.describe()}")
+        self.acks, self.needed, self.replicas = 0, majority.needed, majority.known
+        self.reachable = majority.seen
+        self.reasons = ["no_majority"]
+
+
 class WriteHidden(Exception):
     """Replicas kept answering with a newer version than every stamp tried."""
 
@@ -118,6 +136,10 @@ class Cluster(Protocol):
     """What the coordinator needs from the store service."""
 
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
+    def majority(self) -> Majority:
+        """Whether this agent sees most of the members it has known."""
+        ...
+
     def replication(self) -> int:
         """R: the configured replica count, capped by the members known."""
         ...
@@ -160,11 +182,15 @@ async def fan_out(
     counts: Callable[[Answer], bool] | None = None,
     *,
     valid: Callable[[bytes], str | None] | None = None,
+    linger: bool = False,
 ) -> list[Answer]:
     """Send `op` to every replica; return once `needed` answers count (by default:
     any answer that is not an error), all answered, or the timeout passed. Calls
     still running go on in the background. `valid` names what is wrong with an
-    answer (None: nothing), which then counts as failed."""
+    answer (None: nothing), which then counts as failed. With `linger`, once
+    enough answers count the others get as long again as those took (at least
+    LINGER_S): a replica whose view of the members differs from this one may hold
+    the newest version although the first answers did not."""
     send, recv = trio.open_memory_channel[Answer](len(replicas))
 
     def task(name: str) -> Callable[[], Awaitable[None]]:
@@ -186,11 +212,17 @@ async def fan_out(
         cluster.spawn(task(name))
     answers: list[Answer] = []
     ok = 0
-    with recv, trio.move_on_after(limit_s + 0.5):
+    started = trio.current_time()
+    with recv, trio.move_on_after(limit_s + 0.5) as overall:
         while ok < needed and len(answers) < len(replicas):
             answer = await recv.receive()
             answers.append(answer)
             ok += answer.error is None and (counts is None or counts(answer))
+        if linger and len(answers) < len(replicas):
+            extra = max(LINGER_S, trio.current_time() - started)
+            with trio.move_on_after(min(extra, overall.deadline - trio.current_time())):
+                while len(answers) < len(replicas):
+                    answers.append(await recv.receive())
     return answers
 
 
@@ -224,6 +256,10 @@ class Coordinator:
 
     def _plan(self, op: str, key: str, consistency: str) -> tuple[list[str], int, int]:
         """The key's replicas, R and the answers needed; a minority side fails here."""
+        if consistency != "one":
+            majority = self.cluster.majority()
+            if not majority.quorate:
+                raise NoMajority(op, consistency, majority)
         replicas = list(self.cluster.replicas_of_key(key))
         r = self.cluster.replication()
         needed = max(1, needed_for(consistency, r))
@@ -343,6 +379,7 @@ class Coordinator:
             self.timeout,
             _counted(replicas),
             valid=self._implausible,
+            linger=True,
         )
         leavers = {a.replica for a in answers if (g := _get_answer(a)) is not None and g.leaving}
         if leavers:

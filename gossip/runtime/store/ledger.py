@@ -49,12 +49,24 @@ class Ledger:
         """This node's copy of a partition, as it tells peers."""
         return PeerCopy(self.name, self.storage.generation(part), self.storage.watermark(part))
 
-    def proven(self, part: int, peer: PeerCopy, seq: int, now: float) -> None:
+    def proven(
+        self, part: int, peer: PeerCopy, seq: int, now: float, *, contact: bool = True
+    ) -> None:
         """Equal roots with `peer`: it held everything this node held at `seq`, and
-        this copy now reflects the purges behind the peer's watermark."""
+        this copy now reflects the purges behind the peer's watermark. With `contact`
+        (the peer said it is not pending for the partition) it also ends this node's
+        returning: a pending peer may be as far behind as this node is."""
         proof = self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
-        self.last_proof[part] = proof
+        if contact:
+            self.last_proof[part] = proof
         self.storage.raise_watermark(part, peer.watermark)
+
+    def lost_contact(self) -> None:
+        """This node was cut off from most of the cluster (and is back): it is
+        returning for every partition until a peer that is not pending proves
+        equal roots with it. The peers it kept proving with meanwhile were cut
+        off with it."""
+        self.last_proof.clear()
 
     def returning(self, part: int, now: float) -> bool:
         """Whether this node is returning for `part` (no recent proof with anyone)."""
@@ -90,11 +102,14 @@ class ScreenedReplica(StoredReplica):
         part: int,
         accept: Callable[[Sequence[Record]], list[Record]],
         now: Callable[[], float],
+        former: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(ledger.storage, part)
         self.ledger = ledger
         self.accept = accept
         self.now = now
+        self.former = former
+        """Whether this node no longer replicates the partition (a copy it hands off)."""
 
     def apply(self, records: Sequence[Record]) -> int:
         return self.storage.apply(self.accept(records), part=self.part)
@@ -104,7 +119,10 @@ class ScreenedReplica(StoredReplica):
             return list(records)
         proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
         seqs = self.storage.seqs(self.part, [r.key for r in records])
-        away = self.ledger.returning(self.part, self.now())
+        # A former replica judges like a returning node: its copy stopped receiving
+        # the partition's deletes when it left the replica set, and the current
+        # replicas may have purged them since (they do not wait for its hand-off).
+        away = self.former() or self.ledger.returning(self.part, self.now())
         keep: list[Record] = []
         gone: list[Record] = []
         guessed = False

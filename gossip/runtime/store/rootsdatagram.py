@@ -7,12 +7,12 @@ Rules:
   stream roots check: a check too big for a datagram, no answer within the wait
   (the membership probe timeout), or an answer that is only the nonce ("ask by
   stream", sent when the answer does not fit). A lost datagram costs one wait.
-- Only the asking side draws conclusions from a datagram check. It takes the first
-  answer that matches an outstanding nonce, from the address it asked, within the
-  wait; late, repeated and unmatched answers are dropped. Its proofs of equal roots
-  and its clock reading are therefore as fresh as over a stream. The answering
-  side records no proof and takes no clock reading from a datagram question (a
-  duplicated or delayed datagram may be old); it learns the same from its own checks.
+- The asker takes the first answer that matches an outstanding nonce, from the
+  address it asked, within the wait; late, repeated and unmatched answers are
+  dropped, so its proofs of equal roots and its clock reading are as fresh as over
+  a stream. The answering side handles a question exactly like a stream roots
+  check (proofs and clock reading included): a delayed question is no older than
+  one held up in a paused peer's stream.
 - At most MAX_WAITING questions are outstanding; more fall back to streams.
 - Datagrams are sealed like every other when a key is set.
 """
@@ -45,8 +45,8 @@ class _Waiter:
 class RootsByDatagram:
     """Both sides of datagram roots checks for one store service.
 
-    `answer(question_body) -> answer_body` is the responder's roots comparison with
-    no side effects on proofs or clocks; `spawn` runs a send in the service's nursery."""
+    `answer(question_body) -> answer_body` is the responder's roots comparison (the
+    same as for a stream check); `spawn` runs a send in the service's nursery."""
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ import trio
 
 from gossip.core.store.fingerprint import derive_key
 from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
+from gossip.core.store.majority import Majority
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record, wins
 from gossip.core.store.replica_ops import (
@@ -52,7 +53,7 @@ from gossip.core.store.replica_ops import (
     encode_op,
     encode_result,
 )
-from gossip.core.types import Address, MemberState
+from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import (
     DatagramHandler,
@@ -142,7 +143,9 @@ class StoreService(Service):
         )
         self.fill = FillState(s.partitions)
         self.leave_timeout = s.handover_timeout
-        self.view = StoreView(host.name, s)
+        self.view = StoreView(
+            host.name, s, self.storage.known_members(), expects_peers=bool(host.seeds)
+        )
         self._most_members = 1
         self._replication = 1
         self.coordinator = Coordinator(self, s.request_timeout)
@@ -278,16 +281,44 @@ class StoreService(Service):
 
     def _rebuild_placement(self) -> bool:
         members = self.host.members()
-        # R changes with any member event (a death or a reap too), not only placement.
-        self._replication = self.view.replication(members)
         entered = self.view.rebuild(members, trio.current_time())
+        regained = self._follow_known_members(members)
+        # R changes with any member event (a death or a reap too), not only placement.
+        self._replication = self.view.replication()
         if entered is None:
-            return False
+            return regained
         self._most_members = max(self._most_members, len(self.placement.members))
         self.fill.entered(entered)
         return True
 
+    def _follow_known_members(self, members: Sequence[MemberInfo]) -> bool:
+        """Keep the known members (persisted) and the majority verdict current. On
+        regaining a majority every partition it replicates is pending again (True then:
+        anti-entropy should run now): while it was cut off the others went on writing,
+        and its copies may lack what they acknowledged."""
+        was = self.view.majority.quorate
+        added, removed = self.view.observe(members)
+        if added or removed:
+            try:
+                self.storage.remember_members(added, removed)
+            except StorageError as exc:  # kept in memory; stored with the next change
+                self.storage_failed(exc, "known_members")
+        now = self.view.majority
+        if now.quorate == was:
+            return False
+        if not now.quorate:
+            log.warning("kv_majority_lost", seen=now.seen, known=now.known)
+            return False
+        self.fill.entered(self.view.mine)
+        self.ledger.lost_contact()
+        log.info("kv_majority_regained", seen=now.seen, known=now.known)
+        return True
+
     # ---- what the coordinator and anti-entropy need -------------------------------
+
+    def majority(self) -> Majority:
+        """Whether this node sees most of the members it knows (quorum operations need it)."""
+        return self.view.majority
 
     def purge_quorum(self) -> int:
         """Replicas a partition's set must hold before its tombstones may be purged: a
@@ -299,9 +330,9 @@ class StoreService(Service):
         return self.placement.replicas_of_key(key)
 
     def data_members(self) -> set[str]:
-        """Every member known in any state but left, minus those with other settings."""
-        names = {m.name for m in self.host.members() if m.state != MemberState.LEFT}
-        return (names | {self.host.name}) - set(self.view.mismatched)
+        """Every member this node has known and not seen leave (reaped ones too),
+        minus those with other settings."""
+        return set(self.view.known.names) - set(self.view.mismatched)
 
     def replication(self) -> int:
         return self._replication
@@ -318,8 +349,11 @@ class StoreService(Service):
         self.sync.wakeup.set()
 
     def is_pending(self, part: int) -> bool:
-        """Still being filled with the partition's data (never when alone)."""
-        return self.fill.is_pending(part) and self.known_peers()
+        """Still being filled with the partition's data (never when alone), or cut off
+        from most of the members: then no copy here can vouch for being complete."""
+        if not self.known_peers():
+            return False
+        return self.fill.is_pending(part) or not self.view.majority.quorate
 
     def holds(self, part: int) -> bool:
         """A partition a peer may sync with here: one this node stores, replicates,
@@ -329,8 +363,16 @@ class StoreService(Service):
         return self.storage.count(part) > 0 or self.view.is_near(part)
 
     def mark_filled(self, part: int, source: str) -> None:
+        """Every member was found to hold nothing more: the partition is filled."""
         if self.fill.filled(part):
             log.info("kv_partition_filled", partition=part, source=source)
+
+    def found_in_sync(self, part: int, source: str) -> None:
+        """A member not pending for `part` holds what this node holds of it."""
+        fellows = [r for r in self.placement.replicas(part) if r != self.host.name]
+        needed = max(1, min(self._replication // 2 + 1, len(fellows)))
+        if self.fill.in_sync(part, source, needed):
+            log.info("kv_partition_filled", partition=part, source=source, sources=needed)
 
     def counts_for_reads(self, part: int) -> bool:
         """Whether this node's copy of a partition may count toward a read quorum:
@@ -407,7 +449,10 @@ class StoreService(Service):
         return mark
 
     def replica(self, part: int) -> ScreenedReplica:
-        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time)
+        def former() -> bool:
+            return self.host.name not in self.placement.replicas(part)
+
+        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, former)
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with (see `holds`); None is a clean refusal.

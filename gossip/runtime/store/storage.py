@@ -15,7 +15,8 @@ this node came to hold its rows, which tombstone GC compares with the points
 at which peers were proven to hold the same data (gossip.runtime.store.ledger).
 Per partition the meta table keeps the purge watermark (the greatest version of
 a tombstone purged there) and the data generation (a random id, new whenever
-this node's copy of the partition starts from empty).
+this node's copy of the partition starts from empty); one row per known member
+keeps the store's majority rule across restarts.
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
 A failed write (disk full, I/O error) rolls the transaction back, undoes the
@@ -54,6 +55,7 @@ SCHEMA_VERSION = 2
 """1: 32-bit tags and no seq column; 2: 64-bit tags (stored shifted like the hashes), seq."""
 WATERMARK = "watermark:{}"
 GENERATION = "generation:{}"
+MEMBER = "member:"
 
 
 def _to_row(part: int, r: Record, e: Entry, seq: int) -> tuple[object, ...]:
@@ -130,10 +132,14 @@ class KVStorage:
         self.stored_depth = stored_depth
         # `connect` is the disk seam: fault runs pass one whose connection fails on demand.
         self._db = (connect or _connect)(":memory:" if path is None else str(path))
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:  # a full disk, say: the store cannot open
+            self._db.close()
+            raise StorageError.of(exc) from exc
         row = self._db.execute("SELECT max(seq) FROM kv").fetchone()
         self.seq = int(row[0] or 0)
         """The greatest sequence number given out; rows stored from now on get higher ones."""
@@ -398,6 +404,21 @@ class KVStorage:
         except sqlite3.Error as exc:
             raise StorageError.of(exc) from exc
         self._gens.pop(part, None)
+
+    def known_members(self) -> set[str]:
+        """The members this node has known (gossip.core.store.majority), as stored."""
+        rows = self._db.execute("SELECT name FROM meta WHERE name LIKE 'member:%'").fetchall()
+        return {str(r[0])[len(MEMBER) :] for r in rows}
+
+    def remember_members(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, 1)", [(MEMBER + n,) for n in added]
+            )
+            gone = [(MEMBER + n,) for n in removed]
+            self._db.executemany("DELETE FROM meta WHERE name = ?", gone)
+        except sqlite3.Error as exc:
+            raise StorageError.of(exc) from exc
 
     def max_version(self) -> tuple[int, int]:
         """The greatest (wall, counter) stored: a restarted clock starts past it."""

@@ -96,6 +96,7 @@ class SyncedStore(Protocol):
     def holds(self, part: int) -> bool: ...
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
+    def found_in_sync(self, part: int, source: str) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -115,9 +116,7 @@ class AntiEntropy:
         self.rounds = 0
         self.peer_pending: set[tuple[int, str]] = set()
         """(partition, peer) pairs whose last roots reply said the peer is being filled."""
-        self.by_datagram = RootsByDatagram(
-            svc.host, lambda body: self.answer_roots(body, record=True), svc.spawn
-        )
+        self.by_datagram = RootsByDatagram(svc.host, self.answer_roots, svc.spawn)
         # Messages stay well inside the agent's stream frame limit.
         self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
 
@@ -234,7 +233,7 @@ class AntiEntropy:
                     continue
             learned.holds_no_more(part, peer)
             if part not in peer_pending:
-                self.svc.mark_filled(part, peer)
+                self.svc.found_in_sync(part, peer)
 
     async def differing(
         self, peer: str, parts: list[int]
@@ -278,7 +277,8 @@ class AntiEntropy:
                 self.peer_pending.discard((p, peer))
         for p, (gen, mark) in answer.copies.items():
             if p in roots and p not in differ:
-                ledger.proven(p, PeerCopy(answer.name, gen, mark), seq, now)
+                copy = PeerCopy(answer.name, gen, mark)
+                ledger.proven(p, copy, seq, now, contact=p not in pending)
         return differ, pending, set(answer.holds)
 
     def _alive(self, peer: str) -> bool:
@@ -289,20 +289,18 @@ class AntiEntropy:
         """The responder side of a roots check by stream: only partitions this node
         holds or replicates are compared (others answer as differing and pending,
         without a tree); equal roots are recorded as proofs."""
-        return self.answer_roots(body, record=True)
+        return self.answer_roots(body)
 
-    def answer_roots(self, body: bytes, *, record: bool) -> bytes:
-        """Compare the roots of a check with ours; with `record`, equal roots become
-        proofs and the sender's clock reading is taken (gossip.runtime.store.rootsdatagram
-        says why a datagram question records neither)."""
+    def answer_roots(self, body: bytes) -> bytes:
+        """Compare the roots of a check, by stream or by datagram, with ours: equal
+        roots become proofs and the sender's clock reading is taken."""
         me = self.svc.host.name
         try:
             name, roots = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
-        if record:
-            self._measured(name, body)
+        self._measured(name, body)
         svc = self.svc
         storage = svc.storage
         ledger = svc.ledger
@@ -317,8 +315,8 @@ class AntiEntropy:
                 pending.append(p)
                 continue
             if storage.root(p) == info.root:
-                if record:
-                    ledger.proven(p, PeerCopy(name, info.gen, info.watermark), storage.seq, now)
+                copy = PeerCopy(name, info.gen, info.watermark)
+                ledger.proven(p, copy, storage.seq, now, contact=False)  # its pending is unknown
             else:
                 differ.append(p)
             if not svc.counts_for_reads(p):
@@ -381,7 +379,8 @@ class AntiEntropy:
         st = session.stats
         equal = st.error is None and st.complete and st.round_trips == 1
         if session.peer is not None and equal:
-            ledger.proven(part, session.peer, seq, trio.current_time())
+            contact = (part, peer) not in self.peer_pending
+            ledger.proven(part, session.peer, seq, trio.current_time(), contact=contact)
         moved = st.records_sent + st.records_received
         (log.info if moved else log.debug)(
             "sync_completed",
@@ -410,7 +409,8 @@ class AntiEntropy:
         try:
             if msg.sender is not None and msg.root is not None and msg.root == rep.tree.root:
                 now = trio.current_time()
-                ledger.proven(msg.partition, msg.sender, self.svc.storage.seq, now)
+                seq = self.svc.storage.seq
+                ledger.proven(msg.partition, msg.sender, seq, now, contact=False)
             out, _ = reply_to(rep, msg, max_bytes=self.max_bytes, sender=ledger.copy(msg.partition))
         except StorageError as exc:
             self.svc.storage_failed(exc, "sync")

@@ -9,8 +9,11 @@ Rules:
   hand-off has ended).
 - "Near" partitions are those this node would replicate if one member left:
   what a leaving member may hand it, so peers may sync them here.
-- R for quorums is the configured replica count capped by the members known in
-  any state but left: an isolated agent keeps counting the members it lost.
+- R for quorums is the configured replica count capped by the members this node
+  has known (gossip.core.store.majority): an isolated agent keeps counting the
+  members it lost, reaped or not.
+- Quorum reads and writes need a majority of those known members alive here
+  (`majority`); the caller persists who joins and leaves that set.
 Pure bookkeeping: the caller passes the member list and the time.
 """
 
@@ -21,6 +24,7 @@ from collections.abc import Collection, Sequence
 
 import structlog
 
+from gossip.core.store.majority import KnownMembers, Majority
 from gossip.core.store.placement import Placement
 from gossip.core.types import MemberInfo, MemberState
 from gossip.runtime.store.settings import StoreSettings
@@ -38,8 +42,17 @@ def settings_hash(s: StoreSettings) -> str:
 
 
 class StoreView:
-    def __init__(self, me: str, settings: StoreSettings) -> None:
+    def __init__(
+        self,
+        me: str,
+        settings: StoreSettings,
+        known: Collection[str] = (),
+        *,
+        expects_peers: bool = False,
+    ) -> None:
         self.me = me
+        self.known = KnownMembers(me, known, expects_peers=expects_peers)
+        self.majority: Majority = self.known.verdict([])
         self.settings = settings
         self.hash = settings_hash(settings)
         self.placement = self._placement([me])
@@ -89,8 +102,15 @@ class StoreView:
         log.info("kv_placement_changed", members=len(names))
         return entered
 
-    def replication(self, members: Sequence[MemberInfo]) -> int:
-        known = 1 + sum(m.state != MemberState.LEFT for m in members if m.name != self.me)
+    def observe(self, members: Sequence[MemberInfo]) -> tuple[set[str], set[str]]:
+        """Follow the member list into the known members: (joined, left), to persist.
+        Call after rebuild, which finds the members with other settings."""
+        changed = self.known.observe(members, excluded=self.mismatched)
+        self.majority = self.known.verdict(members)
+        return changed
+
+    def replication(self) -> int:
+        known = len(self.known.names)
         r = self.settings.replicas
         return known if r is None else min(r, known)
 

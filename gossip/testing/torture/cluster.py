@@ -9,7 +9,8 @@ or outage holds it, and starts again (on the same directory, or an emptied one
 after a wipe) when the last one ends. A kill -9 takes the host off the network
 first, then cancels the agent at once; a graceful stop leaves first. An agent
 that dies of an exception is recorded as a crash and started again after
-RESTART_DELAY, as a supervisor would. Network-wide faults are recomputed from the
+RESTART_DELAY, as a supervisor would; so is one that cannot open its storage at
+start (a full disk). Network-wide faults are recomputed from the
 set of active steps whenever one starts or ends (the latest partition wins; cuts,
 loss, duplication, reordering and delay combine). Ownership is watched three
 ways: every acquire and release, every handler run (a recording ItemHandlers
@@ -37,6 +38,7 @@ from gossip.runtime.ownership.service import OwnershipService
 from gossip.runtime.settings import AgentSettings
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
+from gossip.runtime.store.storage import StorageError
 from gossip.testing.memnet import MemoryNetwork
 from gossip.testing.torture.clocks import VirtualClock
 from gossip.testing.torture.config import TortureConfig
@@ -127,6 +129,8 @@ class Cluster:
         self.handler_runs: list[dict[str, Any]] = []
         self.deaths: list[dict[str, Any]] = []
         self.crashes: list[dict[str, Any]] = []
+        self.start_failures: list[dict[str, Any]] = []
+        """Starts that failed because storage could not be opened (not crashes)."""
         self.applied: list[dict[str, Any]] = []
         self.active: list[Step] = []
         self._nursery: trio.Nursery | None = None
@@ -199,6 +203,13 @@ class Cluster:
         node.starting = True
         try:
             await self._launch(node)
+        except StorageError as exc:
+            # The agent cannot open its data directory (its disk is full, say) and
+            # exits at start; a supervisor starts it again a little later.
+            self.net.down.add(node.ip)
+            self.start_failures.append({"t": self.now(), "node": node.name, "error": str(exc)})
+            assert self._nursery is not None
+            self._nursery.start_soon(self._restart_later, node)
         finally:
             node.starting = False
 
@@ -324,7 +335,18 @@ class Cluster:
         if node.down > 1 or not node.running:
             self.net.down.add(node.ip)
             return
-        await (self.stop(node) if how == "stop" else self.kill(node))
+        if how == "stop":
+            # A graceful stop takes as long as the leave does; the schedule goes on
+            # meanwhile (later faults start at their times, as the checkers assume).
+            assert self._nursery is not None
+            self._nursery.start_soon(self._stop_in_background, node)
+            return
+        await self.kill(node)
+
+    async def _stop_in_background(self, node: Node) -> None:
+        await self.stop(node)
+        if node.down == 0 and not node.running:
+            await self.launch(node)  # its fault ended while it was still leaving
 
     async def _up(self, node: Node) -> None:
         node.down -= 1
@@ -336,8 +358,9 @@ class Cluster:
         net = self.net
         ip = {n.name: n.ip for n in self.nodes.values()}
         net.heal()
-        net.loss = net.duplicate = net.reorder = 0.0
-        net.delay_ms = net.jitter_ms = 0.0
+        faults = net.faults
+        faults.loss = faults.duplicate = faults.reorder = 0.0
+        faults.latency = faults.jitter = 0.0
         paused: set[str] = set()
         for node in self.nodes.values():
             node.disk.failure, node.disk.slow_ms = None, 0.0
@@ -352,14 +375,14 @@ class Cluster:
                         net.cut(ip[s.target], other.ip)
                         net.cut(other.ip, ip[s.target])
             elif s.action == "loss":
-                net.loss = max(net.loss, s.percent / 100)
+                faults.loss = max(faults.loss, s.percent / 100)
             elif s.action == "duplicate":
-                net.duplicate = max(net.duplicate, s.percent / 100)
+                faults.duplicate = max(faults.duplicate, s.percent / 100)
             elif s.action == "reorder":
-                net.reorder = max(net.reorder, s.percent / 100)
+                faults.reorder = max(faults.reorder, s.percent / 100)
             elif s.action == "delay":
-                net.delay_ms = max(net.delay_ms, s.delay_ms)
-                net.jitter_ms = max(net.jitter_ms, s.jitter_ms)
+                faults.latency = max(faults.latency, s.delay_ms / 1000)
+                faults.jitter = max(faults.jitter, s.jitter_ms / 1000)
             elif s.action == "pause":
                 paused.add(ip[s.target])
             elif s.action in ("disk_full", "disk_error"):

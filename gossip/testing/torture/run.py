@@ -195,6 +195,7 @@ async def _main(
         **counts,
         "faults_applied": sum("begin" in a for a in cluster.applied),
         "crashes": len(cluster.crashes),
+        "start_failures": len(cluster.start_failures),
         "formed_after": round(formed, 3),
         "virtual_seconds": round(virtual, 3),
         "load_wall_seconds": round(load_wall, 3),

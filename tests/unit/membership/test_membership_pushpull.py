@@ -182,10 +182,12 @@ def test_a_settling_pull_under_a_backlog_teaches_new_members_without_queueing_th
         )
         node.take_outputs()
         if backlogged:
-            node._queue.backlog_bytes = 0  # anything pending is a backlog
+            node._gossip.queue.backlog_bytes = 0  # anything pending is a backlog
         _settle_reply_teaching(node, ["new1", "new2"])
         assert node.member("new1") is not None and node.member("new2") is not None
-        queued = node._queue.pending("new1", wrap(encode_message(Alive("new1", 1, addr(50), {}))))
+        queued = node._gossip.queue.pending(
+            "new1", wrap(encode_message(Alive("new1", 1, addr(50), {})))
+        )
         assert queued is not backlogged
 
 

@@ -91,7 +91,7 @@ def test_owners_agree_move_only_a_crashed_nodes_items_and_agree_again_after_a_he
 
     # A partition long enough for each side to declare the other dead, then a heal.
     sides = [[0, 1, 2, 4], [5, 6, 8, 9]]
-    sim.faults.partition(sides)
+    sim.faults.partition(*sides)
     sim.run_until(150.0)
     for side in sides:
         side_names = [sim.hosts[i].name for i in side]

@@ -98,7 +98,7 @@ async def test_ten_percent_loss_for_five_minutes_gives_no_false_failures(
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery, net)
         names = await c.start(6)
-        net.loss = 0.10
+        net.faults.loss = 0.10
         await trio.sleep(300)
         assert net.dropped > 100
         assert c.failed() == set()

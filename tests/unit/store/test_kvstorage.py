@@ -15,7 +15,8 @@ from gossip.core.store.hlc import Timestamp
 from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.merkle import MerkleTree
 from gossip.core.store.record import Record, key_hash
-from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.storage import KVStorage, StorageError, StoredReplica
+from gossip.testing.torture.disk import FULL, Disk
 
 
 def part(key: str) -> int:
@@ -183,3 +184,13 @@ def test_a_database_of_the_previous_layout_gets_full_entries_when_opened(tmp_pat
     s.put(Record("new", b"w", ts(20)))
     assert s.seqs(0, ["old", "new"]) == {"old": 0, "new": 1}
     s.close()
+
+
+def test_a_store_that_cannot_open_its_database_says_why(tmp_path: Path) -> None:
+    disk = Disk()
+    disk.failure = FULL  # a new database must be written before it can be used
+    with pytest.raises(StorageError) as info:
+        KVStorage(tmp_path / "kv.db", lambda key: 0, connect=disk.connect)
+    assert info.value.reason == "no_space"
+    disk.failure = None  # space is back: the same directory opens
+    KVStorage(tmp_path / "kv.db", lambda key: 0, connect=disk.connect).close()

@@ -14,9 +14,10 @@ import pytest
 import trio
 
 from gossip.core.store.hlc import HybridClock, Timestamp
+from gossip.core.store.majority import Majority
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import KvOp, KvOpError, encode_result
-from gossip.runtime.store.coordinator import Coordinator, NotEnoughReplicas
+from gossip.runtime.store.coordinator import Coordinator, NoMajority, NotEnoughReplicas
 
 
 @dataclass
@@ -26,6 +27,7 @@ class FakeReplica:
     pending: bool = False
     leaving: bool = False
     put_delay: float = 0.001
+    get_delay: float = 0.001
 
     def handle(self, op: KvOp) -> bytes:
         if not self.reachable:
@@ -52,6 +54,7 @@ class FakeCluster:
         self.wall = 1_000_000
         self.fills_asked = 0
         self.earlier: list[str] = []
+        self.ignore_majority = True
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         live = [n for n in self.order if self.replicas[n].reachable]
@@ -59,6 +62,11 @@ class FakeCluster:
 
     def replication(self) -> int:
         return min(self.r, len(self.replicas))
+
+    def majority(self) -> Majority:
+        seen = 1 + sum(1 for r in self.replicas.values() if r.reachable)
+        known = 1 + len(self.replicas)  # the coordinator and the replicas
+        return Majority(seen, known, 2 * seen > known or self.ignore_majority)
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
         return [n for n in self.order if n not in gone][: self.r]
@@ -82,7 +90,7 @@ class FakeCluster:
 
     async def call(self, replica: str, op: KvOp) -> bytes:
         rep = self.replicas[replica]
-        await trio.sleep(rep.put_delay if op.op == "put" else 0.001)
+        await trio.sleep(rep.put_delay if op.op == "put" else rep.get_delay)
         return rep.handle(op)
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
@@ -198,3 +206,38 @@ async def test_after_a_placement_change_a_read_also_asks_the_earlier_replicas() 
         assert await coord.read("k", "quorum") == written
         repaired = [n for n in "cde" if cluster.replicas[n].records.get("k") == written]
         assert len(repaired) >= 2  # a quorum of the new set holds it before the answer
+
+
+async def test_a_read_waits_briefly_for_the_replicas_after_the_first_quorum(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A coordinator whose view of the members differs from the writer's may find the
+    # newest version only at the third replica: it answers a moment after the first two.
+    async with fake(["a", "b", "c"], r=3) as (cluster, coord):
+        old, new = cluster.record("k", b"old"), cluster.record("k", b"new")
+        for name in "ab":
+            cluster.replicas[name].records["k"] = old
+        cluster.replicas["c"].records["k"] = new
+        cluster.replicas["c"].get_delay = 0.005
+        assert await coord.read("k", "quorum") == new
+        # One much slower than the first answers is not waited for.
+        cluster.replicas["a"].records["k"] = cluster.replicas["b"].records["k"] = new
+        newest = cluster.record("k", b"newest")
+        cluster.replicas["c"].records["k"] = newest
+        cluster.replicas["c"].get_delay = 0.5
+        started = trio.current_time()
+        assert await coord.read("k", "quorum") == new
+        assert trio.current_time() - started < 0.1
+
+
+async def test_no_quorum_operation_without_a_majority_of_the_known_members() -> None:
+    async with fake(["a", "b", "c", "d"], r=3) as (cluster, coord):
+        cluster.ignore_majority = False
+        for name in "bcd":
+            cluster.replicas[name].reachable = False
+        for level in ("quorum", "all"):
+            with pytest.raises(NoMajority, match="sees 2 of the 5 members it knows, 3 needed"):
+                await coord.write("k", b"v", level)
+            with pytest.raises(NoMajority):
+                await coord.read("k", level)
+        assert (await coord.write("k", b"v", "one")).value == b"v"

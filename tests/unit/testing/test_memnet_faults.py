@@ -30,7 +30,7 @@ async def test_duplication_delivers_that_share_twice(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     net = MemoryNetwork(random.Random(1))
-    net.duplicate = 0.5
+    net.faults.duplicate = 0.5
     a, b = await _pair(net)
     for i in range(200):
         await a.send(B, b"%d" % i)  # type: ignore[attr-defined]
@@ -43,7 +43,7 @@ async def test_latency_delays_and_reordering_lets_later_datagrams_overtake(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     net = MemoryNetwork(random.Random(2))
-    net.delay_ms, net.reorder, net.reorder_ms = 100.0, 0.3, 200.0
+    net.faults.latency, net.faults.reorder, net.faults.reorder_window = 0.1, 0.3, (0.0, 0.2)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.run)
         a, b = await _pair(net)

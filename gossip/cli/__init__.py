@@ -18,6 +18,7 @@ from gossip import __version__
 COMMAND_MODULES = (
     "gossip.cli.agent_cmd",
     "gossip.cli.client_cmd",
+    "gossip.cli.member_cmd",
     "gossip.cli.insight_cmd",
     "gossip.cli.cluster_cmd",
     "gossip.cli.simulate_cmd",

@@ -144,9 +144,10 @@ async def _reload(agent: Agent, flags: dict[str, Any], config: Path | None) -> N
         return
     set_level(fresh.log_level)
     me = agent.self_info()
-    if me is not None and dict(me.tags) != dict(fresh.tags):
+    tags = agent.configured_tags(fresh.tags)  # live changes (`gossip tags`) still win
+    if me is not None and dict(me.tags) != tags:
         try:
-            await agent.set_tags(fresh.tags)
+            await agent.set_tags(tags)
         except ValueError as exc:
             log.error("config_reload_failed", error=str(exc))
             return

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from gossip.cli.api_command import api_command
+from gossip.cli.member_filter_args import add_filter_arguments, members_path
 from gossip.cli.output import members_table
 from gossip.client.api import ApiClient, add_client_arguments
 
@@ -20,6 +21,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("members", help="list the members an agent sees")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_filter_arguments(p)
     p.set_defaults(func=api_command("members", members))
 
     p = subparsers.add_parser("join", help="ask an agent to join seeds")
@@ -43,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def members(client: ApiClient, args: argparse.Namespace) -> int:
-    answer = client.call("GET", "/v1/members")
+    answer = client.call("GET", members_path(args))
     if args.json:
         print(json.dumps(answer, indent=2, sort_keys=True))
     else:

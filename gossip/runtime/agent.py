@@ -48,8 +48,10 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.settings import AgentSettings
+from gossip.runtime.snapshot import SAVE_INTERVAL_S, MemberSnapshot
 from gossip.runtime.streams import StreamChannels
 from gossip.runtime.subscribe import Subscribers, Subscription
+from gossip.runtime.tagfile import TagChange, TagRecord, start_tags
 from gossip.security.sealing import PlainSealer, Sealer, SealRejected
 
 T = TypeVar("T")
@@ -112,6 +114,8 @@ class Agent:
             rejected=self._notifier.streams_rejected,
         )
         self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
+        self._tag_record = TagRecord(settings.data_dir)
+        self._snapshot = MemberSnapshot(settings.data_dir)
         history = MemberHistory(settings.name, self.wall_ms, lambda: self.health)
         self._notifier.history = history
         # Built in, not a Service: it has no task to run, and an extra task
@@ -238,13 +242,20 @@ class Agent:
         done = trio.Event()
         box: list[T] = []
 
+        failed: list[Exception] = []
+
         def run(now: float) -> None:
             assert self._node is not None
-            box.append(fn(self._node, now))
+            try:
+                box.append(fn(self._node, now))
+            except Exception as exc:  # the caller's error (a refused input), not the core task's
+                failed.append(exc)
             done.set()
 
         await self._inbox_send.send(run)
         await done.wait()
+        if failed:
+            raise failed[0]
         return box[0]
 
     async def join(self, seeds: Sequence[str]) -> int:
@@ -263,6 +274,31 @@ class Agent:
 
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         await self.call(lambda node, now: node.set_tags(now, dict(tags)))
+
+    async def update_tags(self, change: TagChange) -> dict[str, str]:
+        """Set and delete some tags (tagfile.py), atomically against other tag
+        changes; recorded in the data directory so a restart keeps them.
+        ValueError if the resulting tags are over the limits."""
+
+        def apply(node: Node, now: float) -> dict[str, str]:
+            tags = change.apply(node.tags)
+            node.set_tags(now, tags)
+            return tags
+
+        tags = await self.call(apply)
+        self._tag_record.record(change)
+        return tags
+
+    def configured_tags(self, configured: Mapping[str, str]) -> dict[str, str]:
+        """The tags that flags and config ask for, with the recorded live changes over them."""
+        return start_tags(configured, self._tag_record.change)
+
+    async def force_leave(self, name: str, *, prune: bool = False) -> None:
+        """Mark a failed member left everywhere, or with `prune` forget it
+        everywhere now (core/membership/forceleave.py); ValueError says why not."""
+        why = await self.call(lambda node, now: node.force_leave(now, name, prune=prune))
+        if why is not None:
+            raise ValueError(why)
 
     async def leave(self) -> None:
         """Graceful leave: services' before_leave, then `left` disseminated (bounded)."""
@@ -313,22 +349,26 @@ class Agent:
                 address = advertise_address(bind)
             self._identity = IdentityKeeper(self.data_dir, self.name)
             incarnation = self._identity.identity.incarnation
+            recorded = self._tag_record.load()
+            if self._tag_record.problem:
+                self.log.warning("tags_file_skipped", reason=self._tag_record.problem)
             self._node = Node(
                 self.name,
                 address,
                 self._config,
                 rng=self._rng,
                 incarnation=incarnation,
-                tags=dict(self.settings.tags),
+                tags=start_tags(self.settings.tags, recorded),
             )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self._network.serve_streams, bind, self.streams.serve_one)
                 nursery.start_soon(self._receive_loop)
-                seeds = await self._resolve(self.settings.join)
+                seeds = await self._join_candidates()
                 self._node.start(trio.current_time(), seeds, named_seeds=bool(self.settings.join))
                 nursery.start_soon(self._core_loop)
                 nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
+                nursery.start_soon(self._snapshot_loop)
                 self.log.info(
                     "agent_started",
                     address=fmt_address(address),
@@ -344,6 +384,7 @@ class Agent:
                 nursery.cancel_scope.cancel()
         finally:
             udp.close()
+            self._save_snapshot()
             self._subscribers.close_all()
             self._stopped.set()
             self.log.info("agent_stopped", incarnation=self.incarnation)
@@ -476,12 +517,32 @@ class Agent:
         """ResolveSeeds: the seed names resolved now, handed back to the core,
         which joins them (the retry policy is the core's: joinretry.py)."""
         try:
-            addresses = await self._resolve(self.settings.join)
+            addresses = await self._join_candidates()
         finally:
             self._resolving = False
         event = "seeds_rejoined" if self.joined.is_set() else "join_retry"
         self.log.info(event, seeds=list(self.settings.join), resolved=len(addresses))
         await self.call(lambda node, now: node.set_seeds(now, addresses))
+
+    async def _join_candidates(self) -> list[Address]:
+        """The seeds' addresses, then those of the member snapshot (snapshot.py)."""
+        seeds = await self._resolve(self.settings.join)
+        known, problem = self._snapshot.addresses()
+        if problem:
+            self.log.warning("member_snapshot_skipped", reason=problem)
+        own = self.address
+        return seeds + [a for a in dict.fromkeys(known) if a not in seeds and a != own]
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await trio.sleep(SAVE_INTERVAL_S)
+            self._save_snapshot()
+
+    def _save_snapshot(self) -> None:
+        try:
+            self._snapshot.save(self.members(), self.name)
+        except OSError as exc:
+            self.log.warning("member_snapshot_failed", error=str(exc))
 
     async def _member_stream_request(self, src: Address, body: bytes) -> bytes | None:
         return await self.call(lambda node, now: node.handle_stream_request(now, src, body))

@@ -17,13 +17,16 @@ import trio
 
 from gossip.core.types import MemberInfo
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address
 from gossip.runtime.seeds import parse_seed
 from gossip.runtime.subscribe import Subscription
+from gossip.runtime.tagfile import TagChange, tag_change
 
 HEARTBEAT_S = 10.0
 MAX_JOIN_ADDRESSES = 64
+MAX_NAME_CHARS = 255
 
 
 class ControlledAgent(Protocol):
@@ -51,6 +54,8 @@ class ControlledAgent(Protocol):
     def subscribe(self, maxsize: int = ...) -> Subscription: ...
     async def join(self, seeds: Sequence[str]) -> int: ...
     async def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    async def update_tags(self, change: TagChange) -> dict[str, str]: ...
+    async def force_leave(self, name: str, *, prune: bool = False) -> None: ...
     async def leave_and_stop(self) -> None: ...
 
 
@@ -77,8 +82,12 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         body["protocol_version"] = agent.protocol_version
         return ApiResponse.json(body)
 
-    async def members(_: ApiRequest) -> ApiResponse:
-        listed = sorted(agent.members(), key=lambda m: m.name)
+    async def members(req: ApiRequest) -> ApiResponse:
+        try:
+            chosen = parse_filter(req.query).select(agent.members())
+        except FilterError as exc:
+            raise ApiError(400, str(exc)) from None
+        listed = sorted(chosen, key=lambda m: m.name)
         return ApiResponse.json({"members": [member_json(m) for m in listed]})
 
     async def metrics(_: ApiRequest) -> ApiResponse:
@@ -108,6 +117,8 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
 
     async def tags(req: ApiRequest) -> ApiResponse:
         body = req.json()
+        if isinstance(body, dict) and ("set" in body or "delete" in body):
+            return await _change_tags(agent, body)
         given = body.get("tags") if isinstance(body, dict) else None
         if not isinstance(given, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in given.items()
@@ -118,6 +129,20 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         except ValueError as exc:
             raise ApiError(400, f"tags: {exc}") from None
         return ApiResponse.json({"tags": given})
+
+    async def force_leave(req: ApiRequest) -> ApiResponse:
+        body = req.json()
+        name = body.get("name") if isinstance(body, dict) else None
+        prune = body.get("prune", False) if isinstance(body, dict) else False
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
+            raise ApiError(400, f"name: expected a member name of 1..{MAX_NAME_CHARS} characters")
+        if not isinstance(prune, bool):
+            raise ApiError(400, "prune: expected true or false")
+        try:
+            await agent.force_leave(name, prune=prune)
+        except ValueError as exc:
+            raise ApiError(409, f"name: {exc}") from None
+        return ApiResponse.json({"name": name, "state": "pruned" if prune else "left"})
 
     async def events(_: ApiRequest) -> ApiResponse:
         return ApiResponse(200, b"", "application/x-ndjson", _event_lines(agent))
@@ -131,7 +156,20 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         ("POST", "/v1/join"): join,
         ("POST", "/v1/leave"): leave,
         ("POST", "/v1/tags"): tags,
+        ("POST", "/v1/force-leave"): force_leave,
     }
+
+
+async def _change_tags(agent: ControlledAgent, body: dict[str, Any]) -> ApiResponse:
+    """{"set": {KEY: VALUE}, "delete": [KEY]}: a live change, kept across restarts."""
+    try:
+        change = tag_change(body.get("set"), body.get("delete"))
+        tags = await agent.update_tags(change)
+    except ValueError as exc:  # TagChangeError, or the core's limit on encoded tags
+        raise ApiError(400, f"tags: {exc}") from None
+    except OSError as exc:
+        raise ApiError(500, f"tags: applied, but not recorded for restarts: {exc}") from None
+    return ApiResponse.json({"tags": tags})
 
 
 async def _event_lines(agent: ControlledAgent) -> AsyncIterator[bytes]:

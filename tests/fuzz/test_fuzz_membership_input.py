@@ -26,6 +26,7 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Prune,
     PushPull,
     StateEntry,
     Suspect,
@@ -53,6 +54,8 @@ MESSAGES: list[Message] = [
     Dead("peer", 2, "x"),
     Dead("me", 0, "peer"),
     Left("peer", 3),
+    Prune("peer", 1),
+    Prune("me", 0),
     PushPull(False, (StateEntry("peer", PEER, 1, MemberState.ALIVE, {}),)),
 ]
 PARTS = [CODEC.frame(m)[len(CODEC.prefix) + 1 :] for m in MESSAGES]

@@ -16,6 +16,7 @@ import trio
 from gossip.core.ownership.fencing import Fencing
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record
+from gossip.testing.torture import checkers
 from gossip.testing.torture.cluster import Cluster, Node
 from gossip.testing.torture.config import TortureConfig
 from gossip.testing.torture.run import Result, run_torture
@@ -212,3 +213,16 @@ def test_checkers_read_only_acknowledged_promises() -> None:
     assert result.figures["fail"] > 0
     for name in ("lost_writes", "resurrections", "read_your_writes"):
         assert result.verdicts[name].ok
+
+
+def test_membership_excuses_a_death_whose_accuser_a_fault_cut_off_and_nothing_else() -> None:
+    """n4, isolated past the suspicion timeout, declares n1 dead; when the cut heals
+    n2 takes that verdict from gossip. The fault touched n4, the accuser, so the
+    death is the fault's doing; the same death from an untouched accuser is not."""
+    isolate = (Step(10.0, "isolate", 26.0, target="n4"),)
+    adopted = {"t": 36.2, "observer": "n2", "member": "n1", "accuser": "n4"}
+    own = {"t": 36.2, "observer": "n2", "member": "n1", "accuser": "n3"}
+    excused = checkers.membership([adopted], isolate, [], grace=30.0, restart_delay=5.0)
+    assert excused.ok
+    flagged = checkers.membership([own], isolate, [], grace=30.0, restart_delay=5.0)
+    assert [v["accuser"] for v in flagged.violations] == ["n3"]

@@ -20,6 +20,7 @@ from gossip.core.membership.messages import (
     Dead,
     Message,
     Ping,
+    Prune,
     PushPull,
     StateEntry,
     Suspect,
@@ -27,8 +28,9 @@ from gossip.core.membership.messages import (
 from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
-from gossip.runtime import framing
+from gossip.runtime import framing, snapshot, tagfile
 from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
+from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
 from gossip.testing.httpreplay import replay_connection
@@ -53,6 +55,7 @@ _MESSAGES: list[Message] = [
     Alive("peer", 1, _OTHER, {"role": "db"}),
     Suspect("me", 0, "peer"),
     Dead("peer", 2, "x"),
+    Prune("peer", 1),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
     CoordinateMsg("peer", (1500, -20, 0, 7, 0, 0, 0, 3), 120, 250_000, -40),
 ]
@@ -115,6 +118,25 @@ def http_request(data: bytes) -> None:
         raise AssertionError(f"malformed answer {reply[:40]!r}")
 
 
+def data_dir_files(data: bytes) -> None:
+    """The files an agent reads from its data directory at start."""
+    with contextlib.suppress(tagfile.TagChangeError):
+        tagfile.decode(data)
+    with contextlib.suppress(snapshot.SnapshotError):
+        snapshot.decode(data)
+
+
+_FILTER_MEMBERS = _NODE.members()
+
+
+def member_filter(data: bytes) -> None:
+    """GET /v1/members query parameters: `param=value` lines."""
+    text = data.decode("utf-8", "replace")
+    query = dict(line.partition("=")[::2] for line in text.split("\n")[:20])
+    with contextlib.suppress(FilterError):
+        parse_filter(query).select(_FILTER_MEMBERS)
+
+
 def all_targets() -> list[tuple[str, Target]]:
     return [
         ("sealer_open", sealer_open),
@@ -122,6 +144,8 @@ def all_targets() -> list[tuple[str, Target]]:
         ("wire", wire_decoders),
         ("node", node_inputs),
         ("http", http_request),
+        ("data_dir_files", data_dir_files),
+        ("member_filter", member_filter),
     ]
 
 
@@ -142,6 +166,13 @@ def seeds_for(index: int) -> list[bytes]:
             b"Content-Length: 2\r\n\r\n{}",
             b"POST /v1/join HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
         ]
+    if name == "data_dir_files":
+        return [
+            tagfile.encode(tagfile.TagChange({"role": "db"}, frozenset({"zone"}))),
+            snapshot.encode(_NODE.members(), "other"),
+        ]
+    if name == "member_filter":
+        return [b"status=alive,failed\nname=me|peer.*\ntag.role=d(b|c)"]
     frames = [_CODEC.frame(m) for m in _MESSAGES]
     parts = [f[len(_CODEC.prefix) + 1 :] for f in frames]
     v2_ping = _WIDE.frame(Ping(7, "me"))

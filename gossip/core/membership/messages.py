@@ -34,6 +34,7 @@ class Kind(IntEnum):
     PUSH_PULL = 9
     PUSH_PULL_REPLY = 10
     COORDINATE = 11
+    PRUNE = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,19 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class Prune:
+    """Forget `name` now (an operator's force-leave with prune): applies to a
+    member held at `incarnation` or lower, whatever its state (forceleave.py)."""
+
+    KIND: ClassVar[Kind] = Kind.PRUNE
+    name: str
+    incarnation: int
+
+    def fields(self) -> list[Any]:
+        return [self.name, self.incarnation]
+
+
+@dataclass(frozen=True, slots=True)
 class CoordinateMsg:
     """The sender's network coordinate (vivaldi.py), sent with its acks when
     coordinates are on. Fixed point, so it is compact and canonical: the
@@ -209,7 +223,7 @@ class SyncRows:
     rows: tuple[bytes, ...]
 
 
-Update = Alive | Suspect | Dead | Left
+Update = Alive | Suspect | Dead | Left | Prune
 """The membership updates that are piggybacked as broadcasts."""
 
 Message = (
@@ -224,4 +238,5 @@ Message = (
     | PushPull
     | PushPullReply
     | CoordinateMsg
+    | Prune
 )

@@ -37,8 +37,8 @@ import random
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+from gossip.core.membership import forceleave, versions
 from gossip.core.membership import outputs as out
-from gossip.core.membership import versions
 from gossip.core.membership.config import Config
 from gossip.core.membership.coordinates import Coordinates
 from gossip.core.membership.counters import Counters
@@ -55,6 +55,7 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Prune,
     StateEntry,
     Suspect,
 )
@@ -135,6 +136,7 @@ class Node:
             table=self._table,
             timers=self._timers,
             enqueue=self._enqueue,
+            tell=self._send,
             remember=self._remember,
             count=self._count,
             emit=self._outbox.append,
@@ -282,13 +284,29 @@ class Node:
         self._syncer.set_seeds(now, seeds)
 
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
-        self.tags = MappingProxyType(self._advertised(tags))
-        check_tags(self.cfg, self.tags)
+        advertised = self._advertised(tags)
+        check_tags(self.cfg, advertised)  # first: a refused change leaves the tags as they were
+        self.tags = MappingProxyType(advertised)
         if self._started and not self._leaving:
             self._set_incarnation(self.incarnation + 1)
             self._table.put(self._self_info(now), probe=False)
             self._broadcast_self()
             self._gossip.schedule(now)
+
+    def force_leave(self, now: float, name: str, *, prune: bool = False) -> str | None:
+        """An operator forces a failed member out (forceleave.py): None when
+        done, else why it is refused."""
+        cur = self._table.get(name)
+        why = forceleave.refusal(self.name, name, cur, prune)
+        if why is not None or cur is None:
+            return why
+        if forceleave.needs_left(cur):
+            left = Left(name, cur.incarnation)
+            self._on_left(now, left, encode_message(left))
+        if prune:
+            msg = Prune(name, cur.incarnation)
+            self._on_prune(now, msg, encode_message(msg))
+        return None
 
     # ---- streams (the Syncer's) ------------------------------------------------
 
@@ -363,6 +381,8 @@ class Node:
             self._on_dead(now, msg, raw)
         elif type(msg) is Left:
             self._on_left(now, msg, raw)
+        elif type(msg) is Prune:
+            self._on_prune(now, msg, raw)
         elif type(msg) is PingReq:
             self._prober.on_ping_req(now, src, msg)
         elif type(msg) is Nack:
@@ -470,6 +490,21 @@ class Node:
         self._declare(now, cur, LEFT, msg.name, 0)
         self._enqueue(now, msg.name, msg, raw)
 
+    def _on_prune(self, now: float, msg: Prune, raw: bytes | None = None) -> None:
+        if msg.name == self.name:
+            if msg.incarnation >= self.incarnation and not self._leaving:
+                self._refute(now, "left", msg.name, msg.incarnation)
+            return
+        cur = self._table.get(msg.name)
+        self._remember(raw)
+        if not forceleave.prune_applies(cur, msg.incarnation):
+            return
+        self._suspicions.drop(msg.name)
+        self._syncer.forget(msg.name)
+        self._table.remove(msg.name)
+        self._outbox.append(out.MemberReaped(msg.name))
+        self._enqueue(now, msg.name, msg, raw)
+
     def _merge(self, now: float, entries: list[tuple[bytes, StateEntry]], gossip_new: bool) -> None:
         """Fold a remote table into ours; what is news to us is gossiped on,
         as in memberlist (this is how a healed partition spreads). A remote
@@ -498,7 +533,7 @@ class Node:
             elif e.state == DEAD:
                 self._suspicions.remote_death(now, e.name, e.incarnation)
             else:
-                self._suspicions.suspect(now, e.name, e.incarnation, me)
+                self._suspicions.suspect(now, e.name, e.incarnation, me, hearsay=True)
 
     def _declare(
         self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int

@@ -6,7 +6,8 @@ Rules:
   one exchange lets both sides refute what the other believed about them.
   A remote `dead` only makes us suspect; our own timers decide, but one
   about a member we already suspect at that incarnation settles our
-  suspicion at its minimum timeout (suspecting.py). Entries
+  suspicion at its minimum timeout (suspecting.py). A suspicion taken from
+  a remote table is hearsay: told to the suspect, not gossiped. Entries
   byte-equal to our own belief are skipped unparsed (staterows.py).
 - Join: push-pull with every seed; the first success emits Joined. Until one
   succeeds the seeds are retried as joinretry.py says (1 s doubling up to

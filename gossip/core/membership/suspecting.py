@@ -14,6 +14,12 @@ Rules:
 - A push-pull peer's death verdict about a member we suspect at that
   incarnation settles our suspicion at its minimum timeout; about any other
   member it only makes us suspect.
+- A suspicion taken on hearsay (a push-pull table held the member suspect
+  or dead) is ours, not an accusation: it never confirms one, and it is told
+  to the suspect alone (so it refutes) instead of gossiped. Gossiped under
+  our name it would count as an independent confirmation wherever the member
+  is suspected already, the original accuser included, and cut short the
+  very timeout that lets the suspect refute after a partition heals.
 - The node drops a suspicion when the member is heard alive at a higher
   incarnation, dead or left; a timer of a dropped suspicion is then stale.
 """
@@ -30,8 +36,10 @@ from gossip.core.membership.members import SUSPECT, MemberTable, supersedes
 from gossip.core.membership.messages import Message, Suspect
 from gossip.core.membership.suspicion import Suspicion
 from gossip.core.membership.timers import TimerHeap
-from gossip.core.types import MemberInfo
+from gossip.core.types import Address, MemberInfo
 
+TellFn = Callable[[Address, Message], object]
+"""tell(to, message): send one update to one member directly."""
 EnqueueFn = Callable[[float, str, Message, bytes | None], None]
 """enqueue(now, key, update, raw): queue an update for gossip."""
 RememberFn = Callable[[bytes | None, tuple[str, int] | None], None]
@@ -51,6 +59,7 @@ class Suspicions:
         table: MemberTable,
         timers: TimerHeap,
         enqueue: EnqueueFn,
+        tell: TellFn,
         remember: RememberFn,
         count: CountFn,
         emit: Callable[[out.Output], None],
@@ -61,6 +70,7 @@ class Suspicions:
         self._table = table
         self._timers = timers
         self._enqueue = enqueue
+        self._tell = tell
         self._remember = remember
         self._count = count
         self._emit = emit
@@ -75,15 +85,25 @@ class Suspicions:
         return self._by_name.pop(name, None)
 
     def suspect(
-        self, now: float, name: str, inc: int, accuser: str, raw: bytes | None = None
+        self,
+        now: float,
+        name: str,
+        inc: int,
+        accuser: str,
+        raw: bytes | None = None,
+        *,
+        hearsay: bool = False,
     ) -> None:
-        """`accuser` suspects `name` at `inc` (`raw`: the bytes it came in)."""
+        """`accuser` suspects `name` at `inc` (`raw`: the bytes it came in); with `hearsay`
+        we only learned that someone does (see the rules)."""
         cur = self._table.get(name)
         if cur is None:
             return
         self._remember(raw, (name, inc))
         msg = Suspect(name, inc, accuser)
         if cur.state == SUSPECT and inc == cur.incarnation:
+            if hearsay:
+                return  # no independent evidence: not a confirmation
             susp = self._by_name.get(name)
             if susp is not None and susp.confirm(accuser):
                 self._timers.add(susp.deadline, self._expired, susp)
@@ -109,7 +129,10 @@ class Suspicions:
         )
         self._by_name[name] = susp
         self._timers.add(susp.deadline, self._expired, susp)
-        self._enqueue(now, name, msg, raw)
+        if hearsay:
+            self._tell(cur.address, msg)
+        else:
+            self._enqueue(now, name, msg, raw)
         self._count("suspicions")
         self._emit(out.MemberSuspected(info, accuser, 0, susp.timeout))
 
@@ -147,4 +170,4 @@ class Suspicions:
                 self._count("suspicions_settled")
                 self._timers.add(susp.deadline, self._expired, susp)
             return
-        self.suspect(now, name, inc, self._name)
+        self.suspect(now, name, inc, self._name, hearsay=True)

@@ -46,6 +46,7 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Prune,
     PushPull,
     PushPullReply,
     StateEntry,
@@ -182,6 +183,7 @@ class Codec:
             Kind.SUSPECT: self._suspect,
             Kind.DEAD: self._dead,
             Kind.LEFT: self._left,
+            Kind.PRUNE: self._prune,
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
             Kind.COORDINATE: self._coordinate,
@@ -392,6 +394,10 @@ class Codec:
     def _left(self, raw: list[Any]) -> Left:
         _, name, inc = raw
         return Left(self._name(name), _uint(inc))
+
+    def _prune(self, raw: list[Any]) -> Prune:
+        _, name, inc = raw
+        return Prune(self._name(name), _uint(inc))
 
     def _coordinate(self, raw: list[Any]) -> CoordinateMsg:
         _, name, vec, height, error, adjustment = raw

@@ -14,6 +14,9 @@ Rules:
   sends the successor a TokenNote with its token; a node that holds the item with a token
   not above a note's releases and acquires it again above it (reason token_raised), so after
   a split heals the owner's next token is above every token issued for the item meanwhile.
+  `issued` restores the tokens this node issued before a restart (the shell keeps them on
+  disk from ItemAcquired): its next tokens go above them, and each is passed on to the
+  item's owner like a heard token, so a restart forgets no token it issued.
 - With `quorum`, items are held only while this node sees a majority of the last known
   membership (see quorum); without one every item is released (quorum_lost), and taken
   back when the majority returns (quorum_regained).
@@ -31,7 +34,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gossip.core import rendezvous as hrw
@@ -125,6 +128,7 @@ class Ownership:
         items: Iterable[str] = (),
         quorum: bool = False,
         probe_interval: float = 1.0,
+        issued: Mapping[str, int] | None = None,
     ) -> None:
         if settle_time < 0 or coalesce_time < 0:
             raise ValueError("settle_time and coalesce_time must be >= 0")
@@ -139,6 +143,7 @@ class Ownership:
         self._items: frozenset[str] = frozenset(items)
         self._held: dict[str, int] = {}
         self._fencing = Fencing()
+        self._fencing.restore(issued or {})
         self._quorum = Quorum(self_name, probe_interval) if quorum else None
         self._hold_pending = False
         self._regained = False

@@ -9,11 +9,14 @@ Rules:
   here, at most `limit` of them (the oldest go first); an acquisition consumes the item's.
 - Each heard token is passed on at most once per recipient (`to_tell`), so notes between
   nodes whose tables disagree stop instead of bouncing.
+- After a restart the shell restores the tokens this node issued before (kept in its data
+  directory): the counter starts above all of them and each counts as heard, so neither a
+  wall clock stepped back nor a takeover elsewhere issues a token below one issued before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 MAX_HEARD = 1 << 17
 """Heard tokens kept for items not held here (above MAX_ITEMS, so declared items all fit)."""
@@ -36,6 +39,12 @@ class Fencing:
         self._told.pop(item, None)
         self.last = max(self.last + 1, wall_ms, heard + 1)
         return self.last
+
+    def restore(self, issued: Mapping[str, int]) -> None:
+        """Tokens issued here before a restart: the counter goes above them, each is heard."""
+        for item, token in sorted(issued.items(), key=lambda pair: pair[1]):
+            self.last = max(self.last, token)
+            self.hear(item, token)
 
     def hear(self, item: str, token: int) -> bool:
         """Remember that `token` was issued for `item` elsewhere; whether it raised what we knew."""

@@ -47,6 +47,7 @@ from gossip.core.ownership.partition_table import PartitionTable
 from gossip.core.types import Address
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.ownership.handlers import DEFAULT_TIMEOUT, HandlerJob, ItemHandlers
+from gossip.runtime.ownership.issued import IssuedTokens
 from gossip.runtime.ownership.notes import CHANNEL, NoteError, NoteSender, decode_notes, reach
 from gossip.runtime.ownership.settings import (
     AGENT_PARTITIONS,
@@ -123,6 +124,7 @@ class OwnershipService(Service):
 
     def attach(self, host: ServiceHost) -> None:
         super().attach(host)
+        self.issued = IssuedTokens(host.data_dir)
         self._ownership = Ownership(
             host.name,
             settle_time=self._settle_time,
@@ -131,6 +133,7 @@ class OwnershipService(Service):
             items=self._items,
             quorum=self._quorum,
             probe_interval=host.config.probe_interval if self._quorum else 1.0,
+            issued=self.issued.load(),
         )
         self.notes = NoteSender(host)
         self.handlers = ItemHandlers(
@@ -174,7 +177,10 @@ class OwnershipService(Service):
             if self._item_source is not None:
                 nursery.start_soon(self._poll_source, self._item_source)
             task_status.started()
-            await self._loop()
+            try:
+                await self._loop()
+            finally:
+                self.issued.close()
 
     async def before_leave(self) -> None:
         """Release every held item and let the release handlers finish (the agent bounds it)."""
@@ -279,7 +285,11 @@ class OwnershipService(Service):
             await trio.sleep(cfg.probe_interval)
 
     def _drain(self) -> None:
-        for out in self.ownership.take_outputs():
+        outputs = self.ownership.take_outputs()
+        tokens = {o.item: o.token for o in outputs if isinstance(o, ItemAcquired)}
+        if tokens:
+            self.issued.record(tokens)  # durable before any handler or task sees them
+        for out in outputs:
             self._emit(out)
 
     async def _on_notes(self, src: Address, body: bytes) -> bytes | None:

@@ -355,9 +355,17 @@ class KVStorage:
         return out
 
     def drop_partition(self, part: int) -> int:
+        """Drop this node's copy of `part`. What is left is a new, empty copy: a new
+        generation, and no purge behind it (watermark 0), so no peer judges its
+        records by what the dropped copy had purged."""
         n = self._delete_where("part = ?", (part,))
         self.trees.pop(part, None)
         self.new_generation(part)
+        try:
+            self._db.execute("DELETE FROM meta WHERE name = ?", (WATERMARK.format(part),))
+        except sqlite3.Error as exc:
+            raise StorageError.of(exc) from exc
+        self._marks[part] = 0
         return n
 
     # ---- small persistent facts ----------------------------------------------

@@ -16,7 +16,11 @@ Versions compare as the store orders them (wall, counter, node).
   ownership        no holder is refused by the fencing sink outside a fault (and
                    `owner_bound` after it), handlers of an item alternate
                    acquire/release on a node, one owner per item after healing
-  membership       no member declared dead unless a fault touched it or its observer
+  membership       no member declared dead unless a fault touched it, its observer,
+                   or its accuser (the node whose verdict the observer took: one cut
+                   off past the suspicion timeout declares the others dead by SWIM's
+                   rules, and its verdict, adopted as gossip wherever it arrives once
+                   the cut heals, is the fault's doing, not the observer's)
   crashes          no agent dies of an exception (a fault is a reason to refuse work,
                    never to stop)
 """
@@ -282,7 +286,8 @@ def membership(
     v = Verdict("membership")
     windows = _windows(steps, crashes, grace, restart_delay)
     for d in deaths:
-        if not _excused(d["t"], {d["observer"], d["member"]}, windows):
+        who = {d["observer"], d["member"]} | ({d["accuser"]} if d.get("accuser") else set())
+        if not _excused(d["t"], who, windows):
             v.add(dict(d))
     v.note = f"{len(deaths)} deaths declared"
     return v

@@ -276,6 +276,7 @@ class Cluster:
             async for event in sub:
                 if event.kind == "failed":
                     death = {"t": self.now(), "observer": node.name, "member": event.name}
+                    death["accuser"] = str(event.detail.get("accuser", ""))
                     self.deaths.append(death)
 
     async def _fence_writer(self, node: Node) -> None:

@@ -9,7 +9,14 @@ import cbor2
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
-from gossip.core.membership.messages import Alive, Kind, PushPull, PushPullReply, StateEntry
+from gossip.core.membership.messages import (
+    Alive,
+    Kind,
+    PushPull,
+    PushPullReply,
+    StateEntry,
+    Suspect,
+)
 from gossip.core.membership.node import Node
 from gossip.core.membership.pushpull import SETTLE_PULLS
 from gossip.core.membership.staterows import StateRows
@@ -272,3 +279,38 @@ def test_a_remote_death_at_an_older_incarnation_does_not_settle_a_newer_suspicio
     node.handle_timeout(start + susp.min_s + 1.0)
     assert node.member("n3").state == SUSPECT  # type: ignore[union-attr]
     assert susp.timeout == susp.max_s
+
+
+def _table_with_n3_suspect(node: Node) -> tuple[StateEntry, ...]:
+    return tuple(
+        StateEntry(e.name, e.address, e.incarnation, SUSPECT, e.tags) if e.name == "n3" else e
+        for e in _entries(node)
+    )
+
+
+def _suspects_sent(outputs: list[out.Output]) -> dict[tuple[str, int], list[Suspect]]:
+    """The Suspect messages in the datagrams sent, by destination."""
+    sent: dict[tuple[str, int], list[Suspect]] = {}
+    for o in outputs:
+        if isinstance(o, out.Send):
+            found = [m for m in CODEC.decode_packet(o.payload) if isinstance(m, Suspect)]
+            sent.setdefault(o.to, []).extend(found)
+    return sent
+
+
+def test_a_suspicion_learned_from_a_push_pull_is_told_to_the_suspect_alone() -> None:
+    # Gossiped under our name it would confirm the original accuser's own
+    # suspicion, cutting short the time the suspect has to refute after a heal.
+    net = _settled()
+    a = net.nodes[1]
+    a.take_outputs()
+    a.handle_stream_request(10.0, addr(4), CODEC.frame(PushPull(False, _table_with_n3_suspect(a))))
+    assert a.member("n3").state == SUSPECT  # type: ignore[union-attr]
+    outputs = a.take_outputs()
+    a.handle_timeout(10.0 + 3 * CFG.gossip_interval)  # a few gossip rounds
+    outputs += a.take_outputs()
+    sent = _suspects_sent(outputs)
+    told = sent.get(addr(3), [])
+    assert told and all(s.name == "n3" for s in told), "the suspect hears it, to refute"
+    others = [s for to, msgs in sent.items() if to != addr(3) for s in msgs]
+    assert not others, "no one else counts it as an accusation"

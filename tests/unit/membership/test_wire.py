@@ -15,6 +15,7 @@ from gossip.core.membership.messages import (
     Nack,
     Ping,
     PingReq,
+    Prune,
     PushPull,
     PushPullReply,
     StateEntry,
@@ -46,6 +47,7 @@ ALL = [
     Suspect("a", 5, "b"),
     Dead("a", 6, "c"),
     Left("a", 7),
+    Prune("a", 7),
 ]
 
 

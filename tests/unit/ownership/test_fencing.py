@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gossip.core.ownership.assignment import ItemAcquired, ItemReleased, TokenNote
+from gossip.core.ownership.assignment import ItemAcquired, ItemReleased, Ownership, TokenNote
 from gossip.core.ownership.fencing import Fencing
 from tests.unit.ownership.test_ownership import (
     ALIVE,
@@ -87,3 +87,53 @@ def test_a_release_tells_the_successor_its_token_and_a_leaver_tells_the_next_in_
     left, told = released(out), notes(out)
     assert left and all(r.successor in ("b", "c") for r in left.values())
     assert all(told[i].to == left[i].successor for i in left)
+
+
+def test_restored_tokens_start_the_counter_above_them_and_count_as_heard() -> None:
+    f = Fencing()
+    f.restore({"x": 7_000, "y": 9_000})
+    assert f.heard("x") == 7_000 and f.heard("y") == 9_000
+    assert f.issue("z", wall_ms=100) == 9_001, "above every token issued before the restart"
+    assert f.issue("x", wall_ms=100) == 9_002
+
+
+def test_after_a_restart_with_the_clock_stepped_back_tokens_go_above_those_issued_before() -> None:
+    before = settled("a", ["a"])
+    first = {i: e.token for i, e in acquired(before.take_outputs()).items()}
+    assert min(first.values()) >= int((SETTLE + COALESCE) * 1000)
+    # The restarted node's wall clock reads an hour earlier than when it issued those.
+    after = Ownership(
+        "a",
+        settle_time=SETTLE,
+        coalesce_time=COALESCE,
+        partitions=1 << 12,
+        items=ITEMS,
+        issued=first,
+    )
+    after.observe(0.0, view({"a": ALIVE}))
+    now = 0.0
+    while (deadline := after.next_deadline()) is not None:
+        now = deadline
+        after.handle_timeout(now, wall_ms=int(now * 1000) - 3_600_000)
+    again = {i: e.token for i, e in acquired(after.take_outputs()).items()}
+    assert set(again) == set(first)
+    assert all(again[i] > max(first.values()) for i in again), "above every earlier token"
+
+
+def test_a_restarted_node_tells_each_items_owner_the_token_it_issued_for_it() -> None:
+    before = {item: 5_000 + i for i, item in enumerate(ITEMS)}
+    o = Ownership(
+        "a",
+        settle_time=SETTLE,
+        coalesce_time=COALESCE,
+        partitions=1 << 12,
+        items=ITEMS,
+        issued=before,
+    )
+    o.observe(0.0, view({"a": ALIVE, "b": ALIVE}))
+    run_until(o, 0.0, SETTLE + COALESCE)
+    out = o.take_outputs()
+    mine, told = acquired(out), notes(out)
+    assert mine and told and set(mine) | set(told) == set(ITEMS)
+    assert all(e.token > max(before.values()) for e in mine.values())
+    assert told == {i: TokenNote("b", i, before[i]) for i in ITEMS if i not in mine}

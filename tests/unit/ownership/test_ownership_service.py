@@ -32,10 +32,13 @@ ITEMS = [f"job-{i}" for i in range(40)]
 class FakeHost:
     """Just what the ownership service uses of an Agent."""
 
-    def __init__(self, name: str, members: dict[str, MemberState]) -> None:
+    def __init__(
+        self, name: str, members: dict[str, MemberState], data_dir: Path | None = None
+    ) -> None:
         self.name = name
         self.metrics = Registry()
         self.states = members
+        self.data_dir = data_dir
 
     def members(self) -> list[MemberInfo]:
         return [MemberInfo(n, ("127.0.0.1", 1), s, 1) for n, s in self.states.items()]

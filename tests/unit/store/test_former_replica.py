@@ -58,3 +58,18 @@ def test_a_node_back_from_a_side_without_a_majority_is_returning_until_a_filled_
     assert ledger.returning(0, now=52.0)
     ledger.proven(0, PeerCopy("c", 6, 0), 0, now=53.0)
     assert not ledger.returning(0, now=53.0)
+
+
+def test_a_dropped_copy_announces_no_purges() -> None:
+    # Found by a fault run: a node that had just handed off and dropped a partition
+    # still announced the old copy's watermark; a returning peer judged live records
+    # by it (the empty copy lacked them) and an acknowledged write was removed.
+    storage = KVStorage(None, lambda key: 0)
+    storage.put(Record("gone", None, PURGED_DELETE))
+    storage.purge_tombstones(0, storage.seq)
+    ledger = Ledger(storage, "a", horizon=10.0)
+    before = ledger.copy(0)
+    assert before.watermark == PURGED_DELETE.packed
+    storage.drop_partition(0)
+    after = ledger.copy(0)
+    assert after.watermark == 0 and after.gen != before.gen

@@ -55,7 +55,14 @@ from gossip.core.store.replica_ops import (
 )
 from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.http import Handler, RouteKey
-from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
+from gossip.runtime.service import (
+    DatagramHandler,
+    MemberEvent,
+    PluginHost,
+    Service,
+    ServiceHost,
+    StreamHandler,
+)
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
 from gossip.runtime.store.fill import FillState
@@ -196,6 +203,9 @@ class StoreService(Service):
             SYNC_CHANNEL: self._on_sync,
             ROOTS_CHANNEL: self._on_roots,
         }
+
+    def datagram_channels(self) -> Mapping[str, DatagramHandler]:
+        return self.sync.by_datagram.channels()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:

@@ -6,7 +6,8 @@ at its own profile of the same name), a warm-up until every agent sees N alive, 
 a measurement window of --seconds. Reported per agent: CPU % (utime+stime from
 /proc over the window), resident memory (VmRSS at the end), UDP packets and payload
 bytes received per second (an nftables counter on loopback input per port range;
-payload = bytes - 28 per packet for the IPv4+UDP headers). Needs root for nftables
+payload = bytes - 28 per packet for the IPv4+UDP headers) and TCP connections opened
+per minute by the whole cluster (SYNs to the agents' ports). Needs root for nftables
 (without it the UDP columns come from the agents' own /v1/metrics; Serf's stay empty).
 
 Bounded: at most 100 agents each, loopback only; every process is stopped by PID.
@@ -70,6 +71,10 @@ class UdpCounter:
             for name, (lo, hi) in self.ranges.items():
                 self._nft("add", "rule", "inet", self.table, "input", "iif", "lo", "udp",
                           "dport", f"{lo}-{hi}", "counter", "comment", f'"{name}"')  # fmt: skip
+                # Connections opened: a SYN without ACK to the agents' ports.
+                self._nft("add", "rule", "inet", self.table, "input", "iif", "lo", "tcp",
+                          "dport", f"{lo}-{hi}", "tcp", "flags", "&", "(syn", "|", "ack)",
+                          "==", "syn", "counter", "comment", f'"{name}/tcp"')  # fmt: skip
         except (subprocess.CalledProcessError, OSError) as exc:
             print(f"nftables unavailable ({exc}); UDP figures from /v1/metrics only")
             self.ok = False
@@ -102,6 +107,8 @@ class Result:
     rss_mib: float
     pkts_per_s: float | None
     bytes_per_s: float | None
+    tcp_per_min: float | None
+    """TCP connections opened per minute, whole cluster (SYNs to the agents' ports)."""
 
 
 class SerfCluster:
@@ -168,7 +175,10 @@ def measure(pids: dict[str, list[int]], seconds: float, counter: UdpCounter) -> 
             db = udp1[k][1] - udp0[k][1]
             pkts = dp / elapsed / len(v)
             bytes_ = (db - 28 * dp) / elapsed / len(v)
-        results[k] = Result(100 * cpu / elapsed / len(v), rss, pkts, bytes_)
+        conns = None
+        if f"{k}/tcp" in udp1 and f"{k}/tcp" in udp0:
+            conns = (udp1[f"{k}/tcp"][0] - udp0[f"{k}/tcp"][0]) * 60 / elapsed
+        results[k] = Result(100 * cpu / elapsed / len(v), rss, pkts, bytes_, conns)
     return results
 
 
@@ -188,11 +198,12 @@ def suspicions(cluster: LocalCluster) -> float:
 
 def print_table(results: dict[str, Result], n: int, seconds: float, profile: str) -> None:
     print(f"\n{n} agents each, {seconds:.0f} s window, profile {profile}, loopback, per agent:")
-    print(f"{'':10}{'CPU %':>9}{'RSS MiB':>10}{'UDP pkt/s':>11}{'UDP B/s':>10}")
+    print(f"{'':10}{'CPU %':>9}{'RSS MiB':>10}{'UDP pkt/s':>11}{'UDP B/s':>10}{'TCP/min*':>10}")
     for name, r in results.items():
         pk = f"{r.pkts_per_s:.2f}" if r.pkts_per_s is not None else "n/a"
         by = f"{r.bytes_per_s:.0f}" if r.bytes_per_s is not None else "n/a"
-        print(f"{name:10}{r.cpu_pct:9.3f}{r.rss_mib:10.1f}{pk:>11}{by:>10}")
+        tc = f"{r.tcp_per_min:.0f}" if r.tcp_per_min is not None else "n/a"
+        print(f"{name:10}{r.cpu_pct:9.3f}{r.rss_mib:10.1f}{pk:>11}{by:>10}{tc:>10}")
     if "gossip" in results and "serf" in results:
         g, s = results["gossip"], results["serf"]
 
@@ -202,8 +213,9 @@ def print_table(results: dict[str, Result], n: int, seconds: float, profile: str
         print(
             f"{'ratio':10}{ratio(g.cpu_pct, s.cpu_pct):>9}{ratio(g.rss_mib, s.rss_mib):>10}"
             f"{ratio(g.pkts_per_s, s.pkts_per_s):>11}{ratio(g.bytes_per_s, s.bytes_per_s):>10}"
-            "   (gossip / serf)"
+            f"{ratio(g.tcp_per_min, s.tcp_per_min):>10}   (gossip / serf)"
         )
+    print("* TCP connections opened per minute by the whole cluster")
 
 
 def main() -> int:
@@ -215,6 +227,9 @@ def main() -> int:
         "--settle", type=float, default=15.0, help="seconds between all-alive and the window"
     )
     ap.add_argument("--no-serf", action="store_true")
+    ap.add_argument(
+        "--config", type=Path, help="TOML config file for every gossip agent (e.g. a [store] table)"
+    )
     ap.add_argument("--cprofile", action="store_true", help="profile gossip agent 1")
     args = ap.parse_args()
     n = max(1, min(args.agents, 100))
@@ -228,7 +243,10 @@ def main() -> int:
     if with_serf:
         ranges["serf"] = (sbase, sbase + 2 * n - 1)
     counter = UdpCounter(ranges)
-    cluster = LocalCluster(n, workdir / "gossip", base_port=gbase, profile=args.profile)
+    config_text = args.config.read_text() if args.config else None
+    cluster = LocalCluster(
+        n, workdir / "gossip", base_port=gbase, profile=args.profile, config_text=config_text
+    )
     prof_path = workdir / "agent1.prof"
     if args.cprofile:
         a = cluster.agents[0]

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gossip.cli.client_cmd",
     "gossip.cli.member_cmd",
     "gossip.cli.insight_cmd",
+    "gossip.cli.event_cmd",
     "gossip.cli.cluster_cmd",
     "gossip.cli.simulate_cmd",
     "gossip.cli.owner_cmd",

@@ -2,8 +2,9 @@
 
 Rules: settings are validated before anything binds (a bad one prints one line
 naming it and exits 2); SIGINT/SIGTERM leave gracefully then exit 0, a second
-one exits at once with 1; SIGHUP re-reads the log level and tags from the
-environment and config file (flags still win) and applies them.
+one exits at once with 1; SIGHUP re-reads the log level, the tags and the
+services' tables (event handlers) from the environment and config file (flags
+still win) and applies them.
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ async def _reload(agent: Agent, flags: dict[str, Any], config: Path | None) -> N
         log.error("config_reload_failed", error=str(exc))
         return
     set_level(fresh.log_level)
+    try:
+        agent.reload_services(fresh)
+    except SettingsError as exc:
+        log.error("config_reload_failed", error=str(exc))
+        return
     me = agent.self_info()
     tags = agent.configured_tags(fresh.tags)  # live changes (`gossip tags`) still win
     if me is not None and dict(me.tags) != tags:

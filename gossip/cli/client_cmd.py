@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     add_client_arguments(p)
     p.set_defaults(func=api_command("leave", leave))
 
-    p = subparsers.add_parser("monitor", help="stream membership events from an agent")
+    p = subparsers.add_parser("monitor", help="stream membership and user events from an agent")
     add_client_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.set_defaults(func=api_command("monitor", monitor))
@@ -78,6 +78,14 @@ def monitor(client: ApiClient, args: argparse.Namespace) -> int:
             continue
         if args.json:
             print(json.dumps(event, sort_keys=True), flush=True)
+            continue
+        if event.get("event") == "user":
+            payload = event.get("payload", event.get("payload_base64", ""))
+            print(
+                f"{'user_event':<17} {event.get('name', ''):<20} "
+                f"ltime={event.get('ltime', '')} payload={payload!r}",
+                flush=True,
+            )
             continue
         extras = {
             k: v

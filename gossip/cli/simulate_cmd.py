@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pause-s", type=float, default=4.0, help="stall length (default 4)")
     p.add_argument("--partition-s", type=float, default=0.0, help="split in two halves this long")
     p.add_argument("--duration", type=float, default=60.0, help="simulated seconds (default 60)")
+    p.add_argument(
+        "--events-per-s", type=float, default=0.0, help="user events per second cluster-wide"
+    )
+    p.add_argument(
+        "--queries-per-s", type=float, default=0.0, help="queries to all per second cluster-wide"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", choices=("lan", "wan", "local"), default="lan")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -55,6 +61,8 @@ def simulate(args: argparse.Namespace) -> int:
         pause=args.pause,
         pause_s=args.pause_s,
         partition_s=args.partition_s,
+        events_per_s=args.events_per_s,
+        queries_per_s=args.queries_per_s,
     )
     try:
         result = run_scenario(sc)
@@ -96,4 +104,18 @@ def format_summary(r: dict[str, Any]) -> str:
         f"{r['bytes_per_node_s']:.0f} B/s UDP, {r['stream_bytes_per_node_s']:.0f} B/s streams; "
         f"largest datagram {r['max_packet_bytes']} B",
     ]
+    if "events_fired" in r:
+        lines.append(
+            f"user events: {r['events_fired']} fired, {r['event_missing']} deliveries missing, "
+            f"{r['event_duplicates']} duplicated; time to deliver p50 "
+            f"{_s(r['event_latency_p50_s'])}, p99 {_s(r['event_latency_p99_s'])}, "
+            f"max {_s(r['event_latency_max_s'])}"
+        )
+    if "queries" in r:
+        lines.append(
+            f"queries: {r['queries']}; worst share acked {r['query_ack_share_min']}, "
+            f"answered {r['query_answer_share_min']} (mean {r['query_answer_share_mean']}); "
+            f"last answer p50 {_s(r['query_last_answer_p50_s'])}, "
+            f"max {_s(r['query_last_answer_max_s'])}"
+        )
     return "\n".join(lines)

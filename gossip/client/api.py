@@ -83,12 +83,19 @@ class ApiClient:
             raise ApiClientError(f"{method} {path}: HTTP {resp.status}: {message}")
         return answer
 
-    def stream_lines(self, path: str) -> Iterator[dict[str, Any]]:
+    def stream_lines(
+        self, path: str, method: str = "GET", body: Any = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield JSON objects from a line-per-event feed until it ends."""
-        conn, resp = self._open("GET", path, None, None)
+        conn, resp = self._open(method, path, body, None)
         try:
             if resp.status >= 400:
-                raise ApiClientError(f"GET {path}: HTTP {resp.status}")
+                raw = resp.read(MAX_RESPONSE_BYTES)
+                try:
+                    why = json.loads(raw).get("error", "")
+                except (ValueError, AttributeError):
+                    why = ""
+                raise ApiClientError(f"{method} {path}: HTTP {resp.status}: {why}")
             while True:
                 line = resp.readline(1024 * 1024)
                 if not line:

@@ -26,6 +26,7 @@ from gossip.core.membership import outputs as o
 from gossip.core.membership.config import Config
 from gossip.core.membership.node import Node
 from gossip.core.types import Address, MemberInfo
+from gossip.hostport import parse_hostport
 from gossip.runtime import framing as fr
 from gossip.runtime import gcstats
 from gossip.runtime.api import control_routes
@@ -40,6 +41,7 @@ from gossip.runtime.loopwatch import watch_loop_lag
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork, families
 from gossip.runtime.notify import Notifier, fmt_address
+from gossip.runtime.queries import MAX_TIMEOUT_S, QueryRouter, QueryStream
 from gossip.runtime.seeds import Resolver, resolve_seeds
 from gossip.runtime.service import (
     DatagramHandler,
@@ -91,6 +93,7 @@ class Agent:
             INBOX_SIZE
         )
         self._subscribers = Subscribers()
+        self._queries = QueryRouter()
         self._nursery: trio.Nursery | None = None
         self._started = False
         self.api_address: Address | None = None
@@ -275,6 +278,78 @@ class Agent:
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         await self.call(lambda node, now: node.set_tags(now, dict(tags)))
 
+    async def event(self, name: str, payload: bytes = b"", coalesce: bool = True) -> None:
+        """Fire a user event to every member (docs/user-events.md); ValueError
+        when the name and payload exceed the limit."""
+
+        def fire(node: Node, now: float) -> str:
+            try:
+                node.user_event(now, name, payload, coalesce)
+            except ValueError as exc:  # refused here, not raised in the core task
+                return str(exc)
+            return ""
+
+        refused = await self.call(fire)
+        if refused:
+            raise ValueError(refused)
+
+    async def start_query(
+        self,
+        name: str,
+        payload: bytes = b"",
+        *,
+        node: str = "*",
+        tags: Mapping[str, str] | None = None,
+        ack: bool = True,
+        wait_s: float = 5.0,
+    ) -> QueryStream:
+        """Ask the members whose name and tags match these globs; read their
+        acks and answers from the stream until its deadline, then close it.
+        ValueError when the query is refused (size, filters, too many open)."""
+        if not 0 < wait_s <= MAX_TIMEOUT_S:
+            raise ValueError(f"wait_s: must be in (0, {MAX_TIMEOUT_S:g}] seconds")
+
+        def start(node_: Node, now: float) -> QueryStream | str:
+            try:
+                qid = node_.query(
+                    now, name, payload, node=node, tags=tags or {}, ack=ack, timeout=wait_s
+                )
+            except ValueError as exc:  # refused here, not raised in the core task
+                return str(exc)
+            return self._queries.open(qid, now + wait_s)  # before any answer is drained
+
+        stream = await self.call(start)
+        if isinstance(stream, str):
+            raise ValueError(stream)
+        return stream
+
+    async def query(self, name: str, payload: bytes = b"", **filters: Any) -> list[o.QueryAnswered]:
+        """start_query, collected until the deadline."""
+        stream = await self.start_query(name, payload, **filters)
+        answers = []
+        try:
+            while (answer := await stream.next()) is not None:
+                answers.append(answer)
+        finally:
+            stream.close()
+        return answers
+
+    async def respond_query(self, event: MemberEvent, payload: bytes) -> None:
+        """Answer a `query` event (ValueError if the answer is too large)."""
+        qid = int(event.detail["qid"])
+        address = parse_hostport(str(event.detail["address"]), 0)
+
+        def respond(node: Node, now: float) -> str:
+            try:
+                node.respond(now, qid, address, payload)
+            except ValueError as exc:
+                return str(exc)
+            return ""
+
+        refused = await self.call(respond)
+        if refused:
+            raise ValueError(refused)
+
     async def update_tags(self, change: TagChange) -> dict[str, str]:
         """Set and delete some tags (tagfile.py), atomically against other tag
         changes; recorded in the data directory so a restart keeps them.
@@ -317,6 +392,11 @@ class Agent:
         with trio.move_on_after(self._config.leave_timeout + 1.0):
             await self.left.wait()
         self.left.set()
+
+    def reload_services(self, settings: AgentSettings) -> None:
+        """SIGHUP: hand each service its config table as read again."""
+        for service in self._services:
+            service.reload(settings.section(service.name))
 
     def stop(self) -> None:
         """Stop at once (no leave): `serve` returns shortly."""
@@ -465,6 +545,9 @@ class Agent:
             self.joined.set()
         elif isinstance(out, o.LeaveCompleted):
             self.left.set()
+        elif isinstance(out, o.QueryAnswered):
+            self._queries.answered(out)
+            return
         event = self._notifier.notification(out, now)
         if event is not None:
             self._publish(event)
@@ -472,7 +555,10 @@ class Agent:
     def _publish(self, event: MemberEvent) -> None:
         for service in self._services:
             try:
-                service.member_event(event)
+                if event.kind in ("user", "query"):
+                    service.user_event(event)
+                else:
+                    service.member_event(event)
             except Exception:
                 self.log.exception("service_member_event_failed", service=service.name)
         self._subscribers.publish(event)

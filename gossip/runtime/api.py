@@ -9,22 +9,28 @@ sends a heartbeat line every HEARTBEAT_S so dead clients are noticed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import trio
 
+from gossip.core.membership.queries import MAX_FILTER_CHARS, filter_matches
 from gossip.core.types import MemberInfo
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.runtime.metrics import Registry
-from gossip.runtime.notify import fmt_address
+from gossip.runtime.notify import fmt_address, payload_json
+from gossip.runtime.queries import MAX_TIMEOUT_S, QueryStream
 from gossip.runtime.seeds import parse_seed
 from gossip.runtime.subscribe import Subscription
 from gossip.runtime.tagfile import TagChange, tag_change
 
 HEARTBEAT_S = 10.0
+MAX_QUERY_TAGS = 16
 MAX_JOIN_ADDRESSES = 64
 MAX_NAME_CHARS = 255
 
@@ -57,6 +63,17 @@ class ControlledAgent(Protocol):
     async def update_tags(self, change: TagChange) -> dict[str, str]: ...
     async def force_leave(self, name: str, *, prune: bool = False) -> None: ...
     async def leave_and_stop(self) -> None: ...
+    async def event(self, name: str, payload: bytes = ..., coalesce: bool = ...) -> None: ...
+    async def start_query(
+        self,
+        name: str,
+        payload: bytes = ...,
+        *,
+        node: str = ...,
+        tags: Mapping[str, str] | None = ...,
+        ack: bool = ...,
+        wait_s: float = ...,
+    ) -> QueryStream: ...
 
 
 def member_json(m: MemberInfo) -> dict[str, Any]:
@@ -130,6 +147,29 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
             raise ApiError(400, f"tags: {exc}") from None
         return ApiResponse.json({"tags": given})
 
+    async def event(req: ApiRequest) -> ApiResponse:
+        name, payload, coalesce = parse_user_event(req.json())
+        try:
+            await agent.event(name, payload, coalesce)
+        except ValueError as exc:
+            raise ApiError(413, f"payload: {exc}") from None
+        return ApiResponse.json({"name": name, "size": len(payload), "coalesce": coalesce})
+
+    async def query(req: ApiRequest) -> ApiResponse:
+        q = parse_query(req.json())
+        try:
+            stream = await agent.start_query(
+                q.name, q.payload, node=q.node, tags=q.tags, ack=q.ack, wait_s=q.timeout
+            )
+        except ValueError as exc:
+            raise ApiError(400, f"query: {exc}") from None
+        expected = sorted(
+            m.name
+            for m in agent.members()
+            if m.state.label == "alive" and filter_matches(q.node, q.tags, m.name, m.tags)
+        )
+        return ApiResponse(200, b"", "application/x-ndjson", _query_lines(stream, expected, q.ack))
+
     async def force_leave(req: ApiRequest) -> ApiResponse:
         body = req.json()
         name = body.get("name") if isinstance(body, dict) else None
@@ -155,9 +195,101 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         ("GET", "/v1/events"): events,
         ("POST", "/v1/join"): join,
         ("POST", "/v1/leave"): leave,
+        ("POST", "/v1/event"): event,
+        ("POST", "/v1/query"): query,
         ("POST", "/v1/tags"): tags,
         ("POST", "/v1/force-leave"): force_leave,
     }
+
+
+def parse_user_event(body: Any) -> tuple[str, bytes, bool]:
+    """The (name, payload, coalesce) of a POST /v1/event body: {"name": str,
+    "payload": str (UTF-8) or "payload_base64": str, "coalesce": bool}."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object")
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "name: expected a non-empty string")
+    coalesce = body.get("coalesce", True)
+    if not isinstance(coalesce, bool):
+        raise ApiError(400, "coalesce: expected true or false")
+    text, encoded = body.get("payload", ""), body.get("payload_base64")
+    if encoded is not None:
+        try:
+            return name, base64.b64decode(str(encoded), validate=True), coalesce
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "payload_base64: not base64") from None
+    if not isinstance(text, str):
+        raise ApiError(400, "payload: expected a string")
+    return name, text.encode(), coalesce
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    name: str
+    payload: bytes
+    node: str
+    tags: dict[str, str]
+    ack: bool
+    timeout: float
+
+
+def parse_query(body: Any) -> QueryRequest:
+    """A POST /v1/query body: the fields of an event body (no coalesce) plus
+    "node" (a glob), "tags" ({key: glob}), "ack" (bool), "timeout" (seconds)."""
+    name, payload, _ = parse_user_event({k: v for k, v in body.items() if k != "coalesce"}
+                                        if isinstance(body, dict) else body)  # fmt: skip
+    node = body.get("node", "*")
+    if not isinstance(node, str) or len(node) > MAX_FILTER_CHARS:
+        raise ApiError(400, f"node: expected a glob of at most {MAX_FILTER_CHARS} characters")
+    tags = body.get("tags", {})
+    if (
+        not isinstance(tags, dict)
+        or len(tags) > MAX_QUERY_TAGS
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        or any(len(v) > MAX_FILTER_CHARS or len(k) > MAX_FILTER_CHARS for k, v in tags.items())
+    ):
+        raise ApiError(400, "tags: expected an object of short glob strings")
+    ack = body.get("ack", True)
+    if not isinstance(ack, bool):
+        raise ApiError(400, "ack: expected true or false")
+    timeout = body.get("timeout", 5.0)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_S
+    ):
+        raise ApiError(400, f"timeout: expected seconds in (0, {MAX_TIMEOUT_S:g}]")
+    return QueryRequest(name, payload, node, tags, ack, float(timeout))
+
+
+async def _query_lines(stream: QueryStream, expected: list[str], ack: bool) -> AsyncIterator[bytes]:
+    """The query's id and who should answer, each ack and answer as it comes,
+    then who acked, who answered and who did not before the deadline."""
+    acked: list[str] = []
+    answered: list[str] = []
+    try:
+        head = {"event": "query", "qid": stream.qid, "expected": expected}
+        yield json.dumps(head).encode() + b"\n"
+        while (answer := await stream.next()) is not None:
+            if answer.ack:
+                acked.append(answer.responder)
+                line: dict[str, Any] = {"event": "ack", "from": answer.responder}
+            else:
+                answered.append(answer.responder)
+                line = {"event": "response", "from": answer.responder}
+                line.update(payload_json(answer.payload))
+            yield json.dumps(line).encode() + b"\n"
+    finally:
+        stream.close()
+    done = {
+        "event": "done",
+        "acks": sorted(acked),
+        "responses": sorted(answered),
+        "no_ack": sorted(set(expected) - set(acked)) if ack else [],
+        "no_response": sorted(set(expected) - set(answered)),
+    }
+    yield json.dumps(done).encode() + b"\n"
 
 
 async def _change_tags(agent: ControlledAgent, body: dict[str, Any]) -> ApiResponse:

@@ -8,6 +8,7 @@ who accused, how many confirmations, our health, the incarnation.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -42,6 +43,14 @@ MAX_REFUSALS_LOGGED = 1024
 
 def fmt_address(address: tuple[str, int]) -> str:
     return format_hostport(address[0], address[1])
+
+
+def payload_json(payload: bytes) -> dict[str, str]:
+    """A user event's payload as JSON carries it: text if it is UTF-8, else base64."""
+    try:
+        return {"payload": payload.decode()}
+    except UnicodeDecodeError:
+        return {"payload_base64": base64.b64encode(payload).decode()}
 
 
 def member_fields(member: MemberInfo) -> dict[str, Any]:
@@ -91,6 +100,7 @@ class Notifier:
         )
         self.push_pulls = r.counter("push_pulls_total", "Completed push-pull exchanges.")
         self.suspicions = r.counter("suspicions_total", "Members this node saw suspected.")
+        self.user_events = r.counter("user_events_total", "User events delivered here.")
         self.failures = r.counter("failures_total", "Members this node saw declared failed.")
         self.refutations = r.counter(
             "refutations_total", "Suspicions refuted, of others or of this node.", ("who",)
@@ -159,6 +169,12 @@ class Notifier:
                 self._protocol_refused(out)
             case o.PushPullCompleted():
                 self._push_pull(out)
+            case o.UserEventReceived():
+                return self._user_event(out, now)
+            case o.QueryReceived():
+                return self._query(out, now)
+            case o.QueryAnswered():
+                pass  # the agent routes it to the asker
             case o.Metric():
                 self.core_metric(out)
             case o.IncarnationChanged() | o.Joined() | o.LeaveCompleted():
@@ -168,6 +184,23 @@ class Notifier:
         return None
 
     # ---- one method per notification ---------------------------------------
+
+    def _user_event(self, out: o.UserEventReceived, now: float) -> MemberEvent:
+        self.user_events.inc()
+        detail = {"ltime": out.ltime, "coalesce": out.coalesce, **payload_json(out.payload)}
+        self.log.info("user_event_received", name=out.name, ltime=out.ltime, size=len(out.payload))
+        return MemberEvent("user", out.name, None, now, detail)
+
+    def _query(self, out: o.QueryReceived, now: float) -> MemberEvent:
+        detail = {
+            "qid": out.qid,
+            "ltime": out.ltime,
+            "origin": out.origin,
+            "address": fmt_address(out.address),
+            **payload_json(out.payload),
+        }
+        self.log.info("query_received", name=out.name, qid=out.qid, origin=out.origin)
+        return MemberEvent("query", out.name, None, now, detail)
 
     def _remember(self, member: str, event: str, **detail: Any) -> None:
         if self.history is not None:

@@ -23,6 +23,7 @@ PLUGIN_MODULES = (
     "gossip.runtime.keys.service",
     "gossip.runtime.ownership.service",
     "gossip.runtime.store.service",
+    "gossip.runtime.handlers.service",
 )
 
 

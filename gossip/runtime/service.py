@@ -10,6 +10,8 @@ starts. The agent then calls, in this order:
   4. `member_event(event)` synchronously from the agent's core task for every
      membership change; it must not block or raise (exceptions are logged and
      swallowed). Read `host.members()` there for the current view.
+     User events go to `user_event(event)` instead, under the same rules,
+     and `reload(section)` is called with the service's table on SIGHUP.
   5. `before_leave()` awaited (bounded by the service's `leave_timeout`,
      LEAVE_HOOK_TIMEOUT unless it sets its own) when the agent is asked to
      leave gracefully, before the `left` broadcast.
@@ -40,7 +42,20 @@ LEAVE_HOOK_TIMEOUT = 5.0
 StreamHandler = Callable[[Address, bytes], Awaitable[bytes | None]]
 DatagramHandler = Callable[[Address, bytes], None]
 
-EVENT_KINDS = ("joined", "updated", "suspected", "failed", "recovered", "left", "reaped")
+EVENT_KINDS = (
+    "joined",
+    "updated",
+    "suspected",
+    "failed",
+    "recovered",
+    "left",
+    "reaped",
+    "user",
+    "query",
+)
+"""`user` is a user event (docs/user-events.md): `name` is the event's name,
+`member` None and `detail` holds ltime, payload and coalesce; `query` a query
+to answer (detail: qid, ltime, origin, address, payload)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class MemberEvent:
     """accuser/confirmations/timeout_s for suspected, accuser/confirmations/health for failed."""
 
     def to_json(self) -> dict[str, Any]:
+        if self.kind in ("user", "query"):
+            return {"event": self.kind, "name": self.name, **self.detail}
         out: dict[str, Any] = {"event": f"member_{self.kind}", "member": self.name}
         if self.member is not None:
             out.update(
@@ -127,6 +144,10 @@ class ServiceHost(Protocol):
         """Best effort UDP to a datagram channel; a failed send is a lost packet."""
         ...
 
+    async def respond_query(self, event: MemberEvent, payload: bytes) -> None:
+        """Answer a `query` event (ValueError if the answer is too large)."""
+        ...
+
 
 class PluginHost(ServiceHost, Protocol):
     """What a plugin's `setup` needs of the agent it configures (see runtime/plugins.py):
@@ -159,6 +180,16 @@ class Service:
         task_status.started()
 
     def member_event(self, event: MemberEvent) -> None:
+        return None
+
+    def user_event(self, event: MemberEvent) -> None:
+        """A user event or a query (kind `user` or `query`), with the same
+        rules as member_event."""
+        return None
+
+    def reload(self, section: Mapping[str, Any]) -> None:
+        """SIGHUP: the service's config table as read again; raise
+        SettingsError to refuse it (the old settings stay)."""
         return None
 
     async def before_leave(self) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
@@ -42,6 +42,9 @@ _Send = out.Send
 _OpenStream = out.OpenStream
 _IncarnationChanged = out.IncarnationChanged
 _Metric = out.Metric
+
+
+T = TypeVar("T")
 
 
 def sim_address(i: int) -> Address:
@@ -171,6 +174,18 @@ class Simulation:
         h.node = Node(h.name, h.address, self.cfg, rng=rng, incarnation=h.incarnation)
         h.node.start(self.now, seeds)
         self._drain(h)
+
+    def user_event(self, idx: int, name: str, payload: bytes) -> None:
+        """Host `idx` (up) fires a user event now."""
+        self.act(idx, lambda node, now: node.user_event(now, name, payload, coalesce=False))
+
+    def act(self, idx: int, fn: Callable[[Node, float], T]) -> T:
+        """Run `fn(node, now)` on host `idx` (up) now, as its shell would."""
+        h = self.hosts[idx]
+        assert h.node is not None and h.status is UP
+        result = fn(h.node, self.now)
+        self._drain(h)
+        return result
 
     def crash(self, idx: int) -> None:
         h = self.hosts[idx]

@@ -23,11 +23,15 @@ from gossip.core.membership.config import Config
 from gossip.faults import FaultModel
 from gossip.sim.checks import Verdicts, all_see_alive
 from gossip.sim.engine import Simulation
+from gossip.sim.queryload import QueryLoad
+from gossip.sim.userevents import EventLoad
 
 N_SEEDS = 3
 CHECK_EVERY = 0.25
 """Resolution of convergence and heal measurements, in simulated seconds."""
 FAULT_DELAY = 10.0
+EVENT_TAIL = 15.0
+"""Seconds at the end of a run with no new user events, to let the last spread."""
 
 
 @dataclass
@@ -46,6 +50,11 @@ class Scenario:
     pause_s: float = 4.0
     partition_s: float = 0.0
     start_spread: float = 1.0
+    events_per_s: float = 0.0
+    queries_per_s: float = 0.0
+    """Queries to every member per second cluster-wide, same window (sim/queryload.py)."""
+    """User events fired cluster-wide per second, from convergence until
+    EVENT_TAIL seconds before the end (sim/userevents.py)."""
 
     def validate(self) -> None:
         if self.nodes < 1:
@@ -55,6 +64,8 @@ class Scenario:
         victims = self.crash + self.pause
         if victims > max(0, self.nodes - N_SEEDS):
             raise ValueError("--crash + --pause must leave the seeds (3 nodes) untouched")
+        if self.events_per_s < 0 or self.queries_per_s < 0:
+            raise ValueError("--events-per-s and --queries-per-s must be >= 0")
         if self.partition_s and self.nodes < 2:
             raise ValueError("a partition needs at least 2 nodes")
 
@@ -85,6 +96,8 @@ class _Run:
         self.healed_at: float | None = None
         self.crashed: list[str] = []
         self.paused: list[str] = []
+        self.events = EventLoad(self.sim, sc.events_per_s, sc.seed)
+        self.queries = QueryLoad(self.sim, sc.queries_per_s, sc.seed)
 
     def start(self) -> None:
         sim, sc, rng = self.sim, self.sc, self.plan_rng
@@ -103,6 +116,8 @@ class _Run:
         if self.converged_at is None and all_see_alive(sim, self.sc.nodes):
             self.converged_at = sim.now
             sim.call_at(sim.now + FAULT_DELAY, self._faults)
+            self.events.start(sim.now, self.sc.duration - EVENT_TAIL)
+            self.queries.start(sim.now, self.sc.duration - EVENT_TAIL)
         healing = self.heal_at is not None and self.healed_at is None
         if healing and all_see_alive(sim, self.sc.nodes - len(self.crashed)):
             self.healed_at = sim.now
@@ -119,6 +134,7 @@ class _Run:
         self.crashed, self.paused = victims[: sc.crash], victims[sc.crash :]
         for name in self.crashed:
             self.verdicts.crash(name)
+        self.events.crashed.update(self.crashed)
         for name in self.paused:
             sim.pause(sim.by_name[name].idx, sc.pause_s)
         if sc.partition_s:
@@ -170,6 +186,8 @@ class _Run:
             "stream_bytes_per_node_s": round(sim.stream_bytes / node_seconds, 1),
             "max_packet_bytes": sim.max_datagram,
             "events": sim.events,
+            **(self.events.figures() if sc.events_per_s else {}),
+            **(self.queries.figures() if sc.queries_per_s else {}),
             "scenario": asdict(sc),
         }
 

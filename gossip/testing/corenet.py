@@ -40,6 +40,9 @@ class Net:
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self.seq = 0
         self.log: list[tuple[str, out.Output]] = []  # (observer, output)
+        self.loss = 0.0
+        """Fraction of datagrams dropped, drawn from a seeded rng."""
+        self._loss_rng = random.Random(seed)
 
     def start_all(self) -> None:
         seeds = [self.nodes[0].address]
@@ -64,7 +67,8 @@ class Net:
             self.log.append((node.name, o))
             if isinstance(o, out.Send):
                 dst = self.by_addr.get(o.to)
-                if dst is not None and self.reachable(node, dst):
+                lost = self.loss and self._loss_rng.random() < self.loss
+                if dst is not None and self.reachable(node, dst) and not lost:
                     src, payload = node.address, o.payload
                     for delay in self.faults.datagram_delays(self.rng, node.name, dst.name):
                         self.at(self.now + delay, partial(self._rx, dst, src, payload))

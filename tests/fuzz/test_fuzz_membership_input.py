@@ -28,8 +28,11 @@ from gossip.core.membership.messages import (
     PingReq,
     Prune,
     PushPull,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
@@ -57,6 +60,9 @@ MESSAGES: list[Message] = [
     Prune("peer", 1),
     Prune("me", 0),
     PushPull(False, (StateEntry("peer", PEER, 1, MemberState.ALIVE, {}),)),
+    UserEvent(4, "deploy", b"\x00payload", False),
+    Query(5, 9, "uptime", b"", "peer", PEER, "m?", {"role": "d*"}, True),
+    QueryReply(9, "peer", True, b""),
 ]
 PARTS = [CODEC.frame(m)[len(CODEC.prefix) + 1 :] for m in MESSAGES]
 

@@ -37,6 +37,7 @@ UNIT_PREFIXES: Mapping[str, str] = {
     "gossip.runtime.ownership": "runtime.ownership",
     "gossip.runtime.store": "runtime.store",
     "gossip.runtime.keys": "runtime.keys",
+    "gossip.runtime.handlers": "runtime.handlers",
     "gossip.client": "client",
     "gossip.testing": "testing",
     "gossip.sim": "sim",
@@ -81,6 +82,9 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "runtime": "the Service interface, HTTP routes, settings errors",
         "core": "member states and addresses",
         "security": "the keyring, its file and the AES-GCM sealer",
+    },
+    "runtime.handlers": {
+        "runtime": "the Service interface, member events, settings errors, metrics",
     },
     "client": {"hostport": "the API address from --api or GOSSIP_API, IPv6 in brackets"},
     "testing": {

@@ -8,6 +8,7 @@ check that a refused input leaves the member table as it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
 
@@ -22,14 +23,18 @@ from gossip.core.membership.messages import (
     Ping,
     Prune,
     PushPull,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec, WireError
 from gossip.core.types import MemberState
 from gossip.runtime import framing, snapshot, tagfile
-from gossip.runtime.http import ApiRequest, ApiResponse, HttpServer
+from gossip.runtime.api import parse_query, parse_user_event
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, HttpServer
 from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer, Policy, SealError
@@ -58,6 +63,9 @@ _MESSAGES: list[Message] = [
     Prune("peer", 1),
     PushPull(False, (StateEntry("peer", _OTHER, 1, MemberState.ALIVE, {}),)),
     CoordinateMsg("peer", (1500, -20, 0, 7, 0, 0, 0, 3), 120, 250_000, -40),
+    UserEvent(3, "deploy", b"v1", True),
+    Query(4, 77, "uptime", b"", "peer", _OTHER, "m*", {"role": "db"}, True),
+    QueryReply(77, "peer", False, b"up"),
 ]
 _NODE = Node("me", _ME, _CFG, rng=random.Random(1))
 _NODE.start(0.0, [])
@@ -118,6 +126,19 @@ def http_request(data: bytes) -> None:
         raise AssertionError(f"malformed answer {reply[:40]!r}")
 
 
+def user_event_body(data: bytes) -> None:
+    """A POST /v1/event or /v1/query body: any JSON value is parsed or refused
+    with ApiError."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return
+    with contextlib.suppress(ApiError):
+        parse_user_event(body)
+    with contextlib.suppress(ApiError):
+        parse_query(body)
+
+
 def data_dir_files(data: bytes) -> None:
     """The files an agent reads from its data directory at start."""
     with contextlib.suppress(tagfile.TagChangeError):
@@ -146,6 +167,7 @@ def all_targets() -> list[tuple[str, Target]]:
         ("http", http_request),
         ("data_dir_files", data_dir_files),
         ("member_filter", member_filter),
+        ("user_event_body", user_event_body),
     ]
 
 
@@ -158,6 +180,12 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_request("member", b"\x00body"),
             framing.encode_channel_datagram("keys", b"x"),
             framing.encode_response(framing.STATUS_OK, b"ok"),
+        ]
+    if name == "user_event_body":
+        return [
+            b'{"name": "deploy", "payload": "v1"}',
+            b'{"name": "x", "payload_base64": "AA=="}',
+            b'{"name": "up", "node": "web-*", "tags": {"dc": "eu"}, "ack": false, "timeout": 2}',
         ]
     if name == "http":
         return [

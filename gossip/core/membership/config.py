@@ -96,6 +96,20 @@ class Config:
     """This node decodes every wire version in [protocol_min, protocol_max]
     and speaks the highest one every live member's range includes."""
 
+    # user events (userevents.py)
+    max_event_bytes: int = 512
+    """Limit on a user event's name plus payload; a larger one is refused."""
+    event_budget: int = 640
+    """Bytes of each datagram that user events may fill, after the membership
+    updates (which always go first)."""
+    event_retransmit_mult: int = 6
+    """As retransmit_mult, for user events and queries: a little above the
+    membership's 4, since an event has no later probe to make up for a lost
+    copy (push-pull repairs one, but only at its next exchange)."""
+    event_window: int = 512
+    """Lamport times of user events remembered: duplicates inside the window
+    are dropped, events older than it are refused as replays."""
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -131,6 +145,11 @@ class Config:
         2 of the 3 targets, and at 10 % loss about one small cluster in ten had
         a member that heard neither a death nor a second accuser.)"""
         scaled = self.retransmit_mult * math.ceil(math.log10(n_members + 1))
+        return max(scaled, self.gossip_nodes)
+
+    def event_retransmit_limit(self, n_members: int) -> int:
+        """retransmit_limit with event_retransmit_mult."""
+        scaled = self.event_retransmit_mult * math.ceil(math.log10(n_members + 1))
         return max(scaled, self.gossip_nodes)
 
     def scaled_push_pull_interval(self, n_members: int) -> float:
@@ -246,3 +265,12 @@ def _validate(cfg: Config) -> None:
         "protocol_max",
         f"must be protocol_min..{highest}",
     )
+    need(16 <= cfg.max_event_bytes <= 8192, "max_event_bytes", "must be 16..8192")
+    # The largest event, with its Lamport time and framing, must fit the budget.
+    need(
+        cfg.max_event_bytes + 32 <= cfg.event_budget,
+        "event_budget",
+        "must hold the largest event (max_event_bytes + 32)",
+    )
+    need(cfg.event_window >= 16, "event_window", "must be >= 16")
+    need(cfg.event_retransmit_mult >= 1, "event_retransmit_mult", "must be >= 1")

@@ -3,9 +3,11 @@
 Rules:
 - Updates wait in the transmit-limited BroadcastQueue (broadcast.py); every
   datagram the node sends carries as many of them as fit, each up to the
-  retransmit limit for the current cluster size.
-- A gossip round, every gossip_interval while updates are pending, sends them
-  to gossip_nodes random members, skipping the dead ones gossiped to for long
+  retransmit limit for the current cluster size. User events (userevents.py)
+  fill what room is left, within their own byte budget.
+- A gossip round, every gossip_interval while updates are pending (at once
+  when a user event is new here, see hurry), sends them to gossip_nodes
+  random members, skipping the dead ones gossiped to for long
   enough already; it stops early when nothing is left to send.
 - An applied update's bytes are remembered, so a repeat of it is recognised
   unparsed; for a suspicion or death the accused (name, incarnation) is kept
@@ -26,6 +28,7 @@ from gossip.core.membership.counters import Counters
 from gossip.core.membership.members import ALIVE, DEAD, SUSPECT, MemberTable
 from gossip.core.membership.messages import Message
 from gossip.core.membership.timers import Timer, TimerHeap
+from gossip.core.membership.userevents import UserEvents
 from gossip.core.membership.wire import Codec, encode_message, wrap
 from gossip.core.types import Address
 
@@ -61,9 +64,12 @@ class Disseminator:
         self._emit = emit
         self._after_round = after_round
         self.queue = BroadcastQueue(BACKLOG_PACKETS * codec.room)
+        self.events = UserEvents(cfg, codec.room)
+        """User events: their own queue and byte budget, after the updates."""
         self.seen: dict[bytes, tuple[str, int] | None] = {}
         """Applied updates by their bytes -> the accused of a suspicion or death."""
         self._timer: Timer | None = None
+        self._hurried_until = -1.0
 
     def send(self, to: Address, first: Message | None = None, *, extra: bytes = b"") -> bool:
         """Send `first` (+ the wrapped `extra`) with as many pending updates as
@@ -74,6 +80,9 @@ class Disseminator:
             head.append(extra)
         room = codec.room - sum(len(p) for p in head)
         parts = head + self.queue.take(room, self._cfg.retransmit_limit(len(self._table)))
+        if self.events:  # user events after the membership updates
+            room -= sum(len(p) for p in parts[len(head) :])
+            parts += self.events.take(room, self._cfg.event_retransmit_limit(len(self._table)))
         if not parts:
             return False
         payload = codec.packet(parts)
@@ -105,9 +114,24 @@ class Disseminator:
         if self._timer is None:
             self._timer = self._timers.add(now + self._cfg.gossip_interval, self._round)
 
+    def hurry(self, now: float) -> None:
+        """A user event is new here: run a round now instead of up to
+        gossip_interval later (an event has no probe to ride on soon, and
+        each hop would otherwise wait for the timer). At most one hurried
+        round per quarter interval, whatever the rate of events."""
+        if now < self._hurried_until:
+            self.schedule(now)
+            return
+        self._hurried_until = now + self._cfg.gossip_interval / 4
+        if self._timer is not None:
+            if self._timer.deadline <= now:
+                return
+            self._timer.cancel()
+        self._timer = self._timers.add(now, self._round)
+
     def _round(self, now: float, _: Any) -> None:
         self._timer = None
-        if not self.queue:
+        if not self.queue and not self.events:
             return
         targets = self._table.random_members(
             self._cfg.gossip_nodes, GOSSIP_STATES, exclude=(self._name,)
@@ -119,5 +143,5 @@ class Disseminator:
             if not self.send(info.address):
                 break
         self._after_round(now)
-        if self.queue:
+        if self.queue or self.events:
             self.schedule(now)

@@ -35,6 +35,9 @@ class Kind(IntEnum):
     PUSH_PULL_REPLY = 10
     COORDINATE = 11
     PRUNE = 12
+    USER_EVENT = 13
+    QUERY = 14
+    QUERY_REPLY = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,67 @@ class CoordinateMsg:
 
 
 @dataclass(frozen=True, slots=True)
+class UserEvent:
+    """A named payload fired by some member, stamped with its Lamport time
+    (userevents.py); `coalesce` lets receivers skip it once a newer event of
+    the same name was delivered."""
+
+    KIND: ClassVar[Kind] = Kind.USER_EVENT
+    ltime: int
+    name: str
+    payload: bytes
+    coalesce: bool
+
+    def fields(self) -> list[Any]:
+        return [self.ltime, self.name, self.payload, self.coalesce]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A question to the members that match `node` (a glob on the name) and
+    `tags` (a glob per tag); they answer `origin` directly (queries.py)."""
+
+    KIND: ClassVar[Kind] = Kind.QUERY
+    ltime: int
+    qid: int
+    name: str
+    payload: bytes
+    origin: str
+    address: Address
+    node: str
+    tags: Mapping[str, str]
+    ack: bool
+
+    def fields(self) -> list[Any]:
+        return [
+            self.ltime,
+            self.qid,
+            self.name,
+            self.payload,
+            self.origin,
+            self.address[0],
+            self.address[1],
+            self.node,
+            dict(self.tags),
+            self.ack,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReply:
+    """An ack (`ack` True, empty payload) or a response to query `qid`."""
+
+    KIND: ClassVar[Kind] = Kind.QUERY_REPLY
+    qid: int
+    responder: str
+    ack: bool
+    payload: bytes
+
+    def fields(self) -> list[Any]:
+        return [self.qid, self.responder, self.ack, self.payload]
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """One member's state inside a push-pull exchange."""
 
@@ -221,6 +285,8 @@ class SyncRows:
 
     join: bool | None
     rows: tuple[bytes, ...]
+    events: tuple[bytes, ...] = ()
+    """The sender's recent user events, encoded (userevents.py)."""
 
 
 Update = Alive | Suspect | Dead | Left | Prune
@@ -237,6 +303,9 @@ Message = (
     | Left
     | PushPull
     | PushPullReply
+    | UserEvent
+    | Query
+    | QueryReply
     | CoordinateMsg
     | Prune
 )

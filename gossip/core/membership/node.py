@@ -56,11 +56,15 @@ from gossip.core.membership.messages import (
     Ping,
     PingReq,
     Prune,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
+    UserEvent,
 )
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
+from gossip.core.membership.queries import QueryDesk
 from gossip.core.membership.reachability import SEQ_BASE, Reachability, ReachCheck
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspecting import Suspicions
@@ -125,6 +129,18 @@ class Node:
         self._send = self._gossip.send
         self._enqueue = self._gossip.enqueue
         self._remember = self._gossip.remember
+        self._events = self._gossip.events
+        self._queries = QueryDesk(
+            name,
+            address,
+            cfg,
+            rng=rng,
+            tags=lambda: self.tags,
+            send=self._send,
+            emit=self._outbox.append,
+            gossip=self._gossip_query,
+            reply_room=self._codec.room - 2 * cfg.max_name_bytes - 32,
+        )
         self._started = False
         self._leaving = False
         self._leave_done = False
@@ -158,6 +174,8 @@ class Node:
             merge=self._merge,
             ping_answered=lambda now, seq: self._prober.on_ack(now, seq),
             ping_failed=lambda now, seq: self._prober.fallback_failed(now, seq),
+            recent_events=self._events.recent_wrapped,
+            sync_events=self._sync_events,
         )
         self._prober = Prober(
             name,
@@ -293,6 +311,52 @@ class Node:
             self._broadcast_self()
             self._gossip.schedule(now)
 
+    def user_event(self, now: float, name: str, payload: bytes, coalesce: bool = True) -> None:
+        """Fire a user event (userevents.py): delivered here and gossiped to
+        all. ValueError if the name and payload exceed the limit."""
+        self._deliver(self._events.fire(name, payload, coalesce), True)
+        self._gossip.hurry(now)
+
+    def query(
+        self,
+        now: float,
+        name: str,
+        payload: bytes,
+        *,
+        node: str = "*",
+        tags: Mapping[str, str] | None = None,
+        ack: bool = True,
+        timeout: float = 5.0,
+    ) -> int:
+        """Ask the members matching the globs `node` and `tags` (queries.py);
+        their acks and answers come back as QueryAnswered. The query's id."""
+        return self._queries.start(now, name, payload, node, tags or {}, ack, timeout)
+
+    def respond(self, now: float, qid: int, address: Address, payload: bytes) -> None:
+        """Answer a QueryReceived (ValueError if it cannot fit one datagram)."""
+        self._queries.respond(now, qid, address, payload)
+
+    def _gossip_query(self, now: float, wrapped: bytes) -> None:
+        self._events.gossip(wrapped)
+        self._gossip.hurry(now)
+
+    def _new_event(self, now: float, ev: UserEvent) -> None:
+        """A user event gossiped to us: delivered, and passed on at once if new."""
+        known = self._events.kept
+        self._deliver(ev, self._events.receive(ev))
+        if self._events.kept != known:
+            self._gossip.hurry(now)
+
+    def _sync_events(self, now: float, events: list[UserEvent]) -> None:
+        """A peer's recent events (push-pull): the ones missed are delivered."""
+        for ev in events:
+            self._deliver(ev, self._events.receive(ev, gossip=False))
+
+    def _deliver(self, ev: UserEvent, new: bool) -> None:
+        if new:
+            self._count("user_events_delivered")
+            self._outbox.append(out.UserEventReceived(ev.ltime, ev.name, ev.payload, ev.coalesce))
+
     def force_leave(self, now: float, name: str, *, prune: bool = False) -> str | None:
         """An operator forces a failed member out (forceleave.py): None when
         done, else why it is refused."""
@@ -389,6 +453,12 @@ class Node:
             self._prober.on_nack(msg.seq)
         elif type(msg) is CoordinateMsg:
             self._coords.heard(msg)
+        elif type(msg) is UserEvent:
+            self._new_event(now, msg)
+        elif type(msg) is Query:
+            self._queries.on_query(now, msg)
+        elif type(msg) is QueryReply:
+            self._queries.on_reply(now, msg)
         else:
             self._reject(src, "unexpected_kind")
 

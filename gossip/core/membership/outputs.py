@@ -215,6 +215,41 @@ class LeaveCompleted:
 
 @final
 @dataclass(frozen=True, slots=True)
+class UserEventReceived:
+    """A user event to deliver (fired here or heard from gossip), once."""
+
+    ltime: int
+    name: str
+    payload: bytes
+    coalesce: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class QueryReceived:
+    """A query whose filters this node matches: answer it with Node.respond."""
+
+    qid: int
+    ltime: int
+    name: str
+    payload: bytes
+    origin: str
+    address: Address
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class QueryAnswered:
+    """An ack or a response to a query of ours, once per responder and kind."""
+
+    qid: int
+    responder: str
+    ack: bool
+    payload: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Metric:
     """A counter increment, for the shell's metrics registry."""
 
@@ -244,6 +279,9 @@ Notification = (
     | PushPullCompleted
     | Joined
     | LeaveCompleted
+    | UserEventReceived
+    | QueryReceived
+    | QueryAnswered
     | Metric
 )
 """Outputs for logs, metrics and callbacks (the shell may ignore them)."""

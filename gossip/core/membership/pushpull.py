@@ -51,7 +51,7 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.counters import CountFn
 from gossip.core.membership.joinretry import join_retry_delay, join_retry_wanted
 from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
-from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows
+from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows, UserEvent
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
 from gossip.core.membership.wire import Codec, VersionRefused, WireError
@@ -83,6 +83,8 @@ class ReconnectState:
 
 
 MergeFn = Callable[[float, list[tuple[bytes, StateEntry]], bool], None]
+EventsFn = Callable[[float, list[UserEvent]], None]
+"""sync_events(now, events): the node applies a peer's recent user events."""
 """merge(now, entries, gossip_new): the node applies a remote table's news."""
 
 
@@ -107,6 +109,8 @@ class Syncer:
         merge: MergeFn,
         ping_answered: Callable[[float, int], None],
         ping_failed: Callable[[float, int], None],
+        recent_events: Callable[[], list[bytes]] = list,
+        sync_events: EventsFn | None = None,
     ) -> None:
         self._name = name
         self._address = address
@@ -123,6 +127,8 @@ class Syncer:
         self._merge = merge
         self._ping_answered = ping_answered
         self._ping_failed = ping_failed
+        self._recent_events = recent_events
+        self._sync_events = sync_events
         self._stream_seq = 0
         self._streams: dict[int, StreamState] = {}
         self._reconnects: dict[str, ReconnectState] = {}
@@ -215,7 +221,8 @@ class Syncer:
         members_before: int = 0,
     ) -> None:
         rows = [] if pull_only else self._rows.wrapped(self._table)
-        payload = self._codec.sync_frame(join, rows)
+        events = [] if pull_only else self._recent_events()
+        payload = self._codec.sync_frame(join, rows, events)
         self._count("push_pull_bytes_out", len(payload))
         stream = StreamState(kind, to, 0, member=member, members_before=members_before)
         self._open_stream(now, to, payload, stream, self._cfg.stream_timeout)
@@ -225,6 +232,7 @@ class Syncer:
         try:
             msg = self._codec.decode_sync_frame(payload)
             news = self._news(msg.rows) if type(msg) is SyncRows else []
+            events = self._codec.parse_events(msg.events) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(src, exc.reason)
             # A requester in a version we do not speak gets an empty reply in
@@ -238,9 +246,11 @@ class Syncer:
             self._count("push_pull_bytes_in", len(payload))
             known = len(self._table)
             self._merge(now, news, True)
+            self._apply_events(now, events)
             if msg.join and len(self._table) > known:
                 self._settle_soon(now)
-            reply = self._codec.sync_frame(None, self._rows.wrapped(self._table), reply=True)
+            rows = self._rows.wrapped(self._table)
+            reply = self._codec.sync_frame(None, rows, self._recent_events(), reply=True)
             self._count("push_pull_bytes_out", len(reply))
             self._emit(
                 out.PushPullCompleted(src, len(msg.rows), len(reply), len(payload), msg.join)
@@ -256,6 +266,7 @@ class Syncer:
         try:
             msg = self._codec.decode_sync_frame(payload)
             news = self._news(msg.rows) if type(msg) is SyncRows else []
+            events = self._codec.parse_events(msg.events) if type(msg) is SyncRows else []
         except WireError as exc:
             self._reject(stream.peer, exc.reason)
             self._stream_lost(now, stream)
@@ -276,6 +287,7 @@ class Syncer:
         # spreading them, and gossip has no room to spare.
         quiet = stream.kind == "settle" and self._queue.backlogged
         self._merge(now, news, not quiet)
+        self._apply_events(now, events)
         self._emit(
             out.PushPullCompleted(
                 stream.peer,
@@ -292,6 +304,10 @@ class Syncer:
             self._settle_soon(now)
         elif stream.kind == "settle":
             self._settle_ended(now, again=len(self._table) > stream.members_before)
+
+    def _apply_events(self, now: float, events: list[UserEvent]) -> None:
+        if events and self._sync_events is not None:
+            self._sync_events(now, events)
 
     def _news(self, rows: tuple[bytes, ...]) -> list[tuple[bytes, StateEntry]]:
         """The received entries that differ from ours, parsed (all of them

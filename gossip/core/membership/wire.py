@@ -28,7 +28,7 @@ DatagramRejected output: nothing else may escape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cbor2
@@ -49,9 +49,12 @@ from gossip.core.membership.messages import (
     Prune,
     PushPull,
     PushPullReply,
+    Query,
+    QueryReply,
     StateEntry,
     Suspect,
     SyncRows,
+    UserEvent,
 )
 from gossip.core.types import MemberInfo, MemberState
 
@@ -61,6 +64,8 @@ MAX_STATE_ENTRIES = 100_000
 MAX_TAGS = 64
 MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
+MAX_FILTER_CHARS = 256
+"""A query's node filter (a glob) is at most this long."""
 MAX_DIMENSIONS = 16
 MAX_MICROS = 100_000_000
 """Bound of a coordinate's fixed-point values (100 s in microseconds)."""
@@ -173,6 +178,7 @@ class Codec:
         self.max_name = cfg.max_name_bytes
         self.max_tags_bytes = cfg.max_tags_bytes
         self.max_stream_bytes = cfg.max_stream_bytes
+        self.max_event_bytes = cfg.max_event_bytes
         self.budget = cfg.packet_budget
         self._parsers: dict[int, Callable[[list[Any]], Message]] = {
             Kind.PING: self._ping,
@@ -187,6 +193,9 @@ class Codec:
             Kind.PUSH_PULL: self._push_pull,
             Kind.PUSH_PULL_REPLY: self._push_pull_reply,
             Kind.COORDINATE: self._coordinate,
+            Kind.USER_EVENT: self._user_event,
+            Kind.QUERY: self._query,
+            Kind.QUERY_REPLY: self._query_reply,
         }
 
     # ---- encoding ---------------------------------------------------------
@@ -229,16 +238,28 @@ class Codec:
         finally:
             self.speak(spoken)
 
-    def sync_frame(self, join: bool | None, rows: list[bytes], *, reply: bool = False) -> bytes:
+    def sync_frame(
+        self,
+        join: bool | None,
+        rows: list[bytes],
+        events: Sequence[bytes] = (),
+        *,
+        reply: bool = False,
+    ) -> bytes:
         """The frame of PushPull(join, entries) (or, with join None, of
         PushPullReply(entries)) from wrapped entries (wrap(state_row(m))): the
         same bytes as frame(), by concatenation. With `reply`, in the version
-        of the request just decoded (as reply_frame)."""
+        of the request just decoded (as reply_frame). Wrapped user events, if
+        any, follow as one more list (SyncRows.events)."""
+        more = 1 if events else 0
         if join is None:
-            head = b"\x82" + cbor2.dumps(Kind.PUSH_PULL_REPLY)
+            head = wirefast.head(0x80, 2 + more) + cbor2.dumps(Kind.PUSH_PULL_REPLY)
         else:
-            head = b"\x83" + cbor2.dumps(Kind.PUSH_PULL) + (b"\xf5" if join else b"\xf4")
+            head = wirefast.head(0x80, 3 + more) + cbor2.dumps(Kind.PUSH_PULL)
+            head += b"\xf5" if join else b"\xf4"
         body = head + _array_header(len(rows)) + b"".join(rows)
+        if events:
+            body += _array_header(len(events)) + b"".join(events)
         prefix = self._prefix(self.version_in) if reply else self.prefix
         return prefix + b"\x81" + wrap(body)
 
@@ -274,13 +295,13 @@ class Codec:
         obj = _loads_strict(self._split(payload, 1)[0])
         kind = obj[0] if type(obj) is list and obj and type(obj[0]) is int else None
         if kind == Kind.PUSH_PULL:
-            if len(obj) != 3 or type(obj[1]) is not bool:
+            if len(obj) not in (3, 4) or type(obj[1]) is not bool:
                 raise WireError("bad_field", "push-pull")
-            return SyncRows(obj[1], _rows(obj[2]))
+            return SyncRows(obj[1], _rows(obj[2]), _rows(obj[3]) if len(obj) == 4 else ())
         if kind == Kind.PUSH_PULL_REPLY:
-            if len(obj) != 2:
+            if len(obj) not in (2, 3):
                 raise WireError("bad_field", "push-pull reply")
-            return SyncRows(None, _rows(obj[1]))
+            return SyncRows(None, _rows(obj[1]), _rows(obj[2]) if len(obj) == 3 else ())
         return self._parse_obj(obj)
 
     def _split(self, payload: bytes, max_messages: int) -> list[bytes]:
@@ -410,6 +431,54 @@ class Codec:
             _bounded(error, 0, MAX_MICROS),
             _bounded(adjustment, -MAX_MICROS, MAX_MICROS),
         )
+
+    def _user_event(self, raw: list[Any]) -> UserEvent:
+        _, ltime, name, payload, coalesce = raw
+        if type(payload) is not bytes or type(coalesce) is not bool:
+            raise WireError("bad_field", "user event")
+        name = self._name(name)
+        if len(name.encode()) + len(payload) > self.max_event_bytes:
+            raise WireError("bad_field", "user event too large")
+        return UserEvent(_uint(ltime), name, payload, coalesce)
+
+    def _query(self, raw: list[Any]) -> Query:
+        _, ltime, qid, name, payload, origin, host, port, node, tags, ack = raw
+        if type(payload) is not bytes or type(ack) is not bool:
+            raise WireError("bad_field", "query")
+        name = self._name(name)
+        if len(name.encode()) + len(payload) > self.max_event_bytes:
+            raise WireError("bad_field", "query too large")
+        if type(node) is not str or len(node) > MAX_FILTER_CHARS:
+            raise WireError("bad_field", "query node filter")
+        return Query(
+            _uint(ltime),
+            _uint(qid),
+            name,
+            payload,
+            self._name(origin),
+            (_host(host), _port(port)),
+            node,
+            self._tags(tags),
+            ack,
+        )
+
+    def _query_reply(self, raw: list[Any]) -> QueryReply:
+        _, qid, responder, ack, payload = raw
+        if type(payload) is not bytes or type(ack) is not bool:
+            raise WireError("bad_field", "query reply")
+        if len(payload) > MAX_UDP_PAYLOAD:
+            raise WireError("bad_field", "query reply too large")
+        return QueryReply(_uint(qid), self._name(responder), ack, payload)
+
+    def parse_events(self, raws: tuple[bytes, ...]) -> list[UserEvent]:
+        """A push-pull's user events, strictly (WireError "bad_field")."""
+        events = []
+        for raw in raws:
+            msg = self.parse(raw)
+            if type(msg) is not UserEvent:
+                raise WireError("bad_field", "not a user event")
+            events.append(msg)
+        return events
 
     def parse_entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""

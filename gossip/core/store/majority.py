@@ -8,7 +8,9 @@ Rules:
   operator) leaves M at once: it will not answer as that member again. The caller
   persists M with the data, so a restart keeps it.
 - This node sees a majority when more than half of M are alive in its view (itself
-  included; a suspect does not count: it missed a probe).
+  included; a suspect does not count: it missed a probe) and not doubted: the caller
+  names members whose last store exchange with this node failed (a partition shows
+  there seconds before the failure detector suspects every member across it).
 - A node that was told to join peers and has never known one (a first start, or a data
   directory lost) does not see a majority alone: the cluster it expects is elsewhere.
 - Pure: the caller passes the member list.
@@ -70,8 +72,8 @@ class KnownMembers:
         self._names -= removed
         return added, removed
 
-    def verdict(self, members: Sequence[MemberInfo]) -> Majority:
-        alive = {m.name for m in members if m.state == MemberState.ALIVE}
+    def verdict(self, members: Sequence[MemberInfo], doubted: Collection[str] = ()) -> Majority:
+        alive = {m.name for m in members if m.state == MemberState.ALIVE} - set(doubted)
         seen = 1 + sum(1 for n in self._names if n != self.me and n in alive)
         known = len(self._names)
         alone_but_expected = known == 1 and self.expects_peers

@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -43,7 +43,9 @@ from gossip.security.keyops import (
     summarize,
 )
 from gossip.security.keyring import Keyring, KeyringError, decode_key, key_label
-from gossip.security.sealer import AesGcmSealer, Policy
+
+if TYPE_CHECKING:
+    from gossip.security.sealer import AesGcmSealer
 
 CHANNEL = "keys"
 ATTEMPTS = 3
@@ -235,6 +237,9 @@ def setup(agent: PluginHost, args: argparse.Namespace | None) -> None:
     keyring = build_keyring(agent, args)
     sealer = None
     if keyring is not None:
+        # Imported here: cryptography costs ~6 MiB resident, paid only with a keyring.
+        from gossip.security.sealer import AesGcmSealer, Policy
+
         chosen = security_settings(agent.settings_section(SECTION), args)
         policy = Policy(
             encrypt_outgoing=_flag(chosen, "encrypt_outgoing"),

@@ -140,6 +140,10 @@ class Cluster(Protocol):
         """Whether this agent sees most of the members it has known."""
         ...
 
+    def reached(self, name: str, ok: bool) -> None:
+        """Whether a request to replica `name` got an answer (feeds the majority rule)."""
+        ...
+
     def replication(self) -> int:
         """R: the configured replica count, capped by the members known."""
         ...
@@ -196,13 +200,16 @@ async def fan_out(
     def task(name: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             answer = Answer(name, None, "timeout")
+            reached = False
             with trio.move_on_after(limit_s):
                 try:
                     payload = await cluster.call(name, op)
+                    reached = True
                     wrong = None if valid is None else valid(payload)
                     answer = Answer(name, None if wrong else payload, wrong)
                 except Exception as exc:  # any failure of one replica is a missing answer
                     answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
+            cluster.reached(name, reached)
             with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                 send.send_nowait(answer)  # the coordinator may have answered already
 

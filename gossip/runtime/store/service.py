@@ -55,7 +55,14 @@ from gossip.core.store.replica_ops import (
 )
 from gossip.core.types import Address, MemberInfo, MemberState
 from gossip.runtime.http import Handler, RouteKey
-from gossip.runtime.service import MemberEvent, PluginHost, Service, ServiceHost, StreamHandler
+from gossip.runtime.service import (
+    DatagramHandler,
+    MemberEvent,
+    PluginHost,
+    Service,
+    ServiceHost,
+    StreamHandler,
+)
 from gossip.runtime.store import settings as kvsettings
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
@@ -199,6 +206,9 @@ class StoreService(Service):
             ROOTS_CHANNEL: self._on_roots,
         }
 
+    def datagram_channels(self) -> Mapping[str, DatagramHandler]:
+        return self.sync.by_datagram.channels()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
@@ -307,6 +317,18 @@ class StoreService(Service):
         return True
 
     # ---- what the coordinator and anti-entropy need -------------------------------
+
+    def reached(self, name: str, ok: bool) -> None:
+        """The outcome of a store exchange with `name`: a failure makes it doubted
+        (not counted toward the majority) until an exchange succeeds."""
+        if name == self.host.name or (name in self.view.doubted) != ok:
+            return
+        if ok:
+            self.view.doubted.discard(name)
+        else:
+            self.view.doubted.add(name)
+        if self._follow_known_members(self.host.members()):
+            self.sync.wakeup.set()
 
     def majority(self) -> Majority:
         """Whether this node sees most of the members it knows (quorum operations need it)."""
@@ -442,7 +464,9 @@ class StoreService(Service):
 
     def replica(self, part: int) -> ScreenedReplica:
         def former() -> bool:
-            return self.host.name not in self.placement.replicas(part)
+            # A former replica's copy, or one still being filled (it may hold what a
+            # former replica handed it): either may hold what was purged elsewhere.
+            return self.host.name not in self.placement.replicas(part) or self.is_pending(part)
 
         return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, former)
 

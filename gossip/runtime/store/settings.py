@@ -50,6 +50,8 @@ class StoreSettings:
     synchronous: str = "NORMAL"
     handover_timeout: float = 30.0
     """How long a graceful leave may spend handing partitions over, s."""
+    roots_by_datagram: bool = False
+    """Send roots checks that fit one datagram by UDP (gossip.runtime.store.rootsdatagram)."""
 
     def for_profile(self, profile: str) -> StoreSettings:
         """These settings with an unset sync_interval taken from the membership profile."""
@@ -107,6 +109,10 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         if value in ("all", None):
             return None
         kind = int
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"store.{name}", f"bad value {value!r}: true or false")
+        return value
     try:
         if kind is int and isinstance(value, bool | float):
             raise ValueError

@@ -34,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -54,10 +55,11 @@ from gossip.core.store.syncwire import (
     encode_roots,
 )
 from gossip.core.store.tombstone_gc import PeerCopy
-from gossip.core.types import Address
+from gossip.core.types import Address, MemberState
 from gossip.runtime.service import ServiceHost, StreamError
 from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
+from gossip.runtime.store.rootsdatagram import RootsByDatagram
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
 from gossip.runtime.store.storage import KVStorage, StorageError
 from gossip.runtime.store.storeclock import StoreClock
@@ -95,7 +97,9 @@ class SyncedStore(Protocol):
     def counts_for_reads(self, part: int) -> bool: ...
     def mark_filled(self, part: int, source: str) -> None: ...
     def found_in_sync(self, part: int, source: str) -> None: ...
+    def reached(self, name: str, ok: bool) -> None: ...
     def storage_failed(self, exc: StorageError, op: str) -> None: ...
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
 
 SYNC_CHANNEL = "kv-sync"
@@ -113,6 +117,7 @@ class AntiEntropy:
         self.rounds = 0
         self.peer_pending: set[tuple[int, str]] = set()
         """(partition, peer) pairs whose last roots reply said the peer is being filled."""
+        self.by_datagram = RootsByDatagram(svc.host, self.answer_roots, svc.spawn)
         # Messages stay well inside the agent's stream frame limit.
         self.max_bytes = min(svc.settings.sync_max_bytes, svc.host.config.max_stream_bytes // 2)
 
@@ -249,14 +254,24 @@ class AntiEntropy:
             mine = ledger.copy(p)
             roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark)
         try:
-            with trio.fail_after(self.svc.settings.session_timeout):
+            # One small round trip: a peer that cannot answer within a request timeout
+            # is doubted at once (the majority rule), not after a whole session's.
+            with trio.fail_after(self.svc.settings.request_timeout):
                 body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
-                reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
+                reply = None
+                # A suspect or dead peer would cost a datagram wait for nothing.
+                if self.svc.settings.roots_by_datagram and self._alive(peer):
+                    reply = await self.by_datagram.ask(address, body)
+                if reply is None:  # a fresh clock reading: the datagram wait may have passed
+                    body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                    reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
             self._measured(answer.name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
+            self.svc.reached(peer, not isinstance(exc, (StreamError, trio.TooSlowError)))
             return None
+        self.svc.reached(peer, True)
         now = trio.current_time()
         differ = set(answer.differ) & roots.keys()
         pending = set(answer.pending)
@@ -271,10 +286,19 @@ class AntiEntropy:
                 ledger.proven(p, copy, seq, now, contact=p not in pending)
         return differ, pending, set(answer.holds)
 
+    def _alive(self, peer: str) -> bool:
+        member = self.svc.host.member(peer)
+        return member is not None and member.state == MemberState.ALIVE
+
     async def on_roots(self, body: bytes) -> bytes:
-        """The responder side of a roots check: only partitions this node holds or
-        replicates are compared (others answer as differing and pending, without a
-        tree); equal roots are recorded as proofs."""
+        """The responder side of a roots check by stream: only partitions this node
+        holds or replicates are compared (others answer as differing and pending,
+        without a tree); equal roots are recorded as proofs."""
+        return self.answer_roots(body)
+
+    def answer_roots(self, body: bytes) -> bytes:
+        """Compare the roots of a check, by stream or by datagram, with ours: equal
+        roots become proofs and the sender's clock reading is taken."""
         me = self.svc.host.name
         try:
             name, roots = decode_roots(body)

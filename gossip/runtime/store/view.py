@@ -53,6 +53,8 @@ class StoreView:
         self.me = me
         self.known = KnownMembers(me, known, expects_peers=expects_peers)
         self.majority: Majority = self.known.verdict([])
+        self.doubted: set[str] = set()
+        """Members whose last store exchange with this node failed."""
         self.settings = settings
         self.hash = settings_hash(settings)
         self.placement = self._placement([me])
@@ -106,7 +108,7 @@ class StoreView:
         """Follow the member list into the known members: (joined, left), to persist.
         Call after rebuild, which finds the members with other settings."""
         changed = self.known.observe(members, excluded=self.mismatched)
-        self.majority = self.known.verdict(members)
+        self.majority = self.known.verdict(members, self.doubted)
         return changed
 
     def replication(self) -> int:

@@ -46,6 +46,15 @@ def test_reaped_members_still_count_and_a_leaver_does_not() -> None:
     assert known.verdict(alone + left).quorate
 
 
+def test_members_whose_last_store_exchange_failed_do_not_count() -> None:
+    # Found by fault runs: a side cut off from the majority saw the members across
+    # the cut alive for seconds (not yet probed) and acknowledged quorum writes.
+    known = KnownMembers("a", "bcde", expects_peers=True)
+    everyone = [member(n, MemberState.ALIVE) for n in "bcde"]
+    assert known.verdict(everyone, doubted={"c", "d"}).quorate
+    assert not known.verdict(everyone, doubted={"c", "d", "e"}).quorate
+
+
 def test_an_agent_that_expects_peers_is_no_majority_alone() -> None:
     assert not KnownMembers("a", [], expects_peers=True).verdict([]).quorate
     assert KnownMembers("a", [], expects_peers=False).verdict([]).quorate

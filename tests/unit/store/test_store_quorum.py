@@ -55,6 +55,7 @@ class FakeCluster:
         self.fills_asked = 0
         self.earlier: list[str] = []
         self.ignore_majority = True
+        self.outcomes: list[tuple[str, bool]] = []
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
         live = [n for n in self.order if self.replicas[n].reachable]
@@ -62,6 +63,9 @@ class FakeCluster:
 
     def replication(self) -> int:
         return min(self.r, len(self.replicas))
+
+    def reached(self, name: str, ok: bool) -> None:
+        self.outcomes.append((name, ok))
 
     def majority(self) -> Majority:
         seen = 1 + sum(1 for r in self.replicas.values() if r.reachable)
@@ -241,3 +245,13 @@ async def test_no_quorum_operation_without_a_majority_of_the_known_members() -> 
             with pytest.raises(NoMajority):
                 await coord.read("k", level)
         assert (await coord.write("k", b"v", "one")).value == b"v"
+
+
+async def test_the_coordinator_reports_which_replicas_answered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with fake(["a", "b", "c"], r=3) as (cluster, coord):
+        cluster.replicas["c"].put_delay = 5.0  # never answers within the timeout
+        await coord.write("k", b"v", "quorum")
+        await trio.sleep(2)  # the slow call gives up in the background
+        assert ("a", True) in cluster.outcomes and ("c", False) in cluster.outcomes

@@ -7,9 +7,11 @@ Rules:
   is refused whole (NoteError), before any of it is applied.
 - post() only queues: notes for one member merge (the highest token per item wins) and one
   task delivers them, a batch per request, members in parallel.
-- A batch that fails (unreachable, timeout, refused) is tried again after 1, 2 and 4 s, then
-  dropped with a log line (token_note_failed): a lost note leaves the recipient on its own
-  token, which is what happened before notes existed; the next hand-over raises it.
+- A batch that fails (unreachable, timeout, refused) is tried again after 1, 2, 4 and then
+  every 8 s while the member is alive or suspect, for up to GIVE_UP_S: a one-way cut can
+  outlast a few retries, and the new owner must hear of the tokens issued meanwhile once
+  it heals. It is dropped with a log line (token_note_failed) when the member is no longer
+  live or the time is up: a lost note leaves the recipient on its own token.
 - An empty batch is a reachability check (reach): a member that answers it within the
   limit is reachable now, whatever the membership view says.
 """
@@ -33,6 +35,9 @@ CHANNEL = "ownership"
 NOTE_BATCH = 1000
 MAX_TOKEN = (1 << 63) - 1
 RETRY_DELAYS = (1.0, 2.0, 4.0)
+RETRY_EVERY = 8.0
+GIVE_UP_S = 300.0
+NOT_LIVE = "not a live member"
 
 
 class NoteError(ValueError):
@@ -106,12 +111,16 @@ class NoteSender:
     async def _deliver(self, member: str, pairs: list[tuple[str, int]]) -> None:
         try:
             body = encode_notes(pairs)
-            for delay in (*RETRY_DELAYS, None):
+            give_up = trio.current_time() + GIVE_UP_S
+            attempt = 0
+            while True:
                 why = await self._send(member, body)
                 if why is None:
                     self._batches.inc(labels={"result": "sent"})
                     return
-                if delay is None:
+                delay = RETRY_DELAYS[attempt] if attempt < len(RETRY_DELAYS) else RETRY_EVERY
+                attempt += 1
+                if why == NOT_LIVE or trio.current_time() + delay > give_up:
                     self._batches.inc(labels={"result": "failed"})
                     log.warning("token_note_failed", peer=member, notes=len(pairs), reason=why)
                     return
@@ -125,7 +134,7 @@ class NoteSender:
         """None when delivered, else why not."""
         info = self.host.member(member)
         if info is None or info.state not in (MemberState.ALIVE, MemberState.SUSPECT):
-            return "not a live member"
+            return NOT_LIVE
         try:
             reply = await self.host.request(info.address, CHANNEL, body)
         except StreamError as exc:

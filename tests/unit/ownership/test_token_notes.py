@@ -1,0 +1,67 @@
+"""Token notes reach a new owner cut off for longer than a few retries.
+
+Found by a fault run (seed 141): a one-way cut of 11 s outlasted the three retries
+(1, 2 and 4 s); the note was dropped, and the rightful owner went on fencing with a
+token below the one the other side had issued meanwhile.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import trio
+import trio.testing
+
+from gossip.core.ownership.assignment import TokenNote
+from gossip.core.types import MemberInfo, MemberState
+from gossip.runtime.metrics import Registry
+from gossip.runtime.ownership.notes import NoteSender, decode_notes
+from gossip.runtime.service import ServiceHost, StreamError
+
+
+class CutHost:
+    def __init__(self, cut_until: float) -> None:
+        self.metrics = Registry()
+        self.cut_until = cut_until
+        self.delivered: list[tuple[float, list[tuple[str, int]]]] = []
+        self.state = MemberState.ALIVE
+
+    def member(self, name: str) -> MemberInfo:
+        return MemberInfo(name, ("10.0.0.2", 7946), self.state, 1)
+
+    async def request(self, address: Any, channel: str, body: bytes) -> bytes:
+        if trio.current_time() < self.cut_until:
+            raise StreamError("timeout")
+        self.delivered.append((trio.current_time(), decode_notes(body)))
+        return b""
+
+
+async def test_a_note_is_retried_until_a_long_cut_heals(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    host = CutHost(cut_until=30.0)
+    sender = NoteSender(cast(ServiceHost, host))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender.run)
+        sender.post(TokenNote("n2", "item-1", 42))
+        with trio.fail_after(60):
+            await sender.wait_idle()
+        nursery.cancel_scope.cancel()
+    assert [pairs for _, pairs in host.delivered] == [[("item-1", 42)]]
+    assert 30.0 <= host.delivered[0][0] < 40.0
+
+
+async def test_a_note_to_a_member_that_died_is_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    host = CutHost(cut_until=1e9)
+    sender = NoteSender(cast(ServiceHost, host))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender.run)
+        sender.post(TokenNote("n2", "item-1", 42))
+        await trio.sleep(20)
+        host.state = MemberState.DEAD
+        with trio.fail_after(20):
+            await sender.wait_idle()
+        nursery.cancel_scope.cancel()
+    assert host.delivered == []

@@ -21,12 +21,15 @@ from gossip.emulate.player import ScenarioLog, play
 from gossip.emulate.scenario import Scenario
 
 
-def dry_run(scenario: Scenario, out: Path, echo: Callable[[str], None] = print) -> list[str]:
+def dry_run(
+    scenario: Scenario, out: Path, echo: Callable[[str], None] = print, *, family: int = 4
+) -> list[str]:
     """Play with a recording runner and a simulated clock; return the commands."""
     planned = plan(scenario)
     names = {n: f"gossip-{n}-1" for n in scenario.nodes}
-    recorder = Recorder({c: f"10.99.0.{10 + i}" for i, c in enumerate(names.values(), start=1)})
-    backend = ContainerBackend.discover(names, recorder)
+    first = "10.99.0." if family == 4 else "fd00:99::"
+    recorder = Recorder({c: f"{first}{10 + i}" for i, c in enumerate(names.values(), start=1)})
+    backend = ContainerBackend.discover(names, recorder, family=family)
     now = [0.0]
     started = time.time()
 
@@ -54,11 +57,17 @@ def dry_run(scenario: Scenario, out: Path, echo: Callable[[str], None] = print) 
 
 
 def compose_run(
-    scenario: Scenario, out: Path, project_dir: str, echo: Callable[[str], None] = print
+    scenario: Scenario,
+    out: Path,
+    project_dir: str,
+    echo: Callable[[str], None] = print,
+    *,
+    family: int = 4,
 ) -> str:
     """Play against the running compose cluster; returns the outcome."""
     planned = plan(scenario)
-    backend = ContainerBackend.discover(compose_containers(scenario.nodes, project_dir))
+    containers = compose_containers(scenario.nodes, project_dir)
+    backend = ContainerBackend.discover(containers, family=family)
     began = time.monotonic()
     while time.monotonic() - began < scenario.settle:
         if everyone_joined(backend.collect_logs()):

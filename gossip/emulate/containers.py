@@ -53,14 +53,20 @@ class ContainerBackend:
 
     @classmethod
     def discover(
-        cls, containers: Mapping[str, str], run: Runner = docker_runner
+        cls, containers: Mapping[str, str], run: Runner = docker_runner, *, family: int = 4
     ) -> ContainerBackend:
-        template = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+        """Each container's address on its network: IPv4, or with family=6 its global
+        IPv6 address (compose.ipv6.yaml), which the nftables rules then match."""
+        if family not in (4, 6):
+            raise ValueError("family is 4 or 6")
+        field_name = "IPAddress" if family == 4 else "GlobalIPv6Address"
+        template = f"{{{{range .NetworkSettings.Networks}}}}{{{{.{field_name}}}}} {{{{end}}}}"
         addresses = {}
         for node, container in containers.items():
             out = run(["docker", "inspect", "-f", template, container], None).split()
             if not out:
-                raise RuntimeError(f"{container}: no IP address (is it running?)")
+                what = "IP address" if family == 4 else "global IPv6 address"
+                raise RuntimeError(f"{container}: no {what} (is it running, on that network?)")
             addresses[node] = out[0]
         return cls(containers=containers, addresses=addresses, run=run)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,7 +53,6 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 
 def test_compose_starts_agents_with_existing_seeds_and_net_admin() -> None:
-    yaml = pytest.importorskip("yaml")
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
     assert len(services) >= 3

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gossip.emulate.container_run import dry_run
 from gossip.emulate.containers import ContainerBackend, Recorder
@@ -38,6 +39,29 @@ def test_dry_run_plays_the_ci_scenario_as_docker_commands(tmp_path: Path) -> Non
     got = [(f.action, f.target, round(f.start - start, 3)) for f in faults]
     assert got == [("loss", "*", 1.0), ("kill", "n3", 5.0), ("pause", "n4", 14.0)]
     assert faults[2].end is not None and round(faults[2].end - start, 3) == 22.0
+
+
+def test_on_ipv6_the_rules_match_the_containers_ipv6_addresses(tmp_path: Path) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "ci-loss-kill-pause.toml")
+    commands = dry_run(scenario, tmp_path, echo=lambda _: None, family=6)
+    assert any("GlobalIPv6Address" in c for c in commands if c.startswith("docker inspect"))
+    nft = [
+        c for c in commands if "nft -f -" in c and c.startswith("docker exec -i -u 0 gossip-n2-1")
+    ]
+    assert nft and "ip6 saddr fd00:99::11 " in nft[0]
+    assert "ip saddr" not in nft[0]
+
+
+def test_the_ipv6_compose_file_gives_every_agent_a_fixed_ipv6_address_it_advertises() -> None:
+    base = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    over = yaml.safe_load((ROOT / "compose.ipv6.yaml").read_text())
+    assert over["networks"]["gossip"]["enable_ipv6"] is True
+    assert set(over["services"]) == set(base["services"])
+    for name, service in over["services"].items():
+        address = service["networks"]["gossip"]["ipv6_address"]
+        env = service["environment"]
+        assert env["GOSSIP_ADVERTISE"] == f"[{address}]:7946" and env["GOSSIP_NAME"] == name
+        assert env["GOSSIP_BIND"] == "[::]:7946"
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,22 +18,11 @@ from typing import Any
 import pytest
 
 from gossip.client.localcluster import QUICK_CONFIG, LocalCluster, find_free_base
+from tests.e2e.cluster_helpers import logged
 
 pytestmark = pytest.mark.e2e
 
 FAST = QUICK_CONFIG
-
-
-def _log_events(path: Path, event: str) -> list[dict[str, Any]]:
-    lines = []
-    for raw in path.read_text().splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if line.get("event") == event:
-            lines.append(line)
-    return lines
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
@@ -59,7 +48,7 @@ def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path, host: 
                 lambda: cluster.all_see([victim.name], "dead", survivors), 30, what="failed"
             )
             for agent in cluster.agents[:4]:
-                failed = [e for e in _log_events(agent.log_path, "member_failed")
+                failed = [e for e in logged(agent.log_path, "member_failed")
                           if e["member"] == victim.name]  # fmt: skip
                 assert failed, f"{agent.name} logged no member_failed for {victim.name}"
                 assert {"accuser", "confirmations", "health", "incarnation"} <= set(failed[0])
@@ -71,7 +60,7 @@ def test_five_agents_detect_a_crash_a_leave_and_a_restart(tmp_path: Path, host: 
                 lambda: cluster.all_see([leaver.name], "left", remaining), 10, what="left"
             )
             for agent in cluster.agents[:3]:
-                assert not [e for e in _log_events(agent.log_path, "member_failed")
+                assert not [e for e in logged(agent.log_path, "member_failed")
                             if e["member"] == leaver.name]  # fmt: skip
 
             victim.start()  # same name, same data dir

@@ -7,29 +7,15 @@ all are upgraded, and nobody may declare anybody failed on the way.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cluster_helpers import stop_at_once
+from cluster_helpers import logged, stop_at_once
 
 from gossip.client.api import ApiClientError
 from gossip.client.localcluster import QUICK_CONFIG, AgentProcess, LocalCluster
 
 pytestmark = pytest.mark.e2e
-
-
-def _events(path: Path, event: str) -> list[dict[str, Any]]:
-    found = []
-    for raw in path.read_text().splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if line.get("event") == event:
-            found.append(line)
-    return found
 
 
 def _version(agent: AgentProcess) -> int:
@@ -64,9 +50,9 @@ def test_five_agents_upgrade_one_by_one_without_a_failure(tmp_path: Path) -> Non
         )
         for agent in cluster.agents:
             assert agent.starts == 2
-            assert len(_events(agent.log_path, "member_left")) >= 4 - (agent is cluster.agents[4])
-            assert not _events(agent.log_path, "member_failed"), agent.name
-            assert not _events(agent.log_path, "protocol_refused"), agent.name
+            assert len(logged(agent.log_path, "member_left")) >= 4 - (agent is cluster.agents[4])
+            assert not logged(agent.log_path, "member_failed"), agent.name
+            assert not logged(agent.log_path, "protocol_refused"), agent.name
             seen = agent.members()
             assert all(seen[n]["tags"].get("pv") == "1-2" for n in names)
         stop_at_once(cluster)
@@ -83,14 +69,14 @@ def test_an_agent_with_no_version_in_common_is_refused_and_both_sides_log_why(
         cluster.start()
         cluster.wait_until(
             lambda: (
-                _events(old.log_path, "protocol_refused")
-                and _events(newer.log_path, "protocol_refused")
+                logged(old.log_path, "protocol_refused")
+                and logged(newer.log_path, "protocol_refused")
             ),
             20,
             what="refusals logged",
         )
-        refused_by_old = _events(old.log_path, "protocol_refused")[0]
-        refused_by_newer = _events(newer.log_path, "protocol_refused")[0]
+        refused_by_old = logged(old.log_path, "protocol_refused")[0]
+        refused_by_newer = logged(newer.log_path, "protocol_refused")[0]
         assert (refused_by_old["their_versions"], refused_by_old["our_versions"]) == ("2-2", "1-1")
         assert (refused_by_newer["their_versions"], refused_by_newer["our_versions"]) == (
             "1-1",

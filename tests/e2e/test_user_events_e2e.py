@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import stop_at_once
+from cluster_helpers import logged, stop_at_once
 
 from gossip.client.localcluster import QUICK_CONFIG, LocalCluster
 
@@ -84,18 +84,6 @@ def test_an_event_reaches_every_agent_once_and_an_oversized_one_is_refused(
             stop_at_once(cluster)
 
 
-def _logged(path: Path, event: str) -> list[dict[str, Any]]:
-    found = []
-    for raw in path.read_text().splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if line.get("event") == event:
-            found.append(line)
-    return found
-
-
 def _wait(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -128,7 +116,7 @@ def test_handlers_run_once_per_agent_a_hanging_one_is_killed_and_sighup_reloads(
         files = [out / f"{a.name}.first" for a in cluster.agents]
         _wait(lambda: all(f.exists() for f in files), 15, "the deploy handler on every agent")
         _wait(
-            lambda: all(_logged(a.log_path, "event_handler_timed_out") for a in cluster.agents),
+            lambda: all(logged(a.log_path, "event_handler_timed_out") for a in cluster.agents),
             15,
             "the hanging handler killed everywhere",
         )
@@ -156,7 +144,7 @@ def test_handlers_run_once_per_agent_a_hanging_one_is_killed_and_sighup_reloads(
         for agent in cluster.agents:
             agent.signal(signal.SIGHUP)
         _wait(
-            lambda: all(_logged(a.log_path, "config_reloaded") for a in cluster.agents),
+            lambda: all(logged(a.log_path, "config_reloaded") for a in cluster.agents),
             15,
             "the reload",
         )

@@ -15,6 +15,7 @@ import random
 from typing import Any
 
 from gossip.core.membership import outputs as out
+from gossip.sim.arrivals import Arrivals
 from gossip.sim.engine import UP, Host, Simulation
 
 TIMEOUT_S = 5.0
@@ -29,25 +30,15 @@ class QueryLoad:
         """(asker, qid) -> (time asked, hosts up then)."""
         self.acks: dict[tuple[str, int], set[str]] = {}
         self.answers: dict[tuple[str, int], dict[str, float]] = {}
-        self._stop = 0.0
+        self._arrivals = Arrivals(sim, rate, self.rng, self._ask)
         sim.listen(self._on_output, (out.QueryReceived, out.QueryAnswered))
 
     def start(self, at: float, stop: float) -> None:
-        if self.rate <= 0:
-            return
-        self._stop = stop
-        self.sim.call_at(at + self.rng.expovariate(self.rate), self._ask)
+        self._arrivals.start(at, stop)
 
-    def _ask(self) -> None:
-        sim = self.sim
-        if sim.now >= self._stop:
-            return
-        up = [h for h in sim.hosts if h.status == UP]
-        if up:
-            host = self.rng.choice(up)
-            qid = sim.act(host.idx, lambda node, now: node.query(now, "q", b"", timeout=TIMEOUT_S))
-            self.asked[(host.name, qid)] = (sim.now, {h.name for h in up})
-        sim.call_at(sim.now + self.rng.expovariate(self.rate), self._ask)
+    def _ask(self, host: Host, up: list[Host]) -> None:
+        qid = self.sim.act(host.idx, lambda node, now: node.query(now, "q", b"", timeout=TIMEOUT_S))
+        self.asked[(host.name, qid)] = (self.sim.now, {h.name for h in up})
 
     def _on_output(self, host: Host, o: out.Notification) -> None:
         if isinstance(o, out.QueryReceived):

@@ -15,7 +15,8 @@ import random
 from typing import Any
 
 from gossip.core.membership import outputs as out
-from gossip.sim.engine import UP, Host, Simulation
+from gossip.sim.arrivals import Arrivals
+from gossip.sim.engine import Host, Simulation
 
 PAYLOAD = b"x" * 32
 """Every simulated event carries this payload (its size is what matters)."""
@@ -31,26 +32,16 @@ class EventLoad:
         self.delivered: dict[str, dict[str, list[float]]] = {}
         """Event name -> host name -> delivery times."""
         self.crashed: set[str] = set()
-        self._stop = 0.0
+        self._arrivals = Arrivals(sim, rate, self.rng, self._fire)
         sim.listen(self._on_output, (out.UserEventReceived,))
 
     def start(self, at: float, stop: float) -> None:
-        if self.rate <= 0:
-            return
-        self._stop = stop
-        self.sim.call_at(at + self.rng.expovariate(self.rate), self._fire)
+        self._arrivals.start(at, stop)
 
-    def _fire(self) -> None:
-        sim = self.sim
-        if sim.now >= self._stop:
-            return
-        up = [h for h in sim.hosts if h.status == UP]
-        if up:
-            host = self.rng.choice(up)
-            name = f"ev{len(self.fired)}"
-            self.fired[name] = (sim.now, host.name)
-            sim.user_event(host.idx, name, PAYLOAD)
-        sim.call_at(sim.now + self.rng.expovariate(self.rate), self._fire)
+    def _fire(self, host: Host, up: list[Host]) -> None:
+        name = f"ev{len(self.fired)}"
+        self.fired[name] = (self.sim.now, host.name)
+        self.sim.user_event(host.idx, name, PAYLOAD)
 
     def _on_output(self, host: Host, o: out.Notification) -> None:
         assert isinstance(o, out.UserEventReceived)

@@ -149,6 +149,20 @@ class SerfCluster:
                 p.wait(5)
 
 
+def port_plan(n: int, *, want_serf: bool) -> tuple[int, int, bool, UdpCounter]:
+    """Free port bases for n gossip and n Serf agents (two ports each, ranges apart),
+    whether Serf runs (installed and wanted), and a UDP counter over the ranges used."""
+    gbase = find_free_base(2 * n)
+    sbase = find_free_base(2 * n)
+    while abs(sbase - gbase) < 2 * n or not ports_free(sbase, 2 * n):
+        sbase = find_free_base(2 * n)
+    with_serf = want_serf and shutil.which("serf") is not None
+    ranges = {"gossip": (gbase, gbase + 2 * n - 1)}
+    if with_serf:
+        ranges["serf"] = (sbase, sbase + 2 * n - 1)
+    return gbase, sbase, with_serf, UdpCounter(ranges)
+
+
 def wait(check: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -234,15 +248,7 @@ def main() -> int:
     args = ap.parse_args()
     n = max(1, min(args.agents, 100))
     workdir = Path(tempfile.mkdtemp(prefix="bench-agents-"))
-    gbase = find_free_base(2 * n)
-    sbase = find_free_base(2 * n)
-    while abs(sbase - gbase) < 2 * n or not ports_free(sbase, 2 * n):
-        sbase = find_free_base(2 * n)
-    with_serf = not args.no_serf and shutil.which("serf") is not None
-    ranges = {"gossip": (gbase, gbase + 2 * n - 1)}
-    if with_serf:
-        ranges["serf"] = (sbase, sbase + 2 * n - 1)
-    counter = UdpCounter(ranges)
+    gbase, sbase, with_serf, counter = port_plan(n, want_serf=not args.no_serf)
     config_text = args.config.read_text() if args.config else None
     cluster = LocalCluster(
         n, workdir / "gossip", base_port=gbase, profile=args.profile, config_text=config_text

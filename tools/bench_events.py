@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_agents import SerfCluster, UdpCounter, wait
+from bench_agents import SerfCluster, port_plan, wait
 
-from gossip.client.localcluster import HOST, LocalCluster, find_free_base, ports_free
+from gossip.client.localcluster import HOST, LocalCluster
 
 HANDLER = """#!/bin/sh
 # Append the wall time of this run to the agent's own file.
@@ -98,15 +97,7 @@ def main() -> int:
         script.write_text(HANDLER.format(out=d))
         script.chmod(0o755)
         scripts[impl] = script
-    gbase = find_free_base(2 * n)
-    sbase = find_free_base(2 * n)
-    while abs(sbase - gbase) < 2 * n or not ports_free(sbase, 2 * n):
-        sbase = find_free_base(2 * n)
-    with_serf = not args.no_serf and shutil.which("serf") is not None
-    ranges = {"gossip": (gbase, gbase + 2 * n - 1)}
-    if with_serf:
-        ranges["serf"] = (sbase, sbase + 2 * n - 1)
-    counter = UdpCounter(ranges)
+    gbase, sbase, with_serf, counter = port_plan(n, want_serf=not args.no_serf)
     cluster = LocalCluster(
         n, workdir / "gossip", base_port=gbase, profile=args.profile,
         extra_args=["--event-handler", f"user={scripts['gossip']}"],
@@ -145,7 +136,7 @@ def main() -> int:
         ev1 = counter.read()
         ev_s = time.monotonic() - t_ev
         report(latencies, outs, gnames, snames if serf else [], k, n)
-        for impl in ranges:
+        for impl in counter.ranges:
             if impl in ev1 and impl in idle1:
                 idle_b = idle1[impl][1] - idle0[impl][1] - 28 * (idle1[impl][0] - idle0[impl][0])
                 ev_b = ev1[impl][1] - ev0[impl][1] - 28 * (ev1[impl][0] - ev0[impl][0])

@@ -102,14 +102,16 @@ class ScreenedReplica(StoredReplica):
         part: int,
         accept: Callable[[Sequence[Record]], list[Record]],
         now: Callable[[], float],
-        former: Callable[[], bool] = lambda: False,
+        unsettled: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(ledger.storage, part)
         self.ledger = ledger
         self.accept = accept
         self.now = now
-        self.former = former
-        """Whether this node no longer replicates the partition (a copy it hands off)."""
+        self.unsettled = unsettled
+        """Whether this copy may hold what was purged elsewhere: a former replica's
+        (handed off), or one still being filled (a former replica may have handed it
+        old copies)."""
 
     def apply(self, records: Sequence[Record]) -> int:
         return self.storage.apply(self.accept(records), part=self.part)
@@ -119,10 +121,11 @@ class ScreenedReplica(StoredReplica):
             return list(records)
         proof = self.ledger.proofs.get(self.part, {}).get(peer.name)
         seqs = self.storage.seqs(self.part, [r.key for r in records])
-        # A former replica judges like a returning node: its copy stopped receiving
-        # the partition's deletes when it left the replica set, and the current
-        # replicas may have purged them since (they do not wait for its hand-off).
-        away = self.former() or self.ledger.returning(self.part, self.now())
+        # An unsettled copy judges like a returning node: a former replica's stopped
+        # receiving the partition's deletes when it left the replica set, and the
+        # current replicas may have purged them since (they do not wait for its
+        # hand-off); a copy being filled may hold what such a replica handed it.
+        away = self.unsettled() or self.ledger.returning(self.part, self.now())
         keep: list[Record] = []
         gone: list[Record] = []
         guessed = False

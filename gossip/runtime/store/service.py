@@ -463,12 +463,10 @@ class StoreService(Service):
         return mark
 
     def replica(self, part: int) -> ScreenedReplica:
-        def former() -> bool:
-            # A former replica's copy, or one still being filled (it may hold what a
-            # former replica handed it): either may hold what was purged elsewhere.
+        def unsettled() -> bool:
             return self.host.name not in self.placement.replicas(part) or self.is_pending(part)
 
-        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, former)
+        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, unsettled)
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with (see `holds`); None is a clean refusal.

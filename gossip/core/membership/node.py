@@ -1,33 +1,24 @@
 """The membership state machine of one node: SWIM with Lifeguard, no I/O.
 
-The public surface (the shared core contract) and the update rules live here.
-The node owns its parts, each keeping its own state: the member table
-(members.py), the timers, the counters (counters.py), a Disseminator
-(dissemination.py), which keeps the broadcast queue and sends with piggybacked
-updates; a Prober (probing.py), which keeps the probes in flight; Suspicions
-(suspecting.py), which keeps the suspicions and their timers; and a Syncer
-(pushpull.py), which keeps the streams, the join and the reconnects. The node
-routes each input to its part and decides: when to probe, how an update or a
-remote table is applied, what a suspicion's verdict does, what a stall of the
-shell's loop costs (loop_lagged: health, then the Prober restarts its probes).
+The public surface (the shared core contract) lives here. The node owns its
+parts, each keeping its own state: the member table (members.py), the timers,
+the counters (counters.py), its Identity (identity.py: its incarnation, its
+alive and its leave), a Disseminator (dissemination.py: the broadcast queue,
+sends with piggybacked updates), a Prober (probing.py: the probes in flight),
+Suspicions (suspecting.py: the suspicions and their timers), a Syncer
+(pushpull.py: the streams, the join, the reconnects); Updates (updates.py)
+holds the rules that merge an update or a remote table into the table, and
+Inbound (inbound.py) parses each datagram and routes its messages. The node
+routes each call to its part and decides when to probe and what a stall of
+the shell's loop costs (loop_lagged: health, then the Prober restarts its
+probes).
 
 Rules:
 - Inputs are method calls that take `now`; outputs are queued values drained
   with take_outputs(). The node never reads a clock and draws randomness only
   from the injected rng, so a seed and an input sequence fix every output.
-- Every update is merged by members.supersedes (higher incarnation wins; at
-  equal incarnation alive < suspect < dead < left). A suspicion becomes a
-  death when its Lifeguard timeout passes (suspicion.py); a node that hears
-  itself suspected, dead or left refutes with a higher incarnation, and one
-  that hears a stale accusation gossips its current alive again.
-- A datagram is parsed whole before any of it is acted on; an update whose
-  bytes were already applied is skipped unparsed (precedence makes a repeat a
-  no-op), but a repeated stale suspicion is still answered with a correction.
 - start() announces a fresh incarnation (the persisted one + 1), so a
   restarted node always outranks what the cluster remembers of it.
-- Name conflicts (one name, two live addresses): the higher incarnation wins;
-  at equal incarnation the address already holding the name keeps it. A node
-  never fights for its own name; it reports NameConflict.
 - A bad datagram is counted and reported as DatagramRejected; no input raises.
 """
 
@@ -43,45 +34,28 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.coordinates import Coordinates
 from gossip.core.membership.counters import Counters
 from gossip.core.membership.dissemination import Disseminator
+from gossip.core.membership.identity import Identity
+from gossip.core.membership.inbound import Inbound
 from gossip.core.membership.lifeguard import Health, stall_penalty
-from gossip.core.membership.members import ALIVE, DEAD, LEFT, SUSPECT, MemberTable, supersedes
+from gossip.core.membership.members import SUSPECT, MemberTable
 from gossip.core.membership.messages import (
     Ack,
-    Alive,
-    CoordinateMsg,
-    Dead,
     Left,
     Message,
-    Nack,
-    Ping,
-    PingReq,
     Prune,
-    Query,
-    QueryReply,
-    StateEntry,
-    Suspect,
     UserEvent,
 )
 from gossip.core.membership.probing import Prober
 from gossip.core.membership.pushpull import Syncer
 from gossip.core.membership.queries import QueryDesk
-from gossip.core.membership.reachability import SEQ_BASE, Reachability, ReachCheck
+from gossip.core.membership.reachability import Reachability, ReachCheck
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.suspecting import Suspicions
-from gossip.core.membership.tags import check_tags, freeze_tags
+from gossip.core.membership.tags import check_tags
 from gossip.core.membership.timers import TimerHeap
-from gossip.core.membership.wire import (
-    Codec,
-    WireError,
-    alive_from_entry,
-    encode_message,
-    entry_from_alive,
-    wrap,
-)
+from gossip.core.membership.updates import Updates
+from gossip.core.membership.wire import Codec, encode_message
 from gossip.core.types import Address, MemberInfo, MemberState
-
-MISS = ("", -1)
-"""An update not in the cache of applied ones (None is a cached non-accusation)."""
 
 
 class Node:
@@ -101,10 +75,9 @@ class Node:
         self.address = address
         self.cfg = cfg
         self.rng = rng
-        self.incarnation = incarnation
         self._versions = versions.VersionChooser(name, (cfg.protocol_min, cfg.protocol_max))
-        self.tags: Mapping[str, str] = MappingProxyType(self._advertised(tags or {}))
-        check_tags(cfg, self.tags)
+        advertised = MappingProxyType(self._advertised(tags or {}))
+        check_tags(cfg, advertised)
         self._health = Health(cfg.max_health)
         self._codec = Codec(cfg)
         self._coords = Coordinates(name, cfg.coordinates, lambda: [m.name for m in self._table])
@@ -122,7 +95,7 @@ class Node:
             codec=self._codec,
             counters=self._counters,
             emit=self._outbox.append,
-            after_round=self._gossip_round_done,
+            after_round=lambda now: self._me.gossip_round_done(now),
         )
         # Every path that sends, queues or caches an update goes through the
         # Disseminator; these names keep the node's and its parts' calls short.
@@ -141,11 +114,20 @@ class Node:
             gossip=self._gossip_query,
             reply_room=self._codec.room - 2 * cfg.max_name_bytes - 32,
         )
+        self._me = Identity(
+            name,
+            address,
+            cfg,
+            incarnation=incarnation,
+            tags=advertised,
+            table=self._table,
+            timers=self._timers,
+            gossip=self._gossip,
+            emit=self._outbox.append,
+            count=self._count,
+            health_delta=self._health_delta,
+        )
         self._started = False
-        self._leaving = False
-        self._leave_done = False
-        self._left_payload = b""
-        self._self_payload = b""
         self._suspicions = Suspicions(
             name,
             cfg,
@@ -156,7 +138,9 @@ class Node:
             remember=self._remember,
             count=self._count,
             emit=self._outbox.append,
-            declare_dead=self._declare_dead,
+            declare_dead=lambda now, cur, accuser, n: self._updates.declare_dead(
+                now, cur, accuser, n
+            ),
         )
         self._syncer = Syncer(
             name,
@@ -171,7 +155,7 @@ class Node:
             emit=self._outbox.append,
             count=self._count,
             reject=self._reject,
-            merge=self._merge,
+            merge=lambda now, entries, gossip_new: self._updates.merge(now, entries, gossip_new),
             ping_answered=lambda now, seq: self._prober.on_ack(now, seq),
             ping_failed=lambda now, seq: self._prober.fallback_failed(now, seq),
             recent_events=self._events.recent_wrapped,
@@ -192,9 +176,42 @@ class Node:
             suspect=self._suspicions.suspect,
             rtt_sample=self._coords.sample,
         )
+        self._updates = Updates(
+            self._me,
+            cfg,
+            table=self._table,
+            timers=self._timers,
+            rows=self._rows,
+            gossip=self._gossip,
+            suspicions=self._suspicions,
+            syncer=self._syncer,
+            health=self._health,
+            emit=self._outbox.append,
+            count=self._count,
+        )
         self._reach = Reachability(lambda to, ping: self._send(to, ping), self._timers)
+        self._inbound = Inbound(
+            codec=self._codec,
+            counters=self._counters,
+            gossip=self._gossip,
+            updates=self._updates,
+            prober=self._prober,
+            reach=self._reach,
+            coords=self._coords,
+            queries=self._queries,
+            user_event=self._new_event,
+            reject=self._reject,
+        )
 
     # ---- public surface -----------------------------------------------------
+
+    @property
+    def incarnation(self) -> int:
+        return self._me.incarnation
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self._me.tags
 
     @property
     def health(self) -> int:
@@ -243,16 +260,15 @@ class Node:
         if self._started:
             return
         self._started = True
-        self._set_incarnation(self.incarnation + 1)
-        self._table.put(self._self_info(now), probe=False)
-        self._broadcast_self()
+        self._inbound.open = True
+        self._me.announce(now, self._me.incarnation + 1)
         self._timers.add(now + self.rng.uniform(0, self.cfg.probe_interval), self._probe_tick)
         self._syncer.start(now, seeds, named_seeds)
 
     def _probe_tick(self, now: float, _: object) -> None:
         """Flush the counters and, unless leaving, probe the next member."""
         self._counters.flush(now, self._outbox.append)
-        if self._leaving:
+        if self._me.leaving:
             return
         self._timers.add(now + self._health.scale(self.cfg.probe_interval), self._probe_tick)
         self._prober.probe_next(now)
@@ -272,20 +288,12 @@ class Node:
     def leave(self, now: float) -> None:
         """Disseminate `left`; LeaveCompleted follows when it has been sent its
         full retransmit count (or after leave_timeout, or at once when alone)."""
-        if self._leaving or not self._started:
+        if self._me.leaving or not self._started:
             if not self._started:
                 self._outbox.append(out.LeaveCompleted())
             return
-        self._leaving = True
         self._syncer.leave()
-        self._table.put(self._self_info(now, LEFT), probe=False)
-        self._left_payload = wrap(encode_message(Left(self.name, self.incarnation)))
-        self._gossip.queue.enqueue(self.name, self._left_payload)
-        self._gossip.schedule(now)
-        if self._table.live == 0:
-            self._finish_leave(now, None)
-        else:
-            self._timers.add(now + self.cfg.leave_timeout, self._finish_leave)
+        self._me.leave(now)
 
     def check_reachability(self, now: float, timeout: float) -> ReachCheck:
         """Ping every other alive or suspect member directly, now (reachability.py)."""
@@ -304,11 +312,9 @@ class Node:
     def set_tags(self, now: float, tags: Mapping[str, str]) -> None:
         advertised = self._advertised(tags)
         check_tags(self.cfg, advertised)  # first: a refused change leaves the tags as they were
-        self.tags = MappingProxyType(advertised)
-        if self._started and not self._leaving:
-            self._set_incarnation(self.incarnation + 1)
-            self._table.put(self._self_info(now), probe=False)
-            self._broadcast_self()
+        self._me.tags = MappingProxyType(advertised)
+        if self._started and not self._me.leaving:
+            self._me.announce(now, self._me.incarnation + 1)
             self._gossip.schedule(now)
 
     def user_event(self, now: float, name: str, payload: bytes, coalesce: bool = True) -> None:
@@ -366,10 +372,10 @@ class Node:
             return why
         if forceleave.needs_left(cur):
             left = Left(name, cur.incarnation)
-            self._on_left(now, left, encode_message(left))
+            self._updates.on_left(now, left, encode_message(left))
         if prune:
             msg = Prune(name, cur.incarnation)
-            self._on_prune(now, msg, encode_message(msg))
+            self._updates.on_prune(now, msg, encode_message(msg))
         return None
 
     # ---- streams (the Syncer's) ------------------------------------------------
@@ -387,251 +393,7 @@ class Node:
     # ---- datagrams ------------------------------------------------------------
 
     def receive_datagram(self, now: float, src: Address, payload: bytes) -> None:
-        counters = self._counters
-        counters.packets_in += 1
-        counters.bytes_in += len(payload)
-        codec = self._codec
-        seen_get = self._gossip.seen.get  # hot: ~50 lookups per packet
-        fresh: list[tuple[bytes, Message]] = []
-        accusations: list[tuple[str, int]] = []
-        repeats: list[bytes] = []
-        try:
-            # Parse everything before acting on anything: a packet is all or nothing.
-            for raw in codec.split_packet(payload):
-                hit = seen_get(raw, MISS)
-                if hit is MISS:
-                    fresh.append((raw, codec.parse(raw)))
-                else:
-                    repeats.append(raw)
-                    if hit is not None:
-                        accusations.append(hit)
-        except WireError as exc:
-            self._reject(src, exc.reason)
-            return
-        if not self._started:
-            return
-        if repeats:
-            self._gossip.queue.heard(repeats)
-        for raw, msg in fresh:
-            self._dispatch(now, src, msg, raw)
-        for name, inc in accusations:
-            self._correct_if_stale(src, name, inc)
-
-    def _correct_if_stale(self, src: Address, name: str, inc: int) -> None:
-        """`src` gossips a suspicion or death older than the alive we hold:
-        it missed a refutation, so tell it directly (a lost refutation would
-        otherwise let its suspicion timer kill a live member)."""
-        cur = self._table.get(name)
-        if cur is not None and cur.state == ALIVE and inc < cur.incarnation:
-            self._count("corrections_sent")
-            self._send(src, Alive(name, cur.incarnation, cur.address, cur.tags))
-
-    def _dispatch(self, now: float, src: Address, msg: Message, raw: bytes) -> None:
-        # Most frequent kinds first: a datagram is mostly piggybacked alives.
-        if type(msg) is Alive:
-            self._on_alive(now, msg, raw)
-        elif type(msg) is Ack:
-            if msg.seq < SEQ_BASE:
-                self._prober.on_ack(now, msg.seq)
-            else:
-                self._reach.on_ack(now, msg.seq)
-        elif type(msg) is Ping:
-            self._prober.on_ping(src, msg)
-        elif type(msg) is Suspect:
-            self._correct_if_stale(src, msg.name, msg.incarnation)
-            self._on_suspect(now, msg, raw)
-        elif type(msg) is Dead:
-            self._correct_if_stale(src, msg.name, msg.incarnation)
-            self._on_dead(now, msg, raw)
-        elif type(msg) is Left:
-            self._on_left(now, msg, raw)
-        elif type(msg) is Prune:
-            self._on_prune(now, msg, raw)
-        elif type(msg) is PingReq:
-            self._prober.on_ping_req(now, src, msg)
-        elif type(msg) is Nack:
-            self._prober.on_nack(msg.seq)
-        elif type(msg) is CoordinateMsg:
-            self._coords.heard(msg)
-        elif type(msg) is UserEvent:
-            self._new_event(now, msg)
-        elif type(msg) is Query:
-            self._queries.on_query(now, msg)
-        elif type(msg) is QueryReply:
-            self._queries.on_reply(now, msg)
-        else:
-            self._reject(src, "unexpected_kind")
-
-    # ---- membership updates ----------------------------------------------------
-
-    def _on_alive(
-        self, now: float, a: Alive, raw: bytes | None = None, gossip: bool = True
-    ) -> None:
-        if a.name == self.name:
-            self._on_alive_about_self(now, a)
-            return
-        cur = self._table.get(a.name)
-        if cur is not None:
-            self._remember(raw)
-            inc = cur.incarnation
-            if a.incarnation < inc or (a.incarnation == inc and cur.state != ALIVE):
-                return  # stale, or loses to suspect/dead/left at this incarnation
-            if a.incarnation == inc:
-                if a.address != cur.address:
-                    self._name_conflict(cur, a.address, winner=cur.address)
-                return  # duplicate (tags change only with a new incarnation)
-        info = MemberInfo(a.name, a.address, ALIVE, a.incarnation, freeze_tags(a.tags), now)
-        self._table.put(info)
-        if raw is not None:
-            self._remember(raw)
-            self._rows.note(info, entry_from_alive(raw))
-        if gossip:
-            self._enqueue(now, a.name, a, raw)
-        if cur is None or cur.state >= DEAD:
-            self._syncer.forget(a.name)
-            self._outbox.append(out.MemberJoined(info))
-            return
-        if cur.address != a.address:
-            self._name_conflict(cur, a.address, winner=a.address)
-        if cur.state == SUSPECT:
-            self._suspicions.drop(a.name)
-            self._outbox.append(out.MemberRecovered(info))
-        elif cur.address != a.address or dict(cur.tags) != dict(a.tags):
-            self._outbox.append(out.MemberUpdated(info))
-
-    def _on_alive_about_self(self, now: float, a: Alive) -> None:
-        if a.address != self.address:
-            # Another node claims our name: do not fight over it (each
-            # refutation would provoke the other); report it.
-            me = self._self_info(now)
-            self._name_conflict(me, a.address, winner=_winner(me, a))
-        elif a.incarnation > self.incarnation and not self._leaving:
-            self._refute(now, "alive", a.name, a.incarnation)
-
-    def _name_conflict(self, holder: MemberInfo, other: Address, winner: Address) -> None:
-        self._count("name_conflicts")
-        self._outbox.append(out.NameConflict(holder.name, holder.address, other, winner))
-
-    def _on_suspect(self, now: float, s: Suspect, raw: bytes | None = None) -> None:
-        if s.name == self.name:
-            if s.incarnation >= self.incarnation and not self._leaving:
-                self._refute(now, "suspect", s.accuser, s.incarnation)
-            else:
-                self._reassert(now)
-            return
-        self._suspicions.suspect(now, s.name, s.incarnation, s.accuser, raw)
-
-    def _declare_dead(self, now: float, cur: MemberInfo, accuser: str, confirmations: int) -> None:
-        """A suspicion of `cur` ran its course: declare it dead and gossip that."""
-        self._declare(now, cur, DEAD, accuser, confirmations)
-        self._enqueue(now, cur.name, Dead(cur.name, cur.incarnation, self.name), None)
-
-    def _on_dead(self, now: float, d: Dead, raw: bytes | None = None) -> None:
-        if d.name == self.name:
-            if d.incarnation >= self.incarnation and not self._leaving:
-                self._refute(now, "dead", d.accuser, d.incarnation)
-            else:
-                self._reassert(now)
-            return
-        cur = self._table.get(d.name)
-        if cur is None:
-            return
-        self._remember(raw, (d.name, d.incarnation))
-        if not supersedes(d.incarnation, DEAD, cur.incarnation, cur.state):
-            return
-        susp = self._suspicions.drop(d.name)
-        cur = MemberInfo(cur.name, cur.address, cur.state, d.incarnation, cur.tags, now)
-        self._declare(now, cur, DEAD, d.accuser, susp.confirmations if susp else 0)
-        self._enqueue(now, d.name, d, raw)
-
-    def _on_left(self, now: float, msg: Left, raw: bytes | None = None) -> None:
-        if msg.name == self.name:
-            if msg.incarnation >= self.incarnation and not self._leaving:
-                self._refute(now, "left", msg.name, msg.incarnation)
-            return
-        cur = self._table.get(msg.name)
-        if cur is None:
-            return
-        self._remember(raw)
-        if not supersedes(msg.incarnation, LEFT, cur.incarnation, cur.state):
-            return
-        self._suspicions.drop(msg.name)
-        cur = MemberInfo(cur.name, cur.address, cur.state, msg.incarnation, cur.tags, now)
-        self._declare(now, cur, LEFT, msg.name, 0)
-        self._enqueue(now, msg.name, msg, raw)
-
-    def _on_prune(self, now: float, msg: Prune, raw: bytes | None = None) -> None:
-        if msg.name == self.name:
-            if msg.incarnation >= self.incarnation and not self._leaving:
-                self._refute(now, "left", msg.name, msg.incarnation)
-            return
-        cur = self._table.get(msg.name)
-        self._remember(raw)
-        if not forceleave.prune_applies(cur, msg.incarnation):
-            return
-        self._suspicions.drop(msg.name)
-        self._syncer.forget(msg.name)
-        self._table.remove(msg.name)
-        self._outbox.append(out.MemberReaped(msg.name))
-        self._enqueue(now, msg.name, msg, raw)
-
-    def _merge(self, now: float, entries: list[tuple[bytes, StateEntry]], gossip_new: bool) -> None:
-        """Fold a remote table into ours; what is news to us is gossiped on,
-        as in memberlist (this is how a healed partition spreads). A remote
-        `dead` only makes us suspect (our own timers decide), or settles a
-        suspicion we already hold at that incarnation."""
-        me, table = self.name, self._table
-        for raw, e in entries:
-            cur = table.get(e.name)
-            if (
-                cur is not None
-                and cur.incarnation == e.incarnation
-                and cur.state == e.state
-                and cur.address == e.address
-            ):
-                continue  # nothing new (the common case)
-            # Applied with the bytes gossip carries the same update in, so
-            # that its gossiped copies are then recognised unparsed.
-            if e.state == ALIVE:
-                alive = Alive(e.name, e.incarnation, e.address, e.tags)
-                self._on_alive(now, alive, alive_from_entry(raw), gossip_new or cur is not None)
-            elif e.state == LEFT:
-                left = Left(e.name, e.incarnation)
-                self._on_left(now, left, encode_message(left))
-            elif e.name == me:
-                self._on_suspect(now, Suspect(me, e.incarnation, "push_pull"))
-            elif e.state == DEAD:
-                self._suspicions.remote_death(now, e.name, e.incarnation)
-            else:
-                self._suspicions.suspect(now, e.name, e.incarnation, me, hearsay=True)
-
-    def _declare(
-        self, now: float, cur: MemberInfo, state: MemberState, accuser: str, confirmations: int
-    ) -> None:
-        """Record `cur` as dead or left, notify, and arrange its reaping."""
-        info = MemberInfo(cur.name, cur.address, state, cur.incarnation, cur.tags, now)
-        self._table.put(info)
-        if state == DEAD:
-            self._outbox.append(out.MemberFailed(info, accuser, confirmations, self.health))
-            self._syncer.member_died(now, info)
-        else:
-            self._syncer.forget(info.name)
-            self._outbox.append(out.MemberLeft(info))
-        self._timers.add(now + self.cfg.dead_reap_time, self._reap, info)
-
-    def _reap(self, now: float, info: MemberInfo) -> None:
-        if self._table.get(info.name) is info:
-            self._table.remove(info.name)
-            self._outbox.append(out.MemberReaped(info.name))
-
-    def _refute(self, now: float, accused: str, accuser: str, accused_inc: int) -> None:
-        self._set_incarnation(max(self.incarnation, accused_inc) + 1)
-        self._table.put(self._self_info(now), probe=False)
-        self._broadcast_self()
-        self._gossip.schedule(now)
-        self._count("refutations")
-        self._outbox.append(out.SelfRefuted(accused, accuser, self.incarnation))
-        self._health_delta(1, "refuted")
+        self._inbound.receive(now, src, payload)
 
     def _reject(self, src: Address, reason: str) -> None:
         self._count("datagrams_rejected", 1, reason)
@@ -655,43 +417,3 @@ class Node:
     def _health_delta(self, delta: int, reason: str) -> None:
         if delta and self._health.apply(delta):
             self._outbox.append(out.HealthChanged(self._health.score, reason))
-
-    # ---- self -----------------------------------------------------------------------
-
-    def _self_info(self, now: float, state: MemberState = ALIVE) -> MemberInfo:
-        return MemberInfo(self.name, self.address, state, self.incarnation, self.tags, now)
-
-    def _set_incarnation(self, inc: int) -> None:
-        if inc != self.incarnation:
-            self.incarnation = inc
-            self._outbox.append(out.IncarnationChanged(inc))
-
-    def _broadcast_self(self) -> None:
-        alive = Alive(self.name, self.incarnation, self.address, self.tags)
-        self._self_payload = wrap(encode_message(alive))
-        # No ident: copies heard from others never cut our own news short.
-        self._gossip.queue.enqueue(self.name, self._self_payload)
-
-    def _reassert(self, now: float) -> None:
-        """A stale accusation still circulates: someone missed our refutation,
-        so gossip our current alive again (unless it is still queued)."""
-        if not self._leaving and not self._gossip.queue.pending(self.name, self._self_payload):
-            self._gossip.queue.enqueue(self.name, self._self_payload)
-            self._gossip.schedule(now)
-            self._count("reassertions")
-
-    def _gossip_round_done(self, now: float) -> None:
-        """A leave is done once our `left` has been sent its full count."""
-        if self._leaving and not self._gossip.queue.pending(self.name, self._left_payload):
-            self._finish_leave(now, None)
-
-    def _finish_leave(self, now: float, _: object) -> None:
-        if not self._leave_done:
-            self._leave_done = True
-            self._outbox.append(out.LeaveCompleted())
-
-
-def _winner(holder: MemberInfo, claim: Alive) -> Address:
-    """Name conflict rule: the higher incarnation wins; at equal incarnation the
-    node that already holds the name keeps it."""
-    return claim.address if claim.incarnation > holder.incarnation else holder.address

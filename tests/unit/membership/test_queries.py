@@ -20,7 +20,7 @@ from gossip.testing.corenet import Net, addr
 def _net() -> Net:
     net = Net(5, Config.for_profile("local"))
     for i, node in enumerate(net.nodes):
-        node.tags = {"role": "web" if i % 2 else "db"}
+        node.set_tags(0.0, {"role": "web" if i % 2 else "db"})
     net.start_all()
     net.run_until(3.0)
     return net

@@ -1,27 +1,23 @@
-"""The replicated key-value store as an agent service.
+"""The replicated key-value store as an agent service: its parts, wired.
 
-Rules: keys live in fixed partitions, each on its top R members by
-rendezvous hashing over alive and suspect members (gossip.core.store.placement);
-the view is rebuilt on every membership change. Any agent coordinates any
-request (gossip.runtime.store.coordinator); replicas talk over two stream channels:
-"kv" for single-record operations and "kv-sync" for anti-entropy sessions
-(gossip.runtime.store.sync). Data lives in sqlite under --data-dir (in memory
-without one). The HTTP routes are thin wrappers over the library methods
-`put`, `get`, `delete`, `list`, `get_local` and `digest` (gossip.runtime.store.routes).
-Versions are stamped with the store clock (gossip.runtime.store.storeclock: the
-wall clock read once, advanced by the monotonic clock, corrected by the median
-offset to the live peers), never with the raw wall clock. A replica refuses a
-record stamped more than the clock's max offset ahead of its store clock (counted
-in kv_records_refused_total and logged), and answers a put that a newer version
-(or the partition's purge watermark) would hide with that version, so the
-coordinator can stamp above it. A node whose store clock disagrees with most of
-its peers (or that has not measured any live peer yet) neither stamps writes nor
-accepts puts.
+Rules: keys live in fixed partitions, each on its top R members by rendezvous
+hashing over alive and suspect members (gossip.core.store.placement); the view
+is rebuilt on every membership change (following.py). Any agent coordinates any
+request (coordinator.py); replicas talk over two stream channels: "kv" for
+single-record operations (replicaside.py) and "kv-sync" for anti-entropy
+sessions (sync.py). Data lives in sqlite under --data-dir (in memory without
+one). The HTTP routes (routes.py) are thin wrappers over the library methods
+`put`, `get`, `delete`, `list` (listing.py), `get_local` and `digest`.
+Versions are stamped with the store clock (storeclock.py: the wall clock read
+once, advanced by the monotonic clock, corrected by the median offset to the
+live peers), never with the raw wall clock; a node whose store clock disagrees
+with most of its peers (or that has not measured any live peer yet) neither
+stamps writes nor accepts puts.
 Each agent gossips a hash of the settings that decide placement (member tag
-"kv"); a member whose hash differs is kept out of placement, with a log line and
-a metric. A replica reports the partitions it is still being filled with
-(gossip.runtime.store.fill) and refuses writes once it is leaving; storage
-errors are answered as refusals with their reason, never raised into a task.
+"kv"); a member whose hash differs is kept out of placement. A replica reports
+the partitions it is still being filled with (fill.py) and refuses writes once
+it is leaving (then it hands its partitions over: handover.py); storage errors
+are answered as refusals with their reason, never raised into a task.
 """
 
 from __future__ import annotations
@@ -37,23 +33,12 @@ import structlog
 import trio
 
 from gossip.core.store.fingerprint import derive_key
-from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
+from gossip.core.store.hlc import Timestamp
 from gossip.core.store.majority import Majority
 from gossip.core.store.placement import Placement
-from gossip.core.store.record import Record, wins
-from gossip.core.store.replica_ops import (
-    LEAVING,
-    MAX_SCAN,
-    KvOp,
-    KvOpError,
-    Listed,
-    decode_op,
-    decode_scan_result,
-    encode_listing,
-    encode_op,
-    encode_result,
-)
-from gossip.core.types import Address, MemberInfo, MemberState
+from gossip.core.store.record import Record
+from gossip.core.store.replica_ops import MAX_SCAN, KvOp, KvOpError, Listed, encode_op
+from gossip.core.types import Address
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import (
     DatagramHandler,
@@ -64,14 +49,18 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.store import settings as kvsettings
-from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
+from gossip.runtime.store.coordinator import Coordinator, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
+from gossip.runtime.store.following import Following
+from gossip.runtime.store.handover import hand_over
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
+from gossip.runtime.store.listing import list_all, list_page, scanned
+from gossip.runtime.store.replicaside import ReplicaSide
 from gossip.runtime.store.routes import store_routes
 from gossip.runtime.store.settings import StoreSettings, check_frame_limit
+from gossip.runtime.store.stamps import Stamps
 from gossip.runtime.store.storage import KVStorage, StorageError
-from gossip.runtime.store.storeclock import StoreClock
 from gossip.runtime.store.sync import ROOTS_CHANNEL, SYNC_CHANNEL, AntiEntropy
 from gossip.runtime.store.view import LIVE_STATES, SETTINGS_TAG, StoreView
 from gossip.runtime.store.watch import follow_prefix
@@ -79,11 +68,6 @@ from gossip.runtime.store.watch import follow_prefix
 T = TypeVar("T")
 KV_CHANNEL = "kv"
 DB_FILE = "kv.sqlite"
-CLOCK_READING_AGE = 60.0
-"""Seconds a peer's clock reading counts at least (longer with a slow sync interval)."""
-CLOCK_START_GRACE = 30.0
-"""Seconds at least that an agent expecting peers waits for a first clock reading."""
-CLOCK_CHECKED_META = "clock_checked_with_peers"
 
 log = structlog.get_logger("gossip.kv")
 
@@ -128,28 +112,27 @@ class StoreService(Service):
             connect=self._connect,
             fingerprint_key=self._fingerprint_key(),
         )
-        self.clock = HybridClock(host.name)
-        # Past every stored version, even one far ahead of the wall clock now: this
-        # node's new writes must outrank what it wrote before a restart.
-        self.clock.advance(*self.storage.max_version())
-        self.store_clock = StoreClock(
-            host.wall_ms,
-            lambda: set(self.placement.members) - {host.name},
-            max_offset_ms=self.clock.max_offset_ms,
-            max_age=max(CLOCK_READING_AGE, 10 * s.sync_period),
-        )
-        self.store_clock.on_first_reading = self._remember_peers
-        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
-        self._refused = host.metrics.counter(
+        refused = host.metrics.counter(
             "kv_records_refused_total", "Records this replica refused, by reason", ("reason",)
         )
+        self.stamps = Stamps(
+            host.name,
+            self.storage,
+            host.wall_ms,
+            lambda: set(self.placement.members) - {host.name},
+            refused,
+            sync_period=s.sync_period,
+        )
+        self.ledger = Ledger(self.storage, host.name, s.tombstone_horizon)
+        self.replica_side = ReplicaSide(self, self.storage, self.stamps, refused)
         self.fill = FillState(s.partitions)
         self.leave_timeout = s.handover_timeout
         self.view = StoreView(
             host.name, s, self.storage.known_members(), expects_peers=bool(host.seeds)
         )
-        self._most_members = 1
-        self._replication = 1
+        self.following = Following(
+            host.name, self.view, self.storage, self.fill, self.ledger, self.storage_failed
+        )
         self.coordinator = Coordinator(self, s.request_timeout)
         self.sync = AntiEntropy(self, self.rng)
         self._requests = host.metrics.counter(
@@ -184,15 +167,6 @@ class StoreService(Service):
     def placement(self) -> Placement:
         return self.view.placement
 
-    def _remember_peers(self) -> None:
-        """This data has been checked against peers' clocks: after a restart, wait for
-        a peer's reading before stamping, even without seeds."""
-        try:
-            if self.storage.get_meta(CLOCK_CHECKED_META) != 1:
-                self.storage.set_meta(CLOCK_CHECKED_META, 1)
-        except (sqlite3.Error, StorageError) as exc:
-            log.warning("kv_clock_meta_failed", error=str(exc))
-
     def _partition_of(self, key: str) -> int:
         return self.placement.partition_of(key)
 
@@ -201,7 +175,7 @@ class StoreService(Service):
 
     def stream_channels(self) -> Mapping[str, StreamHandler]:
         return {
-            KV_CHANNEL: self._on_kv,
+            KV_CHANNEL: self.replica_side.on_kv,
             SYNC_CHANNEL: self._on_sync,
             ROOTS_CHANNEL: self._on_roots,
         }
@@ -215,10 +189,8 @@ class StoreService(Service):
                 self._nursery = nursery
                 self.ledger.tick(trio.current_time())
                 await self.announce_settings()
-                checked = self.storage.get_meta(CLOCK_CHECKED_META) == 1
-                grace = max(CLOCK_START_GRACE, 3 * self.settings.sync_period)
-                self.store_clock.started(bool(self.host.seeds) or checked, grace)
-                self._rebuild_placement()
+                self.stamps.start(bool(self.host.seeds), self.settings.sync_period)
+                self.following.rebuild(self.host.members(), trio.current_time())
                 nursery.start_soon(self.sync.run)
                 task_status.started()
                 await trio.sleep_forever()
@@ -242,92 +214,18 @@ class StoreService(Service):
         to those members, until each session ends in sync (bounded by
         `handover_timeout`, which the agent applies to this hook)."""
         self.leaving = True
-        me = self.host.name
-        rest = set(self.placement.members) - {me}
-        if not rest:
-            return
-        s = self.settings
-        after = Placement(rest, partitions=s.partitions, replicas=s.replicas)
-        todo = [
-            (part, name)
-            for part in self.storage.partitions()
-            for name in after.replicas(part)
-            if name not in self.placement.replicas(part)
-        ]
-        log.info("kv_handover_started", pairs=len(todo), records=self.storage.count())
-        done = sent = 0
-        for part, name in todo:
-            complete = False
-            while not complete:
-                stats = await self.sync.sync(part, name)
-                if stats is None or stats.error is not None:
-                    break
-                sent += stats.records_sent
-                complete = stats.complete
-            done += complete
-            log.info(
-                "kv_partition_handed_over",
-                partition=part,
-                to=name,
-                complete=complete,
-                progress=f"{done}/{len(todo)}",
-                records_sent=sent,
-            )
-        (log.info if done == len(todo) else log.warning)(
-            "kv_handover_finished", complete=done, pairs=len(todo), records_sent=sent
-        )
+        await hand_over(self.host.name, self.placement, self.settings, self.storage, self.sync)
 
     def member_event(self, event: MemberEvent) -> None:
-        if self._rebuild_placement():
+        if self.following.rebuild(self.host.members(), trio.current_time()):
             self.sync.wakeup.set()  # fill new replicas and hand off without waiting
-
-    def _rebuild_placement(self) -> bool:
-        members = self.host.members()
-        entered = self.view.rebuild(members, trio.current_time())
-        regained = self._follow_known_members(members)
-        # R changes with any member event (a death or a reap too), not only placement.
-        self._replication = self.view.replication()
-        if entered is None:
-            return regained
-        self._most_members = max(self._most_members, len(self.placement.members))
-        self.fill.entered(entered)
-        return True
-
-    def _follow_known_members(self, members: Sequence[MemberInfo]) -> bool:
-        """Keep the known members (persisted) and the majority verdict current. On
-        regaining a majority every partition it replicates is pending again (True then:
-        anti-entropy should run now): while it was cut off the others went on writing,
-        and its copies may lack what they acknowledged."""
-        was = self.view.majority.quorate
-        added, removed = self.view.observe(members)
-        if added or removed:
-            try:
-                self.storage.remember_members(added, removed)
-            except StorageError as exc:  # kept in memory; stored with the next change
-                self.storage_failed(exc, "known_members")
-        now = self.view.majority
-        if now.quorate == was:
-            return False
-        if not now.quorate:
-            log.warning("kv_majority_lost", seen=now.seen, known=now.known)
-            return False
-        self.fill.entered(self.view.mine)
-        self.ledger.lost_contact()
-        log.info("kv_majority_regained", seen=now.seen, known=now.known)
-        return True
 
     # ---- what the coordinator and anti-entropy need -------------------------------
 
     def reached(self, name: str, ok: bool) -> None:
         """The outcome of a store exchange with `name`: a failure makes it doubted
         (not counted toward the majority) until an exchange succeeds."""
-        if name == self.host.name or (name in self.view.doubted) != ok:
-            return
-        if ok:
-            self.view.doubted.discard(name)
-        else:
-            self.view.doubted.add(name)
-        if self._follow_known_members(self.host.members()):
+        if self.following.reached(name, ok, self.host.members):
             self.sync.wakeup.set()
 
     def majority(self) -> Majority:
@@ -337,7 +235,7 @@ class StoreService(Service):
     def purge_quorum(self) -> int:
         """Replicas a partition's set must hold before its tombstones may be purged: a
         majority of the configured count (of the most members seen, for "all")."""
-        configured = self.settings.replicas or self._most_members
+        configured = self.settings.replicas or self.following.most_members
         return configured // 2 + 1
 
     def replicas_of_key(self, key: str) -> Sequence[str]:
@@ -349,7 +247,7 @@ class StoreService(Service):
         return set(self.view.known.names) - set(self.view.mismatched)
 
     def replication(self) -> int:
-        return self._replication
+        return self.following.replication
 
     def replacements(self, key: str, gone: Collection[str]) -> Sequence[str]:
         return self.view.replacements(key, gone)
@@ -384,7 +282,7 @@ class StoreService(Service):
     def found_in_sync(self, part: int, source: str) -> None:
         """A member not pending for `part` holds what this node holds of it."""
         fellows = [r for r in self.placement.replicas(part) if r != self.host.name]
-        needed = max(1, min(self._replication // 2 + 1, len(fellows)))
+        needed = max(1, min(self.following.replication // 2 + 1, len(fellows)))
         if self.fill.in_sync(part, source, needed):
             log.info("kv_partition_filled", partition=part, source=source, sources=needed)
 
@@ -401,14 +299,10 @@ class StoreService(Service):
         log.error("kv_storage_failed", op=op, reason=exc.reason, error=str(exc))
 
     def stamp(self) -> Timestamp:
-        """A new version; ClockDisagrees when this node's store clock is not trusted."""
-        self.store_clock.check()
-        return self.clock.now(self.store_clock.now_ms())
+        return self.stamps.stamp()
 
     def stamp_after(self, newer: tuple[int, int]) -> Timestamp:
-        """A stamp above a version a replica holds (or its purge watermark)."""
-        self.store_clock.check()
-        return self.clock.now_after(self.store_clock.now_ms(), Timestamp(*newer, self.host.name))
+        return self.stamps.stamp_after(newer)
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
@@ -423,50 +317,14 @@ class StoreService(Service):
         return any(m.name != self.host.name for m in self.host.members())
 
     def plausible(self, wall_ms: int) -> bool:
-        """Whether a version's wall time is within the max clock offset of our store
-        clock (or of the hybrid clock, which after a restart may run ahead of it)."""
-        now = max(self.store_clock.now_ms(), self.clock.last[0])
-        return wall_ms <= now + self.clock.max_offset_ms
-
-    def accept(self, records: Sequence[Record]) -> list[Record]:
-        """The records whose stamps are plausible here (the rest are refused and
-        counted); the clock moves past the ones kept."""
-        now = self.store_clock.now_ms()
-        kept = [r for r in records if self.plausible(r.version.wall)]
-        if len(kept) < len(records):
-            ahead = [r for r in records if not self.plausible(r.version.wall)]
-            self._refused.inc(len(ahead), labels={"reason": "clock_ahead"})
-            log.warning(
-                "kv_record_refused",
-                reason="clock_ahead",
-                records=len(ahead),
-                key=ahead[0].key,
-                version=str(ahead[0].version),
-                ahead_ms=ahead[0].version.wall - now,
-                max_offset_ms=self.clock.max_offset_ms,
-            )
-        for r in kept:
-            self.clock.observe(now, r.version)
-        return kept
-
-    def _below_watermark(self, record: Record) -> int | None:
-        """The partition's purge watermark if `record`, for a key not held here, is no
-        newer than it: it may be a copy of a key deleted and purged here, so a replica
-        refuses it as a direct write (counted), and a coordinator stamps a fresh write
-        above the mark. Anti-entropy does not refuse such records: after a split both
-        sides hold writes older than the other side's purges, and the senders screen."""
-        mark = self.storage.watermark(self.placement.partition_of(record.key))
-        if record.version.packed > mark:
-            return None
-        self._refused.inc(labels={"reason": "below_watermark"})
-        log.info("kv_record_refused", reason="below_watermark", key=record.key)
-        return mark
+        return self.stamps.plausible(wall_ms)
 
     def replica(self, part: int) -> ScreenedReplica:
         def unsettled() -> bool:
             return self.host.name not in self.placement.replicas(part) or self.is_pending(part)
 
-        return ScreenedReplica(self.ledger, part, self.accept, trio.current_time, unsettled)
+        accept = self.stamps.accept
+        return ScreenedReplica(self.ledger, part, accept, trio.current_time, unsettled)
 
     def replica_if_held(self, part: int) -> ScreenedReplica | None:
         """The replica a peer may sync with (see `holds`); None is a clean refusal.
@@ -475,7 +333,7 @@ class StoreService(Service):
 
     async def call(self, replica: str, op: KvOp) -> bytes:
         if replica == self.host.name:
-            return self.handle_op(op)
+            return self.replica_side.handle_op(op)
         address = self.address_of(replica)
         if address is None:
             raise KvOpError(f"{replica} is not alive")
@@ -484,50 +342,7 @@ class StoreService(Service):
             raise KvOpError("no reply")
         return reply
 
-    # ---- the replica side ----------------------------------------------------------
-
-    def handle_op(self, op: KvOp) -> bytes:
-        try:
-            if op.op == "put":
-                assert op.record is not None
-                if self.leaving:
-                    return encode_result(err=LEAVING)
-                return self._put(op.record)
-        except StorageError as exc:
-            self.storage_failed(exc, op.op)
-            return encode_result(err=str(exc))
-        if op.op == "get":
-            pending = not self.counts_for_reads(self.placement.partition_of(op.key))
-            return encode_result(r=self.storage.get(op.key), pend=pending, lv=self.leaving)
-        return encode_listing(
-            [Listed.of(r) for r in self.storage.scan(op.key, op.limit, after=op.after)]
-        )
-
-    def _put(self, record: Record) -> bytes:
-        untrusted = self.store_clock.refusal()
-        if untrusted is not None:
-            return encode_result(err=f"clock_disagrees: {untrusted}")
-        if not self.accept([record]):
-            ahead = record.version.wall - self.store_clock.now_ms()
-            return encode_result(err=f"clock_ahead: version is {ahead} ms ahead of this replica")
-        current = self.storage.get(record.key)
-        if current is not None and not wins(record, current):
-            if current.version > record.version:
-                return encode_result(ok=True, changed=False, newer=_packed(current.version))
-            return encode_result(ok=True, changed=False)
-        mark = None if current is not None else self._below_watermark(record)
-        if mark is not None:
-            return encode_result(
-                ok=True, changed=False, newer=[mark >> COUNTER_BITS, mark & MAX_COUNTER]
-            )
-        return encode_result(ok=True, changed=self.storage.put(record))
-
-    async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
-        try:
-            op = decode_op(body)
-        except KvOpError as exc:
-            return encode_result(err=str(exc))
-        return self.handle_op(op)
+    # ---- stream channels ----------------------------------------------------------
 
     async def _on_sync(self, src: Address, body: bytes) -> bytes | None:
         return await self.sync.on_request(body)
@@ -538,11 +353,11 @@ class StoreService(Service):
     # ---- library API -----------------------------------------------------------------
 
     async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
-        await self.store_clock.trusted(self.settings.request_timeout)
+        await self.stamps.store_clock.trusted(self.settings.request_timeout)
         return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
 
     async def delete(self, key: str, consistency: str = "quorum") -> Record:
-        await self.store_clock.trusted(self.settings.request_timeout)
+        await self.stamps.store_clock.trusted(self.settings.request_timeout)
         return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:
@@ -574,57 +389,15 @@ class StoreService(Service):
         self, prefix: str, limit: int = MAX_SCAN, after: str = ""
     ) -> tuple[list[Listed], str | None]:
         """One page of the live keys above `after` that start with `prefix`, from every alive
-        member, merged; and the key to pass as `after` for the next page (None: no more).
-        A member that filled its page may hold more keys, so the page stops at the lowest
-        last key of such members: everything up to it is complete."""
-        members = [m.name for m in self.host.members() if m.state == MemberState.ALIVE]
-        names = sorted(set(members) | {self.host.name})
-        op = KvOp("scan", key=prefix, limit=limit, after=after)
-        answers = await fan_out(self, names, op, len(names), self.settings.request_timeout)
-        merged: dict[str, Listed] = {}
-        stop: str | None = None
-        for a in answers:
-            try:
-                found = decode_scan_result(a.payload) if a.payload is not None else []
-            except KvOpError as exc:
-                log.warning("kv_scan_refused", replica=a.replica, reason=str(exc))
-                continue
-            if found and found[0].key <= after:
-                log.warning("kv_scan_refused", replica=a.replica, reason="page start ignored")
-                continue
-            if len(found) >= limit:
-                stop = found[-1].key if stop is None else min(stop, found[-1].key)
-            for item in found:
-                seen = merged.get(item.key)
-                if seen is None or item.order_key() > seen.order_key():
-                    merged[item.key] = item
-        page = (i for i in merged.values() if not i.deleted and (stop is None or i.key <= stop))
-        return sorted(page, key=lambda i: i.key), stop
+        member, merged; and the key to pass as `after` for the next page (None: no more)."""
+        names = scanned(self.host.name, self.host.members())
+        return await list_page(self, names, self.settings.request_timeout, prefix, limit, after)
 
     async def list(self, prefix: str, limit: int = 1000) -> tuple[list[Listed], bool]:
         """Live keys that start with `prefix`, from every alive member, merged
         (last writer wins); and whether the listing was cut at `limit`."""
-        members = [m.name for m in self.host.members() if m.state == MemberState.ALIVE]
-        names = sorted(set(members) | {self.host.name})
-        op = KvOp("scan", key=prefix, limit=limit)
-        answers = await fan_out(self, names, op, len(names), self.settings.request_timeout)
-        merged: dict[str, Listed] = {}
-        cut = False
-        for a in answers:
-            if a.payload is None:
-                continue
-            try:
-                found = decode_scan_result(a.payload)
-            except KvOpError as exc:
-                log.warning("kv_scan_refused", replica=a.replica, reason=str(exc))
-                continue
-            cut |= len(found) >= limit  # that member may hold more
-            for item in found:
-                seen = merged.get(item.key)
-                if seen is None or item.order_key() > seen.order_key():
-                    merged[item.key] = item
-        live = sorted((i for i in merged.values() if not i.deleted), key=lambda i: i.key)
-        return live[:limit], cut or len(live) > limit
+        names = scanned(self.host.name, self.host.members())
+        return await list_all(self, names, self.settings.request_timeout, prefix, limit)
 
     def digest(self) -> dict[str, Any]:
         me = self.host.name
@@ -651,10 +424,6 @@ class StoreService(Service):
             raise
         self._requests.inc(labels={"op": op, "result": "ok"})
         return result
-
-
-def _packed(ts: Timestamp) -> list[int]:
-    return [ts.wall, ts.counter]
 
 
 def _c(consistency: str) -> str:

@@ -61,8 +61,8 @@ from gossip.runtime.store.fill import FillRound
 from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.rootsdatagram import RootsByDatagram
 from gossip.runtime.store.settings import SYNC_JITTER, StoreSettings
+from gossip.runtime.store.stamps import Stamps
 from gossip.runtime.store.storage import KVStorage, StorageError
-from gossip.runtime.store.storeclock import StoreClock
 from gossip.runtime.store.view import StoreView
 
 
@@ -82,7 +82,7 @@ class SyncedStore(Protocol):
     @property
     def view(self) -> StoreView: ...
     @property
-    def store_clock(self) -> StoreClock: ...
+    def stamps(self) -> Stamps: ...
 
     def purge_quorum(self) -> int: ...
     def address_of(self, name: str) -> Address | None: ...
@@ -257,13 +257,15 @@ class AntiEntropy:
             # One small round trip: a peer that cannot answer within a request timeout
             # is doubted at once (the majority rule), not after a whole session's.
             with trio.fail_after(self.svc.settings.request_timeout):
-                body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                body = encode_roots(self.svc.host.name, roots, self.svc.stamps.store_clock.now_ms())
                 reply = None
                 # A suspect or dead peer would cost a datagram wait for nothing.
                 if self.svc.settings.roots_by_datagram and self._alive(peer):
                     reply = await self.by_datagram.ask(address, body)
                 if reply is None:  # a fresh clock reading: the datagram wait may have passed
-                    body = encode_roots(self.svc.host.name, roots, self.svc.store_clock.now_ms())
+                    body = encode_roots(
+                        self.svc.host.name, roots, self.svc.stamps.store_clock.now_ms()
+                    )
                     reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
             self._measured(answer.name, reply or b"")
@@ -331,14 +333,14 @@ class AntiEntropy:
             mine = ledger.copy(p)
             copies[p] = (mine.gen, mine.watermark)
         return encode_differ(
-            me, differ, copies, pending, holds, clock_ms=self.svc.store_clock.now_ms()
+            me, differ, copies, pending, holds, clock_ms=self.svc.stamps.store_clock.now_ms()
         )
 
     def _measured(self, peer: str, payload: bytes) -> None:
         """Feed a peer's store-clock reading, if the message carries one, to our clock."""
         reading = decode_clock(payload)
         if reading is not None and peer != self.svc.host.name:
-            self.svc.store_clock.measured(peer, reading)
+            self.svc.stamps.store_clock.measured(peer, reading)
 
     async def hand_off(self, part: int) -> None:
         replicas = [r for r in self.svc.placement.replicas(part) if r != self.svc.host.name]

@@ -37,7 +37,7 @@ async def restart_with_offset(c: MemCluster, name: str, offset_ms: int) -> None:
     c.walls[name].offset_ms = offset_ms
     await c.start(name)
     await wait_until(c.see_each_other, 60)
-    await wait_until(lambda: c.stores[name].store_clock.refusal() is None, 30)
+    await wait_until(lambda: c.stores[name].stamps.store_clock.refusal() is None, 30)
 
 
 async def test_a_node_half_an_hour_fast_writes_at_one_and_every_replica_converges(
@@ -86,7 +86,9 @@ async def test_a_node_that_has_not_measured_its_peers_refuses_to_stamp(
 ) -> None:
     async with running(STORE, "ab", tmp=tmp_path, core=CORE) as c:
         store = c.stores["b"]
-        store.store_clock.agreement.offsets(trio.current_time() + 10**6, set())  # all stale now
+        store.stamps.store_clock.agreement.offsets(
+            trio.current_time() + 10**6, set()
+        )  # all stale now
         with pytest.raises(ClockDisagrees, match="not yet checked"):
             store.stamp()
         await store.put("k", b"v", "one")  # waits for the next roots check
@@ -117,5 +119,5 @@ async def test_with_one_replica_per_partition_every_node_still_measures_its_peer
         StoreSettings(partitions=2, replicas=1, sync_interval=0.5), "abcd", tmp=tmp_path, core=CORE
     ) as c:
         for name in "abcd":
-            await wait_until(lambda: c.stores[name].store_clock.refusal() is None, 30)  # noqa: B023
+            await wait_until(lambda: c.stores[name].stamps.store_clock.refusal() is None, 30)  # noqa: B023
             await c.stores[name].put(f"from-{name}", b"v", "one")

@@ -33,7 +33,7 @@ def ahead_of(c: MemCluster, ms: int) -> Timestamp:
 def plant(c: MemCluster, record: Record) -> None:
     """Write `record` on every replica of its key directly, as a coordinator would."""
     for name in c.stores["a"].placement.replicas_of_key(record.key):
-        c.stores[name].handle_op(KvOp("put", record=record))
+        c.stores[name].replica_side.handle_op(KvOp("put", record=record))
 
 
 async def test_an_hour_fast_clock_cannot_hide_later_writes(
@@ -46,14 +46,14 @@ async def test_an_hour_fast_clock_cannot_hide_later_writes(
         c.walls["c"].offset_ms = HOUR_MS
         await c.start("c")
         await wait_until(c.see_each_other, 60)
-        await wait_until(lambda: c.stores["c"].store_clock.refusal() is None, 30)
+        await wait_until(lambda: c.stores["c"].stamps.store_clock.refusal() is None, 30)
         await c.stores["c"].put("k", b"future", "one")
         await trio.sleep(3)  # the fast node's sync rounds offer it too
         await c.stores["a"].put("k", b"now", "quorum")
         # A record stamped by an uncorrected hour-fast clock is refused and counted.
         ahead = Record("k", b"ahead", Timestamp(c.walls["a"].wall_ms() + HOUR_MS, 0, "c"))
         for name in "ab":
-            c.stores[name].handle_op(KvOp("put", record=ahead))
+            c.stores[name].replica_side.handle_op(KvOp("put", record=ahead))
         for name in "ab":
             assert await c.stores[name].get("k", "quorum") == b"now"
             local = c.stores[name].get_local("k")

@@ -1,4 +1,4 @@
-"""The agent's control API routes (JSON over the h11 server in http.py).
+"""The agent's control API: its routes, served as JSON over the h11 server in http.py.
 
 Rules: handlers validate every field of a request body and answer 400 with a
 message naming the field; they change the Node only through the agent's commands,
@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import trio
 
 from gossip.core.membership.queries import MAX_FILTER_CHARS, filter_matches
-from gossip.core.types import MemberInfo
-from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
+from gossip.core.types import Address, MemberInfo
+from gossip.runtime.hosted import add_unique
+from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, HttpServer, RouteKey
 from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address, payload_json
@@ -84,6 +85,27 @@ def member_json(m: MemberInfo) -> dict[str, Any]:
         "incarnation": m.incarnation,
         "tags": dict(m.tags),
     }
+
+
+async def serve_api(
+    nursery: trio.Nursery,
+    agent: ControlledAgent,
+    bind: Address,
+    routes: Mapping[RouteKey, Handler],
+    token: str | None,
+) -> Address:
+    """Serve the control routes and the services' `routes` on `bind` (a route
+    registered twice is refused); the address the server listens on."""
+    table = dict(control_routes(agent))
+    for key, handler in routes.items():
+        add_unique(table, key, handler, f"route {key}")
+    rejected = agent.metrics.counter(
+        "http_rejected_total", "Control API requests refused, by reason.", ("reason",)
+    )
+    server = HttpServer(table, token=token, rejected=rejected)
+    listeners = await nursery.start(server.serve, bind[0], bind[1])
+    host, port = listeners[0].socket.getsockname()[:2]
+    return str(host), int(port)
 
 
 def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from gossip.core.membership.config import Config
 from gossip.core.membership.messages import Ack, Dead, Left, Message, Nack, Ping, PushPull, Suspect
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec
+from gossip.core.membership.wireschema import WireError
 from gossip.runtime import framing
 
 HOST = "127.0.0.1"

@@ -35,7 +35,8 @@ from gossip.core.membership.messages import (
     UserEvent,
 )
 from gossip.core.membership.node import Node
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec
+from gossip.core.membership.wireschema import WireError
 from gossip.core.types import MemberState
 
 CFG = Config.for_profile("lan", cluster_name="fuzz")

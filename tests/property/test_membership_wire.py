@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossip.core.membership import outputs as out
-from gossip.core.membership import wire, wirefast
+from gossip.core.membership import wirefast
 from gossip.core.membership.config import Config
 from gossip.core.membership.members import supersedes
 from gossip.core.membership.messages import (
@@ -26,7 +26,8 @@ from gossip.core.membership.messages import (
     Suspect,
 )
 from gossip.core.membership.node import Node
-from gossip.core.membership.wire import Codec, WireError, encode_message, wrap
+from gossip.core.membership.wire import Codec, encode_message, wrap
+from gossip.core.membership.wireschema import WireError, loads_strict
 from gossip.core.types import MemberState
 
 CFG = Config()
@@ -167,7 +168,7 @@ def test_the_hand_rolled_ping_and_ack_encodings_are_cbor2s(seq: int, target: str
 
 def _generic(raw: bytes) -> object:
     try:
-        return CODEC._parse_obj(wire._loads_strict(raw))
+        return CODEC.schema.message(loads_strict(raw))
     except WireError as exc:
         return exc.reason
 

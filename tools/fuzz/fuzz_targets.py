@@ -30,7 +30,8 @@ from gossip.core.membership.messages import (
     UserEvent,
 )
 from gossip.core.membership.node import Node
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec
+from gossip.core.membership.wireschema import WireError
 from gossip.core.types import MemberState
 from gossip.runtime import framing, snapshot, tagfile
 from gossip.runtime.api import parse_query, parse_user_event

@@ -40,7 +40,8 @@ from gossip.core.membership.probing import Prober
 from gossip.core.membership.queries import QueryDesk
 from gossip.core.membership.reachability import SEQ_BASE, Reachability
 from gossip.core.membership.updates import Updates
-from gossip.core.membership.wire import Codec, WireError
+from gossip.core.membership.wire import Codec
+from gossip.core.membership.wireschema import WireError
 from gossip.core.types import Address
 
 MISS = ("", -1)

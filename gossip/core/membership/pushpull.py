@@ -54,7 +54,8 @@ from gossip.core.membership.members import ALIVE_ONLY, SUSPECT, MemberTable
 from gossip.core.membership.messages import Ack, Ping, StateEntry, SyncRows, UserEvent
 from gossip.core.membership.staterows import StateRows
 from gossip.core.membership.timers import TimerHeap
-from gossip.core.membership.wire import Codec, VersionRefused, WireError
+from gossip.core.membership.wire import Codec
+from gossip.core.membership.wireschema import VersionRefused, WireError
 from gossip.core.types import Address, MemberInfo
 
 SETTLE_DELAY = 0.5

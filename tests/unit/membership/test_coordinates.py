@@ -13,7 +13,8 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.coordinates import from_message, nearest, to_message
 from gossip.core.membership.messages import Ack, CoordinateMsg
 from gossip.core.membership.vivaldi import Coordinate, estimate_rtt
-from gossip.core.membership.wire import Codec, WireError, wrap
+from gossip.core.membership.wire import Codec, wrap
+from gossip.core.membership.wireschema import WireError
 from gossip.testing.corenet import Net
 
 CFG = Config.for_profile("lan")

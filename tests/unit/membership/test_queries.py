@@ -13,7 +13,8 @@ from gossip.core.membership.config import Config
 from gossip.core.membership.messages import Query
 from gossip.core.membership.node import Node
 from gossip.core.membership.queries import matches
-from gossip.core.membership.wire import Codec, WireError, encode_message
+from gossip.core.membership.wire import Codec, encode_message
+from gossip.core.membership.wireschema import WireError
 from gossip.testing.corenet import Net, addr
 
 

@@ -8,7 +8,8 @@ from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.messages import Ack, SyncRows, UserEvent
 from gossip.core.membership.userevents import UserEvents
-from gossip.core.membership.wire import Codec, WireError, encode_message, wrap
+from gossip.core.membership.wire import Codec, encode_message, wrap
+from gossip.core.membership.wireschema import WireError
 from gossip.testing.corenet import Net
 
 

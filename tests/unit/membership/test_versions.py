@@ -11,7 +11,8 @@ from gossip.core.membership.config import Config, ConfigError
 from gossip.core.membership.messages import Ack, Ping
 from gossip.core.membership.node import Node
 from gossip.core.membership.versions import VersionChooser, member_range, parse_range
-from gossip.core.membership.wire import Codec, VersionRefused, WireError, wrap
+from gossip.core.membership.wire import Codec, wrap
+from gossip.core.membership.wireschema import VersionRefused, WireError
 from gossip.core.types import MemberInfo, MemberState
 from gossip.testing.corenet import Net, addr
 

@@ -26,13 +26,13 @@ from gossip.core.membership.messages import (
 from gossip.core.membership.wire import (
     VERSION,
     Codec,
-    WireError,
     alive_from_entry,
     encode_message,
     entry_from_alive,
     state_row,
     wrap,
 )
+from gossip.core.membership.wireschema import WireError
 from gossip.core.types import MemberInfo, MemberState
 
 CFG = Config(cluster_name="prod")

@@ -13,6 +13,13 @@ Rules:
   everything from src to dst. heal() ends partitions and cuts, not downs.
   The network chooses when to judge: at send (the simulator) or at delivery
   (the in-memory network, where a datagram in flight when a cut starts is lost).
+- A paused host (a stopped process, a long GC stall, CPU starvation) is alive
+  and reachable: nothing to or from it is lost for the pause, it waits until
+  the host resumes. How it waits is the network's: the simulator keeps what
+  arrives in the host's backlog and runs it on resume; the in-memory network
+  blocks every datagram and stream operation of the host, so its core task
+  stops at its first send, as a stopped process would. resume() of a host not
+  paused does nothing.
 - datagram_delays() draws one datagram's fate from the caller's seeded rng,
   always in this order: lost (the link's loss, else the model's), duplicated
   (two copies), then for each copy its jitter and whether it is held back
@@ -56,6 +63,8 @@ class FaultModel(Generic[H]):
     """Per directed link (src, dst) loss overriding `loss`."""
     down: set[H] = field(default_factory=set)
     """Hosts that are down (crashed): nothing in or out."""
+    paused: set[H] = field(default_factory=set)
+    """Hosts that are paused: alive, but nothing moves in or out until they resume."""
     groups: dict[H, int] = field(default_factory=dict)
     """Partition: host -> group; hosts of different groups cannot talk. Empty
     means no partition."""
@@ -88,6 +97,16 @@ class FaultModel(Generic[H]):
         """End every partition and cut (down hosts stay down)."""
         self.groups = {}
         self.cuts.clear()
+
+    def pause(self, host: H) -> None:
+        self.paused.add(host)
+
+    def resume(self, host: H) -> bool:
+        """End `host`'s pause; False if it was not paused."""
+        if host not in self.paused:
+            return False
+        self.paused.discard(host)
+        return True
 
     def reachable(self, src: H, dst: H) -> bool:
         if self.down and (src in self.down or dst in self.down):

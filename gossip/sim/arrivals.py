@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from gossip.sim.engine import UP, Host, Simulation
+from gossip.sim.engine import Host, Simulation
 
 Action = Callable[[Host, list[Host]], None]
 
@@ -34,7 +34,7 @@ class Arrivals:
         sim = self.sim
         if sim.now >= self._stop:
             return
-        up = [h for h in sim.hosts if h.status == UP]
+        up = [h for h in sim.hosts if sim.running(h)]
         if up:
             self.act(self.rng.choice(up), up)
         sim.call_at(sim.now + self.rng.expovariate(self.rate), self._arrive)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gossip.core.membership import outputs as out
 from gossip.core.types import MemberState
-from gossip.sim.engine import DOWN, UP, Host, Simulation
+from gossip.sim.engine import DOWN, Host, Simulation
 
 
 def all_see_alive(sim: Simulation, expected: int | None = None) -> bool:
@@ -20,14 +20,14 @@ def all_see_alive(sim: Simulation, expected: int | None = None) -> bool:
     return all(
         h.node is not None and h.node.count(MemberState.ALIVE) == expected
         for h in sim.hosts
-        if h.status is UP
+        if sim.running(h)
     )
 
 
 def dead_everywhere(sim: Simulation, name: str) -> bool:
     """Every up host other than `name` holds `name` dead, left, or reaped."""
     for h in sim.hosts:
-        if h.status is UP and h.name != name and h.node is not None:
+        if sim.running(h) and h.name != name and h.node is not None:
             info = h.node.member(name)
             if info is not None and info.state <= MemberState.SUSPECT:
                 return False
@@ -39,7 +39,7 @@ def views_agree(sim: Simulation) -> bool:
     views = [
         {m.name: (m.state, m.incarnation) for m in h.node.members()}
         for h in sim.hosts
-        if h.status is UP and h.node is not None
+        if sim.running(h) and h.node is not None
     ]
     return all(v == views[0] for v in views[1:])
 

@@ -5,10 +5,12 @@ Rules:
   the network; each node has its own rng derived from the seed. The same seed
   and scenario give the same run, event for event.
 - Cores exchange their real wire bytes, so packet and byte counts are real.
-- Hosts are up, paused or down. A paused host (a GC stall, CPU starvation)
-  keeps everything addressed to it in a backlog and runs it, then its due
-  timers, when it resumes. A down host drops everything; a restart builds a
-  fresh Node with the incarnation its predecessor last reported.
+- Hosts are up or down, and an up host may be paused (the fault model's
+  `paused`: a GC stall, CPU starvation). A paused host keeps everything
+  addressed to it in a backlog and runs it, then its due timers, when it
+  resumes; only a running host (up, not paused) acts. A down host drops
+  everything; a restart builds a fresh Node with the incarnation its
+  predecessor last reported, and ends a pause.
 - The network is the shared fault model (gossip/faults.py) over host
   indexes; a datagram's reachability is judged when it is sent. Streams are
   reliable but slow under loss; a stream to a down host is refused after one
@@ -33,7 +35,7 @@ from gossip.core.membership.node import Node
 from gossip.core.types import Address
 from gossip.faults import FaultModel
 
-UP, PAUSED, DOWN = "up", "paused", "down"
+UP, DOWN = "up", "down"
 
 # event kinds
 _DELIVER, _WAKE, _STREAM_REQ, _STREAM_RESP, _STREAM_END, _CALL = range(6)
@@ -131,6 +133,7 @@ class Simulation:
         events = self._events
         heappop = heapq.heappop
         hosts = self.hosts
+        faults = self.faults
         while events and events[0][0] <= t_end:
             ev = heappop(events)
             self.now = ev[0]
@@ -138,16 +141,18 @@ class Simulation:
             kind = ev[2]
             if kind == _DELIVER:
                 h = hosts[ev[3]]
-                if h.status is UP:
+                if h.status is not UP:
+                    continue
+                if faults.paused and h.idx in faults.paused:
+                    h.backlog.append(ev)
+                else:
                     node = h.node
                     assert node is not None
                     node.receive_datagram(self.now, ev[4], ev[5])
                     self._drain(h)
-                elif h.status is PAUSED:
-                    h.backlog.append(ev)
             elif kind == _WAKE:
                 h = hosts[ev[3]]
-                if h.status is UP and h.wake == ev[0] and h.generation == ev[4]:
+                if self.running(h) and h.wake == ev[0] and h.generation == ev[4]:
                     h.wake = None
                     assert h.node is not None
                     h.node.handle_timeout(self.now)
@@ -168,6 +173,7 @@ class Simulation:
         h = self.hosts[idx]
         h.generation += 1
         h.status = UP
+        self.faults.resume(idx)
         h.backlog = []
         h.wake = None
         rng = random.Random(self.seed * 1_000_003 + idx * 7919 + h.generation)
@@ -182,7 +188,7 @@ class Simulation:
     def act(self, idx: int, fn: Callable[[Node, float], T]) -> T:
         """Run `fn(node, now)` on host `idx` (up) now, as its shell would."""
         h = self.hosts[idx]
-        assert h.node is not None and h.status is UP
+        assert h.node is not None and self.running(h)
         result = fn(h.node, self.now)
         self._drain(h)
         return result
@@ -190,21 +196,21 @@ class Simulation:
     def crash(self, idx: int) -> None:
         h = self.hosts[idx]
         h.status = DOWN
+        self.faults.resume(idx)
         h.node = None
         h.backlog = []
         h.wake = None
 
     def pause(self, idx: int, seconds: float) -> None:
         h = self.hosts[idx]
-        if h.status is UP:
-            h.status = PAUSED
+        if self.running(h):
+            self.faults.pause(idx)
             self.call_at(self.now + seconds, lambda: self.resume(idx))
 
     def resume(self, idx: int) -> None:
         h = self.hosts[idx]
-        if h.status is not PAUSED:
+        if not self.faults.resume(idx):
             return
-        h.status = UP
         backlog, h.backlog = h.backlog, []
         node = h.node
         assert node is not None
@@ -216,6 +222,10 @@ class Simulation:
         node.handle_timeout(self.now)
         h.wake = None
         self._drain(h)
+
+    def running(self, h: Host) -> bool:
+        """Whether `h` runs: up and not paused."""
+        return h.status is UP and h.idx not in self.faults.paused
 
     def live_hosts(self) -> list[Host]:
         """Hosts that are up or paused (paused hosts are alive, just slow)."""
@@ -288,7 +298,7 @@ class Simulation:
             dst = self.hosts[ev[4]]
             if dst.status is DOWN:
                 self._push(self.now + self.faults.latency, _STREAM_END, key, "reset")
-            elif dst.status is PAUSED:
+            elif dst.idx in self.faults.paused:
                 dst.backlog.append(ev)
             else:
                 assert dst.node is not None
@@ -305,7 +315,7 @@ class Simulation:
         if h.generation != key[2] or h.status is DOWN:
             del self._streams[key]
             return
-        if h.status is PAUSED:
+        if h.idx in self.faults.paused:
             h.backlog.append(ev)
             return
         del self._streams[key]

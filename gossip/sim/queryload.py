@@ -16,7 +16,7 @@ from typing import Any
 
 from gossip.core.membership import outputs as out
 from gossip.sim.arrivals import Arrivals
-from gossip.sim.engine import UP, Host, Simulation
+from gossip.sim.engine import Host, Simulation
 
 TIMEOUT_S = 5.0
 
@@ -52,7 +52,7 @@ class QueryLoad:
                 self.answers.setdefault(key, {})[o.responder] = self.sim.now
 
     def _respond(self, host: Host, q: out.QueryReceived) -> None:
-        if host.status == UP and host.node is not None:
+        if self.sim.running(host) and host.node is not None:
             self.sim.act(host.idx, lambda node, now: node.respond(now, q.qid, q.address, b"ok"))
 
     def figures(self) -> dict[str, Any]:

@@ -9,9 +9,9 @@ network's seeded rng: loss, duplication, latency with jitter, reordering,
 hosts taken down (crash: nothing in or out, connects refused), partitions,
 one-way cuts (a connect needs both directions, like TCP). A datagram's
 reachability is judged when it is delivered, so one in flight when a cut
-starts is lost. Paused hosts are this network's own: every datagram or stream
-operation of a paused host waits until it resumes, so its core task blocks on
-its first send, as a stopped process would. Streams are reliable and
+starts is lost. Pauses are the model's too (`faults.paused`); here every
+datagram or stream operation of a paused host waits until it resumes (a gate
+per paused host), so its core task blocks on its first send. Streams are reliable and
 immediate. Delayed datagrams need `run` in a nursery; without it they go at
 once. Time is trio's, so it runs as fast as MockClock lets it.
 """
@@ -39,9 +39,9 @@ class MemoryNetwork:
     __slots__ = (
         "_courier",
         "_endpoints",
+        "_gates",
         "_later",
         "_listeners",
-        "_paused",
         "_ports",
         "_seq",
         "delivered",
@@ -53,7 +53,8 @@ class MemoryNetwork:
     def __init__(self, rng: random.Random, loss: float = 0.0) -> None:
         self.rng = rng
         self.faults = FaultModel[str](loss=loss, latency=0.0)
-        self._paused: dict[str, trio.Event] = {}
+        self._gates: dict[str, trio.Event] = {}
+        """The gate a paused host's operations wait at (one per host in faults.paused)."""
         self._endpoints: dict[Address, _Endpoint] = {}
         self._listeners: dict[Address, trio.MemorySendChannel[_Incoming]] = {}
         self._ports = itertools.count(40000)
@@ -85,19 +86,21 @@ class MemoryNetwork:
         self.faults.heal()
 
     def pause(self, ip: str) -> None:
-        self._paused.setdefault(ip, trio.Event())
+        self.faults.pause(ip)
+        self._gates.setdefault(ip, trio.Event())
 
     def resume(self, ip: str) -> None:
-        gate = self._paused.pop(ip, None)
+        self.faults.resume(ip)
+        gate = self._gates.pop(ip, None)
         if gate is not None:
             gate.set()
 
     def paused(self, ip: str) -> bool:
-        return ip in self._paused
+        return ip in self.faults.paused
 
     async def gate(self, ip: str) -> None:
         """Wait while `ip` is paused (a checkpoint either way)."""
-        gate = self._paused.get(ip)
+        gate = self._gates.get(ip)
         if gate is None:
             await trio.lowlevel.checkpoint()
         else:
@@ -105,7 +108,7 @@ class MemoryNetwork:
 
     async def hold(self, ip: str) -> None:
         """Wait while `ip` is paused; no checkpoint otherwise (for callers that just had one)."""
-        gate = self._paused.get(ip)
+        gate = self._gates.get(ip)
         if gate is not None:
             await gate.wait()
 

@@ -82,6 +82,22 @@ def test_paused_nodes_are_never_declared_dead() -> None:
     assert r["false_deaths"] == 0
 
 
+def test_a_pause_is_the_fault_models_and_a_paused_host_catches_up_on_resume() -> None:
+    sim, verdicts = _cluster(6)
+    sim.run_until(10.0)
+    paused = sim.hosts[3]
+    sim.pause(3, 3.0)
+    assert sim.faults.paused == {3} and not sim.running(paused)
+    assert paused in sim.live_hosts(), "a paused host is alive"
+    sim.run_until(12.9)
+    assert paused.backlog, "what reaches a paused host waits in its backlog"
+    sim.run_until(13.1)
+    assert sim.faults.paused == set() and sim.running(paused) and paused.backlog == []
+    sim.run_until(30.0)
+    assert all_see_alive(sim, 6)
+    assert verdicts.false_deaths == set()
+
+
 def test_a_healed_partition_merges_back_into_one_view() -> None:
     sim, _ = _cluster(16)
     assert all_see_alive(sim, 16)

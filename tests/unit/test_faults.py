@@ -79,3 +79,18 @@ def test_a_stream_pays_an_rto_per_lost_segment_up_to_its_retry_limit() -> None:
 def test_out_of_range_settings_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         FaultModel[int](**bad)  # type: ignore[arg-type]
+
+
+def test_a_paused_host_stays_reachable_and_draws_as_before_until_it_resumes() -> None:
+    model = FaultModel[str](loss=0.3, jitter=0.01)
+    quiet = FaultModel[str](loss=0.3, jitter=0.01)
+    model.pause("b")
+    assert model.paused == {"b"}
+    assert model.reachable("a", "b") and model.reachable("b", "a")
+    rng, twin = random.Random(3), random.Random(3)
+    for _ in range(50):
+        assert model.datagram_delays(rng, "a", "b") == quiet.datagram_delays(twin, "a", "b")
+    model.heal()
+    assert model.paused == {"b"}, "heal ends partitions and cuts, not pauses"
+    assert model.resume("b") and not model.resume("b")
+    assert model.paused == set()

@@ -10,7 +10,7 @@ import pytest
 
 from gossip.core.membership.config import Config
 from gossip.core.ownership.assignment import ItemAcquired, Ownership, OwnershipOutput
-from gossip.sim.engine import UP, Host, Simulation, sim_address
+from gossip.sim.engine import Host, Simulation, sim_address
 
 ITEMS = [f"job-{i}" for i in range(200)]
 N = 10
@@ -45,7 +45,7 @@ class Owners:
             self.sim.call_at(max(deadline, self.sim.now), lambda: self._fire(host, deadline))
 
     def _fire(self, host: Host, deadline: float) -> None:
-        if self.timer[host.name] != deadline or host.status is not UP:
+        if self.timer[host.name] != deadline or not self.sim.running(host):
             return
         self.timer[host.name] = None
         self.by_name[host.name].handle_timeout(self.sim.now, int(self.sim.now * 1000))

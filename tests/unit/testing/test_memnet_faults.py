@@ -89,6 +89,8 @@ async def test_a_paused_host_sends_and_receives_nothing_until_it_resumes(
         nursery.start_soon(b_sends)
         assert await _drain(b, 5.0) == []
         assert not sent.is_set() and await _drain(a, 0.1) == []
+        assert net.paused(B[0]) and net.faults.paused == {B[0]}, "the shared model holds the pause"
         net.resume(B[0])
+        assert not net.paused(B[0]) and net.faults.paused == set()
         assert await _drain(b, 0.5) == [b"queued"]
         assert sent.is_set() and await _drain(a, 0.5) == [b"late"]

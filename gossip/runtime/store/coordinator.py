@@ -23,7 +23,7 @@ Rules:
   reason is logged.
 - A read asks every replica and merges every answer (last writer wins), but
   counts toward the quorum only replicas already filled with the partition's
-  data; once enough count, the others get as long again (at least LINGER_S),
+  data; once enough count, the others get as long again (at least fanout.LINGER_S),
   since views differ for a moment after a membership change and the writer's
   replicas need not be the reader's. When pending answers are all that is
   missing it nudges anti-entropy and asks again within the timeout. For a
@@ -40,8 +40,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 import structlog
@@ -58,13 +57,13 @@ from gossip.core.store.replica_ops import (
     decode_get_answer,
     decode_put_answer,
 )
+from gossip.runtime.store.fanout import Answer, Replicas, fan_out
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 RESTAMPS = 3
 VERSION_AHEAD = "version_ahead"
 STORAGE_REASONS = ("no_space", "io_error")
 FILL_RETRY_S = 0.05
-LINGER_S = 0.01
 log = structlog.get_logger("gossip.kv")
 
 
@@ -132,16 +131,12 @@ def needed_for(consistency: str, n: int) -> int:
     raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
 
 
-class Cluster(Protocol):
+class Cluster(Replicas, Protocol):
     """What the coordinator needs from the store service."""
 
     def replicas_of_key(self, key: str) -> Sequence[str]: ...
     def majority(self) -> Majority:
         """Whether this agent sees most of the members it has known."""
-        ...
-
-    def reached(self, name: str, ok: bool) -> None:
-        """Whether a request to replica `name` got an answer (feeds the majority rule)."""
         ...
 
     def replication(self) -> int:
@@ -164,73 +159,6 @@ class Cluster(Protocol):
     def stamp(self) -> Timestamp: ...
     def stamp_after(self, newer: tuple[int, int]) -> Timestamp: ...
     def plausible(self, wall_ms: int) -> bool: ...
-    async def call(self, replica: str, op: KvOp) -> bytes: ...
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
-
-
-@dataclass
-class Answer:
-    replica: str
-    payload: bytes | None
-    error: str | None
-    parsed: GetAnswer | None = None
-    """A get answer once decoded (decoded once, read several times)."""
-
-
-async def fan_out(
-    cluster: Cluster,
-    replicas: Sequence[str],
-    op: KvOp,
-    needed: int,
-    limit_s: float,
-    counts: Callable[[Answer], bool] | None = None,
-    *,
-    valid: Callable[[bytes], str | None] | None = None,
-    linger: bool = False,
-) -> list[Answer]:
-    """Send `op` to every replica; return once `needed` answers count (by default:
-    any answer that is not an error), all answered, or the timeout passed. Calls
-    still running go on in the background. `valid` names what is wrong with an
-    answer (None: nothing), which then counts as failed. With `linger`, once
-    enough answers count the others get as long again as those took (at least
-    LINGER_S): a replica whose view of the members differs from this one may hold
-    the newest version although the first answers did not."""
-    send, recv = trio.open_memory_channel[Answer](len(replicas))
-
-    def task(name: str) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            answer = Answer(name, None, "timeout")
-            reached = False
-            with trio.move_on_after(limit_s):
-                try:
-                    payload = await cluster.call(name, op)
-                    reached = True
-                    wrong = None if valid is None else valid(payload)
-                    answer = Answer(name, None if wrong else payload, wrong)
-                except Exception as exc:  # any failure of one replica is a missing answer
-                    answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
-            cluster.reached(name, reached)
-            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-                send.send_nowait(answer)  # the coordinator may have answered already
-
-        return run
-
-    for name in replicas:
-        cluster.spawn(task(name))
-    answers: list[Answer] = []
-    ok = 0
-    started = trio.current_time()
-    with recv, trio.move_on_after(limit_s + 0.5) as overall:
-        while ok < needed and len(answers) < len(replicas):
-            answer = await recv.receive()
-            answers.append(answer)
-            ok += answer.error is None and (counts is None or counts(answer))
-        if linger and len(answers) < len(replicas):
-            extra = max(LINGER_S, trio.current_time() - started)
-            with trio.move_on_after(min(extra, overall.deadline - trio.current_time())):
-                while len(answers) < len(replicas):
-                    answers.append(await recv.receive())
-    return answers
 
 
 def _get_answer(a: Answer) -> GetAnswer | None:

@@ -27,7 +27,8 @@ from gossip.core.store.tombstone_gc import (
     judged_deleted,
     purge_bound,
 )
-from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.storedreplica import StoredReplica
 
 log = structlog.get_logger("gossip.kv")
 

@@ -19,7 +19,7 @@ import structlog
 
 from gossip.core.store.replica_ops import MAX_SCAN, KvOp, KvOpError, Listed, decode_scan_result
 from gossip.core.types import MemberInfo, MemberState
-from gossip.runtime.store.coordinator import Answer, Cluster, fan_out
+from gossip.runtime.store.fanout import Answer, Replicas, fan_out
 
 log = structlog.get_logger("gossip.kv")
 
@@ -31,7 +31,7 @@ def scanned(me: str, members: Sequence[MemberInfo]) -> list[str]:
 
 
 async def list_page(
-    cluster: Cluster,
+    cluster: Replicas,
     names: list[str],
     limit_s: float,
     prefix: str,
@@ -61,7 +61,7 @@ async def list_page(
 
 
 async def list_all(
-    cluster: Cluster, names: list[str], limit_s: float, prefix: str, limit: int
+    cluster: Replicas, names: list[str], limit_s: float, prefix: str, limit: int
 ) -> tuple[list[Listed], bool]:
     """The live keys under `prefix` from `names`, merged; and whether the listing
     was cut at `limit`."""

@@ -36,7 +36,6 @@ from gossip.core.store.fingerprint import Fingerprinter
 from gossip.core.store.hlc import COUNTER_BITS, Timestamp
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
 from gossip.core.store.record import Entry, Record, wins
-from gossip.core.store.tombstone_gc import PeerCopy
 
 _SIGN = 1 << 63
 _SCHEMA = """
@@ -444,37 +443,3 @@ class KVStorage:
         row = self._db.execute("SELECT max(version) FROM kv").fetchone()
         v = int(row[0] or 0)
         return v >> COUNTER_BITS, v & ((1 << COUNTER_BITS) - 1)
-
-
-class StoredReplica:
-    """One partition of a KVStorage, as the anti-entropy `Replica`."""
-
-    def __init__(
-        self,
-        storage: KVStorage,
-        part: int,
-        observe: Callable[[Sequence[Record]], None] | None = None,
-    ) -> None:
-        self.storage = storage
-        self.part = part
-        self.observe = observe
-        """Called with records that arrive by sync (the store service's clock watches them)."""
-
-    @property
-    def tree(self) -> MerkleTree:
-        return self.storage.tree(self.part)
-
-    def entries(self, lo: int, hi: int, limit: int | None = None) -> list[Entry]:
-        return self.storage.entries(self.part, lo, hi, limit)
-
-    def records(self, khashes: Sequence[int]) -> list[Record]:
-        return self.storage.records_by_hash(self.part, khashes)
-
-    def apply(self, records: Sequence[Record]) -> int:
-        if self.observe is not None:
-            self.observe(records)
-        return self.storage.apply(records, part=self.part)
-
-    def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
-        """Everything may be sent (the store service's replica screens; see ledger.py)."""
-        return list(records)

@@ -15,7 +15,8 @@ from gossip.core.store.hlc import Timestamp
 from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.merkle import MerkleTree
 from gossip.core.store.record import Record, key_hash
-from gossip.runtime.store.storage import KVStorage, StorageError, StoredReplica
+from gossip.runtime.store.storage import KVStorage, StorageError
+from gossip.runtime.store.storedreplica import StoredReplica
 from gossip.testing.torture.disk import FULL, Disk
 
 

@@ -12,7 +12,8 @@ from gossip.core.store.merkle import MerkleTree
 from gossip.core.store.placement import partition_of
 from gossip.core.store.record import Record
 from gossip.runtime.store.settings import StoreSettings
-from gossip.runtime.store.storage import KVStorage, StoredReplica
+from gossip.runtime.store.storage import KVStorage
+from gossip.runtime.store.storedreplica import StoredReplica
 from tests.unit.store.memcluster import running, wait_until
 
 KEY = derive_key(b"k" * 32)

@@ -42,6 +42,7 @@ from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork, families
 from gossip.runtime.notify import Notifier, fmt_address
 from gossip.runtime.queries import MAX_TIMEOUT_S, QueryRouter, QueryStream
+from gossip.runtime.queryanswers import QUERY_CHANNEL, AnswerStreams
 from gossip.runtime.seeds import Resolver, resolve_seeds
 from gossip.runtime.service import (
     DatagramHandler,
@@ -93,7 +94,7 @@ class Agent:
             INBOX_SIZE
         )
         self._subscribers = Subscribers()
-        self._queries = QueryRouter()
+        self._queries = QueryRouter(self.metrics)
         self._nursery: trio.Nursery | None = None
         self._started = False
         self.api_address: Address | None = None
@@ -117,6 +118,15 @@ class Agent:
             rejected=self._notifier.streams_rejected,
         )
         self._stream_handlers[MEMBER_CHANNEL] = self._member_stream_request
+        self._answers = AnswerStreams(
+            settings.name,
+            lambda: self.address,
+            self._config.max_name_bytes,
+            self.streams.request,
+            lambda reply: self.call(lambda node, now: node.receive_query_reply(now, reply)),
+            self.metrics,
+        )
+        self._stream_handlers[QUERY_CHANNEL] = self._answers.receive
         self._tag_record = TagRecord(settings.data_dir)
         self._snapshot = MemberSnapshot(settings.data_dir)
         history = MemberHistory(settings.name, self.wall_ms, lambda: self.health)
@@ -302,17 +312,28 @@ class Agent:
         tags: Mapping[str, str] | None = None,
         ack: bool = True,
         wait_s: float = 5.0,
+        relay: int = 0,
     ) -> QueryStream:
-        """Ask the members whose name and tags match these globs; read their
-        acks and answers from the stream until its deadline, then close it.
-        ValueError when the query is refused (size, filters, too many open)."""
+        """Ask the members whose name and tags match these globs, their replies
+        also relayed through `relay` members; read their acks and answers from
+        the stream until its deadline, then close it. ValueError when the
+        query is refused (size, filters); QueryRefused, a ValueError, when it
+        is over this agent's bounds (runtime/queries.py)."""
         if not 0 < wait_s <= MAX_TIMEOUT_S:
             raise ValueError(f"wait_s: must be in (0, {MAX_TIMEOUT_S:g}] seconds")
 
         def start(node_: Node, now: float) -> QueryStream | str:
+            self._queries.admit(now)  # raises QueryRefused, passed on by call()
             try:
                 qid = node_.query(
-                    now, name, payload, node=node, tags=tags or {}, ack=ack, timeout=wait_s
+                    now,
+                    name,
+                    payload,
+                    node=node,
+                    tags=tags or {},
+                    ack=ack,
+                    timeout=wait_s,
+                    relay=relay,
                 )
             except ValueError as exc:  # refused here, not raised in the core task
                 return str(exc)
@@ -335,9 +356,13 @@ class Agent:
         return answers
 
     async def respond_query(self, event: MemberEvent, payload: bytes) -> None:
-        """Answer a `query` event (ValueError if the answer is too large)."""
+        """Answer a `query` event: over UDP, or over a stream when larger than
+        a datagram takes (queryanswers.py); ValueError if over the limit."""
         qid = int(event.detail["qid"])
         address = parse_hostport(str(event.detail["address"]), 0)
+        if self._node is not None and len(payload) > self._node.query_reply_room:
+            await self._answers.send(address, qid, payload)
+            return
 
         def respond(node: Node, now: float) -> str:
             try:

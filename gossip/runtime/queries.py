@@ -67,12 +67,16 @@ class QueryRouter:
 
     def admit(self, now: float) -> None:
         """Spend a token for a new query, or raise QueryRefused."""
+        # A stream whose reader never came (an API client gone before the
+        # first line) is never closed: past its deadline it no longer counts.
+        for qid in [q for q, s in self._open.items() if now > s.deadline]:
+            self._open.pop(qid).close()
         if len(self._open) >= MAX_CONCURRENT:
             self._refused.inc(labels={"reason": "concurrency"})
             raise QueryRefused(
                 "concurrency",
-                f"{MAX_CONCURRENT} queries of this agent are open; at most"
-                f" {MAX_CONCURRENT} may be open at once",
+                f"{MAX_CONCURRENT} queries of this agent are open, the most it allows;"
+                " try again when one is done",
             )
         if not self._bucket.take(now):
             self._refused.inc(labels={"reason": "rate"})

@@ -145,3 +145,26 @@ def test_the_relay_factor_travels_only_when_asked_and_is_bounded() -> None:
     node.start(0.0, [])
     with pytest.raises(ValueError, match="relay"):
         node.query(0.0, "q", b"", relay=6)
+
+
+def test_a_stream_answer_round_trips_and_bad_bodies_are_refused() -> None:
+    from gossip.core.membership.queryanswer import MAX_ANSWER_BYTES, decode_answer, encode_answer
+
+    body = encode_answer(5, "r", b"x" * MAX_ANSWER_BYTES)
+    assert decode_answer(body, 128) == QueryReply(5, "r", False, b"x" * MAX_ANSWER_BYTES)
+    with pytest.raises(ValueError, match="limit is 65536"):
+        encode_answer(5, "r", b"x" * (MAX_ANSWER_BYTES + 1))
+    import cbor2
+
+    for bad, reason in [
+        (cbor2.dumps([5, "r", b"x" * (MAX_ANSWER_BYTES + 600)]), "oversized"),
+        (cbor2.dumps([5, "r", b"x" * (MAX_ANSWER_BYTES + 1)]), "bad_field"),
+        (cbor2.dumps([5, "r" * 129, b""]), "bad_field"),
+        (cbor2.dumps([-1, "r", b""]), "bad_field"),
+        (cbor2.dumps([5, "r"]), "bad_field"),
+        (body + b"\x00", "non_canonical"),
+        (b"", "truncated"),
+    ]:
+        with pytest.raises(WireError) as exc:
+            decode_answer(bad, 128)
+        assert exc.value.reason == reason

@@ -5,7 +5,9 @@ Rules: the payload is the second argument (UTF-8 text) or, with
 limit is refused by the agent with a message naming the limit, printed as
 one line with exit status 1. `gossip query` prints each ack and answer as it
 arrives, then who acked, who answered and who did not before the deadline;
-a filter that matches nobody says so.
+a filter that matches nobody says so. A query over the agent's bounds
+(HTTP 429) is refused with the agent's reason: how many may be open, or
+the rate and when to try again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds (default 5)")
     p.add_argument("--no-ack", dest="ack", action="store_false", help="do not ask for acks")
+    p.add_argument(
+        "--relay",
+        type=int,
+        default=0,
+        metavar="N",
+        help="each reply also comes through N random members (0-5; for lossy paths)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.set_defaults(func=api_command("query", query))
 
@@ -77,7 +86,7 @@ def query(client: ApiClient, args: argparse.Namespace) -> int:
             raise ApiClientError(f"--tag {item!r}: expected KEY=GLOB")
         tags[key] = glob
     body = {"name": args.name, "node": args.node, "tags": tags, "ack": args.ack}
-    body["timeout"] = args.timeout
+    body.update(timeout=args.timeout, relay=args.relay)
     for line in client.stream_lines("/v1/query", "POST", _with_payload(body, args)):
         if args.json:
             print(json.dumps(line, sort_keys=True), flush=True)

@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--queries-per-s", type=float, default=0.0, help="queries to all per second cluster-wide"
     )
+    p.add_argument(
+        "--query-relay", type=int, default=0, metavar="N", help="relay each reply via N members"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", choices=("lan", "wan", "local"), default="lan")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -63,6 +66,7 @@ def simulate(args: argparse.Namespace) -> int:
         partition_s=args.partition_s,
         events_per_s=args.events_per_s,
         queries_per_s=args.queries_per_s,
+        query_relay=args.query_relay,
     )
     try:
         result = run_scenario(sc)

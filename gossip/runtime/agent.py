@@ -49,6 +49,7 @@ from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
 from gossip.runtime.notify import Notifier, fmt_address
 from gossip.runtime.queries import QueryRouter, QueryStream, collect
+from gossip.runtime.queryanswers import QUERY_CHANNEL, AnswerStreams
 from gossip.runtime.seeds import Resolver
 from gossip.runtime.service import MemberEvent, Service
 from gossip.runtime.settings import AgentSettings
@@ -86,7 +87,7 @@ class Agent:
         self._config: Config = settings.core_config()
         self._core = CoreTask()
         self._subscribers = Subscribers()
-        self._queries = QueryRouter()
+        self._queries = QueryRouter(self.metrics)
         self._nursery: trio.Nursery | None = None
         self._started = False
         self.api_address: Address | None = None
@@ -111,6 +112,15 @@ class Agent:
         )
         self._member_streams = MemberStreams(self._core, self.streams)
         self._hosted.stream_handlers[MEMBER_CHANNEL] = self._member_streams.answer
+        self._answers = AnswerStreams(
+            settings.name,
+            lambda: self.address,
+            self._config.max_name_bytes,
+            self.streams.request,
+            lambda reply: self.call(lambda node, now: node.receive_query_reply(now, reply)),
+            self.metrics,
+        )
+        self._hosted.stream_handlers[QUERY_CHANNEL] = self._answers.receive
         self._tag_record = TagRecord(settings.data_dir)
         self._joiner = Joiner(
             settings.name,
@@ -266,12 +276,22 @@ class Agent:
         tags: Mapping[str, str] | None = None,
         ack: bool = True,
         wait_s: float = 5.0,
+        relay: int = 0,
     ) -> QueryStream:
-        """Ask the members whose name and tags match these globs; read their
-        acks and answers from the stream until its deadline, then close it.
-        ValueError when the query is refused (size, filters, too many open)."""
+        """Ask the members whose name and tags match these globs, their replies
+        also relayed through `relay` members; read their acks and answers from
+        the stream until its deadline, then close it. ValueError when the
+        query is refused (size, filters); QueryRefused, a ValueError, when it
+        is over this agent's bounds (runtime/queries.py)."""
         return await self._queries.start(
-            self._core, name, payload, node=node, tags=tags or {}, ack=ack, wait_s=wait_s
+            self._core,
+            name,
+            payload,
+            node=node,
+            tags=tags or {},
+            ack=ack,
+            wait_s=wait_s,
+            relay=relay,
         )
 
     async def query(self, name: str, payload: bytes = b"", **filters: Any) -> list[o.QueryAnswered]:
@@ -279,9 +299,13 @@ class Agent:
         return await collect(await self.start_query(name, payload, **filters))
 
     async def respond_query(self, event: MemberEvent, payload: bytes) -> None:
-        """Answer a `query` event (ValueError if the answer is too large)."""
+        """Answer a `query` event: over UDP, or over a stream when larger than
+        a datagram takes (queryanswers.py); ValueError if over the limit."""
         qid = int(event.detail["qid"])
         address = parse_hostport(str(event.detail["address"]), 0)
+        if self._node is not None and len(payload) > self._node.query_reply_room:
+            await self._answers.send(address, qid, payload)
+            return
 
         await self.call(lambda node, now: node.respond(now, qid, address, payload))
 

@@ -19,13 +19,14 @@ from typing import Any, Protocol
 import trio
 
 from gossip.core.membership.queries import MAX_FILTER_CHARS, filter_matches
+from gossip.core.membership.wireschema import MAX_RELAY
 from gossip.core.types import Address, MemberInfo
 from gossip.runtime.hosted import add_unique
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, HttpServer, RouteKey
 from gossip.runtime.memberfilter import FilterError, parse_filter
 from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address, payload_json
-from gossip.runtime.queries import MAX_TIMEOUT_S, QueryStream
+from gossip.runtime.queries import MAX_TIMEOUT_S, QueryRefused, QueryStream
 from gossip.runtime.seeds import parse_seed
 from gossip.runtime.subscribe import Subscription
 from gossip.runtime.tagfile import TagChange, tag_change
@@ -74,6 +75,7 @@ class ControlledAgent(Protocol):
         tags: Mapping[str, str] | None = ...,
         ack: bool = ...,
         wait_s: float = ...,
+        relay: int = ...,
     ) -> QueryStream: ...
 
 
@@ -181,8 +183,16 @@ def control_routes(agent: ControlledAgent) -> dict[RouteKey, Handler]:
         q = parse_query(req.json())
         try:
             stream = await agent.start_query(
-                q.name, q.payload, node=q.node, tags=q.tags, ack=q.ack, wait_s=q.timeout
+                q.name,
+                q.payload,
+                node=q.node,
+                tags=q.tags,
+                ack=q.ack,
+                wait_s=q.timeout,
+                relay=q.relay,
             )
+        except QueryRefused as exc:  # over this agent's bounds: a later try may pass
+            raise ApiError(429, f"query refused: {exc}") from None
         except ValueError as exc:
             raise ApiError(400, f"query: {exc}") from None
         expected = sorted(
@@ -254,11 +264,13 @@ class QueryRequest:
     tags: dict[str, str]
     ack: bool
     timeout: float
+    relay: int = 0
 
 
 def parse_query(body: Any) -> QueryRequest:
     """A POST /v1/query body: the fields of an event body (no coalesce) plus
-    "node" (a glob), "tags" ({key: glob}), "ack" (bool), "timeout" (seconds)."""
+    "node" (a glob), "tags" ({key: glob}), "ack" (bool), "timeout" (seconds),
+    "relay" (members each reply also goes through, 0..MAX_RELAY)."""
     name, payload, _ = parse_user_event({k: v for k, v in body.items() if k != "coalesce"}
                                         if isinstance(body, dict) else body)  # fmt: skip
     node = body.get("node", "*")
@@ -282,7 +294,10 @@ def parse_query(body: Any) -> QueryRequest:
         or not 0 < timeout <= MAX_TIMEOUT_S
     ):
         raise ApiError(400, f"timeout: expected seconds in (0, {MAX_TIMEOUT_S:g}]")
-    return QueryRequest(name, payload, node, tags, ack, float(timeout))
+    relay = body.get("relay", 0)
+    if isinstance(relay, bool) or not isinstance(relay, int) or not 0 <= relay <= MAX_RELAY:
+        raise ApiError(400, f"relay: expected a whole number of members in 0..{MAX_RELAY}")
+    return QueryRequest(name, payload, node, tags, ack, float(timeout), relay)
 
 
 async def _query_lines(stream: QueryStream, expected: list[str], ack: bool) -> AsyncIterator[bytes]:

@@ -2,8 +2,8 @@
 
 Rules: from `start` until `stop` the load starts `rate` queries per simulated
 second cluster-wide (Poisson arrivals), each from a random up host, to every
-member (no filter), with acks and a `timeout` deadline; every host that
-receives one answers at once. Drawn from the load's own seeded rng, so a run
+member (no filter), with acks, a `timeout` deadline and `relay` relays per
+reply; every host that receives one answers at once. Drawn from the load's own seeded rng, so a run
 replays. The figures: for each query, the share of hosts up at its start
 whose ack and whose answer reached the asker before the deadline, and the
 time to the last answer.
@@ -22,9 +22,10 @@ TIMEOUT_S = 5.0
 
 
 class QueryLoad:
-    def __init__(self, sim: Simulation, rate: float, seed: int) -> None:
+    def __init__(self, sim: Simulation, rate: float, seed: int, relay: int = 0) -> None:
         self.sim = sim
         self.rate = rate
+        self.relay = relay
         self.rng = random.Random(f"queries-{seed}")
         self.asked: dict[tuple[str, int], tuple[float, set[str]]] = {}
         """(asker, qid) -> (time asked, hosts up then)."""
@@ -37,7 +38,10 @@ class QueryLoad:
         self._arrivals.start(at, stop)
 
     def _ask(self, host: Host, up: list[Host]) -> None:
-        qid = self.sim.act(host.idx, lambda node, now: node.query(now, "q", b"", timeout=TIMEOUT_S))
+        qid = self.sim.act(
+            host.idx,
+            lambda node, now: node.query(now, "q", b"", timeout=TIMEOUT_S, relay=self.relay),
+        )
         self.asked[(host.name, qid)] = (self.sim.now, {h.name for h in up})
 
     def _on_output(self, host: Host, o: out.Notification) -> None:

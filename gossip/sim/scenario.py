@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gossip.core.membership.config import Config
+from gossip.core.membership.wireschema import MAX_RELAY
 from gossip.faults import FaultModel
 from gossip.sim.checks import Verdicts, all_see_alive
 from gossip.sim.engine import Simulation
@@ -51,10 +52,12 @@ class Scenario:
     partition_s: float = 0.0
     start_spread: float = 1.0
     events_per_s: float = 0.0
-    queries_per_s: float = 0.0
-    """Queries to every member per second cluster-wide, same window (sim/queryload.py)."""
     """User events fired cluster-wide per second, from convergence until
     EVENT_TAIL seconds before the end (sim/userevents.py)."""
+    queries_per_s: float = 0.0
+    """Queries to every member per second cluster-wide, same window (sim/queryload.py)."""
+    query_relay: int = 0
+    """Members each query's replies are also relayed through (0..5)."""
 
     def validate(self) -> None:
         if self.nodes < 1:
@@ -66,6 +69,8 @@ class Scenario:
             raise ValueError("--crash + --pause must leave the seeds (3 nodes) untouched")
         if self.events_per_s < 0 or self.queries_per_s < 0:
             raise ValueError("--events-per-s and --queries-per-s must be >= 0")
+        if not 0 <= self.query_relay <= MAX_RELAY:
+            raise ValueError(f"--query-relay must be within 0..{MAX_RELAY}")
         if self.partition_s and self.nodes < 2:
             raise ValueError("a partition needs at least 2 nodes")
 
@@ -97,7 +102,7 @@ class _Run:
         self.crashed: list[str] = []
         self.paused: list[str] = []
         self.events = EventLoad(self.sim, sc.events_per_s, sc.seed)
-        self.queries = QueryLoad(self.sim, sc.queries_per_s, sc.seed)
+        self.queries = QueryLoad(self.sim, sc.queries_per_s, sc.seed, sc.query_relay)
 
     def start(self) -> None:
         sim, sc, rng = self.sim, self.sc, self.plan_rng

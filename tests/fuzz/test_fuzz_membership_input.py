@@ -29,6 +29,7 @@ from gossip.core.membership.messages import (
     Prune,
     PushPull,
     Query,
+    QueryRelay,
     QueryReply,
     StateEntry,
     Suspect,
@@ -64,6 +65,8 @@ MESSAGES: list[Message] = [
     UserEvent(4, "deploy", b"\x00payload", False),
     Query(5, 9, "uptime", b"", "peer", PEER, "m?", {"role": "d*"}, True),
     QueryReply(9, "peer", True, b""),
+    Query(6, 10, "uptime", b"", "peer", PEER, "*", {}, True, 2),
+    QueryRelay(QueryReply(10, "peer", False, b"up"), "me", ME),
 ]
 PARTS = [CODEC.frame(m)[len(CODEC.prefix) + 1 :] for m in MESSAGES]
 

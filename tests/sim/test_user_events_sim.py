@@ -29,3 +29,14 @@ def test_queries_to_everyone_are_acked_and_answered_by_nearly_all_under_loss() -
     # Each reply crosses the network once (twice over): a few may be lost.
     assert r["query_answer_share_mean"] >= 0.97
     assert r["query_ack_share_min"] >= 0.9
+
+
+def test_relayed_replies_reach_the_asker_more_often_under_heavy_loss() -> None:
+    def mean_answered(relay: int) -> float:
+        sc = Scenario(nodes=30, duration=30, loss=0.2, seed=4, queries_per_s=1, query_relay=relay)
+        share: float = run_scenario(sc)["query_answer_share_mean"]
+        return share
+
+    direct, relayed = mean_answered(0), mean_answered(2)
+    assert relayed > direct
+    assert relayed >= 0.99  # a reply is lost only if its 2 copies and 2 relays all are

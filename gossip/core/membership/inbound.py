@@ -32,6 +32,7 @@ from gossip.core.membership.messages import (
     PingReq,
     Prune,
     Query,
+    QueryRelay,
     QueryReply,
     Suspect,
     UserEvent,
@@ -140,5 +141,7 @@ class Inbound:
             self._queries.on_query(now, msg)
         elif type(msg) is QueryReply:
             self._queries.on_reply(now, msg)
+        elif type(msg) is QueryRelay:
+            self._queries.on_relay(msg)
         else:
             self._reject(src, "unexpected_kind")

@@ -38,6 +38,7 @@ class Kind(IntEnum):
     USER_EVENT = 13
     QUERY = 14
     QUERY_REPLY = 15
+    QUERY_RELAY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +195,12 @@ class Query:
     node: str
     tags: Mapping[str, str]
     ack: bool
+    relay: int = 0
+    """Members each reply also goes through (queryrelay.py); sent only when
+    not 0, so a query without relays reads the same to older builds."""
 
     def fields(self) -> list[Any]:
-        return [
+        fields = [
             self.ltime,
             self.qid,
             self.name,
@@ -208,6 +212,7 @@ class Query:
             dict(self.tags),
             self.ack,
         ]
+        return [*fields, self.relay] if self.relay else fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +227,20 @@ class QueryReply:
 
     def fields(self) -> list[Any]:
         return [self.qid, self.responder, self.ack, self.payload]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRelay:
+    """Please pass `reply` on to the query's origin, `origin` at `address`
+    (queryrelay.py): a second path for replies on lossy or one-way links."""
+
+    KIND: ClassVar[Kind] = Kind.QUERY_RELAY
+    reply: QueryReply
+    origin: str
+    address: Address
+
+    def fields(self) -> list[Any]:
+        return [*self.reply.fields(), self.origin, self.address[0], self.address[1]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +325,7 @@ Message = (
     | UserEvent
     | Query
     | QueryReply
+    | QueryRelay
     | CoordinateMsg
     | Prune
 )

@@ -28,7 +28,7 @@ import random
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from gossip.core.membership import forceleave, versions
+from gossip.core.membership import forceleave, queryrelay, versions
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
 from gossip.core.membership.coordinates import Coordinates
@@ -37,12 +37,13 @@ from gossip.core.membership.dissemination import Disseminator
 from gossip.core.membership.identity import Identity
 from gossip.core.membership.inbound import Inbound
 from gossip.core.membership.lifeguard import Health, stall_penalty
-from gossip.core.membership.members import SUSPECT, MemberTable
+from gossip.core.membership.members import ALIVE, SUSPECT, MemberTable
 from gossip.core.membership.messages import (
     Ack,
     Left,
     Message,
     Prune,
+    QueryReply,
     UserEvent,
 )
 from gossip.core.membership.probing import Prober
@@ -112,7 +113,10 @@ class Node:
             send=self._send,
             emit=self._outbox.append,
             gossip=self._gossip_query,
-            reply_room=self._codec.room - 2 * cfg.max_name_bytes - 32,
+            reply_room=queryrelay.reply_room(self._codec.room, cfg.max_name_bytes),
+            pick_relays=lambda n, exclude: self._table.random_members(n, {ALIVE}, exclude),
+            member=self._table.get,
+            count=self._count,
         )
         self._me = Identity(
             name,
@@ -333,14 +337,25 @@ class Node:
         tags: Mapping[str, str] | None = None,
         ack: bool = True,
         timeout: float = 5.0,
+        relay: int = 0,
     ) -> int:
-        """Ask the members matching the globs `node` and `tags` (queries.py);
-        their acks and answers come back as QueryAnswered. The query's id."""
-        return self._queries.start(now, name, payload, node, tags or {}, ack, timeout)
+        """Ask the members matching the globs `node` and `tags` (queries.py),
+        replies also relayed through `relay` members (queryrelay.py); their
+        acks and answers come back as QueryAnswered. The query's id."""
+        return self._queries.start(now, name, payload, node, tags or {}, ack, timeout, relay)
 
     def respond(self, now: float, qid: int, address: Address, payload: bytes) -> None:
-        """Answer a QueryReceived (ValueError if it cannot fit one datagram)."""
+        """Answer a QueryReceived (ValueError if larger than query_reply_room)."""
         self._queries.respond(now, qid, address, payload)
+
+    @property
+    def query_reply_room(self) -> int:
+        """The largest answer respond() sends; the shell streams larger ones."""
+        return self._queries.reply_room
+
+    def receive_query_reply(self, now: float, reply: QueryReply) -> None:
+        """An answer to a query of ours that came over a stream."""
+        self._queries.on_reply(now, reply)
 
     def _gossip_query(self, now: float, wrapped: bytes) -> None:
         self._events.gossip(wrapped)

@@ -10,11 +10,15 @@ Rules:
   (fnmatch) compiles to a pattern with no backtracking blow-up, so a query
   cannot stall a receiver. A filter is at most 256 characters.
 - A matching receiver acks at once when asked (a QueryReply sent straight to
-  the origin's address, REPLY_COPIES times) and reports QueryReceived; the
-  shell answers with Node.respond(), sent the same way. The answer must fit
-  one datagram.
+  the origin's address, REPLY_COPIES times, and through the query's relays:
+  queryrelay.py) and reports QueryReceived; the shell answers with
+  Node.respond(), sent the same way when it fits reply_room, else over a
+  stream by the shell (Node.receive_query_reply at the origin).
+- Incoming queries are bounded: a receiver takes on (acks and reports) at
+  most INCOMING_BURST at once and INCOMING_PER_S a second after that; the
+  rest are still passed on but dropped here, counted as queries_dropped.
 - The origin accepts, until the query's deadline, one ack and one response
-  per responder; anything else is dropped.
+  per responder, by whatever path; anything else is dropped.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ from functools import lru_cache
 
 from gossip.core.membership import outputs as out
 from gossip.core.membership.config import Config
-from gossip.core.membership.messages import Message, Query, QueryReply
+from gossip.core.membership.counters import CountFn
+from gossip.core.membership.messages import Message, Query, QueryRelay, QueryReply
+from gossip.core.membership.queryrelay import PickRelays, check_relay, forward_refusal, relay_copies
+from gossip.core.membership.tokenbucket import TokenBucket
 from gossip.core.membership.wire import encode_message, wrap
-from gossip.core.types import Address
+from gossip.core.types import Address, MemberInfo
 
 MAX_FILTER_CHARS = 256
 REPLY_COPIES = 2
@@ -39,6 +46,11 @@ reply crosses the network once, with no retry, so one lost datagram would
 lose it; two copies cut a 10 % loss to about 1 %."""
 MAX_OPEN = 64
 """Queries of ours open at once; start() refuses more."""
+INCOMING_PER_S = 20.0
+INCOMING_BURST = 40
+"""Queries of others taken on here: a flood cannot run handlers unboundedly."""
+REMEMBERED = 1024
+"""Queries taken on whose relay factor is kept for their answer."""
 
 
 @dataclass
@@ -67,9 +79,11 @@ class Queries:
         tags: Mapping[str, str],
         ack: bool,
         timeout: float,
+        relay: int = 0,
     ) -> Query:
         """A new query of ours (ValueError if too large, too many or a bad filter)."""
         self._expire(now)
+        check_relay(relay)
         size = len(name.encode()) + len(payload)
         if not name or size > self.limit:
             raise ValueError(
@@ -80,7 +94,9 @@ class Queries:
         for pattern in (node, *tags.values()):
             if len(pattern) > MAX_FILTER_CHARS:
                 raise ValueError(f"a filter is at most {MAX_FILTER_CHARS} characters")
-        query = Query(self.clock, qid, name, payload, origin[0], origin[1], node, dict(tags), ack)
+        query = Query(
+            self.clock, qid, name, payload, origin[0], origin[1], node, dict(tags), ack, relay
+        )
         self._open[qid] = _Open(now + timeout)
         self.receive(query)
         return query
@@ -155,6 +171,9 @@ class QueryDesk:
         emit: Callable[[out.Output], None],
         gossip: Callable[[float, bytes], None],
         reply_room: int,
+        pick_relays: PickRelays,
+        member: Callable[[str], MemberInfo | None],
+        count: CountFn,
     ) -> None:
         self._name = name
         self._address = address
@@ -163,7 +182,14 @@ class QueryDesk:
         self._send = send
         self._emit = emit
         self._gossip = gossip
-        self._reply_room = reply_room
+        self.reply_room = reply_room
+        """The largest answer sent over UDP; a larger one goes over a stream."""
+        self._pick = pick_relays
+        self._member = member
+        self._count = count
+        self._incoming = TokenBucket(INCOMING_PER_S, INCOMING_BURST)
+        self._taken: dict[int, Query] = {}
+        """Queries taken on, by qid (the oldest forgotten past REMEMBERED)."""
         self.queries = Queries(cfg)
 
     def start(
@@ -175,25 +201,33 @@ class QueryDesk:
         tags: Mapping[str, str],
         ack: bool,
         timeout: float,
+        relay: int = 0,
     ) -> int:
         qid = self._rng.getrandbits(48)
         query = self.queries.start(
-            now, qid, name, payload, (self._name, self._address), node, tags, ack, timeout
+            now, qid, name, payload, (self._name, self._address), node, tags, ack, timeout, relay
         )
         self._gossip(now, wrap(encode_message(query)))
-        self._answer(query)
+        self._answer(now, query)
         return qid
 
     def on_query(self, now: float, query: Query) -> None:
         if self.queries.receive(query):
             self._gossip(now, wrap(encode_message(query)))
-            self._answer(query)
+            self._answer(now, query)
 
-    def _answer(self, query: Query) -> None:
+    def _answer(self, now: float, query: Query) -> None:
         if not matches(query, self._name, self._tags()):
             return
+        ours = query.address == self._address
+        if not ours and not self._incoming.take(now):
+            self._count("queries_dropped", 1, "rate")
+            return
+        self._taken[query.qid] = query
+        if len(self._taken) > REMEMBERED:
+            del self._taken[next(iter(self._taken))]
         if query.ack:
-            self._reply(query.address, QueryReply(query.qid, self._name, True, b""), 0.0)
+            self._reply(query, QueryReply(query.qid, self._name, True, b""), now)
         self._emit(
             out.QueryReceived(
                 query.qid, query.ltime, query.name, query.payload, query.origin, query.address
@@ -201,14 +235,28 @@ class QueryDesk:
         )
 
     def respond(self, now: float, qid: int, address: Address, payload: bytes) -> None:
-        """Answer query `qid` (ValueError if the answer cannot fit one datagram)."""
-        if len(payload) > self._reply_room:
+        """Answer query `qid` over UDP (ValueError if it cannot fit reply_room:
+        the shell sends such an answer over a stream)."""
+        if len(payload) > self.reply_room:
             raise ValueError(
-                f"a query response takes {len(payload)} bytes; the limit is {self._reply_room}"
+                f"a query response takes {len(payload)} bytes; the limit is {self.reply_room}"
             )
-        self._reply(address, QueryReply(qid, self._name, False, payload), now)
+        query = self._taken.get(qid)
+        reply = QueryReply(qid, self._name, False, payload)
+        if query is None or query.address != address:  # forgotten: straight back only
+            self._send_direct(address, reply, now)
+        else:
+            self._reply(query, reply, now)
 
-    def _reply(self, address: Address, reply: QueryReply, now: float) -> None:
+    def _reply(self, query: Query, reply: QueryReply, now: float) -> None:
+        self._send_direct(query.address, reply, now)
+        if query.address != self._address:
+            for to, msg in relay_copies(
+                query.relay, self._name, query.origin, query.address, reply, self._pick
+            ):
+                self._send(to, msg)
+
+    def _send_direct(self, address: Address, reply: QueryReply, now: float) -> None:
         if address == self._address:  # our own query
             self.on_reply(now, reply)
         else:
@@ -216,5 +264,15 @@ class QueryDesk:
                 self._send(address, reply)
 
     def on_reply(self, now: float, reply: QueryReply) -> None:
+        """An ack or answer to a query of ours, by any path (UDP, relay, stream)."""
         if self.queries.reply(now, reply):
             self._emit(out.QueryAnswered(reply.qid, reply.responder, reply.ack, reply.payload))
+
+    def on_relay(self, msg: QueryRelay) -> None:
+        """A responder asks us to pass its reply on to the origin (queryrelay.py)."""
+        why = forward_refusal(self._name, msg, self._member(msg.origin))
+        if why:
+            self._count("query_relays_refused", 1, why)
+            return
+        self._count("query_replies_relayed")
+        self._send(msg.address, msg.reply)

@@ -36,6 +36,7 @@ from gossip.core.membership.messages import (
     PushPull,
     PushPullReply,
     Query,
+    QueryRelay,
     QueryReply,
     StateEntry,
     Suspect,
@@ -49,6 +50,8 @@ MAX_HOST_CHARS = 255
 MAX_UINT = 2**63 - 1
 MAX_FILTER_CHARS = 256
 """A query's node filter (a glob) is at most this long."""
+MAX_RELAY = 5
+"""A query asks for at most this many relays per reply (queryrelay.py)."""
 MAX_DIMENSIONS = 16
 MAX_MICROS = 100_000_000
 """Bound of a coordinate's fixed-point values (100 s in microseconds)."""
@@ -123,6 +126,7 @@ class Schema:
             Kind.USER_EVENT: self._user_event,
             Kind.QUERY: self._query,
             Kind.QUERY_REPLY: self._query_reply,
+            Kind.QUERY_RELAY: self._query_relay,
         }
 
     def message(self, obj: Any) -> Message:
@@ -227,6 +231,11 @@ class Schema:
         return UserEvent(uint(ltime), name, payload, coalesce)
 
     def _query(self, raw: list[Any]) -> Query:
+        relay = 0
+        if len(raw) == 12:  # the relay factor is sent only when not 0
+            *raw, relay = raw
+            if type(relay) is not int or not 1 <= relay <= MAX_RELAY:
+                raise WireError("bad_field", "query relay")
         _, ltime, qid, name, payload, origin, host, port, node, tags, ack = raw
         if type(payload) is not bytes or type(ack) is not bool:
             raise WireError("bad_field", "query")
@@ -245,6 +254,7 @@ class Schema:
             node,
             self.tags(tags),
             ack,
+            relay,
         )
 
     def _query_reply(self, raw: list[Any]) -> QueryReply:
@@ -254,6 +264,11 @@ class Schema:
         if len(payload) > MAX_UDP_PAYLOAD:
             raise WireError("bad_field", "query reply too large")
         return QueryReply(uint(qid), self.name(responder), ack, payload)
+
+    def _query_relay(self, raw: list[Any]) -> QueryRelay:
+        _, qid, responder, ack, payload, origin, host, port = raw
+        reply = self._query_reply([Kind.QUERY_REPLY, qid, responder, ack, payload])
+        return QueryRelay(reply, self.name(origin), (_host(host), _port(port)))
 
     def entry(self, raw: bytes) -> StateEntry:
         """One encoded push-pull entry, strictly (WireError "bad_field")."""

@@ -16,7 +16,8 @@ Rules:
 - After `timeout` seconds the whole group is killed. A failure, a timeout or
   a command that cannot start is logged (event_handler_failed,
   event_handler_timed_out) and counted in event_handler_runs_total{result};
-  the agent carries on. Only the last OUTPUT_LIMIT bytes of output are kept.
+  the agent carries on. Only the last OUTPUT_LIMIT bytes of output are kept,
+  or for a query MAX_ANSWER_BYTES: a longer answer is refused and logged.
 - set_specs() replaces the handlers (SIGHUP): the old ones finish the events
   already queued for them, then stop.
 """
@@ -37,6 +38,7 @@ import trio
 from gossip.runtime.handlers.spec import KIND_NAMES, HandlerSpec
 from gossip.runtime.metrics import Registry
 from gossip.runtime.notify import fmt_address
+from gossip.runtime.queryanswers import MAX_ANSWER_BYTES
 from gossip.runtime.service import MemberEvent
 
 log = structlog.get_logger("gossip.handlers")
@@ -157,18 +159,19 @@ class EventHandlers:
             return -1
         try:
             with trio.move_on_after(self.timeout):
-                output = await _feed_and_tail(proc, stdin)
+                keep = MAX_ANSWER_BYTES + 1 if event.kind == "query" else OUTPUT_LIMIT
+                output, size = await _feed_and_tail(proc, stdin, keep)
                 status = await proc.wait()
                 elapsed = round(trio.current_time() - start, 3)
                 if status != 0:
-                    text = output.decode(errors="replace")
+                    text = output[-OUTPUT_LIMIT:].decode(errors="replace")
                     log.error("event_handler_failed", exit_status=status, output=text, **fields)
                     self._runs.inc(labels={"result": "failed"})
                 else:
                     log.info("event_handler_completed", duration_s=elapsed, **fields)
                     self._runs.inc(labels={"result": "ok"})
                     if event.kind == "query" and self._respond is not None:
-                        await self._answer(event, output, fields)
+                        await self._answer(event, output, size, fields)
                 return status
         finally:
             _kill_group(proc)  # a no-op once it has exited; also runs when cancelled
@@ -178,28 +181,37 @@ class EventHandlers:
         self._runs.inc(labels={"result": "timeout"})
         return None
 
-    async def _answer(self, event: MemberEvent, output: bytes, fields: dict[str, str]) -> None:
+    async def _answer(
+        self, event: MemberEvent, output: bytes, size: int, fields: dict[str, str]
+    ) -> None:
         assert self._respond is not None
         try:
+            if size > MAX_ANSWER_BYTES:
+                raise ValueError(
+                    f"a query response takes {size} bytes; the limit is {MAX_ANSWER_BYTES}"
+                )
             await self._respond(event, output)
         except ValueError as exc:
             log.error("event_handler_failed", exit_status=0, error=str(exc), **fields)
             self._runs.inc(labels={"result": "answer_refused"})
 
 
-async def _feed_and_tail(proc: trio.Process, data: bytes) -> bytes:
+async def _feed_and_tail(proc: trio.Process, data: bytes, keep: int) -> tuple[bytes, int]:
     """Write `data` to the handler's stdin (a handler that does not read it
-    is fine), then read its output to the end, keeping the last OUTPUT_LIMIT bytes."""
+    is fine), then read its output to the end: its last `keep` bytes, and
+    how many there were in all."""
     assert proc.stdin is not None and proc.stdout is not None
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         async with proc.stdin:
             if data:
                 await proc.stdin.send_all(data)
     kept = bytearray()
+    size = 0
     async for chunk in proc.stdout:
+        size += len(chunk)
         kept += chunk
-        del kept[:-OUTPUT_LIMIT]
-    return bytes(kept)
+        del kept[:-keep]
+    return bytes(kept), size
 
 
 def _payload(detail: Mapping[str, object]) -> bytes:

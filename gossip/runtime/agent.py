@@ -37,7 +37,7 @@ from gossip.runtime.http import Handler, HttpServer, RouteKey
 from gossip.runtime.identity import IdentityKeeper
 from gossip.runtime.insight import InsightService, nearest_live
 from gossip.runtime.joiner import advertise_address
-from gossip.runtime.loopwatch import watch_loop_lag
+from gossip.runtime.loopwatch import LagWatch
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork, families
 from gossip.runtime.notify import Notifier, fmt_address
@@ -447,7 +447,6 @@ class Agent:
                 seeds = await self._join_candidates()
                 self._node.start(trio.current_time(), seeds, named_seeds=bool(self.settings.join))
                 nursery.start_soon(self._core_loop)
-                nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
                 nursery.start_soon(self._snapshot_loop)
                 self.log.info(
                     "agent_started",
@@ -488,6 +487,7 @@ class Agent:
     async def _core_loop(self) -> None:
         node = self._node
         assert node is not None
+        lag = LagWatch(self._notifier.loop_lag, self.log)
         await self._drain()
         while True:
             deadline = node.next_deadline()
@@ -497,6 +497,7 @@ class Agent:
                 # core hears it first, so it can restart the probes that the stall
                 # (not the target) made late, before they expire below.
                 node.loop_lagged(now, now - deadline)
+                lag.observe(now, now - deadline)
                 node.handle_timeout(now)
                 await self._drain()
                 continue

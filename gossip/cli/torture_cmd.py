@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reap", type=float, default=20.0, help="membership reap time, s (20)")
     p.add_argument("--rate", type=float, default=50.0, help="client ops per virtual second")
     p.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    p.add_argument(
+        "--roots-by-datagram",
+        choices=("on", "off"),
+        help="the store's roots checks by datagram (default: the agent's default)",
+    )
     p.add_argument("--schedule", type=Path, metavar="FILE", help="replay this schedule file")
     p.add_argument("--out", type=Path, default=Path("."), help="where failing schedules go")
     p.add_argument("--shrink-runs", type=int, default=30, help="replays spent shrinking (0: off)")
@@ -72,7 +77,11 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 def _config(args: argparse.Namespace) -> TortureConfig:
     faults = () if args.faults in ("", "none") else tuple(args.faults.split(","))
+    datagram = TortureConfig.roots_by_datagram
+    if args.roots_by_datagram is not None:
+        datagram = args.roots_by_datagram == "on"
     return TortureConfig(
+        roots_by_datagram=datagram,
         nodes=args.nodes,
         duration=args.duration,
         faults=faults,

@@ -43,7 +43,7 @@ from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.identity import IdentityKeeper
 from gossip.runtime.insight import InsightService, nearest_live
 from gossip.runtime.joiner import Joiner, advertise_address
-from gossip.runtime.loopwatch import watch_loop_lag
+from gossip.runtime.loopwatch import LagWatch
 from gossip.runtime.memberstreams import MEMBER_CHANNEL, MemberStreams
 from gossip.runtime.metrics import Registry
 from gossip.runtime.network import Network, SocketNetwork
@@ -406,8 +406,8 @@ class Agent:
                 nursery.start_soon(self._datagrams.receive_loop)
                 seeds = await self._joiner.candidates()
                 self._node.start(trio.current_time(), seeds, named_seeds=bool(self.settings.join))
-                nursery.start_soon(self._core.run, self._node, self._drain)
-                nursery.start_soon(watch_loop_lag, self._notifier.loop_lag, self.log)
+                lag = LagWatch(self._notifier.loop_lag, self.log)
+                nursery.start_soon(self._core.run, self._node, self._drain, lag.observe)
                 nursery.start_soon(self._joiner.snapshot_loop)
                 self.log.info(
                     "agent_started",

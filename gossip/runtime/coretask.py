@@ -8,7 +8,8 @@ Rules:
   cancels half-way, so no output is lost.
 - Due timers fire as soon as the task sees them; how late they fire is
   reported to the Node first (Node.loop_lagged), so the probes a stall of the
-  event loop made late restart before they expire.
+  event loop made late restart before they expire, then to `lagged` (the
+  agent's loop-lag watch: the core's timers are its clock, no task of its own).
 - An exception raised by a caller's closure (a refused input) is raised in
   that caller, never in the core task.
 """
@@ -67,7 +68,12 @@ class CoreTask:
 
         await self._inbox_send.send(run)
 
-    async def run(self, node: Node, drain: Callable[[], Awaitable[None]]) -> None:
+    async def run(
+        self,
+        node: Node,
+        drain: Callable[[], Awaitable[None]],
+        lagged: Callable[[float, float], None] = lambda now, lag: None,
+    ) -> None:
         self._node = node
         await drain()
         while True:
@@ -78,6 +84,7 @@ class CoreTask:
                 # core hears it first, so it can restart the probes that the stall
                 # (not the target) made late, before they expire below.
                 node.loop_lagged(now, now - deadline)
+                lagged(now, now - deadline)
                 node.handle_timeout(now)
                 await drain()
                 continue

@@ -10,7 +10,8 @@ parameter, an unknown status, a bad or over-long expression is a
 FilterError naming it. Patterns are untrusted: each is bounded in length, and
 matching runs under one time budget per request (the `regex` engine's
 timeout), so no pattern can stall the agent; the inputs are bounded by the
-protocol already (names and tags have byte limits).
+protocol already (names and tags have byte limits). The `regex` engine (~1.4 MiB)
+loads with the first pattern, not with the agent.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import regex
+from typing import TYPE_CHECKING
 
 from gossip.core.types import MemberInfo, MemberState
 
@@ -28,6 +28,9 @@ MAX_TAG_FILTERS = 16
 MATCH_BUDGET_S = 0.25
 TAG_PREFIX = "tag."
 STATUS_ALIASES = {"failed": MemberState.DEAD}
+
+if TYPE_CHECKING:
+    import regex
 
 
 class FilterError(ValueError):
@@ -91,6 +94,8 @@ def _state(label: str) -> MemberState:
 def _compile(param: str, pattern: str) -> regex.Pattern[str]:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise FilterError(f"{param[:40]}: pattern longer than {MAX_PATTERN_CHARS} characters")
+    import regex  # deferred: most agents never filter by pattern
+
     try:
         return regex.compile(pattern, regex.VERSION0)
     except (regex.error, ValueError, OverflowError, RecursionError) as exc:

@@ -111,7 +111,7 @@ class Notifier:
         self.probe_timeouts = r.counter("probe_timeouts_total", "Probes with no ack in time.")
         self.rtt = r.histogram("probe_rtt_seconds", "Probe round-trip times.", RTT_BUCKETS)
         self.loop_lag = r.histogram(
-            "event_loop_lag_seconds", "How late a 0.5 s sleep wakes (loop stalls).", RTT_BUCKETS
+            "event_loop_lag_seconds", "How late the core's timers fire (loop stalls).", RTT_BUCKETS
         )
         self._registry = registry
         self._core_counters: dict[str, Counter] = {}

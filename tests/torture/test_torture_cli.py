@@ -11,6 +11,7 @@ import pytest
 
 from gossip.cli import main
 from gossip.core.store.record import Record
+from gossip.runtime.store.settings import StoreSettings
 from gossip.runtime.store.storage import KVStorage
 
 
@@ -62,3 +63,22 @@ def test_an_unreadable_schedule_file_exits_2(
     path.write_text("{")
     assert main(["torture", "--schedule", str(path)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("choice", ["on", "off"])
+def test_roots_by_datagram_reaches_every_agent_of_the_run(
+    choice: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    checked = StoreSettings.checked
+
+    def recording(self: StoreSettings) -> StoreSettings:
+        seen.append(self.roots_by_datagram)
+        return checked(self)
+
+    monkeypatch.setattr(StoreSettings, "checked", recording)
+    args = ["torture", "--seed", "2", "--duration", "3", "--faults", "none", "--nodes", "3"]
+    assert main([*args, "--roots-by-datagram", choice, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True
+    assert seen and set(seen) == {choice == "on"}

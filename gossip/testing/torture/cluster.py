@@ -178,6 +178,7 @@ class Cluster:
                 session_timeout=max(2.0, c.request_timeout),
                 tombstone_horizon=c.horizon,
                 gc_interval=c.gc_interval,
+                roots_by_datagram=c.roots_by_datagram,
             ).checked(),
             rng=random.Random(rng.getrandbits(64)),
             connect=node.disk.connect,

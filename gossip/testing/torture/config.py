@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gossip.runtime.store.settings import StoreSettings
+
 FAULT_KINDS = (
     "kill",
     "stop",
@@ -56,6 +58,8 @@ class TortureConfig:
     """The store's tombstone horizon, s."""
     gc_interval: float = 5.0
     sync_interval: float = 1.0
+    roots_by_datagram: bool = StoreSettings.roots_by_datagram
+    """The store's roots checks by datagram (the agent's default unless set)."""
     request_timeout: float = 2.0
     client_timeout: float = 5.0
     reap: float = 20.0

@@ -7,12 +7,14 @@ Each thread keeps one connection to the agent (HTTP keep-alive) and reuses it
 while it was idle less than REUSE_IDLE_S, well under the server's idle timeout,
 so a reused connection is not one the server is closing; a request on a reused
 connection that finds it closed before any answer is sent once more on a new
-one (the server closes only idle connections, so it never saw the first send).
+one when its method is idempotent (the server closes only idle connections,
+so it almost surely never saw the first send).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -27,6 +29,8 @@ DEFAULT_API_PORT = 7947
 DEFAULT_API = f"127.0.0.1:{DEFAULT_API_PORT}"
 TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+"""Methods sent once more when a kept connection turns out closed (never a POST)."""
 REUSE_IDLE_S = 2.0
 """A kept connection idle longer than this is replaced (the server closes at 5 s)."""
 
@@ -42,13 +46,16 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 class ApiClient:
     def __init__(self, address: str | None = None, token: str | None = None) -> None:
+        self._kept = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[http.client.HTTPConnection] = []
+        """Every kept connection of every thread, so close() (and dropping the client) ends them."""
         address = address or os.environ.get("GOSSIP_API") or DEFAULT_API
         try:
             self.host, self.port = parse_hostport(address, DEFAULT_API_PORT, "127.0.0.1")
         except ValueError as exc:
             raise ApiClientError(f"bad API address: {exc}") from None
         self.token = token or os.environ.get("GOSSIP_API_TOKEN") or None
-        self._kept = threading.local()
 
     @property
     def address(self) -> str:
@@ -76,11 +83,25 @@ class ApiClient:
             raise ApiClientError(f"cannot reach the agent API at {self.address}: {exc}") from None
 
     def close(self) -> None:
-        """Close this thread's kept connection (the next call opens a new one)."""
-        conn = getattr(self._kept, "conn", None)
-        self._kept.conn = None
-        if conn is not None:
+        """Close the kept connections of every thread (a later call opens a new one)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
             conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _new_connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock, contextlib.suppress(ValueError):
+            self._opened.remove(conn)
 
     def exchange(
         self,
@@ -95,11 +116,11 @@ class ApiClient:
         conn: http.client.HTTPConnection | None = getattr(self._kept, "conn", None)
         idle = time.monotonic() - getattr(self._kept, "used", 0.0)
         if conn is not None and idle > REUSE_IDLE_S:
-            conn.close()
+            self._drop(conn)
             conn = None
         for fresh in (conn is None, True):
             if conn is None:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                conn = self._new_connection(timeout)
             conn.timeout = timeout
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)
@@ -108,21 +129,21 @@ class ApiClient:
                 resp = conn.getresponse()
                 raw = resp.read(MAX_RESPONSE_BYTES)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                conn.close()
-                if fresh:
+                self._drop(conn)
+                if fresh or method not in IDEMPOTENT:
                     self._kept.conn = None
                     raise ApiClientError(f"the agent API at {self.address} closed") from None
                 conn = None  # the kept connection had been closed: once more, on a new one
                 continue
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                self._drop(conn)
                 self._kept.conn = None
                 raise ApiClientError(
                     f"cannot reach the agent API at {self.address}: {exc}"
                 ) from None
             # An answer cut at MAX_RESPONSE_BYTES leaves bytes behind: that connection is done.
             if not resp.isclosed():
-                conn.close()
+                self._drop(conn)
             self._kept.conn = conn if resp.isclosed() else None
             self._kept.used = time.monotonic()
             return resp.status, resp.getheader("content-type", ""), raw

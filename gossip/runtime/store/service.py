@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
+from gossip.core.store.batch_wire import BatchError, decode_batch, encode_batch
 from gossip.core.store.fingerprint import derive_key
 from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, HybridClock, Timestamp
 from gossip.core.store.majority import Majority
@@ -64,6 +65,7 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.store import settings as kvsettings
+from gossip.runtime.store.batching import ReplicaBatcher
 from gossip.runtime.store.coordinator import Coordinator, fan_out, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
@@ -78,6 +80,7 @@ from gossip.runtime.store.watch import follow_prefix
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
+KV_BATCH_CHANNEL = "kv-batch"
 DB_FILE = "kv.sqlite"
 CLOCK_READING_AGE = 60.0
 """Seconds a peer's clock reading counts at least (longer with a slow sync interval)."""
@@ -106,6 +109,12 @@ class StoreService(Service):
         self._secret = fingerprint_secret
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
+        self._batcher = ReplicaBatcher(
+            lambda to, channel, body: self.host.request(to, channel, body),  # host comes later
+            self.spawn,
+            KV_CHANNEL,
+            KV_BATCH_CHANNEL,
+        )
         self.leaving = False
 
     # ---- wiring ----------------------------------------------------------------
@@ -202,6 +211,7 @@ class StoreService(Service):
     def stream_channels(self) -> Mapping[str, StreamHandler]:
         return {
             KV_CHANNEL: self._on_kv,
+            KV_BATCH_CHANNEL: self._on_kv_batch,
             SYNC_CHANNEL: self._on_sync,
             ROOTS_CHANNEL: self._on_roots,
         }
@@ -479,7 +489,7 @@ class StoreService(Service):
         address = self.address_of(replica)
         if address is None:
             raise KvOpError(f"{replica} is not alive")
-        reply = await self.host.request(address, KV_CHANNEL, encode_op(op))
+        reply = await self._batcher.request(address, encode_op(op))
         if reply is None:
             raise KvOpError("no reply")
         return reply
@@ -523,6 +533,16 @@ class StoreService(Service):
         return encode_result(ok=True, changed=self.storage.put(record))
 
     async def _on_kv(self, src: Address, body: bytes) -> bytes | None:
+        return self._answer(body)
+
+    async def _on_kv_batch(self, src: Address, body: bytes) -> bytes | None:
+        """Each operation of a batch is answered as if it came alone, in order."""
+        try:
+            return encode_batch([self._answer(item) for item in decode_batch(body)])
+        except BatchError as exc:
+            return encode_result(err=str(exc))
+
+    def _answer(self, body: bytes) -> bytes:
         try:
             op = decode_op(body)
         except KvOpError as exc:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_helpers import logged
 
 from gossip.client.localcluster import QUICK_CONFIG, LocalCluster, find_free_base
-from tests.e2e.cluster_helpers import logged
 
 pytestmark = pytest.mark.e2e
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_helpers import stop_at_once
 
 from gossip.client.localcluster import QUICK_CONFIG, LocalCluster, find_free_base
 from gossip.runtime import snapshot, tagfile
-from tests.e2e.cluster_helpers import stop_at_once
 
 pytestmark = pytest.mark.e2e
 

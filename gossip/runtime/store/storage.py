@@ -81,13 +81,22 @@ def _record(key: str, value: bytes | None, version: int, node: str) -> Record:
     return Record(key, value, ts)
 
 
-def _upper_bound(prefix: str) -> str:
-    """A string above every key that starts with `prefix` (UTF-8 order is code-point order)."""
-    if prefix:
-        nxt = ord(prefix[-1]) + 1
-        if nxt <= 0x10FFFF and not 0xD800 <= nxt <= 0xDFFF:
-            return prefix[:-1] + chr(nxt)
-    return "\U0010ffff" * 130
+def _upper_bound(prefix: str) -> str | None:
+    """The least string above every key that starts with `prefix`; None when none is.
+
+    UTF-8 order is code-point order, so [prefix, bound) holds exactly the keys
+    with that prefix. Found by comparison alone because sqlite's substr() and
+    length() stop at a NUL inside a key.
+    """
+    head = prefix
+    while head:
+        nxt = ord(head[-1]) + 1
+        if nxt == 0xD800:
+            nxt = 0xE000  # surrogates cannot be stored as UTF-8
+        if nxt <= 0x10FFFF:
+            return head[:-1] + chr(nxt)
+        head = head[:-1]
+    return None
 
 
 SQLITE_FULL = 13
@@ -205,10 +214,12 @@ class KVStorage:
 
     def scan(self, prefix: str, limit: int, *, after: str = "") -> list[Record]:
         """Records (tombstones included) whose key starts with `prefix`, in key order."""
+        bound = _upper_bound(prefix)
+        below = "" if bound is None else " AND key < :bound"
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM kv WHERE key >= ? AND key > ? AND key < ?"
-            " AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
-            (prefix, after, _upper_bound(prefix), len(prefix), prefix, limit),
+            f"SELECT {_COLUMNS} FROM kv WHERE key >= :prefix AND key > :after{below}"
+            " ORDER BY key LIMIT :limit",
+            {"prefix": prefix, "after": after, "bound": bound, "limit": limit},
         )
         return [_record(*row) for row in rows]
 

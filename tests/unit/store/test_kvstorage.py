@@ -103,6 +103,17 @@ def test_prefix_listing_is_ordered_bounded_and_pages() -> None:
     assert len(s.scan("", 100)) == 6
 
 
+def test_prefix_listing_finds_keys_with_a_nul_and_at_the_top_of_unicode() -> None:
+    top = "\U0010ffff"
+    keys = ("a\x00b", "a\x00", "a", "a\x01", f"x{top}", f"x{top}{top}z", "y", "\ud7ffq", "\ue000")
+    s = KVStorage(None, part)
+    s.apply([Record(k, b"v", ts(1)) for k in keys])
+    assert [r.key for r in s.scan("a\x00", 10)] == ["a\x00", "a\x00b"]
+    assert [r.key for r in s.scan(f"x{top}", 10)] == [f"x{top}", f"x{top}{top}z"]
+    assert [r.key for r in s.scan(top, 10)] == []
+    assert [r.key for r in s.scan("\ud7ff", 10)] == ["\ud7ffq"]
+
+
 def test_a_stored_replica_syncs_with_a_memory_replica() -> None:
     s = KVStorage(None, lambda key: 0)
     s.apply([Record(f"k{i}", b"v", ts(i)) for i in range(500)])

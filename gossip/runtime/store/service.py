@@ -536,11 +536,19 @@ class StoreService(Service):
         return self._answer(body)
 
     async def _on_kv_batch(self, src: Address, body: bytes) -> bytes | None:
-        """Each operation of a batch is answered as if it came alone, in order."""
+        """Each operation of a batch is answered as if it came alone, in order; the
+        batch's writes commit together (group commit) before any answer goes."""
         try:
-            return encode_batch([self._answer(item) for item in decode_batch(body)])
+            items = decode_batch(body)
         except BatchError as exc:
             return encode_result(err=str(exc))
+        try:
+            with self.storage.group():
+                answers = [self._answer(item) for item in items]
+        except StorageError as exc:  # nothing of the batch was stored
+            self.storage_failed(exc, "put")
+            answers = [encode_result(err=str(exc))] * len(items)
+        return encode_batch(answers)
 
     def _answer(self, body: bytes) -> bytes:
         try:

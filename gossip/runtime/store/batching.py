@@ -79,16 +79,21 @@ class ReplicaBatcher:
 
     def _schedule(self, to: Address, peer: _Peer) -> None:
         if not peer.scheduled and peer.in_flight < MAX_IN_FLIGHT:
+            self._spawn(lambda: self._flush(to, peer))  # raises once the store has stopped
             peer.scheduled = True
-            self._spawn(lambda: self._flush(to, peer))
 
     async def _flush(self, to: Address, peer: _Peer) -> None:
         await trio.lowlevel.checkpoint()  # operations queued in this turn go together
         peer.scheduled = False
         while peer.queue and peer.in_flight < MAX_IN_FLIGHT:
             batch = _take(peer.queue)
+            try:
+                self._spawn(partial(self._deliver, to, peer, batch))
+            except RuntimeError as exc:  # the store has stopped: nothing goes out
+                for slot in batch:
+                    slot.settle(None, exc)
+                continue
             peer.in_flight += 1
-            self._spawn(partial(self._deliver, to, peer, batch))
 
     async def _deliver(self, to: Address, peer: _Peer, batch: list[_Slot]) -> None:
         try:

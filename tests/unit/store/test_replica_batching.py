@@ -81,3 +81,14 @@ def test_a_batch_larger_than_the_bound_is_refused() -> None:
         decode_batch(b"\xff\x00garbage")
     with pytest.raises(BatchError):
         decode_batch(encode_batch([b"a", b"b"]), expected=3)
+
+
+async def test_a_stopped_store_fails_the_request_instead_of_hanging() -> None:
+    def stopped(fn: Callable[[], Awaitable[None]]) -> None:
+        raise RuntimeError("the store service is not running")
+
+    batcher = ReplicaBatcher(FakePeer().send, stopped, "kv", "kv-batch")
+    with pytest.raises(RuntimeError):
+        await batcher.request(PEER, b"op")
+    with pytest.raises(RuntimeError):  # and the next one too: nothing stays scheduled
+        await batcher.request(PEER, b"op")

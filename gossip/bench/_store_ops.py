@@ -7,9 +7,11 @@ first agent's control API from `concurrency` threads; that agent coordinates
 each request with the key's replicas. Two set-ups run in the same call, so
 the figures compare: one agent at consistency one, and three agents with
 R = 3 at quorum (each request waits for two of the three replicas).
-Beside the rates, the agents' CPU time per operation (user + system, read from
-/proc on Linux): it varies far less than the rates when other work shares the
-machine, so it is the figure to compare builds by.
+Each client thread keeps one connection to the agent (HTTP keep-alive).
+Beside the rates, the latency of one operation as a client sees it (p50, p99),
+and the agents' CPU time per operation (user + system, read from /proc on
+Linux): it varies far less than the rates when other work shares the machine,
+so it is the figure to compare builds by.
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ class OpsResult:
     put_cpu_ms: float | None = None
     """Agent CPU per put, ms (None where /proc is not readable)."""
     get_cpu_ms: float | None = None
+    put_ms: tuple[float, float] = (0.0, 0.0)
+    """Put latency (p50, p99), ms."""
+    get_ms: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
 class _Phase:
     per_s: float
     cpu_ms: float | None
+    latency_ms: tuple[float, float]
 
 
 def _cpu_s(pids: list[int]) -> float | None:
@@ -57,15 +63,24 @@ def _cpu_s(pids: list[int]) -> float | None:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
+
+
 def _run(work: Callable[[int], None], ops: int, concurrency: int, pids: list[int]) -> _Phase:
+    def timed(j: int) -> float:
+        start = time.perf_counter()
+        work(j)
+        return 1000 * (time.perf_counter() - start)
+
     cpu0 = _cpu_s(pids)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(work, range(ops)))
+        took = sorted(pool.map(timed, range(ops)))
     rate = ops / (time.perf_counter() - t0)
     cpu1 = _cpu_s(pids)
     cpu_ms = None if cpu0 is None or cpu1 is None else 1000 * (cpu1 - cpu0) / ops
-    return _Phase(rate, cpu_ms)
+    return _Phase(rate, cpu_ms, (_percentile(took, 0.5), _percentile(took, 0.99)))
 
 
 def _measure(label: str, agents: int, consistency: str, ops: int, concurrency: int) -> OpsResult:
@@ -92,7 +107,15 @@ def _measure(label: str, agents: int, consistency: str, ops: int, concurrency: i
             pids = [a.proc.pid for a in cluster.agents if a.proc is not None]
             puts = _run(put, ops, concurrency, pids)
             gets = _run(get, ops, concurrency, pids)
-            return OpsResult(label, puts.per_s, gets.per_s, puts.cpu_ms, gets.cpu_ms)
+            return OpsResult(
+                label,
+                puts.per_s,
+                gets.per_s,
+                puts.cpu_ms,
+                gets.cpu_ms,
+                puts.latency_ms,
+                gets.latency_ms,
+            )
 
 
 def bench_ops(ops: int, concurrency: int) -> list[OpsResult]:
@@ -104,6 +127,11 @@ def bench_ops(ops: int, concurrency: int) -> list[OpsResult]:
         print(
             f"{r.label:>22}: {r.puts_per_s:8,.0f} puts/s  {r.gets_per_s:8,.0f} gets/s"
             f"  ({ops:,} each, {concurrency} clients, HTTP on loopback)"
+        )
+    for r in results:
+        print(
+            f"{r.label:>22}: put p50 {r.put_ms[0]:6.2f} ms  p99 {r.put_ms[1]:6.2f} ms"
+            f"  get p50 {r.get_ms[0]:6.2f} ms  p99 {r.get_ms[1]:6.2f} ms"
         )
     for r in results:
         if r.put_cpu_ms is not None and r.get_cpu_ms is not None:

@@ -7,7 +7,6 @@ or an error status becomes an ApiClientError with one readable line.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 from urllib.parse import quote, urlencode
 
@@ -23,19 +22,8 @@ def request(
     body: bytes | None = None,
     timeout: float = TIMEOUT_S,
 ) -> tuple[int, str, bytes]:
-    """One raw HTTP exchange: (status, content type, body)."""
-    conn = http.client.HTTPConnection(client.host, client.port, timeout=timeout)
-    headers = {"Content-Type": "application/octet-stream"}
-    if client.token:
-        headers["Authorization"] = f"Bearer {client.token}"
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("content-type", ""), resp.read(MAX_ANSWER)
-    except OSError as exc:
-        raise ApiClientError(f"cannot reach the agent API at {client.address}: {exc}") from None
-    finally:
-        conn.close()
+    """One raw HTTP exchange: (status, content type, body), on the client's kept connection."""
+    return client.exchange(method, path, body, timeout)
 
 
 def call(client: ApiClient, method: str, path: str, body: bytes | None = None) -> bytes:

@@ -1,10 +1,14 @@
 """A small HTTP/1.1 server on h11 for the control API.
 
-Rules: one request per connection (the response says `Connection: close`);
-the request head is bounded (MAX_HEAD_BYTES), the body too (MAX_BODY_BYTES),
-and the whole request must arrive within REQUEST_TIMEOUT seconds, so slow or
-endless clients are cut (slowloris-safe). At most MAX_CONNECTIONS are served at
-once; more are closed at once. When a token is set, every route except
+Rules: a connection is kept alive for up to MAX_REQUESTS_PER_CONNECTION
+requests, answered one after the other in arrival order (pipelined requests
+wait in h11's buffer); it is closed after IDLE_TIMEOUT seconds without a new
+request, after a streamed answer, an error while reading, or when the client
+asks (`Connection: close`, HTTP/1.0). The request head is bounded
+(MAX_HEAD_BYTES), the body too (MAX_BODY_BYTES), and each request must arrive
+whole within REQUEST_TIMEOUT seconds of its first byte, so slow or endless
+clients are cut (slowloris-safe). At most MAX_CONNECTIONS are served at once;
+more are closed at once. When a token is set, every route except
 /v1/health needs `Authorization: Bearer <token>`. A route path ending in "*"
 matches by prefix (exact routes first, then the longest prefix). Handlers raise
 ApiError for clean 4xx answers; any other exception becomes a logged 500.
@@ -30,6 +34,9 @@ from gossip.runtime.network import open_stream_listeners, peer_host
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_TIMEOUT = 10.0
+IDLE_TIMEOUT = 5.0
+"""How long a kept-alive connection may wait for its next request."""
+MAX_REQUESTS_PER_CONNECTION = 1000
 MAX_CONNECTIONS = 64
 OPEN_ROUTES = frozenset({"/v1/health"})
 
@@ -137,23 +144,30 @@ class HttpServer:
 
     async def _serve_one(self, stream: trio.abc.Stream, peer: str) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        request: ApiRequest | None = None
-        with trio.move_on_after(REQUEST_TIMEOUT):
-            try:
-                request = await _read_request(conn, stream, peer)
-            except ApiError as exc:
-                self._refuse("bad_request")
-                await _send_simple(conn, stream, exc.status, exc.message)
-                return
-            except h11.RemoteProtocolError as exc:
-                self._refuse("bad_request")
-                await _send_simple(conn, stream, exc.error_status_hint, "bad request")
-                return
-        if request is None:
-            self._refuse("timeout")
-            return  # too slow: cut without an answer
-        response = await self._dispatch(request)
-        await _send_response(conn, stream, response)
+        for served in range(MAX_REQUESTS_PER_CONNECTION):
+            if served and not await _await_next_request(conn, stream):
+                return  # idle too long, or the client closed: no answer owed
+            request: ApiRequest | None = None
+            with trio.move_on_after(REQUEST_TIMEOUT):
+                try:
+                    request = await _read_request(conn, stream, peer)
+                except ApiError as exc:
+                    self._refuse("bad_request")
+                    await _send_simple(conn, stream, exc.status, exc.message)
+                    return
+                except h11.RemoteProtocolError as exc:
+                    self._refuse("bad_request")
+                    await _send_simple(conn, stream, exc.error_status_hint, "bad request")
+                    return
+            if request is None:
+                self._refuse("timeout")
+                return  # too slow: cut without an answer
+            response = await self._dispatch(request)
+            last = served + 1 == MAX_REQUESTS_PER_CONNECTION or response.stream is not None
+            await _send_response(conn, stream, response, keep_alive=not last)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # either side asked to close
+            conn.start_next_cycle()
 
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         if self.token is not None and request.path not in OPEN_ROUTES:
@@ -212,6 +226,19 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
         conn.receive_data(bytes(data))  # b"" marks end of input
 
 
+async def _await_next_request(conn: h11.Connection, stream: trio.abc.Stream) -> bool:
+    """Wait up to IDLE_TIMEOUT for the next request's first bytes; False if none came."""
+    if conn.trailing_data[0]:
+        return True  # pipelined: already here
+    data = b""
+    with trio.move_on_after(IDLE_TIMEOUT):
+        data = bytes(await stream.receive_some(16384))
+    if not data:
+        return False
+    conn.receive_data(data)
+    return True
+
+
 async def _read_request(conn: h11.Connection, stream: trio.abc.Stream, peer: str) -> ApiRequest:
     event = await _next_event(conn, stream)
     if not isinstance(event, h11.Request):
@@ -239,8 +266,10 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream, peer: str
     return ApiRequest(event.method.decode("ascii"), target.path, query, headers, bytes(body), peer)
 
 
-def _head(status: int, content_type: str, length: int | None) -> h11.Response:
-    headers = [("content-type", content_type), ("connection", "close")]
+def _head(status: int, content_type: str, length: int | None, keep_alive: bool) -> h11.Response:
+    headers = [("content-type", content_type)]
+    if not keep_alive:
+        headers.append(("connection", "close"))
     if length is not None:
         headers.append(("content-length", str(length)))
     return h11.Response(status_code=status, headers=headers)
@@ -261,18 +290,22 @@ async def _send(stream: trio.abc.Stream, data: bytes | None) -> None:
             await stream.send_all(data)
 
 
-async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, resp: ApiResponse) -> None:
+async def _send_response(
+    conn: h11.Connection, stream: trio.abc.Stream, resp: ApiResponse, *, keep_alive: bool = False
+) -> None:
     length = None if resp.stream is not None else len(resp.body)
-    await _send(stream, conn.send(_head(resp.status, resp.content_type, length)))
-    if resp.body:
-        await _send(stream, conn.send(h11.Data(data=resp.body)))
-    if resp.stream is not None:
-        chunks = resp.stream
-        try:
-            async for chunk in chunks:
-                await _send(stream, conn.send(h11.Data(data=chunk)))
-        finally:
-            closer = getattr(chunks, "aclose", None)
-            if closer is not None:
-                await closer()
+    head = conn.send(_head(resp.status, resp.content_type, length, keep_alive)) or b""
+    body = conn.send(h11.Data(data=resp.body)) or b"" if resp.body else b""
+    if resp.stream is None:  # one write: a small answer goes out in one segment
+        await _send(stream, head + body + (conn.send(h11.EndOfMessage()) or b""))
+        return
+    await _send(stream, head + body)
+    chunks = resp.stream
+    try:
+        async for chunk in chunks:
+            await _send(stream, conn.send(h11.Data(data=chunk)))
+    finally:
+        closer = getattr(chunks, "aclose", None)
+        if closer is not None:
+            await closer()
     await _send(stream, conn.send(h11.EndOfMessage()))

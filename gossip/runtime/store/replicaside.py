@@ -1,4 +1,4 @@
-"""The replica side of the store: the answer to a coordinator's single-record op.
+"""The replica side of the store: the answer to a coordinator's single-record ops.
 
 Rules:
 - A put is refused while this node's store clock disagrees with most peers,
@@ -10,6 +10,9 @@ Rules:
 - A get says whether this copy may count toward a read quorum (`pend`) and
   whether this node is leaving; a scan answers one page of keys.
 - Storage errors are answered as refusals with their reason, never raised.
+- A batch (kv-batch, from a coordinator's batcher) is answered op by op as if
+  each came alone; its writes commit in one transaction before any answer
+  goes, and a failed commit stores none and answers each with the error.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Protocol
 
 import structlog
 
+from gossip.core.store.batch_wire import BatchError, decode_batch, encode_batch
 from gossip.core.store.hlc import COUNTER_BITS, MAX_COUNTER, Timestamp
 from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record, wins
@@ -81,6 +85,24 @@ class ReplicaSide:
         )
 
     async def on_kv(self, src: Address, body: bytes) -> bytes | None:
+        return self._answer(body)
+
+    async def on_kv_batch(self, src: Address, body: bytes) -> bytes | None:
+        """Each operation of a batch is answered as if it came alone, in order; the
+        batch's writes commit together (group commit) before any answer goes."""
+        try:
+            items = decode_batch(body)
+        except BatchError as exc:
+            return encode_result(err=str(exc))
+        try:
+            with self._storage.group():
+                answers = [self._answer(item) for item in items]
+        except StorageError as exc:  # nothing of the batch was stored
+            self._store.storage_failed(exc, "put")
+            answers = [encode_result(err=str(exc))] * len(items)
+        return encode_batch(answers)
+
+    def _answer(self, body: bytes) -> bytes:
         try:
             op = decode_op(body)
         except KvOpError as exc:

@@ -49,6 +49,7 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.store import settings as kvsettings
+from gossip.runtime.store.batching import ReplicaBatcher
 from gossip.runtime.store.coordinator import Coordinator, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
@@ -67,6 +68,7 @@ from gossip.runtime.store.watch import follow_prefix
 
 T = TypeVar("T")
 KV_CHANNEL = "kv"
+KV_BATCH_CHANNEL = "kv-batch"
 DB_FILE = "kv.sqlite"
 
 log = structlog.get_logger("gossip.kv")
@@ -90,6 +92,12 @@ class StoreService(Service):
         self._secret = fingerprint_secret
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
+        self._batcher = ReplicaBatcher(
+            lambda to, channel, body: self.host.request(to, channel, body),  # host comes later
+            self.spawn,
+            KV_CHANNEL,
+            KV_BATCH_CHANNEL,
+        )
         self.leaving = False
 
     # ---- wiring ----------------------------------------------------------------
@@ -176,6 +184,7 @@ class StoreService(Service):
     def stream_channels(self) -> Mapping[str, StreamHandler]:
         return {
             KV_CHANNEL: self.replica_side.on_kv,
+            KV_BATCH_CHANNEL: self.replica_side.on_kv_batch,
             SYNC_CHANNEL: self._on_sync,
             ROOTS_CHANNEL: self._on_roots,
         }
@@ -337,7 +346,7 @@ class StoreService(Service):
         address = self.address_of(replica)
         if address is None:
             raise KvOpError(f"{replica} is not alive")
-        reply = await self.host.request(address, KV_CHANNEL, encode_op(op))
+        reply = await self._batcher.request(address, encode_op(op))
         if reply is None:
             raise KvOpError("no reply")
         return reply

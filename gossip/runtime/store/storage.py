@@ -1,6 +1,7 @@
 """Durable key-value storage: sqlite in WAL mode under --data-dir.
 
-Rules: every acknowledged write is committed before the call returns, so it
+Rules: every acknowledged write is committed before the call returns (or, in
+a group, before the group's block ends, and is acknowledged only then), so it
 survives kill -9 of the process (WAL with synchronous=NORMAL: the data is in
 the OS before we acknowledge; `synchronous="FULL"` also survives power loss,
 at a cost in writes per second). One row per key holds the winning record
@@ -29,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from gossip.core.store.fingerprint import Fingerprinter
@@ -152,6 +153,9 @@ class KVStorage:
         self.seq = int(row[0] or 0)
         """The greatest sequence number given out; rows stored from now on get higher ones."""
         self.trees: dict[int, MerkleTree] = {}
+        self._group: TreeUndo | None = None
+        """The tree deltas of the open group commit (None: each write commits alone)."""
+        self._group_error: StorageError | None = None
         self._reload_trees()
         self._marks: dict[int, int] = {}
         self._gens: dict[int, int] = {}
@@ -254,9 +258,34 @@ class KVStorage:
         """Merge one record and commit; True if it won (changed the store)."""
         return self.apply([record]) == 1
 
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Writes made in the block commit together when it ends, in one transaction:
+        all or none (StorageError). The caller must not await inside it (no other
+        write may join) and must acknowledge nothing written in it before it ends."""
+        undo: TreeUndo = []
+        self._group_error = None
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._group = undo
+            yield
+            self._group = None
+            if self._group_error is not None:
+                raise self._group_error
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._group = None
+            self._abort(undo)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.of(exc) from exc
+            raise
+
     def apply(self, records: Iterable[Record], *, part: int | None = None) -> int:
-        """Merge records in one transaction. With `part`, records of other
-        partitions are ignored (a peer may only repair the partition it syncs)."""
+        """Merge records in one transaction (or in the open group's). With `part`,
+        records of other partitions are ignored (a peer may only repair the
+        partition it syncs)."""
+        if self._group is not None:
+            return self._apply_in_group(self._group, records, part)
         changed = 0
         undo: TreeUndo = []
         try:
@@ -272,6 +301,20 @@ class KVStorage:
             if isinstance(exc, sqlite3.Error):
                 raise StorageError.of(exc) from exc
             raise
+        return changed
+
+    def _apply_in_group(self, undo: TreeUndo, records: Iterable[Record], part: int | None) -> int:
+        if self._group_error is not None:
+            raise self._group_error  # the group will roll back: nothing more joins it
+        changed = 0
+        try:
+            for r in records:
+                p = self.partition_of(r.key)
+                if part is None or p == part:
+                    changed += self._merge_one(p, r, undo)
+        except sqlite3.Error as exc:
+            self._group_error = StorageError.of(exc)
+            raise self._group_error from exc
         return changed
 
     def _abort(self, undo: TreeUndo) -> None:

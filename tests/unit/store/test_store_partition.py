@@ -82,7 +82,30 @@ class CutNetwork:
     async def connect(self, to: Address) -> trio.abc.Stream:
         if self.cut.blocked(self.port, to[1]):
             raise OSError("network cut")
-        return await self.inner.connect(to)
+        return CutStream(await self.inner.connect(to), self.cut, self.port, to[1])
+
+
+class CutStream(trio.abc.Stream):
+    """A connection that breaks when a cut comes between its ends (a kept
+    connection must not carry requests across a partition that began later)."""
+
+    def __init__(self, inner: trio.abc.Stream, cut: Cut, here: int, there: int) -> None:
+        self.inner, self.cut, self.here, self.there = inner, cut, here, there
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.cut.blocked(self.here, self.there):
+            await trio.aclose_forcefully(self.inner)
+            raise trio.BrokenResourceError("network cut")
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def sees(c: Cluster, observer: int, names: list[str], state: MemberState) -> bool:

@@ -113,18 +113,29 @@ class MuxServer:
 
     async def _read(self, link: MuxLink, src: Address) -> None:
         slots = trio.Semaphore(self._max_in_flight)
+        failure: Exception | None = None
         async with trio.open_nursery() as answering:
-            while True:
-                await slots.acquire()
-                frame = await link.reader.next()
-                if frame is None:
-                    answering.cancel_scope.cancel()  # nobody is left to read the answers
-                    return
-                kind, stream_id, payload = mf.decode(self._sealer().open(frame, src))
-                if kind != mf.REQUEST:
-                    raise fr.FrameError("bad_kind")
-                channel, body = fr.decode_request(payload)
-                await answering.start(self._answer, link, src, stream_id, channel, body, slots)
+            try:
+                await self._read_requests(link, src, slots, answering)
+            except Exception as exc:  # raised below, outside the nursery (no group)
+                failure = exc
+            answering.cancel_scope.cancel()  # nobody is left to read the answers
+        if failure is not None:
+            raise failure
+
+    async def _read_requests(
+        self, link: MuxLink, src: Address, slots: trio.Semaphore, answering: trio.Nursery
+    ) -> None:
+        while True:
+            await slots.acquire()
+            frame = await link.reader.next()
+            if frame is None:
+                return
+            kind, stream_id, payload = mf.decode(self._sealer().open(frame, src))
+            if kind != mf.REQUEST:
+                raise fr.FrameError("bad_kind")
+            channel, body = fr.decode_request(payload)
+            await answering.start(self._answer, link, src, stream_id, channel, body, slots)
 
     async def _answer(
         self,

@@ -81,7 +81,7 @@ class StreamChannels:
         self._inbound = 0
         self._spawn: Spawn = spawn or (lambda: None)
         self.peers = MuxPeers()
-        self.budget = budget or ConnectionBudget()
+        self.budget = budget if budget is not None else ConnectionBudget()
         self.metrics = StreamMetrics(metrics or Registry())
         self._client = MuxClient(
             network,

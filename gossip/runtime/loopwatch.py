@@ -1,6 +1,6 @@
 """Event-loop stall reporting: how late do the core task's timers fire?
 
-Rules: the core task (agent.py) already wakes for its timers (gossip every
+Rules: the core task (coretask.py) already wakes for its timers (gossip every
 200 ms, probes every second while there are peers) and hands each lateness to
 `LagWatch.observe`; no task of its own wakes to measure, so an idle agent pays
 no extra wakeups for the metric. Every lateness goes into a histogram, and

@@ -32,6 +32,7 @@ async def _exchange(server: HttpServer, raw: bytes) -> tuple[int, bytes]:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.handle, srv)
         await client.send_all(raw)
+        await client.send_eof()  # one request: the server closes after it, not after its idle time
         while chunk := await client.receive_some(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")

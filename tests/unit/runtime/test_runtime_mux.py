@@ -26,6 +26,7 @@ from gossip.runtime.streams import StreamChannels
 from gossip.security.keyring import Keyring
 from gossip.security.sealer import AesGcmSealer
 from gossip.security.sealing import PlainSealer, Sealer
+from gossip.testing.hookedstream import HookedStream
 from gossip.testing.memnet import MemoryNetwork
 
 SERVER: Address = ("10.0.0.2", 7946)
@@ -414,26 +415,11 @@ class StallingNetwork:
         raise NotImplementedError
 
     async def connect(self, to: Address) -> trio.abc.Stream:
-        return StallingStream(await self.inner.connect(to), self)
+        return HookedStream(await self.inner.connect(to), self._hold)
 
-
-class StallingStream(trio.abc.Stream):
-    def __init__(self, inner: trio.abc.Stream, net: StallingNetwork) -> None:
-        self.inner, self.net = inner, net
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self.net.stall:
+    async def _hold(self) -> None:
+        if self.stall:
             await trio.sleep_forever()
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_a_connection_whose_writes_stall_is_dropped_and_fails_its_exchanges(

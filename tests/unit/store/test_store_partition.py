@@ -19,6 +19,7 @@ from gossip.runtime.embed import open_agent
 from gossip.runtime.network import DatagramEndpoint, SocketNetwork, StreamServer
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
+from gossip.testing.hookedstream import HookedStream
 from tests.unit.store.test_store_service import FAST, Cluster, agent_settings, wait_for
 
 HEAL_FAST = {**FAST, "reconnect_interval": 0.5, "reconnect_max_backoff": 1.0}
@@ -82,30 +83,16 @@ class CutNetwork:
     async def connect(self, to: Address) -> trio.abc.Stream:
         if self.cut.blocked(self.port, to[1]):
             raise OSError("network cut")
-        return CutStream(await self.inner.connect(to), self.cut, self.port, to[1])
+        here, there = self.port, to[1]
+        inner = await self.inner.connect(to)
 
+        async def break_when_cut() -> None:
+            # A kept connection must not carry requests across a cut that began later.
+            if self.cut.blocked(here, there):
+                await trio.aclose_forcefully(inner)
+                raise trio.BrokenResourceError("network cut")
 
-class CutStream(trio.abc.Stream):
-    """A connection that breaks when a cut comes between its ends (a kept
-    connection must not carry requests across a partition that began later)."""
-
-    def __init__(self, inner: trio.abc.Stream, cut: Cut, here: int, there: int) -> None:
-        self.inner, self.cut, self.here, self.there = inner, cut, here, there
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self.cut.blocked(self.here, self.there):
-            await trio.aclose_forcefully(self.inner)
-            raise trio.BrokenResourceError("network cut")
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return HookedStream(inner, break_when_cut)
 
 
 def sees(c: Cluster, observer: int, names: list[str], state: MemberState) -> bool:

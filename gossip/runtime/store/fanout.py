@@ -1,7 +1,9 @@
 """Asking several replicas at once: one request each, answers as they come.
 
 Rules:
-- Every replica gets the request in its own task (the store service's
+- This node's own replica answers in the caller's task, before anything is
+  awaited (it does no I/O: spawning a task for it would only add work).
+  Every other replica gets the request in its own task (the store service's
   nursery), bounded by the request timeout; a failure or timeout of one
   replica is a missing answer (an Answer with the error), never raised.
 - Whether each replica answered at all is reported (`reached`, which feeds
@@ -21,7 +23,7 @@ from typing import Protocol
 
 import trio
 
-from gossip.core.store.replica_ops import GetAnswer, KvOp
+from gossip.core.store.replica_ops import GetAnswer, KvOp, PutAnswer
 
 LINGER_S = 0.01
 
@@ -33,6 +35,10 @@ class Replicas(Protocol):
         """Whether a request to replica `name` got an answer (feeds the majority rule)."""
         ...
 
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        """This node's answer to `op` when `replica` is this node (None: another node)."""
+        ...
+
     async def call(self, replica: str, op: KvOp) -> bytes: ...
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -42,8 +48,8 @@ class Answer:
     replica: str
     payload: bytes | None
     error: str | None
-    parsed: GetAnswer | None = None
-    """A get answer once decoded (decoded once, read several times)."""
+    parsed: GetAnswer | PutAnswer | None = None
+    """The answer once decoded (decoded once, read several times)."""
 
 
 async def fan_out(
@@ -54,7 +60,7 @@ async def fan_out(
     limit_s: float,
     counts: Callable[[Answer], bool] | None = None,
     *,
-    valid: Callable[[bytes], str | None] | None = None,
+    valid: Callable[[Answer], str | None] | None = None,
     linger: bool = False,
 ) -> list[Answer]:
     """Send `op` to every replica; return once `needed` answers count (by default:
@@ -66,6 +72,13 @@ async def fan_out(
     the newest version although the first answers did not."""
     send, recv = trio.open_memory_channel[Answer](len(replicas))
 
+    def judged(name: str, payload: bytes) -> Answer:
+        answer = Answer(name, payload, None)
+        wrong = None if valid is None else valid(answer)
+        if wrong:
+            answer.payload, answer.error, answer.parsed = None, wrong, None
+        return answer
+
     def task(name: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             answer = Answer(name, None, "timeout")
@@ -74,8 +87,7 @@ async def fan_out(
                 try:
                     payload = await cluster.call(name, op)
                     reached = True
-                    wrong = None if valid is None else valid(payload)
-                    answer = Answer(name, None if wrong else payload, wrong)
+                    answer = judged(name, payload)
                 except Exception as exc:  # any failure of one replica is a missing answer
                     answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
             cluster.reached(name, reached)
@@ -84,12 +96,26 @@ async def fan_out(
 
         return run
 
+    here: list[Answer] = []
     for name in replicas:
-        cluster.spawn(task(name))
+        try:
+            payload = cluster.local(name, op)
+        except Exception as exc:  # as for any replica: a missing answer
+            here.append(Answer(name, None, f"{type(exc).__name__}: {exc}"))
+            cluster.reached(name, False)
+            continue
+        if payload is None:
+            cluster.spawn(task(name))
+        else:
+            here.append(judged(name, payload))
+            cluster.reached(name, True)
     answers: list[Answer] = []
     ok = 0
     started = trio.current_time()
     with recv, trio.move_on_after(limit_s + 0.5) as overall:
+        for answer in here:
+            answers.append(answer)
+            ok += answer.error is None and (counts is None or counts(answer))
         while ok < needed and len(answers) < len(replicas):
             answer = await recv.receive()
             answers.append(answer)

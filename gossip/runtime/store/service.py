@@ -340,6 +340,9 @@ class StoreService(Service):
         A copy this node should not keep is handed off and dropped by the sync loop."""
         return self.replica(part) if self.holds(part) else None
 
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        return self.replica_side.handle_op(op) if replica == self.host.name else None
+
     async def call(self, replica: str, op: KvOp) -> bytes:
         if replica == self.host.name:
             return self.replica_side.handle_op(op)

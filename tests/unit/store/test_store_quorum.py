@@ -92,6 +92,9 @@ class FakeCluster:
     def plausible(self, wall_ms: int) -> bool:
         return wall_ms <= self.wall + self.clock.max_offset_ms
 
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        return None  # every fake replica is a peer, with its own delays
+
     async def call(self, replica: str, op: KvOp) -> bytes:
         rep = self.replicas[replica]
         await trio.sleep(rep.put_delay if op.op == "put" else rep.get_delay)

@@ -127,7 +127,7 @@ class StoreService(Service):
             host.name,
             self.storage,
             host.wall_ms,
-            lambda: set(self.placement.members) - {host.name},
+            lambda: self.view.peers,
             refused,
             sync_period=s.sync_period,
         )

@@ -70,7 +70,10 @@ class ReplicaBatcher:
         self._channel = channel
         self._batch_channel = batch_channel
         self._peers: dict[Address, _Peer] = {}
-        """One entry per peer ever asked (bounded by the members known)."""
+        """An entry per peer with operations queued or in flight."""
+
+    def peers_tracked(self) -> int:
+        return len(self._peers)
 
     async def request(self, to: Address, payload: bytes) -> bytes | None:
         """Send one encoded operation to `to`; its answer (None: no reply)."""
@@ -132,6 +135,8 @@ class ReplicaBatcher:
             peer.in_flight -= 1
             if peer.queue:
                 self._schedule(to, peer)
+            elif not peer.in_flight and not peer.scheduled and self._peers.get(to) is peer:
+                del self._peers[to]  # nothing left for it: departed peers leave no entry
 
     async def _send_batch(self, to: Address, batch: list[_Slot]) -> None:
         if len(batch) == 1:

@@ -9,9 +9,10 @@ Rules:
   So does an agent that sees no majority of the members it has known
   (gossip.core.store.majority): `quorum` and `all` need it, `one` does not. Its
   replicas answer reads as pending then, so they do not count elsewhere either.
-- A write is stamped with the hybrid clock and sent to every replica of the
-  key at once; it is acknowledged when `needed` replicas stored it, pending
-  ones included (they hold the write durably). A replica that refuses because
+- A write is stamped with the hybrid clock (above the client's session version
+  `after`, when it passes one) and sent to every replica of the key at once; it
+  is acknowledged when `needed` replicas stored it, pending ones included (they
+  hold the write durably). A replica that refuses because
   it is leaving is replaced by the members that take its partitions over.
 - A write is never acknowledged while an answering replica holds a newer
   version of the key (or refused it below the partition's purge watermark):
@@ -48,7 +49,7 @@ import trio
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.majority import Majority
-from gossip.core.store.record import Record, merge, validate_key, validate_value
+from gossip.core.store.record import Record, RecordError, merge, validate_key, validate_value
 from gossip.core.store.replica_ops import (
     LEAVING,
     GetAnswer,
@@ -213,11 +214,28 @@ class Coordinator:
             raise NotEnoughReplicas(op, consistency, 0, needed, r, reachable=len(replicas))
         return replicas, r, needed
 
-    async def write(self, key: str, value: bytes | None, consistency: str) -> Record:
+    async def write(
+        self,
+        key: str,
+        value: bytes | None,
+        consistency: str,
+        after: tuple[int, int] | None = None,
+    ) -> Record:
+        """Write `value` (None: delete). `after`: the (wall, counter) of the greatest version
+        the client has seen; the write is stamped above it, so a client's later write wins
+        over its earlier ones whatever the clocks of the agents it went through."""
         validate_key(key)
         if value is not None:
             validate_value(value)
-        stamp = self.cluster.stamp()
+        if after is None:
+            stamp = self.cluster.stamp()
+        elif self.cluster.plausible(after[0]):
+            stamp = self.cluster.stamp_after(after)
+        else:
+            raise RecordError(
+                f"after={after[0]}.{after[1]} is further ahead of this agent's store clock"
+                " than the max clock offset: not a version an agent stamped"
+            )
         for _ in range(RESTAMPS):
             record, newer = await self._write_once(key, value, consistency, stamp)
             if newer is None:

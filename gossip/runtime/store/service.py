@@ -363,21 +363,29 @@ class StoreService(Service):
 
     # ---- library API -----------------------------------------------------------------
 
-    async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+    async def put(
+        self, key: str, value: bytes, consistency: str = "quorum", after: Session = None
+    ) -> Record:
+        """`after`: the greatest version this client has seen (its session); the write is
+        stamped above it (docs/store.md, "Sessions")."""
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
+        write = self.coordinator.write(key, value, _c(consistency), _after(after))
+        return await self._count("put", write)
 
-    async def delete(self, key: str, consistency: str = "quorum") -> Record:
+    async def delete(self, key: str, consistency: str = "quorum", after: Session = None) -> Record:
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
+        write = self.coordinator.write(key, None, _c(consistency), _after(after))
+        return await self._count("delete", write)
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:
         record = await self._count("get", self.coordinator.read(key, _c(consistency)))
         return None if record is None else record.value
 
-    async def put_ephemeral(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+    async def put_ephemeral(
+        self, key: str, value: bytes, consistency: str = "quorum", after: Session = None
+    ) -> Record:
         """A put deleted when this agent fails or leaves (ephemeral.py)."""
-        return await put_ephemeral(self, self.host.name, key, value, consistency)
+        return await put_ephemeral(self, self.host.name, key, value, consistency, after)
 
     def watch(self, prefix: str = "") -> AsyncIterator[list[Listed]]:
         """Each new state of the live keys under `prefix`, the current one first (watch.py)."""
@@ -439,6 +447,14 @@ class StoreService(Service):
 
 def _c(consistency: str) -> str:
     return parse_consistency(consistency)
+
+
+Session = Timestamp | None
+"""The greatest version a client has seen (gossip.core.store.session), or None."""
+
+
+def _after(seen: Session) -> tuple[int, int] | None:
+    return None if seen is None else (seen.wall, seen.counter)
 
 
 # ---- plugin hooks (gossip/runtime/plugins.py) ----------------------------------------

@@ -41,8 +41,9 @@ async def test_replicas_that_agree_compare_roots_by_datagram_and_open_no_stream(
         assert all(s.sync.by_datagram.answered > a for s, a in zip(stores, answered, strict=True))
 
 
-async def test_by_default_roots_checks_go_by_stream(autojump_clock: trio.testing.MockClock) -> None:
-    async with running(StoreSettings(partitions=16, sync_interval=0.5)) as c:
+async def test_turned_off_roots_checks_go_by_stream(autojump_clock: trio.testing.MockClock) -> None:
+    off = StoreSettings(partitions=16, sync_interval=0.5, roots_by_datagram=False)
+    async with running(off) as c:
         stores = await c.start_all(3)
         streams = roots_streams_opened(c)
         await trio.sleep(5)

@@ -55,6 +55,7 @@ from gossip.core.store.replica_ops import (
     GetAnswer,
     KvOp,
     KvOpError,
+    PutAnswer,
     decode_get_answer,
     decode_put_answer,
 )
@@ -166,6 +167,16 @@ def _get_answer(a: Answer) -> GetAnswer | None:
     if a.parsed is None and a.payload is not None:
         with contextlib.suppress(KvOpError):
             a.parsed = decode_get_answer(a.payload)
+    return a.parsed if isinstance(a.parsed, GetAnswer) else None
+
+
+def _put_answer(a: Answer) -> PutAnswer:
+    """The decoded acknowledgement (KvOpError: a refusal or garbage); decoded once."""
+    if isinstance(a.parsed, PutAnswer):
+        return a.parsed
+    if a.payload is None:
+        raise KvOpError("no answer")
+    a.parsed = decode_put_answer(a.payload)
     return a.parsed
 
 
@@ -292,23 +303,22 @@ class Coordinator:
             raise NotEnoughReplicas("get", consistency, len(holders), needed, r)
         return winner
 
-    def _ahead(self, payload: bytes) -> str | None:
+    def _ahead(self, a: Answer) -> str | None:
         """A replica that holds a version stamped beyond the max clock offset will
         hide the write: it does not count as an acknowledgement."""
         try:
-            _, newer = decode_put_answer(payload)
+            newer = _put_answer(a).newer
         except KvOpError:
             return None  # reported by the caller
         if newer is not None and not self.cluster.plausible(newer[0]):
             return VERSION_AHEAD
         return None
 
-    def _implausible(self, payload: bytes) -> str | None:
+    def _implausible(self, a: Answer) -> str | None:
         """A read answer whose record is stamped beyond the max clock offset would
         outrank every honest write: it does not count."""
-        try:
-            got = decode_get_answer(payload)
-        except KvOpError:
+        got = _get_answer(a)
+        if got is None:
             return None  # reported by the caller
         if got.record is not None and not self.cluster.plausible(got.record.version.wall):
             return VERSION_AHEAD
@@ -372,10 +382,8 @@ class Coordinator:
 def _put_ok(a: Answer) -> bool:
     """A replica stored the write, or answered with the newer version that hides it
     (a refusal is an answer, not an acknowledgement)."""
-    if a.payload is None:
-        return False
     try:
-        decode_put_answer(a.payload)
+        _put_answer(a)
     except KvOpError:
         return False
     return True
@@ -398,7 +406,7 @@ def _tally(answers: list[Answer]) -> tuple[int, set[str], list[str], tuple[int, 
                 log.warning("kv_write_refused", replica=a.replica, reason="newer_version_ahead")
             continue
         try:
-            _, newer = decode_put_answer(a.payload)
+            newer = _put_answer(a).newer
             acks += 1
             if newer is not None and (hidden is None or newer > hidden):
                 hidden = newer

@@ -49,7 +49,7 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.store import settings as kvsettings
-from gossip.runtime.store.batching import ReplicaBatcher
+from gossip.runtime.store.batching import Outcome, ReplicaBatcher
 from gossip.runtime.store.coordinator import Coordinator, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
@@ -99,6 +99,8 @@ class StoreService(Service):
             KV_BATCH_CHANNEL,
         )
         self.leaving = False
+        self._sent_op: KvOp | None = None
+        self._sent_payload = b""
 
     # ---- wiring ----------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class StoreService(Service):
             host.name,
             self.storage,
             host.wall_ms,
-            lambda: set(self.placement.members) - {host.name},
+            lambda: self.view.peers,
             refused,
             sync_period=s.sync_period,
         )
@@ -340,16 +342,16 @@ class StoreService(Service):
         A copy this node should not keep is handed off and dropped by the sync loop."""
         return self.replica(part) if self.holds(part) else None
 
-    async def call(self, replica: str, op: KvOp) -> bytes:
-        if replica == self.host.name:
-            return self.replica_side.handle_op(op)
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        return self.replica_side.handle_op(op) if replica == self.host.name else None
+
+    def send(self, replica: str, op: KvOp, outcome: Outcome) -> None:
         address = self.address_of(replica)
         if address is None:
             raise KvOpError(f"{replica} is not alive")
-        reply = await self._batcher.request(address, encode_op(op))
-        if reply is None:
-            raise KvOpError("no reply")
-        return reply
+        if op is not self._sent_op:  # a fan-out sends one op to several replicas
+            self._sent_op, self._sent_payload = op, encode_op(op)
+        self._batcher.post(address, self._sent_payload, outcome)
 
     # ---- stream channels ----------------------------------------------------------
 

@@ -31,13 +31,3 @@ def parse_version(text: str) -> Timestamp:
     if not counter.isascii() or int(wall) > MAX_WALL or int(counter) > MAX_COUNTER:
         raise SessionError("a version's wall time or counter is out of range")
     return Timestamp(int(wall), int(counter), node)
-
-
-def greater(seen: str | None, new: str) -> str:
-    """The later of the session's version text and a new one (an unreadable one is ignored)."""
-    if seen is None:
-        return new
-    try:
-        return new if parse_version(new) > parse_version(seen) else seen
-    except SessionError:
-        return seen

@@ -10,7 +10,7 @@ import pytest
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import RecordError
-from gossip.core.store.session import SessionError, greater, parse_version
+from gossip.core.store.session import SessionError, parse_version
 from gossip.runtime.http import ApiError, ApiRequest
 from gossip.runtime.store.routes import store_routes, version_text
 from tests.unit.store.test_store_service import cluster
@@ -24,13 +24,6 @@ def test_a_version_text_parses_and_garbage_is_refused() -> None:
             parse_version(bad)
     with pytest.raises(SessionError):
         parse_version(f"{1 << 64}.0@n")
-
-
-def test_a_session_keeps_the_greatest_version_it_saw() -> None:
-    assert greater(None, "5.0@a") == "5.0@a"
-    assert greater("5.0@a", "4.9@b") == "5.0@a"
-    assert greater("5.0@a", "5.1@a") == "5.1@a"
-    assert greater("5.0@a", "garbage") == "5.0@a"
 
 
 async def test_a_write_after_a_version_ahead_of_this_agents_clock_is_stamped_above_it() -> None:

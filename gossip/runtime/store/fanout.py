@@ -8,8 +8,10 @@ Rules:
   a missing answer (an Answer with the error), never raised; an answer that
   comes after the timeout is ignored.
 - Whether each replica answered at all is reported (`reached`, which feeds
-  the majority rule), even when the caller no longer waits: a replica still
-  owed an answer then is watched by one task until the timeout.
+  the majority rule), even when the caller no longer waits: an answer that
+  comes later is taken by its callback, and a replica still owed one at the
+  timeout is then reported as not reached (`after`: one timer for the whole
+  store, not a task per request).
 - The caller waits until `needed` answers count, all answered, or the
   timeout passed. With `linger`, once enough count the others get as long
   again as those took (at least LINGER_S).
@@ -17,8 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +48,9 @@ class Replicas(Protocol):
         """Send `op` to another node's replica; `outcome` is called once, later."""
         ...
 
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
+    def after(self, when: float, fn: Callable[[], None]) -> None:
+        """Call `fn` once trio's clock reaches `when` (never, once the store stopped)."""
+        ...
 
 
 @dataclass
@@ -167,18 +170,6 @@ async def fan_out(
             got.expire()
             seen = len(got.answers)
         elif got.owed:
-            _watch(cluster, got, deadline)
+            cluster.after(deadline, got.expire)
     return got.answers[:seen]
 
-
-def _watch(cluster: Replicas, got: _Round, deadline: float) -> None:
-    """Until the timeout, take the answers of replicas the caller no longer waits for."""
-
-    async def watch() -> None:
-        with trio.move_on_at(deadline):
-            while got.owed:
-                await got.next()
-        got.expire()
-
-    with contextlib.suppress(RuntimeError):  # the store has stopped: nobody is told
-        cluster.spawn(watch)

@@ -39,6 +39,7 @@ from gossip.core.store.placement import Placement
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import MAX_SCAN, KvOp, KvOpError, Listed, encode_op
 from gossip.core.types import Address
+from gossip.runtime.duetimers import DueTimers
 from gossip.runtime.http import Handler, RouteKey
 from gossip.runtime.service import (
     DatagramHandler,
@@ -92,6 +93,7 @@ class StoreService(Service):
         self._secret = fingerprint_secret
         self.rng = rng or random.Random(secrets.randbits(64))
         self._nursery: trio.Nursery | None = None
+        self._timers = DueTimers()
         self._batcher = ReplicaBatcher(
             lambda to, channel, body: self.host.request(to, channel, body),  # host comes later
             self.spawn,
@@ -203,6 +205,7 @@ class StoreService(Service):
                 self.stamps.start(bool(self.host.seeds), self.settings.sync_period)
                 self.following.rebuild(self.host.members(), trio.current_time())
                 nursery.start_soon(self.sync.run)
+                nursery.start_soon(self._timers.run)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -319,6 +322,9 @@ class StoreService(Service):
         if self._nursery is None:
             raise RuntimeError("the store service is not running")
         self._nursery.start_soon(fn)
+
+    def after(self, when: float, fn: Callable[[], None]) -> None:
+        self._timers.at(when, fn)
 
     def address_of(self, name: str) -> Address | None:
         member = self.host.member(name)

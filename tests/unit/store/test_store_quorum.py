@@ -113,6 +113,13 @@ class FakeCluster:
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         self.nursery.start_soon(fn)
 
+    def after(self, when: float, fn: Callable[[], None]) -> None:
+        async def wait() -> None:
+            await trio.sleep_until(when)
+            fn()
+
+        self.nursery.start_soon(wait)
+
     def record(self, key: str, value: bytes) -> Record:
         return Record(key, value, self.stamp())
 

@@ -15,6 +15,7 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
   w  wanted key hashes, packed u64s
   x  error token (e.g. not_replica)
   i  the sender's copy: [node name, data generation, purge watermark]
+  q  the sender's storage sequence number when it wrote the message (with i)
 
 A roots check batches the first step for many partitions shared with one
 peer: {"from": name, "roots": [[partition, fingerprint, count, generation,
@@ -27,7 +28,9 @@ differing partitions get a full session. Equal roots are what tombstone GC's
 proofs are made of (gossip.core.store.tombstone_gc). Both maps may carry "t",
 the sender's store-clock reading in milliseconds, which is how replicas measure
 their clock offsets (gossip.core.store.clocksync); a reading that is not a
-plausible wall time is ignored.
+plausible wall time is ignored. Both may carry "q", the sender's storage
+sequence number when it took its roots (tombstone GC orders a proof against a
+later message by it); "q" is a key of its own so that older agents ignore it.
 """
 
 from __future__ import annotations
@@ -145,7 +148,9 @@ def encode(msg: SyncMessage) -> bytes:
     if msg.error:
         out["x"] = msg.error
     if msg.sender is not None:
-        out["i"] = list(msg.sender)
+        out["i"] = [msg.sender.name, msg.sender.gen, msg.sender.watermark]
+        if msg.sender.seq is not None:
+            out["q"] = msg.sender.seq
     return cbor2.dumps(out)
 
 
@@ -213,7 +218,10 @@ def decode(payload: bytes) -> SyncMessage:
     if sender is not None:
         if not isinstance(sender, list) or len(sender) != 3:
             raise SyncWireError("bad sender")
-        msg.sender = PeerCopy(_name(sender[0]), _u64(sender[1]), _u64(sender[2]))
+        seq = raw.get("q")
+        msg.sender = PeerCopy(
+            _name(sender[0]), _u64(sender[1]), _u64(sender[2]), None if seq is None else _u64(seq)
+        )
     return msg
 
 
@@ -231,15 +239,26 @@ class RootInfo(NamedTuple):
     watermark: int
 
 
-def encode_roots(name: str, roots: dict[int, RootInfo], clock_ms: int | None = None) -> bytes:
+def encode_roots(
+    name: str, roots: dict[int, RootInfo], clock_ms: int | None = None, seq: int | None = None
+) -> bytes:
     items = [[p, i.root[0], i.root[1], i.gen, i.watermark] for p, i in sorted(roots.items())]
-    return cbor2.dumps(_with_clock({"from": name, "roots": items}, clock_ms))
+    return cbor2.dumps(_with_readings({"from": name, "roots": items}, clock_ms, seq))
 
 
-def _with_clock(body: dict[str, Any], clock_ms: int | None) -> dict[str, Any]:
+def _with_readings(body: dict[str, Any], clock_ms: int | None, seq: int | None) -> dict[str, Any]:
     if clock_ms is not None:
         body["t"] = clock_ms
+    if seq is not None:
+        body["q"] = seq
     return body
+
+
+def decode_seq(payload: bytes) -> int | None:
+    """The sender's storage sequence number in a roots check or its answer (None:
+    absent, as from an older agent). A malformed one is a SyncWireError."""
+    seq = _map(payload).get("q")
+    return None if seq is None else _u64(seq)
 
 
 def decode_clock(payload: bytes) -> int | None:
@@ -296,6 +315,7 @@ def encode_differ(
     pending: list[int] | None = None,
     holds: list[int] | None = None,
     clock_ms: int | None = None,
+    seq: int | None = None,
 ) -> bytes:
     listed = [[p, gen, mark] for p, (gen, mark) in sorted(copies.items())]
     out: dict[str, Any] = {"from": name, "differ": sorted(parts), "copies": listed}
@@ -303,7 +323,7 @@ def encode_differ(
         out["pending"] = sorted(pending)
     if holds:
         out["holds"] = sorted(holds)
-    return cbor2.dumps(_with_clock(out, clock_ms))
+    return cbor2.dumps(_with_readings(out, clock_ms, seq))
 
 
 def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, int]]]:

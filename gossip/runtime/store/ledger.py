@@ -48,7 +48,8 @@ class Ledger:
 
     def copy(self, part: int) -> PeerCopy:
         """This node's copy of a partition, as it tells peers."""
-        return PeerCopy(self.name, self.storage.generation(part), self.storage.watermark(part))
+        storage = self.storage
+        return PeerCopy(self.name, storage.generation(part), storage.watermark(part), storage.seq)
 
     def proven(
         self, part: int, peer: PeerCopy, seq: int, now: float, *, contact: bool = True
@@ -57,7 +58,8 @@ class Ledger:
         this copy now reflects the purges behind the peer's watermark. With `contact`
         (the peer said it is not pending for the partition) it also ends this node's
         returning: a pending peer may be as far behind as this node is."""
-        proof = self.proofs.setdefault(part, {})[peer.name] = Proof(peer.gen, seq, now)
+        proof = Proof(peer.gen, seq, now, peer.seq)
+        self.proofs.setdefault(part, {})[peer.name] = proof
         if contact:
             self.last_proof[part] = proof
         self.storage.raise_watermark(part, peer.watermark)

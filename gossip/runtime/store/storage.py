@@ -55,6 +55,10 @@ SCHEMA_VERSION = 2
 """1: 32-bit tags and no seq column; 2: 64-bit tags (stored shifted like the hashes), seq."""
 WATERMARK = "watermark:{}"
 GENERATION = "generation:{}"
+SEQ_FLOOR = "seq_floor"
+"""The sequence number when rows were last removed: the sequence never goes back
+across a restart, even when its greatest rows were purged (peers order what this
+node tells them by it)."""
 MEMBER = "member:"
 
 
@@ -150,7 +154,7 @@ class KVStorage:
             self._db.close()
             raise StorageError.of(exc) from exc
         row = self._db.execute("SELECT max(seq) FROM kv").fetchone()
-        self.seq = int(row[0] or 0)
+        self.seq = max(int(row[0] or 0), self.get_meta(SEQ_FLOOR) or 0)
         """The greatest sequence number given out; rows stored from now on get higher ones."""
         self.trees: dict[int, MerkleTree] = {}
         self._group: TreeUndo | None = None
@@ -369,6 +373,8 @@ class KVStorage:
                 old = self._tree_entry(*entry)
                 self.tree(part).update(old, None)
                 undo.append((part, old, None))
+            if rows:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SEQ_FLOOR, self.seq))
             self._db.execute("COMMIT")
         except BaseException as exc:
             self._abort(undo)

@@ -9,7 +9,8 @@ Rules:
   So does an agent that sees no majority of the members it has known
   (gossip.core.store.majority): `quorum` and `all` need it, `one` does not. Its
   replicas answer reads as pending then, so they do not count elsewhere either.
-- A write is stamped with the hybrid clock and sent to every replica of the
+- A write is stamped with the hybrid clock (above the client's `after`
+  version when it names one: session.py) and sent to every replica of the
   key at once; it is acknowledged when `needed` replicas stored it, pending
   ones included (they hold the write durably). A replica that refuses because
   it is leaving is replaced by the members that take its partitions over.
@@ -58,6 +59,7 @@ from gossip.core.store.replica_ops import (
     decode_put_answer,
 )
 from gossip.runtime.store.fanout import Answer, Replicas, fan_out
+from gossip.runtime.store.session import After, AfterAhead
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 RESTAMPS = 3
@@ -202,11 +204,15 @@ class Coordinator:
             raise NotEnoughReplicas(op, consistency, 0, needed, r, reachable=len(replicas))
         return replicas, r, needed
 
-    async def write(self, key: str, value: bytes | None, consistency: str) -> Record:
+    async def write(
+        self, key: str, value: bytes | None, consistency: str, after: After | None = None
+    ) -> Record:
         validate_key(key)
         if value is not None:
             validate_value(value)
-        stamp = self.cluster.stamp()
+        if after is not None and not self.cluster.plausible(after[0]):
+            raise AfterAhead(after)
+        stamp = self.cluster.stamp() if after is None else self.cluster.stamp_after(after)
         for _ in range(RESTAMPS):
             record, newer = await self._write_once(key, value, consistency, stamp)
             if newer is None:

@@ -21,6 +21,7 @@ import trio
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.service import MemberEvent, Service
+from gossip.runtime.store.session import After
 
 INDEX_PREFIX = "_gossip/ephemeral/"  # a reserved namespace, hidden from user listings
 REAP_EVENTS = ("failed", "left")
@@ -35,7 +36,9 @@ log = structlog.get_logger(__name__)
 class EphemeralStore(Protocol):
     """What ephemeral keys need of the store service."""
 
-    async def put(self, key: str, value: bytes, consistency: str) -> Record: ...
+    async def put(
+        self, key: str, value: bytes, consistency: str, after: After | None = None
+    ) -> Record: ...
     async def delete(self, key: str, consistency: str) -> Record: ...
     async def get_record(self, key: str, consistency: str) -> Record | None: ...
     async def list(self, prefix: str, limit: int) -> tuple[list[Listed], bool]: ...
@@ -56,10 +59,15 @@ def hide_internal(prefix: str, records: list[Listed]) -> list[Listed]:
 
 
 async def put_ephemeral(
-    store: EphemeralStore, writer: str, key: str, value: bytes, consistency: str
+    store: EphemeralStore,
+    writer: str,
+    key: str,
+    value: bytes,
+    consistency: str,
+    after: After | None = None,
 ) -> Record:
     await store.put(index_prefix(writer) + key, b"", consistency)
-    return await store.put(key, value, consistency)
+    return await store.put(key, value, consistency, after)
 
 
 async def reap(store: EphemeralStore, writer: str) -> int:

@@ -15,6 +15,8 @@ that says so.
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
   DELETE /v1/kv/KEY          -> {"key", "deleted": true, "version"}
+  PUT or DELETE ...?after=VERSION  stamped above VERSION (a version a write answered):
+         a client's later write outranks its earlier ones (session.py); 400 if garbled
   GET    /v1/kv?prefix=P&limit=N -> {"keys": [{"key", "size", "version"}], "truncated"}
   GET    /v1/kv/KEY?watch=VERSION&wait=S -> long poll (watch.py): the record as JSON with
          "changed", once its version differs from VERSION ("none": absent), or after S seconds
@@ -36,6 +38,7 @@ from gossip.core.store.replica_ops import Listed
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
 from gossip.runtime.store.ephemeral import hide_internal
+from gossip.runtime.store.session import After, AfterAhead, SessionError, parse_after
 from gossip.runtime.store.storeclock import ClockDisagrees
 from gossip.runtime.store.watch import ABSENT, WatchGate, parse_wait, prefix_index, wait_for_change
 
@@ -46,9 +49,13 @@ MAX_LIST = 10_000
 class RoutedStore(Protocol):
     """What the routes need of the store service (its library API)."""
 
-    async def put(self, key: str, value: bytes, consistency: str) -> Record: ...
-    async def put_ephemeral(self, key: str, value: bytes, consistency: str) -> Record: ...
-    async def delete(self, key: str, consistency: str) -> Record: ...
+    async def put(
+        self, key: str, value: bytes, consistency: str, after: After | None = None
+    ) -> Record: ...
+    async def put_ephemeral(
+        self, key: str, value: bytes, consistency: str, after: After | None = None
+    ) -> Record: ...
+    async def delete(self, key: str, consistency: str, after: After | None = None) -> Record: ...
     async def get(self, key: str, consistency: str) -> bytes | None: ...
     async def get_record(self, key: str, consistency: str) -> Record | None: ...
     def get_local(self, key: str) -> Record | None: ...
@@ -85,6 +92,13 @@ def _key(req: ApiRequest) -> str:
     return key
 
 
+def _after(req: ApiRequest) -> After | None:
+    try:
+        return parse_after(req.query.get("after"))
+    except SessionError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 def _consistency(req: ApiRequest) -> str:
     try:
         return parse_consistency(req.query.get("consistency"))
@@ -116,7 +130,7 @@ def _guarded(work: Work) -> Handler:
             raise ApiError(400, str(exc)) from None
         except WriteHidden as exc:
             return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
-        except ClockDisagrees as exc:
+        except (ClockDisagrees, AfterAhead) as exc:
             return ApiResponse.json({"error": str(exc)}, 503)
 
     return handler
@@ -158,7 +172,11 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
 
     async def put(req: ApiRequest) -> ApiResponse:
         write = svc.put_ephemeral if req.query.get("ephemeral") in ("1", "true") else svc.put
-        r = await write(_key(req), req.body, _consistency(req))
+        key, consistency, after = _key(req), _consistency(req), _after(req)
+        if after is None:
+            r = await write(key, req.body, consistency)
+        else:
+            r = await write(key, req.body, consistency, after)
         return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
 
     async def get(req: ApiRequest) -> ApiResponse:
@@ -176,7 +194,11 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
         return ApiResponse(200, value, "application/octet-stream")
 
     async def delete(req: ApiRequest) -> ApiResponse:
-        r = await svc.delete(_key(req), _consistency(req))
+        key, consistency, after = _key(req), _consistency(req), _after(req)
+        if after is None:
+            r = await svc.delete(key, consistency)
+        else:
+            r = await svc.delete(key, consistency, after)
         return ApiResponse.json({"key": r.key, "deleted": True, "version": version_text(r.version)})
 
     async def listing(req: ApiRequest) -> ApiResponse:

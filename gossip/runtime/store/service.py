@@ -59,6 +59,7 @@ from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.listing import list_all, list_page, scanned
 from gossip.runtime.store.replicaside import ReplicaSide
 from gossip.runtime.store.routes import store_routes
+from gossip.runtime.store.session import After
 from gossip.runtime.store.settings import StoreSettings, check_frame_limit
 from gossip.runtime.store.stamps import Stamps
 from gossip.runtime.store.storage import KVStorage, StorageError
@@ -361,21 +362,32 @@ class StoreService(Service):
 
     # ---- library API -----------------------------------------------------------------
 
-    async def put(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+    async def put(
+        self, key: str, value: bytes, consistency: str = "quorum", after: After | None = None
+    ) -> Record:
+        """`after`: the greatest version the client has seen; the write is stamped above
+        it (session.py)."""
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        return await self._count("put", self.coordinator.write(key, value, _c(consistency)))
+        write = self.coordinator.write(key, value, _c(consistency), after)
+        return await self._count("put", write)
 
-    async def delete(self, key: str, consistency: str = "quorum") -> Record:
+    async def delete(
+        self, key: str, consistency: str = "quorum", after: After | None = None
+    ) -> Record:
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        return await self._count("delete", self.coordinator.write(key, None, _c(consistency)))
+        return await self._count(
+            "delete", self.coordinator.write(key, None, _c(consistency), after)
+        )
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:
         record = await self._count("get", self.coordinator.read(key, _c(consistency)))
         return None if record is None else record.value
 
-    async def put_ephemeral(self, key: str, value: bytes, consistency: str = "quorum") -> Record:
+    async def put_ephemeral(
+        self, key: str, value: bytes, consistency: str = "quorum", after: After | None = None
+    ) -> Record:
         """A put deleted when this agent fails or leaves (ephemeral.py)."""
-        return await put_ephemeral(self, self.host.name, key, value, consistency)
+        return await put_ephemeral(self, self.host.name, key, value, consistency, after)
 
     def watch(self, prefix: str = "") -> AsyncIterator[list[Listed]]:
         """Each new state of the live keys under `prefix`, the current one first (watch.py)."""

@@ -10,7 +10,9 @@ ok (with the version for writes, the value for reads), fail (with the reason), o
 unknown (no answer within `client_timeout`, or the agent died under it). A
 request to a node that is down fails at once (connection refused); one to a
 paused node waits for it like a TCP client would. Written values are unique
-("c<client>.<n>"), so a read names the write it saw."""
+("c<client>.<n>"), so a read names the write it saw. A client passes the greatest
+version its acknowledged writes were given as `after` with each write (the store's
+session rule), so its own later writes outrank its earlier ones whatever the clocks."""
 
 from __future__ import annotations
 
@@ -96,6 +98,8 @@ class Clients:
         self.shared = [f"k{i}" for i in range(c.shared_keys)]
         self.one_shot: list[str] = []
         self.stopping = False
+        self.seen: dict[int, tuple[int, int]] = {}
+        """Per client: the greatest (wall, counter) of its acknowledged writes."""
 
     def private_keys(self, client: int) -> list[str]:
         return [f"c{client}/k{i}" for i in range(self.cluster.config.private_keys)]
@@ -145,12 +149,13 @@ class Clients:
         result: Any = None
         with trio.move_on_after(self.cluster.config.client_timeout):
             await self.cluster.net.gate(node.ip)
+            after = self.seen.get(op.client)
             try:
                 if op.kind == "put":
                     assert op.value is not None
-                    result = await store.put(op.key, op.value.encode(), op.consistency)
+                    result = await store.put(op.key, op.value.encode(), op.consistency, after)
                 elif op.kind == "delete":
-                    result = await store.delete(op.key, op.consistency)
+                    result = await store.delete(op.key, op.consistency, after)
                 else:
                     got = await store.get(op.key, op.consistency)
                     op.value = None if got is None else got.decode()
@@ -167,6 +172,7 @@ class Clients:
             if op.write:
                 v = result.version
                 op.version = (v.wall, v.counter, v.node)
+                self.seen[op.client] = max(self.seen.get(op.client, (0, 0)), (v.wall, v.counter))
             self._end(op, "ok")
 
     def _end(self, op: Op, status: str, error: str | None = None) -> None:

@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
         "--ephemeral", action="store_true", help="delete the key when this agent fails or leaves"
     )
     _consistency(p)
+    _after(p)
     p.set_defaults(func=api_command("kv put", put))
 
     p = action("watch", "print each change of a key or a prefix (one JSON line each)")
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
     p = action("delete", "delete a key (writes a tombstone)")
     p.add_argument("key")
     _consistency(p)
+    _after(p)
     p.set_defaults(func=api_command("kv delete", delete))
 
     p = action("list", "list live keys by prefix, across the cluster")
@@ -81,6 +83,18 @@ def _consistency(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _after(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--after",
+        metavar="VERSION",
+        help="stamp the write above VERSION (one an earlier write printed)",
+    )
+
+
+def _write_query(args: argparse.Namespace) -> dict[str, str]:
+    return {"consistency": args.consistency} | ({"after": args.after} if args.after else {})
+
+
 def put(client: ApiClient, args: argparse.Namespace) -> int:
     if args.file is not None:
         value = args.file.read_bytes()
@@ -90,7 +104,7 @@ def put(client: ApiClient, args: argparse.Namespace) -> int:
         value = args.value.encode()
     else:
         raise ApiClientError("give a VALUE, '-' for stdin, or --file")
-    query = {"consistency": args.consistency} | ({"ephemeral": "1"} if args.ephemeral else {})
+    query = _write_query(args) | ({"ephemeral": "1"} if args.ephemeral else {})
     answer = json.loads(call(client, "PUT", key_path(args.key, **query), value))
     print(f"{answer['key']} written (version {answer['version']})")
     return 0
@@ -123,7 +137,7 @@ def watch(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def delete(client: ApiClient, args: argparse.Namespace) -> int:
-    answer = json.loads(call(client, "DELETE", key_path(args.key, consistency=args.consistency)))
+    answer = json.loads(call(client, "DELETE", key_path(args.key, **_write_query(args))))
     print(f"{answer['key']} deleted (version {answer['version']})")
     return 0
 

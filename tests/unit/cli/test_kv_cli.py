@@ -80,3 +80,12 @@ def test_a_missing_key_is_one_line_on_stderr_and_exit_1(
     assert main(["kv", "get", "--api", api, "missing"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "gossip kv get: HTTP 404: no such key: missing"
+
+
+def test_put_and_delete_pass_after(api: str) -> None:
+    assert main(["kv", "put", "--api", api, "k", "v", "--after", "12.3@n1"]) == 0
+    assert main(["kv", "delete", "--api", api, "k", "--after", "12.4"]) == 0
+    assert [(m, p) for m, p, _ in SEEN] == [
+        ("PUT", "/v1/kv/k?consistency=quorum&after=12.3%40n1"),
+        ("DELETE", "/v1/kv/k?consistency=quorum&after=12.4"),
+    ]

@@ -50,8 +50,9 @@ class StoreSettings:
     synchronous: str = "NORMAL"
     handover_timeout: float = 30.0
     """How long a graceful leave may spend handing partitions over, s."""
-    roots_by_datagram: bool = False
-    """Send roots checks that fit one datagram by UDP (gossip.runtime.store.rootsdatagram)."""
+    roots_by_datagram: bool = True
+    """Send roots checks that fit one datagram by UDP (gossip.runtime.store.rootsdatagram);
+    false: every roots check opens a kv-roots stream."""
 
     def for_profile(self, profile: str) -> StoreSettings:
         """These settings with an unset sync_interval taken from the membership profile."""

@@ -87,7 +87,7 @@ def _after(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--after",
         metavar="VERSION",
-        help="stamp the write above VERSION (one an earlier write printed)",
+        help="stamp the write above this version (the last one this client saw or wrote)",
     )
 
 

@@ -1,7 +1,8 @@
 """A store client session: each write of the session outranks the session's earlier ones.
 
 Rules: a KvSession remembers the greatest version its writes were answered with and
-passes it as `after` with every write (PUT/DELETE ?after=VERSION), so the coordinating
+passes it, as the text the agent gave, as `after` with every write (PUT/DELETE
+?after=VERSION, gossip.core.store.session), so the coordinating
 agent stamps the write above it, whichever agent coordinated the earlier writes and
 however their store clocks differ. Versions are compared by (wall_ms, counter); an
 answer whose version does not parse leaves the remembered one as it was. Reads are
@@ -43,7 +44,7 @@ class KvSession:
             return
         known = None if self.after is None else version_order(self.after)
         if known is None or order > known:
-            self.after = f"{order[0]}.{order[1]}"
+            self.after = version
 
     def put(self, key: str, value: bytes, consistency: str = "quorum") -> str:
         """Write `value`; its version."""

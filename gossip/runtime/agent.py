@@ -109,6 +109,8 @@ class Agent:
             timeout=self._config.stream_timeout,
             streams=self._notifier.streams,
             rejected=self._notifier.streams_rejected,
+            metrics=self.metrics,
+            spawn=lambda: self._nursery,
         )
         self._member_streams = MemberStreams(self._core, self.streams)
         self._hosted.stream_handlers[MEMBER_CHANNEL] = self._member_streams.answer
@@ -468,5 +470,7 @@ class Agent:
             self._publish(event)
 
     def _publish(self, event: MemberEvent) -> None:
+        if event.kind in ("failed", "left") and event.member is not None:
+            self.streams.peer_gone(event.member.address)
         self._hosted.publish(event)
         self._subscribers.publish(event)

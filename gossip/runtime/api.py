@@ -104,7 +104,10 @@ async def serve_api(
     rejected = agent.metrics.counter(
         "http_rejected_total", "Control API requests refused, by reason.", ("reason",)
     )
-    server = HttpServer(table, token=token, rejected=rejected)
+    # A watch is a long poll: cancelled when its client hangs up (docs/store.md, Watches).
+    server = HttpServer(
+        table, token=token, rejected=rejected, long_poll=lambda r: "watch" in r.query
+    )
     listeners = await nursery.start(server.serve, bind[0], bind[1])
     host, port = listeners[0].socket.getsockname()[:2]
     return str(host), int(port)

@@ -38,8 +38,13 @@ class FrameError(Exception):
         self.reason = reason
 
 
+def frame(payload: bytes) -> bytes:
+    """`payload` with its length header."""
+    return HEADER.pack(len(payload)) + payload
+
+
 async def write_frame(stream: trio.abc.SendStream, payload: bytes) -> None:
-    await stream.send_all(HEADER.pack(len(payload)) + payload)
+    await stream.send_all(frame(payload))
 
 
 async def _read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:

@@ -12,6 +12,11 @@ more are closed at once. When a token is set, every route except
 /v1/health needs `Authorization: Bearer <token>`. A route path ending in "*"
 matches by prefix (exact routes first, then the longest prefix). Handlers raise
 ApiError for clean 4xx answers; any other exception becomes a logged 500.
+A long poll (a request the `long_poll` predicate names, e.g. a watch) is
+cancelled as soon as its client closes the connection, so a watcher that went
+away frees its place at once instead of when its wait ends; bytes the client
+pipelines behind it meanwhile are kept for the next requests (up to one
+request's bounds, after which reading waits for the answer).
 """
 
 from __future__ import annotations
@@ -99,9 +104,11 @@ class HttpServer:
         routes: Mapping[RouteKey, Handler],
         token: str | None = None,
         rejected: Counter | None = None,
+        long_poll: Callable[[ApiRequest], bool] = lambda request: False,
     ) -> None:
         self.routes = routes
         self.token = token
+        self._long_poll = long_poll
         self._active = 0
         self._rejected = rejected
         """Refused requests by reason: too_many, timeout, bad_request, unauthorized."""
@@ -162,12 +169,33 @@ class HttpServer:
             if request is None:
                 self._refuse("timeout")
                 return  # too slow: cut without an answer
-            response = await self._dispatch(request)
+            response = await self._answer(conn, stream, request)
+            if response is None:
+                return  # the client hung up on a long poll: nobody to answer
             last = served + 1 == MAX_REQUESTS_PER_CONNECTION or response.stream is not None
             await _send_response(conn, stream, response, keep_alive=not last)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return  # either side asked to close
             conn.start_next_cycle()
+
+    async def _answer(
+        self, conn: h11.Connection, stream: trio.abc.Stream, request: ApiRequest
+    ) -> ApiResponse | None:
+        """The handler's answer; None when the client hung up on a long poll first."""
+        if not self._long_poll(request):
+            return await self._dispatch(request)
+        response: ApiResponse | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def run() -> None:
+                nonlocal response
+                response = await self._dispatch(request)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(run)
+            await _until_hangup(conn, stream)
+            nursery.cancel_scope.cancel()
+        return response
 
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         if self.token is not None and request.path not in OPEN_ROUTES:
@@ -224,6 +252,22 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
             return event
         data = await stream.receive_some(16384)
         conn.receive_data(bytes(data))  # b"" marks end of input
+
+
+async def _until_hangup(conn: h11.Connection, stream: trio.abc.Stream) -> None:
+    """Return when the client closes or breaks its end; what it pipelines meanwhile
+    goes to h11's buffer, up to one request's bounds (then only the answer ends this)."""
+    buffered = 0
+    while buffered <= MAX_HEAD_BYTES + MAX_BODY_BYTES:
+        try:
+            data = await stream.receive_some(16384)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        if not data:
+            return
+        conn.receive_data(bytes(data))
+        buffered += len(data)
+    await trio.sleep_forever()
 
 
 async def _await_next_request(conn: h11.Connection, stream: trio.abc.Stream) -> bool:

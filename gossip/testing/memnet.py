@@ -11,9 +11,13 @@ one-way cuts (a connect needs both directions, like TCP). A datagram's
 reachability is judged when it is delivered, so one in flight when a cut
 starts is lost. Pauses are the model's too (`faults.paused`); here every
 datagram or stream operation of a paused host waits until it resumes (a gate
-per paused host), so its core task blocks on its first send. Streams are reliable and
-immediate. Delayed datagrams need `run` in a nursery; without it they go at
-once. Time is trio's, so it runs as fast as MockClock lets it.
+per paused host), so its core task blocks on its first send. Streams are
+reliable and immediate while their path is up both ways; a write across a cut
+(partition, one-way cut, host down) resets the stream instead: it fails, and
+the other end reads the end of the stream (what TCP's retransmissions would
+come to, sooner), so a kept connection carries nothing across a fault that
+began after it opened. Delayed datagrams need `run` in a nursery; without it
+they go at once. Time is trio's, so it runs as fast as MockClock lets it.
 """
 
 from __future__ import annotations
@@ -203,9 +207,10 @@ class _MemoryStream(trio.abc.Stream):
     fault run opens tens of thousands of times); its operations wait while its
     host is paused."""
 
-    def __init__(self, net: MemoryNetwork, ip: str, out: _Pipe, into: _Pipe) -> None:
+    def __init__(self, net: MemoryNetwork, ip: str, peer: str, out: _Pipe, into: _Pipe) -> None:
         self._net = net
         self._ip = ip
+        self._peer = peer
         self._out = out
         self._in = into
         self._closed = False
@@ -216,6 +221,10 @@ class _MemoryStream(trio.abc.Stream):
             raise trio.ClosedResourceError("this end is closed")
         if self._out.closed:
             raise trio.BrokenResourceError("the other end is closed")
+        net, ip, peer = self._net, self._ip, self._peer
+        if not (net.reachable(ip, peer) and net.reachable(peer, ip)):
+            self._reset()
+            raise trio.BrokenResourceError("the path to the other end is cut")
         self._out.data += data
         self._out.waiting.unpark_all()
 
@@ -240,6 +249,9 @@ class _MemoryStream(trio.abc.Stream):
         # No checkpoint: closing never blocks, and the agent closes every stream with
         # aclose_forcefully, whose cancelled checkpoint would cost a scheduler pass each.
         self._closed = True
+        self._reset()
+
+    def _reset(self) -> None:
         for pipe in (self._out, self._in):
             pipe.closed = True
             pipe.waiting.unpark_all()
@@ -247,7 +259,7 @@ class _MemoryStream(trio.abc.Stream):
 
 def _stream_pair(net: MemoryNetwork, a: str, b: str) -> tuple[_MemoryStream, _MemoryStream]:
     ab, ba = _Pipe(), _Pipe()
-    return _MemoryStream(net, a, ab, ba), _MemoryStream(net, b, ba, ab)
+    return _MemoryStream(net, a, b, ab, ba), _MemoryStream(net, b, a, ba, ab)
 
 
 class HostNetwork:

@@ -91,14 +91,14 @@ def test_read_your_writes_catches_a_coordinator_whose_clock_skips_the_hlc() -> N
         store = node.store
         assert store is not None
         if node.name == "n1":
-            # Stamps straight from a wall clock 5 s behind, ignoring the hybrid clock and
-            # the client's `after`, and acknowledges a write even when a replica answers
-            # with a newer version.
-            def behind(*_: Any) -> Timestamp:
+            # Stamps straight from a wall clock 5 s behind, ignoring the hybrid clock and the
+            # client's session, and acknowledges a write even when a replica answers with a
+            # newer version.
+            def skewed(*_: object) -> Timestamp:
                 return Timestamp(node.clock.wall_ms() - 5000, 0, node.name)
 
-            store.stamp = behind  # type: ignore[method-assign]
-            store.stamp_after = behind  # type: ignore[method-assign]
+            store.stamp = skewed  # type: ignore[method-assign]
+            store.stamp_after = skewed  # type: ignore[method-assign]
             once = store.coordinator._write_once
 
             async def blind(*args: Any) -> tuple[Record, None]:

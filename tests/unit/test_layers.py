@@ -94,6 +94,7 @@ ALLOWED: Mapping[str, Mapping[str, str]] = {
         "runtime.store": "fault runs start whole agents with the store service",
         "runtime.ownership": "fault runs start whole agents with the ownership service",
         "core.ownership": "the ownership checker reads item events",
+        "core.store": "fault-run clients keep a session version (a store timestamp)",
         "faults": "the in-memory networks draw loss, delay and cuts from the shared fault model",
     },
     "sim": {

@@ -33,7 +33,7 @@ from gossip.core.membership.node import Node
 from gossip.core.membership.wire import Codec
 from gossip.core.membership.wireschema import WireError
 from gossip.core.types import MemberState
-from gossip.runtime import framing, snapshot, tagfile
+from gossip.runtime import framing, muxframes, snapshot, tagfile
 from gossip.runtime.api import parse_query, parse_user_event
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, HttpServer
 from gossip.runtime.memberfilter import FilterError, parse_filter
@@ -83,6 +83,14 @@ def framing_decoders(data: bytes) -> None:
     for decode in (framing.decode_request, framing.decode_response, framing.decode_datagram):
         with contextlib.suppress(framing.FrameError):
             decode(data)
+
+
+def mux_messages(data: bytes) -> None:
+    """A multiplexed connection's message (after the sealer): kind, stream id, payload."""
+    with contextlib.suppress(framing.FrameError):
+        kind, _, payload = muxframes.decode(data)
+        decode = framing.decode_request if kind == muxframes.REQUEST else framing.decode_response
+        decode(payload)
 
 
 def wire_decoders(data: bytes) -> None:
@@ -163,6 +171,7 @@ def all_targets() -> list[tuple[str, Target]]:
     return [
         ("sealer_open", sealer_open),
         ("framing", framing_decoders),
+        ("mux", mux_messages),
         ("wire", wire_decoders),
         ("node", node_inputs),
         ("http", http_request),
@@ -181,6 +190,11 @@ def seeds_for(index: int) -> list[bytes]:
             framing.encode_request("member", b"\x00body"),
             framing.encode_channel_datagram("keys", b"x"),
             framing.encode_response(framing.STATUS_OK, b"ok"),
+        ]
+    if name == "mux":
+        return [
+            muxframes.encode(muxframes.REQUEST, 1, framing.encode_request("kv", b"{}")),
+            muxframes.encode(muxframes.RESPONSE, 2**32 - 1, framing.encode_response(0, b"ok")),
         ]
     if name == "user_event_body":
         return [

@@ -382,6 +382,7 @@ class Ownership:
             self._outbox.append(ItemReleased(item, token, reason, successor))
             if successor is not None and reason not in ("undeclared", "quorum_lost"):
                 self._outbox.append(TokenNote(successor, item, token))
+                self._fencing.handed_over(item, token, successor)
         for item in sorted(mine - set(self._held)):
             previous = old.direct_owner(item)
             self._held[item] = self._fencing.issue(item, wall_ms)

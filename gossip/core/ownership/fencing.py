@@ -9,6 +9,9 @@ Rules:
   here, at most `limit` of them (the oldest go first); an acquisition consumes the item's.
 - Each heard token is passed on at most once per recipient (`to_tell`), so notes between
   nodes whose tables disagree stop instead of bouncing.
+- A token this node releases an item with is kept like a heard one, told to the successor
+  (`handed_over`): if this node's table later names another owner (the one a relaying node
+  was to tell went down with the note, or came back from a split), that owner is told too.
 - After a restart the shell restores the tokens this node issued before (kept in its data
   directory): the counter starts above all of them and each counts as heard, so neither a
   wall clock stepped back nor a takeover elsewhere issues a token below one issued before.
@@ -58,6 +61,12 @@ class Fencing:
             del self._heard[oldest]
             self._told.pop(oldest, None)
         return True
+
+    def handed_over(self, item: str, token: int, successor: str) -> None:
+        """This node released `item` with `token` and told `successor` so."""
+        self.hear(item, token)
+        if self._heard.get(item) == token:
+            self._told[item] = successor
 
     def heard(self, item: str) -> int | None:
         return self._heard.get(item)

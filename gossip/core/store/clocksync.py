@@ -17,6 +17,7 @@ older than `max_age` are forgotten, and at most MAX_PEERS are kept.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 MAX_PEERS = 4096
@@ -56,6 +57,8 @@ class ClockAgreement:
         self.correction_ms = 0
         self.ignored = 0
         """Readings ignored as absurd."""
+        self.changes = 0
+        """Counts every change to the readings kept (a verdict computed before is stale)."""
 
     def observe(self, peer: str, offset_ms: int, now: float) -> bool:
         """Record a peer's offset; False (and nothing kept) if it is absurd."""
@@ -66,17 +69,26 @@ class ClockAgreement:
             oldest = min(self._offsets, key=lambda p: self._offsets[p][1])
             del self._offsets[oldest]
         self._offsets[peer] = (offset_ms, now)
+        self.changes += 1
         return True
 
-    def offsets(self, now: float, live: set[str]) -> dict[str, int]:
+    def stable_until(self) -> float:
+        """Until when (monotonic seconds, inclusive) no reading kept now goes stale:
+        before then, without a new reading or another live set, the verdict holds."""
+        if not self._offsets:
+            return float("inf")
+        return min(at for _, at in self._offsets.values()) + self.max_age
+
+    def offsets(self, now: float, live: Set[str]) -> dict[str, int]:
         """The fresh offsets of live peers. Stale readings are forgotten; a reading of a
         peer not (yet) in the live set is kept, as it may arrive before its join."""
         for peer in list(self._offsets):
-            if now - self._offsets[peer][1] > self.max_age:
+            if now > self._offsets[peer][1] + self.max_age:  # as stable_until reckons
                 del self._offsets[peer]
+                self.changes += 1
         return {p: off for p, (off, _) in self._offsets.items() if p in live}
 
-    def verdict(self, now: float, live: set[str]) -> ClockVerdict:
+    def verdict(self, now: float, live: Set[str]) -> ClockVerdict:
         """The correction and whether this node's corrected clock agrees with its peers."""
         fresh = self.offsets(now, live)
         if fresh:

@@ -113,8 +113,14 @@ def decode_put_result(payload: bytes) -> bool:
     return decode_put_answer(payload)[0]
 
 
-def decode_put_answer(payload: bytes) -> tuple[bool, tuple[int, int] | None]:
-    """(changed, the (wall, counter) of a newer version that hides the write, if any)."""
+class PutAnswer(NamedTuple):
+    changed: bool
+    newer: tuple[int, int] | None
+    """The (wall, counter) of a newer version that hides the write, if any."""
+
+
+def decode_put_answer(payload: bytes) -> PutAnswer:
+    """A replica's acknowledgement of a put; KvOpError for a refusal or garbage."""
     raw = _loads(payload)
     if "err" in raw:
         raise KvOpError(str(raw["err"])[:200])
@@ -122,7 +128,7 @@ def decode_put_answer(payload: bytes) -> tuple[bool, tuple[int, int] | None]:
         raise KvOpError("put not acknowledged")
     newer = raw.get("newer")
     if newer is None:
-        return bool(raw.get("changed")), None
+        return PutAnswer(bool(raw.get("changed")), None)
     if not isinstance(newer, list) or len(newer) != 2:
         raise KvOpError("bad newer version")
     try:
@@ -131,7 +137,7 @@ def decode_put_answer(payload: bytes) -> tuple[bool, tuple[int, int] | None]:
         ts = None
     if ts is None:
         raise KvOpError("bad newer version")
-    return bool(raw.get("changed")), (ts.wall, ts.counter)
+    return PutAnswer(bool(raw.get("changed")), (ts.wall, ts.counter))
 
 
 class GetAnswer(NamedTuple):

@@ -14,8 +14,8 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
   d  records: [[key, value|null, wall_ms, counter, node]]
   w  wanted key hashes, packed u64s
   x  error token (e.g. not_replica)
-  i  the sender's copy: [node name, data generation, purge watermark]
-  q  the sender's storage sequence number when it wrote the message (with i)
+  i  the sender's copy: [node name, data generation, purge watermark, sequence
+     number when the message was built] (the last one absent from older builds)
 
 A roots check batches the first step for many partitions shared with one
 peer: {"from": name, "roots": [[partition, fingerprint, count, generation,
@@ -24,13 +24,13 @@ watermark], ...]} is answered with {"from": name, "differ": [partition, ...],
 "holds": [...]} (of the ones asked about: those whose roots differ, the
 responder's copy of each, those it does not count for reads, being filled with
 them or not replicating them, and those it holds any copy of), and only the
-differing partitions get a full session. Equal roots are what tombstone GC's
-proofs are made of (gossip.core.store.tombstone_gc). Both maps may carry "t",
+differing partitions get a full session. Both maps may carry "q", the
+sender's sequence number when it took its roots (absent from older builds).
+Equal roots are what tombstone GC's proofs are made of
+(gossip.core.store.tombstone_gc). Both maps may carry "t",
 the sender's store-clock reading in milliseconds, which is how replicas measure
 their clock offsets (gossip.core.store.clocksync); a reading that is not a
-plausible wall time is ignored. Both may carry "q", the sender's storage
-sequence number when it took its roots (tombstone GC orders a proof against a
-later message by it); "q" is a key of its own so that older agents ignore it.
+plausible wall time is ignored.
 """
 
 from __future__ import annotations
@@ -148,9 +148,8 @@ def encode(msg: SyncMessage) -> bytes:
     if msg.error:
         out["x"] = msg.error
     if msg.sender is not None:
-        out["i"] = [msg.sender.name, msg.sender.gen, msg.sender.watermark]
-        if msg.sender.seq is not None:
-            out["q"] = msg.sender.seq
+        s = msg.sender
+        out["i"] = [s.name, s.gen, s.watermark] + ([] if s.seq is None else [s.seq])
     return cbor2.dumps(out)
 
 
@@ -216,12 +215,10 @@ def decode(payload: bytes) -> SyncMessage:
         msg.error = error
     sender = raw.get("i")
     if sender is not None:
-        if not isinstance(sender, list) or len(sender) != 3:
+        if not isinstance(sender, list) or len(sender) not in (3, 4):
             raise SyncWireError("bad sender")
-        seq = raw.get("q")
-        msg.sender = PeerCopy(
-            _name(sender[0]), _u64(sender[1]), _u64(sender[2]), None if seq is None else _u64(seq)
-        )
+        seq = _u64(sender[3]) if len(sender) == 4 else None
+        msg.sender = PeerCopy(_name(sender[0]), _u64(sender[1]), _u64(sender[2]), seq)
     return msg
 
 
@@ -243,22 +240,26 @@ def encode_roots(
     name: str, roots: dict[int, RootInfo], clock_ms: int | None = None, seq: int | None = None
 ) -> bytes:
     items = [[p, i.root[0], i.root[1], i.gen, i.watermark] for p, i in sorted(roots.items())]
-    return cbor2.dumps(_with_readings({"from": name, "roots": items}, clock_ms, seq))
+    return cbor2.dumps(_with_seq(_with_clock({"from": name, "roots": items}, clock_ms), seq))
 
 
-def _with_readings(body: dict[str, Any], clock_ms: int | None, seq: int | None) -> dict[str, Any]:
-    if clock_ms is not None:
-        body["t"] = clock_ms
+def _with_seq(body: dict[str, Any], seq: int | None) -> dict[str, Any]:
     if seq is not None:
         body["q"] = seq
     return body
 
 
 def decode_seq(payload: bytes) -> int | None:
-    """The sender's storage sequence number in a roots check or its answer (None:
-    absent, as from an older agent). A malformed one is a SyncWireError."""
-    seq = _map(payload).get("q")
-    return None if seq is None else _u64(seq)
+    """The sender's sequence number in a roots check or its answer (None: absent)."""
+    raw = _map(payload)
+    q = raw.get("q")
+    return None if q is None else _u64(q)
+
+
+def _with_clock(body: dict[str, Any], clock_ms: int | None) -> dict[str, Any]:
+    if clock_ms is not None:
+        body["t"] = clock_ms
+    return body
 
 
 def decode_clock(payload: bytes) -> int | None:
@@ -306,6 +307,8 @@ class RootsReply(NamedTuple):
     """Partitions the responder does not count for reads (being filled, or not replicated)."""
     holds: list[int]
     """Partitions the responder holds any copy of."""
+    seq: int | None = None
+    """The responder's sequence number when it compared (None: an older build)."""
 
 
 def encode_differ(
@@ -323,7 +326,7 @@ def encode_differ(
         out["pending"] = sorted(pending)
     if holds:
         out["holds"] = sorted(holds)
-    return cbor2.dumps(_with_readings(out, clock_ms, seq))
+    return cbor2.dumps(_with_seq(_with_clock(out, clock_ms), seq))
 
 
 def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, int]]]:
@@ -348,6 +351,7 @@ def decode_roots_reply(payload: bytes) -> RootsReply:
         copies,
         _parts(raw.get("pending", []), "pending"),
         _parts(raw.get("holds", []), "holds"),
+        None if raw.get("q") is None else _u64(raw.get("q")),
     )
 
 

@@ -14,12 +14,11 @@ A record this node holds and a peer lacks (or holds older) is judged deleted,
 not shipped, when either
 1. a proof about the peer's same copy (`gen`) covers the record: the peer held
    it, so only a purge of a newer tombstone can have removed it (exact). The
-   peer's word that it lacks the record must be no older than the proof: each
-   side tells its storage sequence number (`PeerCopy.seq`) with its roots and
-   its session messages, and a message whose number is below the one the proof
-   was made with was written before the peer received the record (a session
-   reply overtaken by a later roots check), so the proof says nothing about it.
-   When either number is unknown (an older peer) the proof is used as before; or
+   proof must be about a state of the peer no later than the one its message
+   shows (`Proof.peer_seq` <= `PeerCopy.seq`, the peer's own sequence numbers):
+   a message built before the peer received the record, and read after a newer
+   proof came in (by another exchange, or a roots check answered meanwhile),
+   shows a record the peer has not had yet, not one it deleted; or
 2. this node is returning (no proof from the last `horizon` with any replica of
    the partition: it was down, cut off alone, or restarted) and the record is
    not newer than the peer's watermark: it may be a copy of a key deleted and
@@ -50,7 +49,8 @@ class Proof(NamedTuple):
     at: float
     """Monotonic time of the proof."""
     peer_seq: int | None = None
-    """The peer's sequence number when its (equal) root was taken (None: not told)."""
+    """The peer's own sequence number when its (equal) root was taken (None: a peer
+    of an older build did not say)."""
 
 
 class PeerCopy(NamedTuple):
@@ -61,7 +61,7 @@ class PeerCopy(NamedTuple):
     watermark: int
     """Packed version of the greatest tombstone purged in that copy (0: none)."""
     seq: int | None = None
-    """The peer's storage sequence number when it said this (None: not told)."""
+    """The peer's sequence number when it built the message (None: an older build)."""
 
 
 def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: int) -> int:
@@ -82,12 +82,6 @@ def away(last_proof: Proof | None, now: float, horizon: float) -> bool:
     return last_proof is None or now - last_proof.at >= horizon
 
 
-def told_after(proof: Proof, peer: PeerCopy) -> bool:
-    """Whether the peer described its copy no earlier than the proof saw it (true
-    when either sequence number is unknown)."""
-    return proof.peer_seq is None or peer.seq is None or peer.seq >= proof.peer_seq
-
-
 def judged_deleted(
     seq: int,
     version: int,
@@ -103,8 +97,14 @@ def judged_deleted(
     Rule 2 never judges a tombstone: shipping one back costs a purge, while
     dropping one that was the only record of a delete (acknowledged at `one`
     by this node while it was away) would bring the deleted value back."""
-    if proof is not None and proof.gen == peer.gen and seq <= proof.seq and told_after(proof, peer):
+    if proof is not None and proof.gen == peer.gen and seq <= proof.seq and _before(proof, peer):
         return True, False
     if returning and not tombstone and version <= peer.watermark:
         return True, True
     return False, False
+
+
+def _before(proof: Proof, peer: PeerCopy) -> bool:
+    """Whether the proof is about a state of the peer no later than the one its
+    message shows (unknown for peers of older builds: taken as before)."""
+    return proof.peer_seq is None or peer.seq is None or proof.peer_seq <= peer.seq

@@ -10,7 +10,10 @@ plain operation on its own channel; a bigger one on the batch channel, whose
 answer carries one answer per operation. When a batch request fails, each of
 its operations whose caller still waits is sent once more on its own: a peer
 that does not know the batch channel still serves it, and resending a replica
-operation is harmless (a put merges the same record again).
+operation is harmless (a put merges the same record again). An operation is
+either awaited (`request`) or posted with a function that takes its outcome
+(`post`): that one is called once, in the task that delivered the batch, and
+saves the caller a task of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+import structlog
 import trio
 
 from gossip.core.store.batch_wire import MAX_BATCH_OPS, decode_batch, encode_batch
@@ -26,23 +30,30 @@ from gossip.core.types import Address
 
 MAX_IN_FLIGHT = 4
 MAX_BATCH_BYTES = 256 * 1024
+log = structlog.get_logger("gossip.kv")
 
 Send = Callable[[Address, str, bytes], Awaitable[bytes | None]]
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+Outcome = Callable[[bytes | None, Exception | None], None]
+"""Takes an operation's reply (None: no reply) or the error that stopped it."""
 
 
 @dataclass
 class _Slot:
     payload: bytes
-    done: trio.Event = field(default_factory=trio.Event)
-    reply: bytes | None = None
-    error: Exception | None = None
+    outcome: Outcome
     waiting: bool = True
     """False once the caller gave up (cancelled): nothing is resent for it."""
+    settled: bool = False
 
     def settle(self, reply: bytes | None, error: Exception | None = None) -> None:
-        self.reply, self.error = reply, error
-        self.done.set()
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            self.outcome(reply, error)
+        except Exception:  # a caller's bug must not stop the batch's other answers
+            log.exception("kv_outcome_failed")
 
 
 @dataclass
@@ -59,23 +70,45 @@ class ReplicaBatcher:
         self._channel = channel
         self._batch_channel = batch_channel
         self._peers: dict[Address, _Peer] = {}
-        """One entry per peer ever asked (bounded by the members known)."""
+        """An entry per peer with operations queued or in flight."""
+
+    def peers_tracked(self) -> int:
+        return len(self._peers)
 
     async def request(self, to: Address, payload: bytes) -> bytes | None:
         """Send one encoded operation to `to`; its answer (None: no reply)."""
         if len(payload) > MAX_BATCH_BYTES:
             return await self._send(to, self._channel, payload)
-        slot = _Slot(payload)
+        done = trio.Event()
+        got: list[tuple[bytes | None, Exception | None]] = []
+
+        def outcome(reply: bytes | None, error: Exception | None) -> None:
+            got.append((reply, error))
+            done.set()
+
+        slot = self._queue(to, payload, outcome)
+        try:
+            await done.wait()
+        finally:
+            slot.waiting = False
+        reply, error = got[0]
+        if error is not None:
+            raise error
+        return reply
+
+    def post(self, to: Address, payload: bytes, outcome: Outcome) -> None:
+        """Send one encoded operation to `to`; `outcome` takes its answer or error."""
+        if len(payload) > MAX_BATCH_BYTES:
+            self._spawn(partial(self._send_alone, to, _Slot(payload, outcome)))
+            return
+        self._queue(to, payload, outcome)
+
+    def _queue(self, to: Address, payload: bytes, outcome: Outcome) -> _Slot:
+        slot = _Slot(payload, outcome)
         peer = self._peers.setdefault(to, _Peer())
         peer.queue.append(slot)
         self._schedule(to, peer)
-        try:
-            await slot.done.wait()
-        finally:
-            slot.waiting = False
-        if slot.error is not None:
-            raise slot.error
-        return slot.reply
+        return slot
 
     def _schedule(self, to: Address, peer: _Peer) -> None:
         if not peer.scheduled and peer.in_flight < MAX_IN_FLIGHT:
@@ -102,6 +135,8 @@ class ReplicaBatcher:
             peer.in_flight -= 1
             if peer.queue:
                 self._schedule(to, peer)
+            elif not peer.in_flight and not peer.scheduled and self._peers.get(to) is peer:
+                del self._peers[to]  # nothing left for it: departed peers leave no entry
 
     async def _send_batch(self, to: Address, batch: list[_Slot]) -> None:
         if len(batch) == 1:
@@ -123,9 +158,11 @@ class ReplicaBatcher:
 
     async def _send_alone(self, to: Address, slot: _Slot) -> None:
         try:
-            slot.settle(await self._send(to, self._channel, slot.payload))
+            reply = await self._send(to, self._channel, slot.payload)
         except Exception as exc:  # the caller sees the failure of its own operation
             slot.settle(None, exc)
+        else:
+            slot.settle(reply)
 
 
 def _take(queue: list[_Slot]) -> list[_Slot]:

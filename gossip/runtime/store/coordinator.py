@@ -9,10 +9,10 @@ Rules:
   So does an agent that sees no majority of the members it has known
   (gossip.core.store.majority): `quorum` and `all` need it, `one` does not. Its
   replicas answer reads as pending then, so they do not count elsewhere either.
-- A write is stamped with the hybrid clock (above the client's `after`
-  version when it names one: session.py) and sent to every replica of the
-  key at once; it is acknowledged when `needed` replicas stored it, pending
-  ones included (they hold the write durably). A replica that refuses because
+- A write is stamped with the hybrid clock (above the client's session version
+  `after`, when it passes one) and sent to every replica of the key at once; it
+  is acknowledged when `needed` replicas stored it, pending ones included (they
+  hold the write durably). A replica that refuses because
   it is leaving is replaced by the members that take its partitions over.
 - A write is never acknowledged while an answering replica holds a newer
   version of the key (or refused it below the partition's purge watermark):
@@ -49,17 +49,17 @@ import trio
 
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.majority import Majority
-from gossip.core.store.record import Record, merge, validate_key, validate_value
+from gossip.core.store.record import Record, RecordError, merge, validate_key, validate_value
 from gossip.core.store.replica_ops import (
     LEAVING,
     GetAnswer,
     KvOp,
     KvOpError,
+    PutAnswer,
     decode_get_answer,
     decode_put_answer,
 )
 from gossip.runtime.store.fanout import Answer, Replicas, fan_out
-from gossip.runtime.store.session import After, AfterAhead
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 RESTAMPS = 3
@@ -167,6 +167,16 @@ def _get_answer(a: Answer) -> GetAnswer | None:
     if a.parsed is None and a.payload is not None:
         with contextlib.suppress(KvOpError):
             a.parsed = decode_get_answer(a.payload)
+    return a.parsed if isinstance(a.parsed, GetAnswer) else None
+
+
+def _put_answer(a: Answer) -> PutAnswer:
+    """The decoded acknowledgement (KvOpError: a refusal or garbage); decoded once."""
+    if isinstance(a.parsed, PutAnswer):
+        return a.parsed
+    if a.payload is None:
+        raise KvOpError("no answer")
+    a.parsed = decode_put_answer(a.payload)
     return a.parsed
 
 
@@ -205,14 +215,27 @@ class Coordinator:
         return replicas, r, needed
 
     async def write(
-        self, key: str, value: bytes | None, consistency: str, after: After | None = None
+        self,
+        key: str,
+        value: bytes | None,
+        consistency: str,
+        after: tuple[int, int] | None = None,
     ) -> Record:
+        """Write `value` (None: delete). `after`: the (wall, counter) of the greatest version
+        the client has seen; the write is stamped above it, so a client's later write wins
+        over its earlier ones whatever the clocks of the agents it went through."""
         validate_key(key)
         if value is not None:
             validate_value(value)
-        if after is not None and not self.cluster.plausible(after[0]):
-            raise AfterAhead(after)
-        stamp = self.cluster.stamp() if after is None else self.cluster.stamp_after(after)
+        if after is None:
+            stamp = self.cluster.stamp()
+        elif self.cluster.plausible(after[0]):
+            stamp = self.cluster.stamp_after(after)
+        else:
+            raise RecordError(
+                f"after={after[0]}.{after[1]} is further ahead of this agent's store clock"
+                " than the max clock offset: not a version an agent stamped"
+            )
         for _ in range(RESTAMPS):
             record, newer = await self._write_once(key, value, consistency, stamp)
             if newer is None:
@@ -280,23 +303,22 @@ class Coordinator:
             raise NotEnoughReplicas("get", consistency, len(holders), needed, r)
         return winner
 
-    def _ahead(self, payload: bytes) -> str | None:
+    def _ahead(self, a: Answer) -> str | None:
         """A replica that holds a version stamped beyond the max clock offset will
         hide the write: it does not count as an acknowledgement."""
         try:
-            _, newer = decode_put_answer(payload)
+            newer = _put_answer(a).newer
         except KvOpError:
             return None  # reported by the caller
         if newer is not None and not self.cluster.plausible(newer[0]):
             return VERSION_AHEAD
         return None
 
-    def _implausible(self, payload: bytes) -> str | None:
+    def _implausible(self, a: Answer) -> str | None:
         """A read answer whose record is stamped beyond the max clock offset would
         outrank every honest write: it does not count."""
-        try:
-            got = decode_get_answer(payload)
-        except KvOpError:
+        got = _get_answer(a)
+        if got is None:
             return None  # reported by the caller
         if got.record is not None and not self.cluster.plausible(got.record.version.wall):
             return VERSION_AHEAD
@@ -360,10 +382,8 @@ class Coordinator:
 def _put_ok(a: Answer) -> bool:
     """A replica stored the write, or answered with the newer version that hides it
     (a refusal is an answer, not an acknowledgement)."""
-    if a.payload is None:
-        return False
     try:
-        decode_put_answer(a.payload)
+        _put_answer(a)
     except KvOpError:
         return False
     return True
@@ -386,7 +406,7 @@ def _tally(answers: list[Answer]) -> tuple[int, set[str], list[str], tuple[int, 
                 log.warning("kv_write_refused", replica=a.replica, reason="newer_version_ahead")
             continue
         try:
-            _, newer = decode_put_answer(a.payload)
+            newer = _put_answer(a).newer
             acks += 1
             if newer is not None and (hidden is None or newer > hidden):
                 hidden = newer

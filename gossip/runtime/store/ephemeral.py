@@ -18,10 +18,10 @@ from typing import Protocol
 import structlog
 import trio
 
+from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import Listed
 from gossip.runtime.service import MemberEvent, Service
-from gossip.runtime.store.session import After
 
 INDEX_PREFIX = "_gossip/ephemeral/"  # a reserved namespace, hidden from user listings
 REAP_EVENTS = ("failed", "left")
@@ -37,7 +37,7 @@ class EphemeralStore(Protocol):
     """What ephemeral keys need of the store service."""
 
     async def put(
-        self, key: str, value: bytes, consistency: str, after: After | None = None
+        self, key: str, value: bytes, consistency: str, after: Timestamp | None = None
     ) -> Record: ...
     async def delete(self, key: str, consistency: str) -> Record: ...
     async def get_record(self, key: str, consistency: str) -> Record | None: ...
@@ -64,7 +64,7 @@ async def put_ephemeral(
     key: str,
     value: bytes,
     consistency: str,
-    after: After | None = None,
+    after: Timestamp | None = None,
 ) -> Record:
     await store.put(index_prefix(writer) + key, b"", consistency)
     return await store.put(key, value, consistency, after)

@@ -1,15 +1,18 @@
 """Asking several replicas at once: one request each, answers as they come.
 
 Rules:
-- Every replica gets the request in its own task (the store service's
-  nursery), bounded by the request timeout; a failure or timeout of one
-  replica is a missing answer (an Answer with the error), never raised.
+- This node's own replica answers in the caller's task, before anything is
+  awaited (it does no I/O). Every other replica's request is sent with a
+  function that takes its outcome (no task of its own): an answer, a
+  failure, or nothing within the request timeout. A failure or a timeout is
+  a missing answer (an Answer with the error), never raised; an answer that
+  comes after the timeout is ignored.
 - Whether each replica answered at all is reported (`reached`, which feeds
-  the majority rule), even when the caller no longer waits.
+  the majority rule), even when the caller no longer waits: a replica still
+  owed an answer then is watched by one task until the timeout.
 - The caller waits until `needed` answers count, all answered, or the
-  timeout passed; calls still running go on in the background. With
-  `linger`, once enough count the others get as long again as those took (at
-  least LINGER_S).
+  timeout passed. With `linger`, once enough count the others get as long
+  again as those took (at least LINGER_S).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from typing import Protocol
 
 import trio
 
-from gossip.core.store.replica_ops import GetAnswer, KvOp
+from gossip.core.store.replica_ops import GetAnswer, KvOp, PutAnswer
 
 LINGER_S = 0.01
+
+Outcome = Callable[[bytes | None, Exception | None], None]
+"""Takes a replica's answer (None: it sent no reply) or the error that stopped it."""
 
 
 class Replicas(Protocol):
@@ -33,7 +39,14 @@ class Replicas(Protocol):
         """Whether a request to replica `name` got an answer (feeds the majority rule)."""
         ...
 
-    async def call(self, replica: str, op: KvOp) -> bytes: ...
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        """This node's answer to `op` when `replica` is this node (None: another node)."""
+        ...
+
+    def send(self, replica: str, op: KvOp, outcome: Outcome) -> None:
+        """Send `op` to another node's replica; `outcome` is called once, later."""
+        ...
+
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
 
@@ -42,8 +55,64 @@ class Answer:
     replica: str
     payload: bytes | None
     error: str | None
-    parsed: GetAnswer | None = None
-    """A get answer once decoded (decoded once, read several times)."""
+    parsed: GetAnswer | PutAnswer | None = None
+    """The answer once decoded (decoded once, read several times)."""
+
+
+class _Round:
+    """One fan-out's answers in the order they came, and the replicas still owed one."""
+
+    def __init__(self, cluster: Replicas, valid: Callable[[Answer], str | None] | None) -> None:
+        self._cluster = cluster
+        self._valid = valid
+        self.answers: list[Answer] = []
+        self.owed: dict[str, None] = {}
+        self._wake = trio.Event()
+
+    def answered(self, name: str, payload: bytes) -> None:
+        answer = Answer(name, payload, None)
+        wrong = None if self._valid is None else self._valid(answer)
+        if wrong:
+            answer.payload, answer.error, answer.parsed = None, wrong, None
+        self._add(answer, True)
+
+    def failed(self, name: str, error: str) -> None:
+        self._add(Answer(name, None, error), False)
+
+    def outcome(self, name: str) -> Outcome:
+        self.owed[name] = None
+
+        def took(reply: bytes | None, error: Exception | None) -> None:
+            if name not in self.owed:
+                return  # timed out already
+            del self.owed[name]
+            if error is not None:
+                self.failed(name, f"{type(error).__name__}: {error}")
+            elif reply is None:
+                self.failed(name, "KvOpError: no reply")
+            else:
+                try:
+                    self.answered(name, reply)
+                except Exception as exc:  # a bad answer is a missing one
+                    self.failed(name, f"{type(exc).__name__}: {exc}")
+
+        return took
+
+    def expire(self) -> None:
+        """The timeout passed: every replica still owed an answer failed."""
+        owed, self.owed = self.owed, {}
+        for name in owed:
+            self.failed(name, "timeout")
+
+    async def next(self) -> None:
+        """Wait for the next answer (one waiter at a time)."""
+        self._wake = trio.Event()
+        await self._wake.wait()
+
+    def _add(self, answer: Answer, reached: bool) -> None:
+        self._cluster.reached(answer.replica, reached)
+        self.answers.append(answer)
+        self._wake.set()
 
 
 async def fan_out(
@@ -54,49 +123,62 @@ async def fan_out(
     limit_s: float,
     counts: Callable[[Answer], bool] | None = None,
     *,
-    valid: Callable[[bytes], str | None] | None = None,
+    valid: Callable[[Answer], str | None] | None = None,
     linger: bool = False,
 ) -> list[Answer]:
     """Send `op` to every replica; return once `needed` answers count (by default:
-    any answer that is not an error), all answered, or the timeout passed. Calls
-    still running go on in the background. `valid` names what is wrong with an
-    answer (None: nothing), which then counts as failed. With `linger`, once
-    enough answers count the others get as long again as those took (at least
-    LINGER_S): a replica whose view of the members differs from this one may hold
-    the newest version although the first answers did not."""
-    send, recv = trio.open_memory_channel[Answer](len(replicas))
-
-    def task(name: str) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            answer = Answer(name, None, "timeout")
-            reached = False
-            with trio.move_on_after(limit_s):
-                try:
-                    payload = await cluster.call(name, op)
-                    reached = True
-                    wrong = None if valid is None else valid(payload)
-                    answer = Answer(name, None if wrong else payload, wrong)
-                except Exception as exc:  # any failure of one replica is a missing answer
-                    answer = Answer(name, None, f"{type(exc).__name__}: {exc}")
-            cluster.reached(name, reached)
-            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-                send.send_nowait(answer)  # the coordinator may have answered already
-
-        return run
-
-    for name in replicas:
-        cluster.spawn(task(name))
-    answers: list[Answer] = []
-    ok = 0
+    any answer that is not an error), all answered, or the timeout passed.
+    Replicas still owed an answer are watched in the background. `valid` names
+    what is wrong with an answer (None: nothing), which then counts as failed.
+    With `linger`, once enough answers count the others get as long again as
+    those took (at least LINGER_S): a replica whose view of the members differs
+    from this one may hold the newest version although the first answers did not."""
     started = trio.current_time()
-    with recv, trio.move_on_after(limit_s + 0.5) as overall:
-        while ok < needed and len(answers) < len(replicas):
-            answer = await recv.receive()
-            answers.append(answer)
-            ok += answer.error is None and (counts is None or counts(answer))
-        if linger and len(answers) < len(replicas):
+    deadline = started + limit_s
+    got = _Round(cluster, valid)
+    for name in replicas:
+        try:
+            payload = cluster.local(name, op)
+            if payload is None:
+                cluster.send(name, op, got.outcome(name))
+            else:
+                got.answered(name, payload)
+        except Exception as exc:  # as for any replica: a missing answer
+            got.owed.pop(name, None)
+            got.failed(name, f"{type(exc).__name__}: {exc}")
+    seen = ok = 0
+    try:
+        with trio.move_on_at(deadline):
+            while True:
+                for answer in got.answers[seen:]:
+                    ok += answer.error is None and (counts is None or counts(answer))
+                seen = len(got.answers)
+                if ok >= needed or seen >= len(replicas):
+                    break
+                await got.next()
+        if linger and seen < len(replicas):
             extra = max(LINGER_S, trio.current_time() - started)
-            with trio.move_on_after(min(extra, overall.deadline - trio.current_time())):
-                while len(answers) < len(replicas):
-                    answers.append(await recv.receive())
-    return answers
+            with trio.move_on_at(min(trio.current_time() + extra, deadline)):
+                while len(got.answers) < len(replicas):
+                    await got.next()
+            seen = len(got.answers)
+    finally:
+        if trio.current_time() >= deadline:
+            got.expire()
+            seen = len(got.answers)
+        elif got.owed:
+            _watch(cluster, got, deadline)
+    return got.answers[:seen]
+
+
+def _watch(cluster: Replicas, got: _Round, deadline: float) -> None:
+    """Until the timeout, take the answers of replicas the caller no longer waits for."""
+
+    async def watch() -> None:
+        with trio.move_on_at(deadline):
+            while got.owed:
+                await got.next()
+        got.expire()
+
+    with contextlib.suppress(RuntimeError):  # the store has stopped: nobody is told
+        cluster.spawn(watch)

@@ -47,9 +47,10 @@ class Ledger:
         """Every row stored up to this seq has been here at least `horizon`."""
 
     def copy(self, part: int) -> PeerCopy:
-        """This node's copy of a partition, as it tells peers."""
-        storage = self.storage
-        return PeerCopy(self.name, storage.generation(part), storage.watermark(part), storage.seq)
+        """This node's copy of a partition, as it tells peers, with its sequence number
+        now: build the message it goes with before the next await."""
+        s = self.storage
+        return PeerCopy(self.name, s.generation(part), s.watermark(part), s.seq)
 
     def proven(
         self, part: int, peer: PeerCopy, seq: int, now: float, *, contact: bool = True

@@ -15,8 +15,8 @@ that says so.
   GET    /v1/kv/KEY          -> the value bytes (application/octet-stream); 404 if absent
   GET    /v1/kv/KEY?local=1  -> this node's own record as JSON (tombstones too), no quorum
   DELETE /v1/kv/KEY          -> {"key", "deleted": true, "version"}
-  PUT or DELETE ...?after=VERSION  stamped above VERSION (a version a write answered):
-         a client's later write outranks its earlier ones (session.py); 400 if garbled
+  PUT or DELETE ...?after=VERSION  stamped above VERSION, the greatest version the client has
+         seen (its session: core/store/session.py); 400 if it is not a version
   GET    /v1/kv?prefix=P&limit=N -> {"keys": [{"key", "size", "version"}], "truncated"}
   GET    /v1/kv/KEY?watch=VERSION&wait=S -> long poll (watch.py): the record as JSON with
          "changed", once its version differs from VERSION ("none": absent), or after S seconds
@@ -35,10 +35,10 @@ from urllib.parse import unquote
 from gossip.core.store.hlc import Timestamp
 from gossip.core.store.record import MAX_KEY_BYTES, Record, RecordError
 from gossip.core.store.replica_ops import Listed
+from gossip.core.store.session import SessionError, parse_version
 from gossip.runtime.http import ApiError, ApiRequest, ApiResponse, Handler, RouteKey
 from gossip.runtime.store.coordinator import NotEnoughReplicas, WriteHidden, parse_consistency
 from gossip.runtime.store.ephemeral import hide_internal
-from gossip.runtime.store.session import After, AfterAhead, SessionError, parse_after
 from gossip.runtime.store.storeclock import ClockDisagrees
 from gossip.runtime.store.watch import ABSENT, WatchGate, parse_wait, prefix_index, wait_for_change
 
@@ -50,12 +50,14 @@ class RoutedStore(Protocol):
     """What the routes need of the store service (its library API)."""
 
     async def put(
-        self, key: str, value: bytes, consistency: str, after: After | None = None
+        self, key: str, value: bytes, consistency: str, after: Timestamp | None = None
     ) -> Record: ...
     async def put_ephemeral(
-        self, key: str, value: bytes, consistency: str, after: After | None = None
+        self, key: str, value: bytes, consistency: str, after: Timestamp | None = None
     ) -> Record: ...
-    async def delete(self, key: str, consistency: str, after: After | None = None) -> Record: ...
+    async def delete(
+        self, key: str, consistency: str, after: Timestamp | None = None
+    ) -> Record: ...
     async def get(self, key: str, consistency: str) -> bytes | None: ...
     async def get_record(self, key: str, consistency: str) -> Record | None: ...
     def get_local(self, key: str) -> Record | None: ...
@@ -92,18 +94,22 @@ def _key(req: ApiRequest) -> str:
     return key
 
 
-def _after(req: ApiRequest) -> After | None:
-    try:
-        return parse_after(req.query.get("after"))
-    except SessionError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
 def _consistency(req: ApiRequest) -> str:
     try:
         return parse_consistency(req.query.get("consistency"))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
+
+
+def _after(req: ApiRequest) -> Timestamp | None:
+    """The client's session version (`after=WALL_MS.COUNTER@NODE`), if it passed one."""
+    text = req.query.get("after")
+    if not text:
+        return None
+    try:
+        return parse_version(text)
+    except SessionError as exc:
+        raise ApiError(400, f"after: {exc}") from None
 
 
 _STATUS: dict[str | None, int] = {"no_space": 507, "io_error": 500}
@@ -130,7 +136,7 @@ def _guarded(work: Work) -> Handler:
             raise ApiError(400, str(exc)) from None
         except WriteHidden as exc:
             return ApiResponse.json({"error": str(exc), "newer": list(exc.newer)}, 409)
-        except (ClockDisagrees, AfterAhead) as exc:
+        except ClockDisagrees as exc:
             return ApiResponse.json({"error": str(exc)}, 503)
 
     return handler
@@ -172,11 +178,7 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
 
     async def put(req: ApiRequest) -> ApiResponse:
         write = svc.put_ephemeral if req.query.get("ephemeral") in ("1", "true") else svc.put
-        key, consistency, after = _key(req), _consistency(req), _after(req)
-        if after is None:
-            r = await write(key, req.body, consistency)
-        else:
-            r = await write(key, req.body, consistency, after)
+        r = await write(_key(req), req.body, _consistency(req), _after(req))
         return ApiResponse.json({"key": r.key, "version": version_text(r.version)})
 
     async def get(req: ApiRequest) -> ApiResponse:
@@ -194,11 +196,7 @@ def store_routes(svc: RoutedStore, gate: WatchGate | None = None) -> Mapping[Rou
         return ApiResponse(200, value, "application/octet-stream")
 
     async def delete(req: ApiRequest) -> ApiResponse:
-        key, consistency, after = _key(req), _consistency(req), _after(req)
-        if after is None:
-            r = await svc.delete(key, consistency)
-        else:
-            r = await svc.delete(key, consistency, after)
+        r = await svc.delete(_key(req), _consistency(req), _after(req))
         return ApiResponse.json({"key": r.key, "deleted": True, "version": version_text(r.version)})
 
     async def listing(req: ApiRequest) -> ApiResponse:

@@ -49,7 +49,7 @@ from gossip.runtime.service import (
     StreamHandler,
 )
 from gossip.runtime.store import settings as kvsettings
-from gossip.runtime.store.batching import ReplicaBatcher
+from gossip.runtime.store.batching import Outcome, ReplicaBatcher
 from gossip.runtime.store.coordinator import Coordinator, parse_consistency
 from gossip.runtime.store.ephemeral import EphemeralReaper, hide_internal, put_ephemeral
 from gossip.runtime.store.fill import FillState
@@ -59,7 +59,6 @@ from gossip.runtime.store.ledger import Ledger, ScreenedReplica
 from gossip.runtime.store.listing import list_all, list_page, scanned
 from gossip.runtime.store.replicaside import ReplicaSide
 from gossip.runtime.store.routes import store_routes
-from gossip.runtime.store.session import After
 from gossip.runtime.store.settings import StoreSettings, check_frame_limit
 from gossip.runtime.store.stamps import Stamps
 from gossip.runtime.store.storage import KVStorage, StorageError
@@ -100,6 +99,8 @@ class StoreService(Service):
             KV_BATCH_CHANNEL,
         )
         self.leaving = False
+        self._sent_op: KvOp | None = None
+        self._sent_payload = b""
 
     # ---- wiring ----------------------------------------------------------------
 
@@ -128,7 +129,7 @@ class StoreService(Service):
             host.name,
             self.storage,
             host.wall_ms,
-            lambda: set(self.placement.members) - {host.name},
+            lambda: self.view.peers,
             refused,
             sync_period=s.sync_period,
         )
@@ -341,16 +342,16 @@ class StoreService(Service):
         A copy this node should not keep is handed off and dropped by the sync loop."""
         return self.replica(part) if self.holds(part) else None
 
-    async def call(self, replica: str, op: KvOp) -> bytes:
-        if replica == self.host.name:
-            return self.replica_side.handle_op(op)
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        return self.replica_side.handle_op(op) if replica == self.host.name else None
+
+    def send(self, replica: str, op: KvOp, outcome: Outcome) -> None:
         address = self.address_of(replica)
         if address is None:
             raise KvOpError(f"{replica} is not alive")
-        reply = await self._batcher.request(address, encode_op(op))
-        if reply is None:
-            raise KvOpError("no reply")
-        return reply
+        if op is not self._sent_op:  # a fan-out sends one op to several replicas
+            self._sent_op, self._sent_payload = op, encode_op(op)
+        self._batcher.post(address, self._sent_payload, outcome)
 
     # ---- stream channels ----------------------------------------------------------
 
@@ -363,28 +364,25 @@ class StoreService(Service):
     # ---- library API -----------------------------------------------------------------
 
     async def put(
-        self, key: str, value: bytes, consistency: str = "quorum", after: After | None = None
+        self, key: str, value: bytes, consistency: str = "quorum", after: Session = None
     ) -> Record:
-        """`after`: the greatest version the client has seen; the write is stamped above
-        it (session.py)."""
+        """`after`: the greatest version this client has seen (its session); the write is
+        stamped above it (docs/store.md, "Sessions")."""
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        write = self.coordinator.write(key, value, _c(consistency), after)
+        write = self.coordinator.write(key, value, _c(consistency), _after(after))
         return await self._count("put", write)
 
-    async def delete(
-        self, key: str, consistency: str = "quorum", after: After | None = None
-    ) -> Record:
+    async def delete(self, key: str, consistency: str = "quorum", after: Session = None) -> Record:
         await self.stamps.store_clock.trusted(self.settings.request_timeout)
-        return await self._count(
-            "delete", self.coordinator.write(key, None, _c(consistency), after)
-        )
+        write = self.coordinator.write(key, None, _c(consistency), _after(after))
+        return await self._count("delete", write)
 
     async def get(self, key: str, consistency: str = "quorum") -> bytes | None:
         record = await self._count("get", self.coordinator.read(key, _c(consistency)))
         return None if record is None else record.value
 
     async def put_ephemeral(
-        self, key: str, value: bytes, consistency: str = "quorum", after: After | None = None
+        self, key: str, value: bytes, consistency: str = "quorum", after: Session = None
     ) -> Record:
         """A put deleted when this agent fails or leaves (ephemeral.py)."""
         return await put_ephemeral(self, self.host.name, key, value, consistency, after)
@@ -449,6 +447,14 @@ class StoreService(Service):
 
 def _c(consistency: str) -> str:
     return parse_consistency(consistency)
+
+
+Session = Timestamp | None
+"""The greatest version a client has seen (gossip.core.store.session), or None."""
+
+
+def _after(seen: Session) -> tuple[int, int] | None:
+    return None if seen is None else (seen.wall, seen.counter)
 
 
 # ---- plugin hooks (gossip/runtime/plugins.py) ----------------------------------------

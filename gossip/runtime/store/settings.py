@@ -52,7 +52,7 @@ class StoreSettings:
     """How long a graceful leave may spend handing partitions over, s."""
     roots_by_datagram: bool = True
     """Send roots checks that fit one datagram by UDP (gossip.runtime.store.rootsdatagram);
-    false: every roots check opens a kv-roots stream."""
+    false: always by stream."""
 
     def for_profile(self, profile: str) -> StoreSettings:
         """These settings with an unset sync_interval taken from the membership profile."""

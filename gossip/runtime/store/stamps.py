@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 
 import structlog
 
@@ -44,7 +44,7 @@ class Stamps:
         name: str,
         storage: KVStorage,
         wall_ms: Callable[[], int],
-        live_peers: Callable[[], set[str]],
+        live_peers: Callable[[], Set[str]],
         refused: Counter,
         *,
         sync_period: float,

@@ -52,13 +52,11 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 _COLUMNS = "key, value, version, node"
 _ENTRY_COLUMNS = "khash, version, tag, fp"
 SCHEMA_VERSION = 2
+SEQ_FLOOR = "seq_floor"
+"""Meta: the sequence number given out last before rows were removed."""
 """1: 32-bit tags and no seq column; 2: 64-bit tags (stored shifted like the hashes), seq."""
 WATERMARK = "watermark:{}"
 GENERATION = "generation:{}"
-SEQ_FLOOR = "seq_floor"
-"""The sequence number when rows were last removed: the sequence never goes back
-across a restart, even when its greatest rows were purged (peers order what this
-node tells them by it)."""
 MEMBER = "member:"
 
 
@@ -155,7 +153,9 @@ class KVStorage:
             raise StorageError.of(exc) from exc
         row = self._db.execute("SELECT max(seq) FROM kv").fetchone()
         self.seq = max(int(row[0] or 0), self.get_meta(SEQ_FLOOR) or 0)
-        """The greatest sequence number given out; rows stored from now on get higher ones."""
+        """The greatest sequence number given out; rows stored from now on get higher ones.
+        It never goes back, not even across a restart after the newest rows were removed
+        (peers order their proofs and this node's messages by it: tombstone_gc)."""
         self.trees: dict[int, MerkleTree] = {}
         self._group: TreeUndo | None = None
         """The tree deltas of the open group commit (None: each write commits alone)."""
@@ -373,7 +373,7 @@ class KVStorage:
                 old = self._tree_entry(*entry)
                 self.tree(part).update(old, None)
                 undo.append((part, old, None))
-            if rows:
+            if rows:  # the removed rows may have held the greatest seq
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SEQ_FLOOR, self.seq))
             self._db.execute("COMMIT")
         except BaseException as exc:

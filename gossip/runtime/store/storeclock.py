@@ -13,12 +13,16 @@ clock may be an hour off. `refusal()` names why this node must not stamp or
 accept writes now (its corrected clock disagrees with most of its peers, it has
 live peers and has not measured any yet, or it is still in that grace period);
 `ClockDisagrees` is that refusal as an error (HTTP 503); `trusted()` lets a
-request wait a little for readings first.
+request wait a little for readings first. The verdict is computed again only
+when it may have changed: once the readings change, with another live peer
+set (the same set object means the same peers), once a kept reading may go
+stale, at the end of the grace period; in between the last one is exact, so
+keeping it moves no refusal in time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import replace
 
 import structlog
@@ -40,7 +44,7 @@ class StoreClock:
     def __init__(
         self,
         wall_ms: Callable[[], int],
-        live_peers: Callable[[], set[str]],
+        live_peers: Callable[[], Set[str]],
         *,
         max_offset_ms: int,
         max_age: float,
@@ -56,11 +60,18 @@ class StoreClock:
         self.on_first_reading: Callable[[], None] | None = None
         """Called once, at the first peer reading since start."""
         self._reading = trio.Event()
+        self._verdict: ClockVerdict | None = None
+        self._verdict_live: Set[str] | None = None
+        self._verdict_changes = -1
+        self._verdict_until = 0.0
+        """The last verdict, the live set and readings it was computed from, and
+        until when it holds."""
 
     def started(self, expect_peers: bool, grace: float) -> None:
         """At service start: an agent that expects peers stamps nothing until its first
         peer reading, for `grace` seconds at most (then it is alone and uses its anchor)."""
         self._wait_until = trio.current_time() + grace if expect_peers else None
+        self._verdict = None
 
     def raw_ms(self) -> int:
         """The anchor plus the monotonic time since: blind to wall-clock steps."""
@@ -76,6 +87,7 @@ class StoreClock:
 
     def measured(self, peer: str, theirs_ms: int) -> None:
         """A peer's corrected reading, just received."""
+        self._verdict = None
         if not self.agreement.observe(peer, theirs_ms - self.raw_ms(), trio.current_time()):
             log.warning("kv_clock_reading_ignored", peer=peer, reading=theirs_ms)
         elif not self._measured_once:
@@ -96,9 +108,18 @@ class StoreClock:
                     await self._reading.wait()
 
     def refresh(self) -> ClockVerdict:
-        """Recompute the correction and the verdict; log when either changes."""
+        """The verdict (recomputed only when it may have changed, see the header);
+        log when the correction or the verdict changes."""
         now = trio.current_time()
-        v = self.agreement.verdict(now, self._live_peers())
+        live = self._live_peers()
+        if (
+            self._verdict is not None
+            and live is self._verdict_live
+            and self.agreement.changes == self._verdict_changes
+            and now < self._verdict_until
+        ):
+            return self._verdict
+        v = self.agreement.verdict(now, live)
         if self._wait_until is not None and (v.readings > 1 or now >= self._wait_until):
             self._wait_until = None
         if v.reason is None and self._wait_until is not None:
@@ -116,6 +137,11 @@ class StoreClock:
                 "kv_clock_verdict", reason=v.reason, readings=v.readings, agreeing=v.agreeing
             )
             self._reason = v.reason
+        until = self.agreement.stable_until()
+        if self._wait_until is not None:
+            until = min(until, self._wait_until)
+        self._verdict, self._verdict_live, self._verdict_until = v, live, until
+        self._verdict_changes = self.agreement.changes
         return v
 
     def refusal(self) -> str | None:

@@ -258,17 +258,19 @@ class AntiEntropy:
             # One small round trip: a peer that cannot answer within a request timeout
             # is doubted at once (the majority rule), not after a whole session's.
             with trio.fail_after(self.svc.settings.request_timeout):
-                clock = self.svc.stamps.store_clock
-                body = encode_roots(self.svc.host.name, roots, clock.now_ms(), seq)
+                body = encode_roots(
+                    self.svc.host.name, roots, self.svc.stamps.store_clock.now_ms(), seq
+                )
                 reply = None
                 # A suspect or dead peer would cost a datagram wait for nothing.
                 if self.svc.settings.roots_by_datagram and self._alive(peer):
                     reply = await self.by_datagram.ask(address, body)
                 if reply is None:  # a fresh clock reading: the datagram wait may have passed
-                    body = encode_roots(self.svc.host.name, roots, clock.now_ms(), seq)
+                    body = encode_roots(
+                        self.svc.host.name, roots, self.svc.stamps.store_clock.now_ms(), seq
+                    )
                     reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
-            answer_seq = decode_seq(reply or b"")
             self._measured(answer.name, reply or b"")
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
@@ -285,7 +287,7 @@ class AntiEntropy:
                 self.peer_pending.discard((p, peer))
         for p, (gen, mark) in answer.copies.items():
             if p in roots and p not in differ:
-                copy = PeerCopy(answer.name, gen, mark, answer_seq)
+                copy = PeerCopy(answer.name, gen, mark, answer.seq)
                 ledger.proven(p, copy, seq, now, contact=p not in pending)
         return differ, pending, set(answer.holds)
 
@@ -305,7 +307,7 @@ class AntiEntropy:
         me = self.svc.host.name
         try:
             name, roots = decode_roots(body)
-            asker_seq = decode_seq(body)
+            peer_seq = decode_seq(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
@@ -324,7 +326,7 @@ class AntiEntropy:
                 pending.append(p)
                 continue
             if storage.root(p) == info.root:
-                copy = PeerCopy(name, info.gen, info.watermark, asker_seq)
+                copy = PeerCopy(name, info.gen, info.watermark, peer_seq)
                 ledger.proven(p, copy, storage.seq, now, contact=False)  # its pending is unknown
             else:
                 differ.append(p)
@@ -384,7 +386,9 @@ class AntiEntropy:
                     session.fail("no_reply")
                     break
                 try:
-                    session.sender = ledger.copy(part)  # its sequence number as of now
+                    # This side's copy as of now: the message built from the reply shows
+                    # this state (proofs about it are judged against its seq).
+                    session.sender = ledger.copy(part)
                     request = session.receive(reply)
                 except StorageError as exc:
                     self.svc.storage_failed(exc, "sync")

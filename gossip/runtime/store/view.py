@@ -58,6 +58,8 @@ class StoreView:
         self.settings = settings
         self.hash = settings_hash(settings)
         self.placement = self._placement([me])
+        self.peers: frozenset[str] = frozenset()
+        """The placement's members but this one: a new set only when placement changes."""
         self.earlier: Placement | None = None
         self.changed_at = 0.0
         self.near = self._near([me])
@@ -98,6 +100,7 @@ class StoreView:
             return None
         self.earlier, self.changed_at = self.placement, now
         self.placement = self._placement(names)
+        self.peers = frozenset(self.placement.members) - {self.me}
         self.near = self._near(names)
         mine = frozenset(self.placement.partitions_of(self.me))
         entered, self.mine = mine - self.mine, mine

@@ -10,9 +10,10 @@ ok (with the version for writes, the value for reads), fail (with the reason), o
 unknown (no answer within `client_timeout`, or the agent died under it). A
 request to a node that is down fails at once (connection refused); one to a
 paused node waits for it like a TCP client would. Written values are unique
-("c<client>.<n>"), so a read names the write it saw. A client passes the greatest
-version its acknowledged writes were given as `after` with each write (the store's
-session rule), so its own later writes outrank its earlier ones whatever the clocks."""
+("c<client>.<n>"), so a read names the write it saw. Each client keeps a session:
+the greatest version of its acknowledged writes, passed with its next write
+(`after`), as a careful HTTP client does; read-your-writes across agents whose
+store clocks differ rests on it (docs/store.md, "Sessions")."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import trio
 
+from gossip.core.store.hlc import Timestamp
 from gossip.testing.torture.cluster import Cluster
 
 LEVELS = ("one", "quorum", "all")
@@ -94,12 +96,12 @@ class Clients:
         self.cluster = cluster
         self.seed = seed
         self.ops: list[Op] = []
+        self.sessions: dict[int, Timestamp] = {}
+        """Per client, the greatest version of its acknowledged writes."""
         c = cluster.config
         self.shared = [f"k{i}" for i in range(c.shared_keys)]
         self.one_shot: list[str] = []
         self.stopping = False
-        self.seen: dict[int, tuple[int, int]] = {}
-        """Per client: the greatest (wall, counter) of its acknowledged writes."""
 
     def private_keys(self, client: int) -> list[str]:
         return [f"c{client}/k{i}" for i in range(self.cluster.config.private_keys)]
@@ -149,8 +151,8 @@ class Clients:
         result: Any = None
         with trio.move_on_after(self.cluster.config.client_timeout):
             await self.cluster.net.gate(node.ip)
-            after = self.seen.get(op.client)
             try:
+                after = self.sessions.get(op.client)
                 if op.kind == "put":
                     assert op.value is not None
                     result = await store.put(op.key, op.value.encode(), op.consistency, after)
@@ -172,7 +174,8 @@ class Clients:
             if op.write:
                 v = result.version
                 op.version = (v.wall, v.counter, v.node)
-                self.seen[op.client] = max(self.seen.get(op.client, (0, 0)), (v.wall, v.counter))
+                seen = self.sessions.get(op.client)
+                self.sessions[op.client] = v if seen is None else max(seen, v)
             self._end(op, "ok")
 
     def _end(self, op: Op, status: str, error: str | None = None) -> None:

@@ -37,16 +37,16 @@ def test_each_write_names_the_greatest_version_seen_so_far() -> None:
     session.put("k", b"w", "all")
     assert agents.paths == [
         ("DELETE", "/v1/kv/k?consistency=one"),
-        ("PUT", "/v1/kv/k?consistency=quorum&after=1000.3"),
-        ("PUT", "/v1/kv/k?consistency=all&after=1000.3"),
+        ("PUT", "/v1/kv/k?consistency=quorum&after=1000.3%40fast"),
+        ("PUT", "/v1/kv/k?consistency=all&after=1000.3%40fast"),
     ]
-    assert session.after == "1000.4"
+    assert session.after == "1000.4@slow"
 
 
 def test_a_session_can_start_from_a_version_and_reports_refusals() -> None:
     agents = Agents([])
     session = KvSession(cast(ApiClient, agents), after="5.1@x")
-    assert session.after == "5.1"
+    assert session.after == "5.1@x"
     session.after = "bad"
     with pytest.raises(ApiClientError, match="400"):
         session.put("k", b"v")

@@ -137,3 +137,27 @@ def test_a_restarted_node_tells_each_items_owner_the_token_it_issued_for_it() ->
     assert mine and told and set(mine) | set(told) == set(ITEMS)
     assert all(e.token > max(before.values()) for e in mine.values())
     assert told == {i: TokenNote("b", i, before[i]) for i in ITEMS if i not in mine}
+
+
+def test_a_releaser_tells_a_later_owner_its_token_too() -> None:
+    # Found by a fault run (seed 77): the successor relayed the note to the item's owner in
+    # its own table and was killed before it got through; the owner came back from a split
+    # and fenced with its old, lower token. The releaser, whose table then named that owner
+    # too, must tell it.
+    o = settled("a", ["a", "b"])
+    held = {i: e.token for i, e in acquired(o.take_outputs()).items()}
+    o.observe(20.0, view({"a": ALIVE, "b": ALIVE, "c": ALIVE}))
+    run_until(o, 20.0, 20.0 + SETTLE + COALESCE)
+    to_c = {i for i, n in notes(o.take_outputs()).items() if n.to == "c"}
+    assert to_c
+    o.observe(40.0, view({"a": ALIVE, "b": ALIVE, "c": ALIVE, "d": ALIVE}))
+    run_until(o, 40.0, 40.0 + SETTLE + COALESCE)
+    later = notes(o.take_outputs())
+    moved = {i for i in to_c if o.owner(i) == "d"}
+    assert moved, "some of the items handed to c belong to d now"
+    assert {i: later.get(i) for i in moved} == {i: TokenNote("d", i, held[i]) for i in moved}
+    o.observe(60.0, view({"a": ALIVE, "b": ALIVE, "c": ALIVE, "d": ALIVE, "e": ALIVE}))
+    run_until(o, 60.0, 60.0 + SETTLE + COALESCE)
+    again = notes(o.take_outputs())
+    assert all(again[i].to == o.owner(i) for i in moved if i in again), "only to a new owner"
+    assert not any(i in again for i in moved if o.owner(i) == "d"), "told once per owner"

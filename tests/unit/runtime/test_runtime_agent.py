@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from gossip.client.localcluster import find_free_base
 from gossip.core.types import Address, MemberState
 from gossip.runtime.agent import Agent
 from gossip.runtime.api import control_routes
@@ -76,15 +76,9 @@ async def test_agents_join_through_one_seed_and_see_each_other_alive() -> None:
         assert "gossip_udp_packets_sent_total" in metrics
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_an_agent_whose_seed_starts_later_joins_it_on_a_retry() -> None:
-    seed = ("127.0.0.1", _free_port())
+    # Below the ephemeral range, so no outgoing connection takes the port meanwhile.
+    seed = ("127.0.0.1", find_free_base(1))
     async with open_agent(settings("a1", seed)) as late:
         await trio.sleep(0.3)
         assert not late.joined.is_set()

@@ -121,3 +121,63 @@ async def test_a_client_that_stops_reading_is_cut_after_the_timeout(
         cut = server._active == 0
         nursery.cancel_scope.cancel()
     assert cut, "the connection of a client that stopped reading was not cut"
+
+
+class _Waiter:
+    """A long-poll route that answers when `release` is set; records its cancellation."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.cancelled = trio.Event()
+
+    async def handle(self, req: ApiRequest) -> ApiResponse:
+        try:
+            await self.release.wait()
+        except trio.Cancelled:
+            self.cancelled.set()
+            raise
+        return ApiResponse.json({"waited": req.query.get("watch")})
+
+
+def _long_poll_server(waiter: _Waiter) -> HttpServer:
+    routes = {("GET", "/v1/wait"): waiter.handle, **ROUTES}
+    return HttpServer(routes, long_poll=lambda r: "watch" in r.query)
+
+
+async def test_a_long_poll_is_cancelled_when_its_client_hangs_up() -> None:
+    waiter = _Waiter()
+    client, srv = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_long_poll_server(waiter).handle, srv)
+        await client.send_all(b"GET /v1/wait?watch=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        assert not waiter.cancelled.is_set()
+        await client.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert waiter.cancelled.is_set()
+        nursery.cancel_scope.cancel()  # only needed when the hang-up went unseen
+
+
+async def test_requests_pipelined_behind_a_long_poll_are_answered_after_it() -> None:
+    waiter = _Waiter()
+    client, srv = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_long_poll_server(waiter).handle, srv)
+        await client.send_all(
+            b"GET /v1/wait?watch=7 HTTP/1.1\r\nHost: x\r\n\r\n"
+            + _post("/v1/echo", b'{"x": 1}', "Connection: close\r\n")
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        waiter.release.set()
+        data = b""
+        while chunk := await client.receive_some(65536):
+            data += chunk
+    assert not waiter.cancelled.is_set()
+    assert data.count(b"HTTP/1.1 200") == 2
+    assert data.index(b'"waited": "7"') < data.index(b'"body": {"x": 1}')
+
+
+async def test_an_ordinary_request_is_answered_even_if_its_client_half_closes() -> None:
+    waiter = _Waiter()
+    status, body = await _exchange(_long_poll_server(waiter), _post("/v1/echo", b'{"x": 1}'))
+    assert status == 200 and json.loads(body)["body"] == {"x": 1}

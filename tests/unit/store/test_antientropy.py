@@ -19,6 +19,8 @@ from gossip.core.store.syncwire import (
     decode_clock,
     decode_differ,
     decode_roots,
+    decode_roots_reply,
+    decode_seq,
     encode,
     encode_differ,
     encode_roots,
@@ -170,3 +172,19 @@ def test_a_roots_check_carries_a_bounded_clock_reading() -> None:
     for bad in (-1, 1 << 47, "1", 1.5, None):
         assert decode_clock(cbor2.dumps({"from": "a", "roots": [], "t": bad})) is None
     assert decode_clock(b"\xff") is None
+
+
+def test_roots_checks_and_session_messages_carry_the_senders_seq() -> None:
+    roots = {0: RootInfo((5, 1), 7, 0)}
+    assert decode_seq(encode_roots("a", roots, seq=41)) == 41
+    assert decode_seq(encode_roots("a", roots)) is None, "an older build says nothing"
+    assert decode_roots_reply(encode_differ("b", [], {0: (7, 0)}, seq=9)).seq == 9
+    assert decode_roots_reply(encode_differ("b", [], {0: (7, 0)})).seq is None
+    with pytest.raises(SyncWireError):
+        decode_seq(cbor2.dumps({"from": "a", "roots": [], "q": -1}))
+    sent = SyncMessage(3, sender=PeerCopy("a", 7, 5, 88))
+    assert decode(encode(sent)).sender == PeerCopy("a", 7, 5, 88)
+    old = cbor2.dumps({"p": 3, "i": ["a", 7, 5]})  # an older build's sender
+    assert decode(old).sender == PeerCopy("a", 7, 5, None)
+    with pytest.raises(SyncWireError):
+        decode(cbor2.dumps({"p": 3, "i": ["a", 7, 5, 1, 2]}))

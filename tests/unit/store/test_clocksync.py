@@ -90,3 +90,14 @@ def test_readings_kept_are_bounded() -> None:
     names = {f"p{i}" for i in range(MAX_PEERS + 10)}
     kept = a.offsets(5.0, names)
     assert len(kept) == MAX_PEERS and "p0" not in kept and f"p{MAX_PEERS + 9}" in kept
+
+
+def test_every_change_to_the_readings_kept_is_counted() -> None:
+    agreement = ClockAgreement(500, 60.0)
+    agreement.observe("b", 0, 0.0)
+    agreement.observe("c", 10**10, 0.0)  # absurd: not kept, no change
+    assert agreement.changes == 1
+    agreement.offsets(30.0, {"b"})
+    assert agreement.changes == 1
+    agreement.offsets(61.0, {"b"})  # b's reading went stale
+    assert agreement.changes == 2

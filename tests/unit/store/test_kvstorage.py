@@ -206,3 +206,19 @@ def test_a_store_that_cannot_open_its_database_says_why(tmp_path: Path) -> None:
     assert info.value.reason == "no_space"
     disk.failure = None  # space is back: the same directory opens
     KVStorage(tmp_path / "kv.db", lambda key: 0, connect=disk.connect).close()
+
+
+def test_the_sequence_number_never_goes_back_across_a_restart(tmp_path: Path) -> None:
+    # Peers order their proofs and this node's messages by it (tombstone_gc, rule 1).
+    path = tmp_path / "kv.sqlite"
+    s = KVStorage(path, part)
+    s.put(Record("a", b"1", ts(1)))
+    s.put(Record("b", None, ts(2)))  # a tombstone, the newest row
+    newest = s.seq
+    assert s.purge_tombstones(part("b"), newest) == 1
+    s.close()
+    again = KVStorage(path, part)
+    assert again.seq == newest
+    again.put(Record("c", b"3", ts(3)))
+    assert again.seq == newest + 1
+    again.close()

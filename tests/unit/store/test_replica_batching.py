@@ -92,3 +92,14 @@ async def test_a_stopped_store_fails_the_request_instead_of_hanging() -> None:
         await batcher.request(PEER, b"op")
     with pytest.raises(RuntimeError):  # and the next one too: nothing stays scheduled
         await batcher.request(PEER, b"op")
+
+
+async def test_a_peer_with_nothing_queued_or_in_flight_keeps_no_entry() -> None:
+    peer = FakePeer()
+    peer.gate.set()
+    async with trio.open_nursery() as nursery:
+        batcher = ReplicaBatcher(peer.send, nursery.start_soon, "kv", "kv-batch")
+        for port in range(7000, 7050):  # fifty peers, as members come and go
+            assert await batcher.request(("127.0.0.1", port), b"op") == b"re:op"
+        await trio.testing.wait_all_tasks_blocked()
+        assert batcher.peers_tracked() == 0

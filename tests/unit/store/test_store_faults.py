@@ -223,7 +223,7 @@ async def test_storage_errors_are_named_and_reach_the_client_as_507_or_500() -> 
         def __init__(self, reason: str) -> None:
             self.reason = reason
 
-        async def put(self, key: str, value: bytes, consistency: str) -> None:
+        async def put(self, key: str, value: bytes, consistency: str, after: object) -> None:
             raise NotEnoughReplicas("put", consistency, 1, 2, 3, reasons=[self.reason])
 
     for reason, status in (("no_space: full", 507), ("io_error: bad", 500), ("timeout", 503)):

@@ -19,6 +19,7 @@ from gossip.runtime.embed import open_agent
 from gossip.runtime.network import DatagramEndpoint, SocketNetwork, StreamServer
 from gossip.runtime.store.service import StoreService
 from gossip.runtime.store.settings import StoreSettings
+from gossip.testing.hookedstream import HookedStream
 from tests.unit.store.test_store_service import FAST, Cluster, agent_settings, wait_for
 
 HEAL_FAST = {**FAST, "reconnect_interval": 0.5, "reconnect_max_backoff": 1.0}
@@ -82,7 +83,16 @@ class CutNetwork:
     async def connect(self, to: Address) -> trio.abc.Stream:
         if self.cut.blocked(self.port, to[1]):
             raise OSError("network cut")
-        return await self.inner.connect(to)
+        here, there = self.port, to[1]
+        inner = await self.inner.connect(to)
+
+        async def break_when_cut() -> None:
+            # A kept connection must not carry requests across a cut that began later.
+            if self.cut.blocked(here, there):
+                await trio.aclose_forcefully(inner)
+                raise trio.BrokenResourceError("network cut")
+
+        return HookedStream(inner, break_when_cut)
 
 
 def sees(c: Cluster, observer: int, names: list[str], state: MemberState) -> bool:

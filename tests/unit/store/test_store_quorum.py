@@ -18,6 +18,7 @@ from gossip.core.store.majority import Majority
 from gossip.core.store.record import Record
 from gossip.core.store.replica_ops import KvOp, KvOpError, encode_result
 from gossip.runtime.store.coordinator import Coordinator, NoMajority, NotEnoughReplicas
+from gossip.runtime.store.fanout import Outcome
 
 
 @dataclass
@@ -92,10 +93,22 @@ class FakeCluster:
     def plausible(self, wall_ms: int) -> bool:
         return wall_ms <= self.wall + self.clock.max_offset_ms
 
-    async def call(self, replica: str, op: KvOp) -> bytes:
+    def local(self, replica: str, op: KvOp) -> bytes | None:
+        return None  # every fake replica is a peer, with its own delays
+
+    def send(self, replica: str, op: KvOp, outcome: Outcome) -> None:
         rep = self.replicas[replica]
-        await trio.sleep(rep.put_delay if op.op == "put" else rep.get_delay)
-        return rep.handle(op)
+
+        async def answer() -> None:
+            await trio.sleep(rep.put_delay if op.op == "put" else rep.get_delay)
+            try:
+                reply = rep.handle(op)
+            except Exception as exc:
+                outcome(None, exc)
+            else:
+                outcome(reply, None)
+
+        self.nursery.start_soon(answer)
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         self.nursery.start_soon(fn)
@@ -255,3 +268,29 @@ async def test_the_coordinator_reports_which_replicas_answered(
         await coord.write("k", b"v", "quorum")
         await trio.sleep(2)  # the slow call gives up in the background
         assert ("a", True) in cluster.outcomes and ("c", False) in cluster.outcomes
+
+
+async def test_a_replica_answering_after_the_caller_returned_is_still_reported(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with fake(["a", "b", "c"], r=3) as (cluster, coord):
+        cluster.replicas["c"].put_delay = 0.5  # within the timeout (1 s)
+        await coord.write("k", b"v", "quorum")
+        assert ("c", True) not in cluster.outcomes
+        await trio.sleep(0.6)
+        assert ("c", True) in cluster.outcomes and ("c", False) not in cluster.outcomes
+
+
+async def test_a_replica_silent_past_the_timeout_fails_at_the_timeout_and_only_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with fake(["a", "b", "c"], r=3) as (cluster, coord):
+        cluster.replicas["c"].put_delay = 5.0
+        started = trio.current_time()
+        await coord.write("k", b"v", "quorum")
+        await trio.sleep_until(started + 0.95)
+        assert [ok for name, ok in cluster.outcomes if name == "c"] == []
+        await trio.sleep_until(started + 1.05)
+        assert [ok for name, ok in cluster.outcomes if name == "c"] == [False]
+        await trio.sleep(6)  # its answer comes at 5 s: too late, not reported
+        assert [ok for name, ok in cluster.outcomes if name == "c"] == [False]

@@ -41,12 +41,9 @@ async def test_replicas_that_agree_compare_roots_by_datagram_and_open_no_stream(
         assert all(s.sync.by_datagram.answered > a for s, a in zip(stores, answered, strict=True))
 
 
-async def test_with_the_setting_off_roots_checks_go_by_stream(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    async with running(
-        StoreSettings(partitions=16, sync_interval=0.5, roots_by_datagram=False)
-    ) as c:
+async def test_turned_off_roots_checks_go_by_stream(autojump_clock: trio.testing.MockClock) -> None:
+    off = StoreSettings(partitions=16, sync_interval=0.5, roots_by_datagram=False)
+    async with running(off) as c:
         stores = await c.start_all(3)
         streams = roots_streams_opened(c)
         await trio.sleep(5)
@@ -72,8 +69,7 @@ async def test_a_roots_check_too_big_for_a_datagram_goes_by_stream(
         assert sum(s.sync.rounds for s in stores) - rounds >= 15
 
 
-def test_the_setting_is_on_by_default_and_takes_only_a_boolean() -> None:
-    assert from_sources({}, None).roots_by_datagram is True
-    assert from_sources({"roots_by_datagram": False}, None).roots_by_datagram is False
+def test_the_setting_takes_only_a_boolean() -> None:
+    assert from_sources({"roots_by_datagram": True}, None).roots_by_datagram is True
     with pytest.raises(SettingsError, match="roots_by_datagram"):
         from_sources({"roots_by_datagram": "false"}, None)

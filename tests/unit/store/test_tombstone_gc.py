@@ -49,3 +49,17 @@ def test_a_returning_node_ships_its_tombstones_whatever_the_peers_watermark() ->
     peer = PeerCopy("b", 7, 500)
     assert judged_deleted(5, 400, None, peer, True, tombstone=True) == (False, False)
     assert judged_deleted(5, 400, Proof(7, 9, 0.0), peer, True, tombstone=True) == (True, False)
+
+
+def test_a_message_older_than_the_proof_shows_a_record_not_yet_had_not_one_deleted() -> None:
+    # Found by a fault run (seed 27, roots checks by datagram): a peer paused for 14 s
+    # answered a session from before it received a key, then a roots check after; read
+    # in that order, the newer proof turned "not had yet" into "deleted", and three
+    # replicas dropped an acknowledged write.
+    proof = Proof(7, 9, 0.0, peer_seq=120)
+    stale = PeerCopy("b", 7, 0, seq=110)  # built before the state the proof is about
+    assert judged_deleted(5, 100, proof, stale, returning=False) == (False, False)
+    later = PeerCopy("b", 7, 0, seq=120)
+    assert judged_deleted(5, 100, proof, later, returning=False) == (True, False)
+    older_build = PeerCopy("b", 7, 0)  # says no seq: judged as before
+    assert judged_deleted(5, 100, proof, older_build, returning=False) == (True, False)

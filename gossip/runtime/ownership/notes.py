@@ -10,8 +10,14 @@ Rules:
 - A batch that fails (unreachable, timeout, refused) is tried again after 1, 2, 4 and then
   every 8 s while the member is alive or suspect, for up to GIVE_UP_S: a one-way cut can
   outlast a few retries, and the new owner must hear of the tokens issued meanwhile once
-  it heals. It is dropped with a log line (token_note_failed) when the member is no longer
-  live or the time is up: a lost note leaves the recipient on its own token.
+  it heals.
+- While the member is dead (or reaped from the view) the batch is kept, not sent: a member
+  declared dead behind a cut comes back and must fence above the tokens issued while it
+  was away. A membership change (member_changed) wakes it, and it is sent at once when
+  the member is alive or suspect again. It counts as idle while it waits, so a graceful
+  leave does not wait for members that cannot answer.
+- A batch is dropped with a log line (token_note_failed) when its member left the cluster
+  or GIVE_UP_S is up: a lost note leaves the recipient on its own token.
 - An empty batch is a reachability check (reach): a member that answers it within the
   limit is reachable now, whatever the membership view says.
 """
@@ -37,7 +43,8 @@ MAX_TOKEN = (1 << 63) - 1
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 RETRY_EVERY = 8.0
 GIVE_UP_S = 300.0
-NOT_LIVE = "not a live member"
+LEFT = "the member left the cluster"
+AWAY = "the member is dead"
 
 
 class NoteError(ValueError):
@@ -78,6 +85,7 @@ class NoteSender:
         self._busy = 0
         self._idle = trio.Event()
         self._idle.set()
+        self._changed = trio.Event()
         self._batches = host.metrics.counter(
             "ownership_token_note_batches_total",
             "Token note batches by result: sent, or failed after every retry",
@@ -89,6 +97,11 @@ class NoteSender:
         notes[note.item] = max(note.token, notes.get(note.item, 0))
         self._idle = trio.Event()
         self._wake.set()
+
+    def member_changed(self) -> None:
+        """A membership change: batches waiting for a dead member look at it again."""
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def wait_idle(self) -> None:
         """Until every posted note was delivered or dropped (the caller bounds the wait)."""
@@ -105,8 +118,7 @@ class NoteSender:
                     for start in range(0, len(pairs), NOTE_BATCH):
                         self._busy += 1
                         nursery.start_soon(self._deliver, member, pairs[start : start + NOTE_BATCH])
-                if not self._busy and not self._pending:
-                    self._idle.set()
+                self._maybe_idle()
 
     async def _deliver(self, member: str, pairs: list[tuple[str, int]]) -> None:
         try:
@@ -120,21 +132,47 @@ class NoteSender:
                     return
                 delay = RETRY_DELAYS[attempt] if attempt < len(RETRY_DELAYS) else RETRY_EVERY
                 attempt += 1
-                if why == NOT_LIVE or trio.current_time() + delay > give_up:
+                if why == AWAY:
+                    await self._wait_back(member, give_up)
+                    attempt = 0  # back (or out of time): a fresh retry schedule
+                    delay = 0.0
+                if why == LEFT or trio.current_time() + delay >= give_up:
                     self._batches.inc(labels={"result": "failed"})
                     log.warning("token_note_failed", peer=member, notes=len(pairs), reason=why)
                     return
                 await trio.sleep(delay)
         finally:
             self._busy -= 1
-            if not self._busy and not self._pending:
-                self._idle.set()
+            self._maybe_idle()
+
+    async def _wait_back(self, member: str, give_up: float) -> None:
+        """Until `member` is alive or suspect again, or `give_up`; idle meanwhile."""
+        self._busy -= 1
+        self._maybe_idle()
+        try:
+            with trio.move_on_at(give_up):
+                while self._state(member) in (None, MemberState.DEAD):
+                    await self._changed.wait()
+        finally:
+            self._busy += 1
+            if self._idle.is_set():
+                self._idle = trio.Event()
+
+    def _maybe_idle(self) -> None:
+        if not self._busy and not self._pending:
+            self._idle.set()
+
+    def _state(self, member: str) -> MemberState | None:
+        info = self.host.member(member)
+        return None if info is None else info.state
 
     async def _send(self, member: str, body: bytes) -> str | None:
         """None when delivered, else why not."""
         info = self.host.member(member)
-        if info is None or info.state not in (MemberState.ALIVE, MemberState.SUSPECT):
-            return NOT_LIVE
+        if info is not None and info.state is MemberState.LEFT:
+            return LEFT
+        if info is None or info.state is MemberState.DEAD:
+            return AWAY
         try:
             reply = await self.host.request(info.address, CHANNEL, body)
         except StreamError as exc:

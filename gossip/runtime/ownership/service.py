@@ -167,6 +167,7 @@ class OwnershipService(Service):
     def member_event(self, event: MemberEvent) -> None:
         self._dirty = True
         self._wake.set()
+        self.notes.member_changed()  # notes kept for a dead member go once it is back
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -249,9 +249,8 @@ def _with_seq(body: dict[str, Any], seq: int | None) -> dict[str, Any]:
     return body
 
 
-def decode_seq(payload: bytes) -> int | None:
+def _seq(raw: dict[Any, Any]) -> int | None:
     """The sender's sequence number in a roots check or its answer (None: absent)."""
-    raw = _map(payload)
     q = raw.get("q")
     return None if q is None else _u64(q)
 
@@ -262,13 +261,10 @@ def _with_clock(body: dict[str, Any], clock_ms: int | None) -> dict[str, Any]:
     return body
 
 
-def decode_clock(payload: bytes) -> int | None:
+def _clock(raw: dict[Any, Any]) -> int | None:
     """The sender's store-clock reading in a roots check or its answer (None: absent
-    or not a plausible wall time; a reading is untrusted input)."""
-    try:
-        raw = _map(payload)
-    except SyncWireError:
-        return None
+    or not a plausible wall time; a reading is untrusted input, and a bad one does not
+    make the message bad)."""
     t = raw.get("t")
     return t if type(t) is int and 0 <= t <= MAX_WALL_MS else None
 
@@ -279,7 +275,19 @@ def _partition(value: Any) -> int:
     return value
 
 
-def decode_roots(payload: bytes) -> tuple[str, dict[int, RootInfo]]:
+class RootsCheck(NamedTuple):
+    """A roots check, as its sender built it."""
+
+    name: str
+    """The sender."""
+    roots: dict[int, RootInfo]
+    seq: int | None = None
+    """The sender's sequence number when it built the check (None: an older build)."""
+    clock_ms: int | None = None
+    """The sender's store-clock reading (None: absent or implausible)."""
+
+
+def decode_roots(payload: bytes) -> RootsCheck:
     raw = _map(payload)
     items = raw.get("roots")
     if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
@@ -291,7 +299,7 @@ def decode_roots(payload: bytes) -> tuple[str, dict[int, RootInfo]]:
         out[_partition(item[0])] = RootInfo(
             (_u64(item[1]), _u64(item[2])), _u64(item[3]), _u64(item[4])
         )
-    return _name(raw.get("from")), out
+    return RootsCheck(_name(raw.get("from")), out, _seq(raw), _clock(raw))
 
 
 class RootsReply(NamedTuple):
@@ -309,6 +317,8 @@ class RootsReply(NamedTuple):
     """Partitions the responder holds any copy of."""
     seq: int | None = None
     """The responder's sequence number when it compared (None: an older build)."""
+    clock_ms: int | None = None
+    """The responder's store-clock reading (None: absent or implausible)."""
 
 
 def encode_differ(
@@ -351,7 +361,8 @@ def decode_roots_reply(payload: bytes) -> RootsReply:
         copies,
         _parts(raw.get("pending", []), "pending"),
         _parts(raw.get("holds", []), "holds"),
-        None if raw.get("q") is None else _u64(raw.get("q")),
+        _seq(raw),
+        _clock(raw),
     )
 
 

@@ -172,4 +172,3 @@ async def fan_out(
         elif got.owed:
             cluster.after(deadline, got.expire)
     return got.answers[:seen]
-

@@ -47,10 +47,8 @@ from gossip.core.store.syncwire import (
     SyncMessage,
     SyncWireError,
     decode,
-    decode_clock,
     decode_roots,
     decode_roots_reply,
-    decode_seq,
     encode,
     encode_differ,
     encode_roots,
@@ -271,7 +269,7 @@ class AntiEntropy:
                     )
                     reply = await self.svc.host.request(address, ROOTS_CHANNEL, body)
             answer = decode_roots_reply(reply or b"")
-            self._measured(answer.name, reply or b"")
+            self._measured(answer.name, answer.clock_ms)
         except (StreamError, trio.TooSlowError, SyncWireError) as exc:
             log.debug("sync_roots_failed", peer=peer, reason=str(exc))
             self.svc.reached(peer, not isinstance(exc, (StreamError, trio.TooSlowError)))
@@ -306,12 +304,11 @@ class AntiEntropy:
         roots become proofs and the sender's clock reading is taken."""
         me = self.svc.host.name
         try:
-            name, roots = decode_roots(body)
-            peer_seq = decode_seq(body)
+            name, roots, peer_seq, reading = decode_roots(body)
         except SyncWireError as exc:
             log.warning("sync_rejected", reason=str(exc))
             return encode_differ(me, [], {})
-        self._measured(name, body)
+        self._measured(name, reading)
         svc = self.svc
         storage = svc.storage
         ledger = svc.ledger
@@ -346,9 +343,8 @@ class AntiEntropy:
             seq=storage.seq,
         )
 
-    def _measured(self, peer: str, payload: bytes) -> None:
-        """Feed a peer's store-clock reading, if the message carries one, to our clock."""
-        reading = decode_clock(payload)
+    def _measured(self, peer: str, reading: int | None) -> None:
+        """Feed a peer's store-clock reading, if its message carried one, to our clock."""
         if reading is not None and peer != self.svc.host.name:
             self.svc.stamps.store_clock.measured(peer, reading)
 

@@ -13,14 +13,13 @@ from gossip.core.store.memory_replica import MemoryReplica
 from gossip.core.store.record import NO_FP, Record
 from gossip.core.store.syncwire import (
     RootInfo,
+    RootsCheck,
     SyncMessage,
     SyncWireError,
     decode,
-    decode_clock,
     decode_differ,
     decode_roots,
     decode_roots_reply,
-    decode_seq,
     encode,
     encode_differ,
     encode_roots,
@@ -142,7 +141,7 @@ def test_records_sharing_a_version_settle_on_the_merge_winner_both_ways() -> Non
 
 def test_a_roots_check_round_trips_and_rejects_garbage() -> None:
     roots = {0: RootInfo((5, 1), 7, 0), 63: RootInfo(((1 << 64) - 1, 10**6), 1, 99)}
-    assert decode_roots(encode_roots("a", roots)) == ("a", roots)
+    assert decode_roots(encode_roots("a", roots)) == RootsCheck("a", roots, None, None)
     assert decode_differ(encode_differ("b", [3, 1], {1: (7, 0)})) == ("b", [1, 3], {1: (7, 0)})
     for bad in (
         {"from": "a", "roots": [[1, 2]]},
@@ -165,23 +164,27 @@ def test_a_roots_check_round_trips_and_rejects_garbage() -> None:
 
 def test_a_roots_check_carries_a_bounded_clock_reading() -> None:
     roots = {0: RootInfo((5, 1), 7, 0)}
-    assert decode_clock(encode_roots("a", roots, 1_767_225_600_000)) == 1_767_225_600_000
-    assert decode_roots(encode_roots("a", roots, 5)) == ("a", roots)
-    assert decode_clock(encode_differ("b", [], {}, clock_ms=42)) == 42
-    assert decode_clock(encode_roots("a", roots)) is None
+    assert decode_roots(encode_roots("a", roots, 1_767_225_600_000)).clock_ms == 1_767_225_600_000
+    assert decode_roots(encode_roots("a", roots, 5)) == RootsCheck("a", roots, None, 5)
+    assert decode_roots_reply(encode_differ("b", [], {}, clock_ms=42)).clock_ms == 42
+    assert decode_roots(encode_roots("a", roots)).clock_ms is None
     for bad in (-1, 1 << 47, "1", 1.5, None):
-        assert decode_clock(cbor2.dumps({"from": "a", "roots": [], "t": bad})) is None
-    assert decode_clock(b"\xff") is None
+        # a bad reading is left out; the check itself still counts
+        assert decode_roots(cbor2.dumps({"from": "a", "roots": [], "t": bad})).clock_ms is None
+        reply: dict[str, object] = {"from": "b", "differ": [], "t": bad}
+        assert decode_roots_reply(cbor2.dumps(reply)).clock_ms is None
 
 
 def test_roots_checks_and_session_messages_carry_the_senders_seq() -> None:
     roots = {0: RootInfo((5, 1), 7, 0)}
-    assert decode_seq(encode_roots("a", roots, seq=41)) == 41
-    assert decode_seq(encode_roots("a", roots)) is None, "an older build says nothing"
+    assert decode_roots(encode_roots("a", roots, seq=41)).seq == 41
+    assert decode_roots(encode_roots("a", roots)).seq is None, "an older build says nothing"
     assert decode_roots_reply(encode_differ("b", [], {0: (7, 0)}, seq=9)).seq == 9
     assert decode_roots_reply(encode_differ("b", [], {0: (7, 0)})).seq is None
     with pytest.raises(SyncWireError):
-        decode_seq(cbor2.dumps({"from": "a", "roots": [], "q": -1}))
+        decode_roots(cbor2.dumps({"from": "a", "roots": [], "q": -1}))
+    with pytest.raises(SyncWireError):
+        decode_roots_reply(cbor2.dumps({"from": "b", "differ": [], "q": -1}))
     sent = SyncMessage(3, sender=PeerCopy("a", 7, 5, 88))
     assert decode(encode(sent)).sender == PeerCopy("a", 7, 5, 88)
     old = cbor2.dumps({"p": 3, "i": ["a", 7, 5]})  # an older build's sender

@@ -63,13 +63,20 @@ class Replica(Protocol):
         """The records whose key hashes are listed (missing ones are skipped)."""
         ...
 
-    def apply(self, records: Sequence[Record]) -> int:
-        """Merge records in (last writer wins); return how many changed something."""
+    def apply(self, records: Sequence[Record], judged: int | None = None) -> int:
+        """Merge records in (last writer wins); return how many changed something.
+        `judged`: the purge floor of this copy that the sender screened them by (see
+        `judging`), None when it did not."""
         ...
 
     def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
         """Of records the peer lacks or holds older, those that may be sent; the rest
         this replica judges deleted and removes."""
+        ...
+
+    def judging(self, peer: PeerCopy | None) -> int | None:
+        """The purge floor of `peer`'s copy that `screen` judges records by (rule 2 of
+        gossip.core.store.tombstone_gc), when it does; None when it does not."""
         ...
 
 
@@ -123,6 +130,8 @@ class _Builder:
         return True
 
     def push(self, records: Sequence[Record]) -> None:
+        if records and self.out.judged is None:
+            self.out.judged = self.rep.judging(self.peer)
         for r in self.rep.screen(records, self.peer) if records else ():
             size = r.size()
             if size > self.budget and not self.out.records and self.left > 0:
@@ -205,7 +214,7 @@ def reply_to(
     b = _Builder(rep, msg.partition, leaf_size, max_bytes, msg.sender, sender)
     if msg.records:
         b.tally.records_received = len(msg.records)
-        b.tally.records_applied = rep.apply(msg.records)
+        b.tally.records_applied = rep.apply(msg.records, msg.judged)
     if msg.wants:
         b.push(rep.records(msg.wants))
     for level, prefix, entries in msg.entries:

@@ -73,12 +73,15 @@ class MemoryReplica:
             del bucket[old.khash]
         self._tree.update(old, None)
 
-    def apply(self, records: Sequence[Record]) -> int:
+    def apply(self, records: Sequence[Record], judged: int | None = None) -> int:
         return sum(self.put(r) for r in records)
 
     def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
         """Everything may be sent: this reference replica keeps no GC state."""
         return list(records)
+
+    def judging(self, peer: PeerCopy | None) -> int | None:
+        return None
 
     def load(self, records: Iterable[Record]) -> None:
         for r in records:

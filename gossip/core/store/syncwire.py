@@ -16,6 +16,10 @@ Layout (a CBOR map with one-letter keys; absent keys mean empty):
   x  error token (e.g. not_replica)
   i  the sender's copy: [node name, data generation, purge watermark, sequence
      number when the message was built] (the last one absent from older builds)
+  f  the sender's purge floor and purge-log digest, [floor, digest]
+     (gossip.core.store.purgelog); absent: the floor is the watermark
+  j  the receiver's purge floor the sender judged this message's records by
+     (rule 2 of gossip.core.store.tombstone_gc); absent: it did not judge them
 
 A roots check batches the first step for many partitions shared with one
 peer: {"from": name, "roots": [[partition, fingerprint, count, generation,
@@ -30,7 +34,9 @@ Equal roots are what tombstone GC's proofs are made of
 (gossip.core.store.tombstone_gc). Both maps may carry "t",
 the sender's store-clock reading in milliseconds, which is how replicas measure
 their clock offsets (gossip.core.store.clocksync); a reading that is not a
-plausible wall time is ignored.
+plausible wall time is ignored. Both may carry "f": [[partition, purge floor,
+purge-log digest], ...] for the sender's copies whose floor is below their
+watermark (absent: at it, as older builds mean).
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ class SyncMessage:
     wants: list[int] = field(default_factory=list)
     error: str | None = None
     sender: PeerCopy | None = None
+    judged: int | None = None
+    """The receiver's purge floor the sender screened this message's records by
+    (rule 2), present only when it did."""
 
     def is_empty(self) -> bool:
         return self.root is None and not (
@@ -150,6 +159,10 @@ def encode(msg: SyncMessage) -> bytes:
     if msg.sender is not None:
         s = msg.sender
         out["i"] = [s.name, s.gen, s.watermark] + ([] if s.seq is None else [s.seq])
+        if s.floor is not None:
+            out["f"] = [s.floor, s.digest]
+    if msg.judged is not None:
+        out["j"] = msg.judged
     return cbor2.dumps(out)
 
 
@@ -218,8 +231,46 @@ def decode(payload: bytes) -> SyncMessage:
         if not isinstance(sender, list) or len(sender) not in (3, 4):
             raise SyncWireError("bad sender")
         seq = _u64(sender[3]) if len(sender) == 4 else None
-        msg.sender = PeerCopy(_name(sender[0]), _u64(sender[1]), _u64(sender[2]), seq)
+        floor, digest = _floor(raw.get("f"))
+        msg.sender = PeerCopy(
+            _name(sender[0]), _u64(sender[1]), _u64(sender[2]), seq, floor, digest
+        )
+    judged = raw.get("j")
+    msg.judged = None if judged is None else _u64(judged)
     return msg
+
+
+def _floor(value: Any) -> tuple[int | None, int]:
+    """A copy's [purge floor, purge-log digest] (absent: no floor, as older builds)."""
+    if value is None:
+        return None, 0
+    if not isinstance(value, list) or len(value) != 2:
+        raise SyncWireError("bad purge floor")
+    return _u64(value[0]), _u64(value[1])
+
+
+def _pairs(raw: dict[Any, Any], key: str, what: str) -> dict[int, tuple[int, int]]:
+    """Partition -> two u64s, from a bounded list of [partition, a, b] items."""
+    items = raw.get(key, [])
+    if not isinstance(items, list) or len(items) > MAX_PARTITIONS:
+        raise SyncWireError(f"bad {what} list")
+    out: dict[int, tuple[int, int]] = {}
+    for item in items:
+        if not isinstance(item, list) or len(item) != 3:
+            raise SyncWireError(f"bad {what} item")
+        out[_partition(item[0])] = (_u64(item[1]), _u64(item[2]))
+    return out
+
+
+def _floors(raw: dict[Any, Any]) -> dict[int, tuple[int, int]]:
+    """Partition -> (purge floor, purge-log digest) of a roots check or its answer."""
+    return _pairs(raw, "f", "floors")
+
+
+def _with_floors(body: dict[str, Any], floors: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    if floors:
+        body["f"] = [[p, floor, digest] for p, (floor, digest) in sorted(floors.items())]
+    return body
 
 
 def _name(value: Any) -> str:
@@ -234,13 +285,19 @@ class RootInfo(NamedTuple):
     root: Summary
     gen: int
     watermark: int
+    floor: int | None = None
+    """The copy's purge floor (None: its watermark)."""
+    digest: int = 0
+    """The copy's purge-log digest."""
 
 
 def encode_roots(
     name: str, roots: dict[int, RootInfo], clock_ms: int | None = None, seq: int | None = None
 ) -> bytes:
     items = [[p, i.root[0], i.root[1], i.gen, i.watermark] for p, i in sorted(roots.items())]
-    return cbor2.dumps(_with_seq(_with_clock({"from": name, "roots": items}, clock_ms), seq))
+    floors = {p: (i.floor, i.digest) for p, i in roots.items() if i.floor is not None}
+    body = _with_floors({"from": name, "roots": items}, floors)
+    return cbor2.dumps(_with_seq(_with_clock(body, clock_ms), seq))
 
 
 def _with_seq(body: dict[str, Any], seq: int | None) -> dict[str, Any]:
@@ -299,6 +356,9 @@ def decode_roots(payload: bytes) -> RootsCheck:
         out[_partition(item[0])] = RootInfo(
             (_u64(item[1]), _u64(item[2])), _u64(item[3]), _u64(item[4])
         )
+    for p, (floor, digest) in _floors(raw).items():
+        if p in out:
+            out[p] = out[p]._replace(floor=floor, digest=digest)
     return RootsCheck(_name(raw.get("from")), out, _seq(raw), _clock(raw))
 
 
@@ -319,6 +379,9 @@ class RootsReply(NamedTuple):
     """The responder's sequence number when it compared (None: an older build)."""
     clock_ms: int | None = None
     """The responder's store-clock reading (None: absent or implausible)."""
+    floors: dict[int, tuple[int, int]] = {}
+    """Partition -> the responder's (purge floor, purge-log digest), where the floor is
+    below the watermark."""
 
 
 def encode_differ(
@@ -329,6 +392,7 @@ def encode_differ(
     holds: list[int] | None = None,
     clock_ms: int | None = None,
     seq: int | None = None,
+    floors: dict[int, tuple[int, int]] | None = None,
 ) -> bytes:
     listed = [[p, gen, mark] for p, (gen, mark) in sorted(copies.items())]
     out: dict[str, Any] = {"from": name, "differ": sorted(parts), "copies": listed}
@@ -336,6 +400,7 @@ def encode_differ(
         out["pending"] = sorted(pending)
     if holds:
         out["holds"] = sorted(holds)
+    out = _with_floors(out, floors or {})
     return cbor2.dumps(_with_seq(_with_clock(out, clock_ms), seq))
 
 
@@ -347,14 +412,7 @@ def decode_differ(payload: bytes) -> tuple[str, list[int], dict[int, tuple[int, 
 
 def decode_roots_reply(payload: bytes) -> RootsReply:
     raw = _map(payload)
-    listed = raw.get("copies", [])
-    if not isinstance(listed, list) or len(listed) > MAX_PARTITIONS:
-        raise SyncWireError("bad copies list")
-    copies: dict[int, tuple[int, int]] = {}
-    for item in listed:
-        if not isinstance(item, list) or len(item) != 3:
-            raise SyncWireError("bad copies item")
-        copies[_partition(item[0])] = (_u64(item[1]), _u64(item[2]))
+    copies = _pairs(raw, "copies", "copies")
     return RootsReply(
         _name(raw.get("from")),
         _parts(raw.get("differ"), "differ"),
@@ -363,6 +421,7 @@ def decode_roots_reply(payload: bytes) -> RootsReply:
         _parts(raw.get("holds", []), "holds"),
         _seq(raw),
         _clock(raw),
+        _floors(raw),
     )
 
 

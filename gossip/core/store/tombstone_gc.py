@@ -21,15 +21,18 @@ not shipped, when either
    shows a record the peer has not had yet, not one it deleted; or
 2. this node is returning (no proof from the last `horizon` with any replica of
    the partition: it was down, cut off alone, or restarted) and the record is
-   not newer than the peer's watermark: it may be a copy of a key deleted and
-   purged while this node was away. A node that kept proving equal roots with
-   some replica is never returning, so neither side of a healed split judges
-   the other side's writes by this rule. This is a judgement, not a proof, so a
-   removal by this rule starts a new data generation here: the peers' proofs
-   about the old copy no longer apply, and the judgement cannot spread by rule
-   1 to replicas that were never away. Tombstones are never judged by this
-   rule: shipped back, one costs a purge; dropped, it may have been the
-   delete's only copy.
+   not newer than the peer's purge floor (its watermark, less what its purge
+   log knows key by key, gossip.core.store.purgelog): it may be a copy of a key
+   deleted and purged while this node was away. A record above the floor is
+   shipped, and the peer, whose log knows each key it purged above its floor,
+   answers a copy of a purged key with the purged tombstone again. A node
+   that kept proving equal roots with some replica is never returning, so
+   neither side of a healed split judges the other side's writes by this rule.
+   This is a judgement, not a proof, so a removal by this rule starts a new
+   data generation here: the peers' proofs about the old copy no longer apply,
+   and the judgement cannot spread by rule 1 to replicas that were never away.
+   Tombstones are never judged by this rule: shipped back, one costs a purge;
+   dropped, it may have been the delete's only copy.
 Everything else is shipped. A replica refuses a direct write (not a synced
 record) for a key it does not hold that is not newer than its own watermark.
 Nothing here reads a clock: `now` is passed in.
@@ -62,6 +65,16 @@ class PeerCopy(NamedTuple):
     """Packed version of the greatest tombstone purged in that copy (0: none)."""
     seq: int | None = None
     """The peer's sequence number when it built the message (None: an older build)."""
+    floor: int | None = None
+    """Up to which packed version the peer knows its purges only by the watermark
+    (gossip.core.store.purgelog; None: up to the watermark, as with older builds)."""
+    digest: int = 0
+    """The digest of the peer's purge log (its entries above the floor)."""
+
+    @property
+    def judged_floor(self) -> int:
+        """The version up to which rule 2 judges a returning record against this copy."""
+        return self.watermark if self.floor is None else min(self.floor, self.watermark)
 
 
 def purge_bound(proofs: Mapping[str, Proof], replicas: Iterable[str], aged_seq: int) -> int:
@@ -99,7 +112,7 @@ def judged_deleted(
     by this node while it was away) would bring the deleted value back."""
     if proof is not None and proof.gen == peer.gen and seq <= proof.seq and _before(proof, peer):
         return True, False
-    if returning and not tombstone and version <= peer.watermark:
+    if returning and not tombstone and version <= peer.judged_floor:
         return True, True
     return False, False
 

@@ -9,7 +9,10 @@ so a wall-clock step purges nothing early. Watermarks are persisted with the
 data; a peer's is adopted only with an equal-roots proof. Proofs about a member
 that was reaped are kept (it may come back with its data); what is kept about a
 partition goes when this node no longer holds it. Metadata is per partition and
-peer, never per key.
+peer; the one thing kept per key is the storage's bounded purge log
+(gossip.core.store.purgelog), which `ScreenedReplica` consults both ways: a
+returning copy judges by the peer's purge floor, and a live record of a key the log
+holds a newer tombstone for is stored as that tombstone.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ class Ledger:
         """This node's copy of a partition, as it tells peers, with its sequence number
         now: build the message it goes with before the next await."""
         s = self.storage
-        return PeerCopy(self.name, s.generation(part), s.watermark(part), s.seq)
+        mark, floor = s.watermark(part), s.purge_floor(part)
+        if floor >= mark:  # the log knows nothing more: say it as older builds do
+            return PeerCopy(self.name, s.generation(part), mark, s.seq)
+        return PeerCopy(
+            self.name, s.generation(part), mark, s.seq, floor, s.purges.digest(part, floor)
+        )
 
     def proven(
         self, part: int, peer: PeerCopy, seq: int, now: float, *, contact: bool = True
@@ -63,7 +71,7 @@ class Ledger:
         self.proofs.setdefault(part, {})[peer.name] = proof
         if contact:
             self.last_proof[part] = proof
-        self.storage.raise_watermark(part, peer.watermark)
+        self.storage.adopt_purges(part, peer.judged_floor, peer.digest, peer.watermark)
 
     def lost_contact(self) -> None:
         """This node was cut off from most of the cluster (and is back): it is
@@ -117,8 +125,43 @@ class ScreenedReplica(StoredReplica):
         (handed off), or one still being filled (a former replica may have handed it
         old copies)."""
 
-    def apply(self, records: Sequence[Record]) -> int:
-        return self.storage.apply(self.accept(records), part=self.part)
+    def apply(self, records: Sequence[Record], judged: int | None = None) -> int:
+        return self.storage.apply(self._purged_again(self.accept(records), judged), part=self.part)
+
+    def _purged_again(self, records: list[Record], judged: int | None) -> list[Record]:
+        """A live record of a key this copy purged a newer tombstone of comes back as
+        that tombstone: a returning node shipped a copy that a delete had replaced
+        (it judges by the purge floor, this log knows the keys above it). The
+        tombstone then replaces the copy wherever it came from. A record a returning
+        sender judged by an older floor, which this copy's floor has passed since, is
+        not taken now: the log no longer vouches for it, and the sender judges it
+        again by the new floor in its next session."""
+        purges = self.storage.purges
+        floor = self.storage.purge_floor(self.part)
+        out: list[Record] = []
+        again = deferred = 0
+        for r in records:
+            version = None if r.deleted else purges.covering(self.part, r.key)
+            if version is not None and version >= r.version:
+                out.append(Record(r.key, None, version))
+                again += 1
+            elif judged is not None and not r.deleted and r.version.packed <= floor:
+                deferred += 1
+            else:
+                out.append(r)
+        if again or deferred:
+            log.info(
+                "kv_purged_copies_answered",
+                partition=self.part,
+                records=again,
+                deferred=deferred,
+            )
+        return out
+
+    def judging(self, peer: PeerCopy | None) -> int | None:
+        if peer is None or not (self.unsettled() or self.ledger.returning(self.part, self.now())):
+            return None
+        return peer.judged_floor
 
     def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
         if peer is None:
@@ -142,9 +185,8 @@ class ScreenedReplica(StoredReplica):
         if gone:
             if guessed:
                 self.storage.new_generation(self.part)
-            for r in gone:
-                if r.deleted:  # dropping a tombstone is a purge: the watermark covers it
-                    self.storage.raise_watermark(self.part, r.version.packed)
+            # dropping a tombstone is a purge: the watermark and the purge log take it
+            self.storage.note_purged(self.part, [r for r in gone if r.deleted])
             self.storage.remove(self.part, [r.key for r in gone])
             log.info(
                 "kv_records_judged_deleted",

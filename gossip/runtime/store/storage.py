@@ -17,7 +17,9 @@ at which peers were proven to hold the same data (gossip.runtime.store.ledger).
 Per partition the meta table keeps the purge watermark (the greatest version of
 a tombstone purged there) and the data generation (a random id, new whenever
 this node's copy of the partition starts from empty); one row per known member
-keeps the store's majority rule across restarts.
+keeps the store's majority rule across restarts. The purge log (which keys the
+latest purges removed, gossip.core.store.purgelog) lives in memory only: after a
+restart its floor is the watermark.
 Calls block briefly; the store service runs them on the trio thread, which
 keeps one writer and needs no locks.
 A failed write (disk full, I/O error) rolls the transaction back, undoes the
@@ -36,6 +38,7 @@ from pathlib import Path
 from gossip.core.store.fingerprint import Fingerprinter
 from gossip.core.store.hlc import COUNTER_BITS, Timestamp
 from gossip.core.store.merkle import DEFAULT_STORED_DEPTH, MerkleTree
+from gossip.core.store.purgelog import PurgeLog
 from gossip.core.store.record import Entry, Record, wins
 
 _SIGN = 1 << 63
@@ -162,6 +165,8 @@ class KVStorage:
         self._group_error: StorageError | None = None
         self._reload_trees()
         self._marks: dict[int, int] = {}
+        self.purges = PurgeLog()
+        """Which keys' tombstones were purged lately, per partition (in memory only)."""
         self._gens: dict[int, int] = {}
 
     def _migrate(self) -> None:
@@ -386,14 +391,33 @@ class KVStorage:
     def purge_tombstones(self, part: int, up_to_seq: int) -> int:
         """Garbage-collect the partition's tombstones stored at or before `up_to_seq`,
         raising its purge watermark to the greatest version purged."""
-        row = self._db.execute(
-            "SELECT max(version) FROM kv WHERE part = ? AND value IS NULL AND seq <= ?",
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM kv WHERE part = ? AND value IS NULL AND seq <= ?",
             (part, up_to_seq),
-        ).fetchone()
-        if row[0] is None:
+        ).fetchall()
+        if not rows:
             return 0
-        self.raise_watermark(part, int(row[0]))
+        self.note_purged(part, [_record(*row) for row in rows])
         return self._delete_where("part = ? AND value IS NULL AND seq <= ?", (part, up_to_seq))
+
+    def note_purged(self, part: int, tombstones: Iterable[Record]) -> None:
+        """These tombstones leave this copy as purged: the watermark and the purge
+        log take them in (before they are removed)."""
+        self.watermark(part)  # the log starts from the watermark this process found
+        for r in tombstones:
+            self.purges.purged(part, r.key, r.version)
+            self.raise_watermark(part, r.version.packed)
+
+    def adopt_purges(self, part: int, floor: int, digest: int, watermark: int) -> None:
+        """This copy proved equal to a peer's: it takes on the peer's purges."""
+        self.watermark(part)
+        self.purges.adopt(part, floor, digest, watermark)
+        self.raise_watermark(part, watermark)
+
+    def purge_floor(self, part: int) -> int:
+        """Up to which version this copy knows its purges only by the watermark."""
+        self.watermark(part)
+        return self.purges.floor(part)
 
     def remove(self, part: int, keys: Sequence[str]) -> int:
         """Remove these keys' rows outright (records judged deleted by a purge elsewhere)."""
@@ -425,6 +449,7 @@ class KVStorage:
         except sqlite3.Error as exc:
             raise StorageError.of(exc) from exc
         self._marks[part] = 0
+        self.purges.drop(part)
         return n
 
     # ---- small persistent facts ----------------------------------------------
@@ -444,6 +469,7 @@ class KVStorage:
         mark = self._marks.get(part)
         if mark is None:
             mark = self._marks[part] = self.get_meta(WATERMARK.format(part)) or 0
+            self.purges.open(part, mark)
         return mark
 
     def raise_watermark(self, part: int, version: int) -> None:

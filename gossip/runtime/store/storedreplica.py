@@ -41,7 +41,7 @@ class StoredReplica:
     def records(self, khashes: Sequence[int]) -> list[Record]:
         return self.storage.records_by_hash(self.part, khashes)
 
-    def apply(self, records: Sequence[Record]) -> int:
+    def apply(self, records: Sequence[Record], judged: int | None = None) -> int:
         if self.observe is not None:
             self.observe(records)
         return self.storage.apply(records, part=self.part)
@@ -49,3 +49,6 @@ class StoredReplica:
     def screen(self, records: Sequence[Record], peer: PeerCopy | None) -> list[Record]:
         """Everything may be sent (the store service's replica screens; see ledger.py)."""
         return list(records)
+
+    def judging(self, peer: PeerCopy | None) -> int | None:
+        return None

@@ -251,7 +251,7 @@ class AntiEntropy:
         roots = {}
         for p in parts:
             mine = ledger.copy(p)
-            roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark)
+            roots[p] = RootInfo(storage.root(p), mine.gen, mine.watermark, mine.floor, mine.digest)
         try:
             # One small round trip: a peer that cannot answer within a request timeout
             # is doubted at once (the majority rule), not after a whole session's.
@@ -285,7 +285,8 @@ class AntiEntropy:
                 self.peer_pending.discard((p, peer))
         for p, (gen, mark) in answer.copies.items():
             if p in roots and p not in differ:
-                copy = PeerCopy(answer.name, gen, mark, answer.seq)
+                floor, digest = answer.floors.get(p, (None, 0))
+                copy = PeerCopy(answer.name, gen, mark, answer.seq, floor, digest)
                 ledger.proven(p, copy, seq, now, contact=p not in pending)
         return differ, pending, set(answer.holds)
 
@@ -317,13 +318,14 @@ class AntiEntropy:
         pending: list[int] = []
         holds: list[int] = []
         copies: dict[int, tuple[int, int]] = {}
+        floors: dict[int, tuple[int, int]] = {}
         for p, info in roots.items():
             if not svc.holds(p):
                 differ.append(p)
                 pending.append(p)
                 continue
             if storage.root(p) == info.root:
-                copy = PeerCopy(name, info.gen, info.watermark, peer_seq)
+                copy = PeerCopy(name, info.gen, info.watermark, peer_seq, info.floor, info.digest)
                 ledger.proven(p, copy, storage.seq, now, contact=False)  # its pending is unknown
             else:
                 differ.append(p)
@@ -333,6 +335,8 @@ class AntiEntropy:
                 holds.append(p)
             mine = ledger.copy(p)
             copies[p] = (mine.gen, mine.watermark)
+            if mine.floor is not None:
+                floors[p] = (mine.floor, mine.digest)
         return encode_differ(
             me,
             differ,
@@ -341,6 +345,7 @@ class AntiEntropy:
             holds,
             clock_ms=self.svc.stamps.store_clock.now_ms(),
             seq=storage.seq,
+            floors=floors,
         )
 
     def _measured(self, peer: str, reading: int | None) -> None:

@@ -191,3 +191,30 @@ def test_roots_checks_and_session_messages_carry_the_senders_seq() -> None:
     assert decode(old).sender == PeerCopy("a", 7, 5, None)
     with pytest.raises(SyncWireError):
         decode(cbor2.dumps({"p": 3, "i": ["a", 7, 5, 1, 2]}))
+
+
+def test_purge_floors_travel_with_roots_checks_answers_and_sessions() -> None:
+    roots = {0: RootInfo((5, 1), 7, 90, floor=40, digest=123), 1: RootInfo((6, 1), 8, 0)}
+    check = decode_roots(encode_roots("a", roots))
+    assert check.roots == roots
+    reply = decode_roots_reply(encode_differ("b", [], {0: (7, 90)}, floors={0: (40, 123)}))
+    assert reply.floors == {0: (40, 123)}
+    assert decode_roots_reply(encode_differ("b", [], {0: (7, 90)})).floors == {}
+    sent = SyncMessage(3, sender=PeerCopy("a", 7, 90, 88, floor=40, digest=123))
+    assert decode(encode(sent)).sender == PeerCopy("a", 7, 90, 88, 40, 123)
+    assert decode(encode(SyncMessage(3, sender=PeerCopy("a", 7, 90, 88)))).sender == PeerCopy(
+        "a", 7, 90, 88
+    )
+    bad_floors: list[object] = [5, [[0, 1]], [[0, -1, 0]], [["x", 1, 2]]]
+    for bad in bad_floors:
+        with pytest.raises(SyncWireError):
+            decode_roots(cbor2.dumps({"from": "a", "roots": [], "f": bad}))
+        with pytest.raises(SyncWireError):
+            decode_roots_reply(cbor2.dumps({"from": "b", "differ": [], "f": bad}))
+    for bad in ([1], [1, -2], "x"):
+        with pytest.raises(SyncWireError):
+            decode(cbor2.dumps({"p": 3, "i": ["a", 7, 5], "f": bad}))
+    assert decode(encode(SyncMessage(3, judged=40))).judged == 40
+    assert decode(encode(SyncMessage(3))).judged is None
+    with pytest.raises(SyncWireError):
+        decode(cbor2.dumps({"p": 3, "j": -1}))

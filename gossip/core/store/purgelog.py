@@ -97,7 +97,7 @@ class PurgeLog:
     def covering(self, part: int, key: str) -> Timestamp | None:
         """The version of `key`'s newest purged tombstone in the log, if any."""
         p = self._parts.get(part)
-        return None if p is None else p.entries.get(key_digest(key))
+        return None if p is None or not p.entries else p.entries.get(key_digest(key))
 
     def digest(self, part: int, above: int = -1, upto: int | None = None) -> int:
         """The digest of the entries with versions in (above, upto] (default: all)."""

@@ -231,3 +231,21 @@ def test_membership_excuses_a_death_whose_accuser_a_fault_cut_off_and_nothing_el
     assert excused.ok
     flagged = checkers.membership([own], isolate, [], grace=30.0, restart_delay=5.0)
     assert [v["accuser"] for v in flagged.violations] == ["n3"]
+
+
+def test_resurrections_excuses_a_delete_whose_acknowledging_replica_was_wiped() -> None:
+    """Seed 89 at --rate 150: a node cut off alone took a delete at `one`, then its
+    disk was wiped, and the tombstone with it. Like a wiped write, that delete
+    promises nothing more; the same delete without the wipe still counts."""
+    from gossip.testing.torture.clients import Op
+
+    replicas = ("n1", "n5", "n2")
+    put = Op(1, 0, "put", "k", "quorum", "n5", 4.5, "v", "ok", 4.6, (1_000, 0, "n5"))
+    put.replicas = replicas
+    delete = Op(2, 0, "delete", "k", "one", "n2", 8.9, None, "ok", 8.9, (2_000, 0, "n2"))
+    delete.replicas = replicas
+    final: checkers.Final = {"k": {r: ((1_000, 0, "n5"), "v") for r in replicas}}
+    wipe = (Step(24.7, "wipe", 5.5, target="n2"),)
+    assert checkers.resurrections([put, delete], final, wipe).ok
+    flagged = checkers.resurrections([put, delete], final)
+    assert {v["replica"] for v in flagged.violations} == set(replicas)

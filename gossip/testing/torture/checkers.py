@@ -129,11 +129,15 @@ def lost_writes(ops: Sequence[Op], final: Final, steps: Sequence[Step] = ()) -> 
     return v
 
 
-def resurrections(ops: Sequence[Op], final: Final) -> Verdict:
+def resurrections(ops: Sequence[Op], final: Final, steps: Sequence[Step] = ()) -> Verdict:
     v = Verdict("resurrections")
     deletes: dict[str, Op] = {}
     for op in ops:
+        # A delete is a write: one whose acknowledging replicas may all have had their
+        # disks wiped since (its tombstone with them) promises nothing more.
         if op.kind == "delete" and op.status == "ok" and op.version is not None:
+            if wiped_out(op, steps):
+                continue
             seen = deletes.get(op.key)
             if seen is None or (seen.version is not None and op.version > seen.version):
                 deletes[op.key] = op

@@ -170,7 +170,7 @@ async def _main(
     private = {i: clients.private_keys(i) for i in range(cfg.clients)}
     verdicts = [
         checkers.lost_writes(ops, final, schedule.steps),
-        checkers.resurrections(ops, final),
+        checkers.resurrections(ops, final, schedule.steps),
         checkers.read_your_writes(ops, private, schedule.steps),
         checkers.convergence(converged, cfg.converge_bound),
         checkers.ownership(

@@ -404,9 +404,11 @@ class KVStorage:
         """These tombstones leave this copy as purged: the watermark and the purge
         log take them in (before they are removed)."""
         self.watermark(part)  # the log starts from the watermark this process found
+        newest = 0
         for r in tombstones:
             self.purges.purged(part, r.key, r.version)
-            self.raise_watermark(part, r.version.packed)
+            newest = max(newest, r.version.packed)
+        self.raise_watermark(part, newest)  # one meta write, not one per tombstone
 
     def adopt_purges(self, part: int, floor: int, digest: int, watermark: int) -> None:
         """This copy proved equal to a peer's: it takes on the peer's purges."""

@@ -6,7 +6,7 @@ partition) and leaving. The coordinator is the real one; only the transport is f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -109,9 +109,6 @@ class FakeCluster:
                 outcome(reply, None)
 
         self.nursery.start_soon(answer)
-
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self.nursery.start_soon(fn)
 
     def after(self, when: float, fn: Callable[[], None]) -> None:
         async def wait() -> None:
